@@ -1,0 +1,1 @@
+"""The platform kernel every clinical service shares: settings, gRPC server, telemetry, clients."""

@@ -1,0 +1,1 @@
+"""Factories for the Kafka, MongoDB and Vault clients; building one never connects."""

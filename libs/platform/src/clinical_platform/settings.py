@@ -1,0 +1,117 @@
+"""Typed, fail-fast configuration shared by every service.
+
+Connection variables (Kafka, MongoDB, Vault, OpenTelemetry, logging) are unprefixed because every
+service in an environment talks to the same servers. Variables that belong to one service carry
+that service's prefix, e.g. ``ORDERS_GRPC_PORT``. A service declares only its prefix, its default
+port and any extra fields::
+
+    class OrdersSettings(BaseServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="ORDERS_")
+        grpc_port: Port = 50052
+
+Tests build settings with keyword arguments: service fields by name (``grpc_port=0``), shared
+connections by their variable (``VAULT_TOKEN="..."``), exactly as the environment would name them.
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP port; 0 asks the OS for a free one."""
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+VaultAuthMethod = Literal["token", "approle", "kubernetes"]
+
+_SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def _shared(variable: str, default: Any) -> Any:
+    # A validation alias opts a field out of the service's env_prefix, so the variable is shared.
+    return Field(default, validation_alias=variable)
+
+
+class SettingsError(Exception):
+    """Configuration is missing or malformed; the message names each offending variable."""
+
+
+class BaseServiceSettings(BaseSettings):
+    """Settings every service reads: shared connections plus its own gRPC endpoint."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    kafka_bootstrap_servers: str = _shared("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    mongodb_url: str = _shared("MONGODB_URL", "mongodb://127.0.0.1:37017/")
+    vault_addr: str = _shared("VAULT_ADDR", "http://127.0.0.1:18200")
+    vault_auth_method: VaultAuthMethod = _shared("VAULT_AUTH_METHOD", "token")
+    vault_token: SecretStr | None = _shared("VAULT_TOKEN", None)
+    vault_role_id: str | None = _shared("VAULT_ROLE_ID", None)
+    vault_secret_id: SecretStr | None = _shared("VAULT_SECRET_ID", None)
+    vault_k8s_role: str | None = _shared("VAULT_K8S_ROLE", None)
+    vault_k8s_jwt_path: Path = _shared("VAULT_K8S_JWT_PATH", _SERVICE_ACCOUNT_TOKEN)
+    otel_exporter_otlp_endpoint: str | None = _shared("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    log_level: LogLevel = _shared("LOG_LEVEL", "INFO")
+
+    # Loopback unless told otherwise: a misconfigured pod must not expose clinical data.
+    grpc_host: str = "127.0.0.1"
+    grpc_port: Port
+    grpc_reflection: bool = False
+    grpc_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _accept_lower_case_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def variable_for(cls, field_or_alias: str) -> str:
+        """Return the environment variable that feeds a field, given its name or alias."""
+        field = cls.model_fields.get(field_or_alias)
+        if field is None:  # not a field name, so already a shared variable's alias
+            return field_or_alias.upper()
+        if isinstance(field.validation_alias, str):
+            return field.validation_alias
+        prefix = cls.model_config.get("env_prefix") or ""
+        return f"{prefix}{field_or_alias}".upper()
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
+
+
+def load_settings(settings_cls: type[SettingsT], **values: Any) -> SettingsT:
+    """Read settings from the environment (keyword values win) or raise `SettingsError`.
+
+    The error message is one line naming every bad variable, e.g.
+    ``ORDERS_GRPC_PORT: Input should be a valid integer, unable to parse string as an integer``.
+    """
+    try:
+        return settings_cls(**values)
+    except ValidationError as invalid:
+        problems = [
+            f"{_variable_at(settings_cls, error['loc'])}: {error['msg']}"
+            for error in invalid.errors(include_url=False, include_input=False)
+        ]
+        raise SettingsError("; ".join(problems)) from None
+
+
+def load_settings_or_exit(settings_cls: type[SettingsT]) -> SettingsT:
+    """Load settings for a process entrypoint; on error print one line to stderr and exit 2."""
+    try:
+        return load_settings(settings_cls)
+    except SettingsError as error:
+        _exit_with_usage_error(f"invalid settings: {error}")
+
+
+def _variable_at(settings_cls: type[BaseServiceSettings], loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "settings"
+    return settings_cls.variable_for(str(loc[0]))
+
+
+def _exit_with_usage_error(message: str) -> NoReturn:
+    # Exit status 2 is the conventional "bad usage/configuration": orchestrators should not retry.
+    print(message, file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,1 @@
+"""Delivery channels (webhooks) and the MongoDB store of subscriptions and attempts."""

@@ -1,0 +1,1 @@
+"""Subscriptions and notifications: who hears about which clinical events, and how. No I/O here."""

@@ -1,0 +1,1 @@
+"""The notify gRPC servicer and the Kafka consumers that trigger notifications."""

@@ -1,0 +1,1 @@
+"""The orders gRPC servicer and the Kafka projections that feed its read models."""

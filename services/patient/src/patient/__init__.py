@@ -1,0 +1,1 @@
+"""The patient service of the clinical record platform."""

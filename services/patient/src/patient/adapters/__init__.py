@@ -1,0 +1,1 @@
+"""Kafka event store, MongoDB read models and Vault Transit encryption for patient data."""

@@ -1,0 +1,1 @@
+"""The results service of the clinical record platform."""

@@ -1,0 +1,1 @@
+"""Kafka event store and MongoDB read models for results."""

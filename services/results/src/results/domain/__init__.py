@@ -1,0 +1,1 @@
+"""The Result aggregate and its rules: posting and amending results against orders. No I/O here."""

@@ -1,0 +1,97 @@
+"""Command line: python3 -m localinfra {install,up,down,status,env,tools} [server ...]."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from . import openbao, tools
+from .builds import BuildError
+from .config import ConfigError, InfraConfig
+from .prereqs import MissingPrerequisiteError, require
+from .processes import StartupError
+from .servers import SERVERS, Server
+
+
+def _selected(names: list[str]) -> list[Server]:
+    unknown = set(names) - {s.name for s in SERVERS}
+    if unknown:
+        raise ConfigError(
+            f"unknown server(s) {sorted(unknown)}; choose from kafka, ferretdb, openbao"
+        )
+    return [s for s in SERVERS if not names or s.name in names]
+
+
+def _install(config: InfraConfig, servers: list[Server]) -> None:
+    require("java")  # checked first: without it nothing can run, whatever is cached
+    for server in servers:
+        server.install(config)
+
+
+def _up(config: InfraConfig, servers: list[Server]) -> None:
+    _install(config, servers)
+    for server in servers:
+        started = server.start(config)
+        state = "started" if started else "already running"
+        print(f"{server.name:9} {state:16} {server.address(config)}")
+
+
+def _down(config: InfraConfig, servers: list[Server]) -> None:
+    for server in reversed(servers):
+        stopped = server.process(config).stop()
+        print(f"{server.name:9} {'stopped' if stopped else 'not running'}")
+
+
+def _status(config: InfraConfig, servers: list[Server]) -> int:
+    all_running = True
+    for server in servers:
+        pid = server.process(config).pid()
+        all_running &= pid is not None
+        state = f"running (pid {pid})" if pid else "stopped"
+        print(f"{server.name:9} {state:22} {server.address(config)}")
+    return 0 if all_running else 3
+
+
+def _env(config: InfraConfig) -> None:
+    variables = {
+        "KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap_servers,
+        "MONGODB_URL": config.mongodb_url,
+        "VAULT_ADDR": config.vault_addr,
+        "VAULT_TOKEN": openbao.root_token(config) or "",
+    }
+    for name, value in variables.items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="localinfra", description=__doc__)
+    parser.add_argument("command", choices=["install", "up", "down", "status", "env", "tools"])
+    parser.add_argument("names", nargs="*", help="servers (or tools) to act on; default all")
+    args = parser.parse_args(argv)
+    try:
+        config = InfraConfig.from_env()
+        if args.command == "tools":
+            print(tools.install(config, args.names))
+            return 0
+        servers = _selected(args.names)
+        if args.command == "install":
+            _install(config, servers)
+        elif args.command == "up":
+            _up(config, servers)
+        elif args.command == "down":
+            _down(config, servers)
+        elif args.command == "status":
+            return _status(config, servers)
+        else:
+            _env(config)
+    except (MissingPrerequisiteError, ConfigError, BuildError, StartupError) as error:
+        print(f"localinfra: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

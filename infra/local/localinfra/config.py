@@ -1,0 +1,72 @@
+"""Where things live and which ports they use; every value can be overridden by an env var."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+HOST = "127.0.0.1"
+
+
+class ConfigError(Exception):
+    """A setting has a value we cannot use."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    """The local servers' layout. Ports default to values that avoid the standard ones."""
+
+    data_dir: Path
+    cache_dir: Path
+    kafka_port: int
+    kafka_controller_port: int
+    mongo_port: int
+    vault_port: int
+    kafka_heap: str
+    start_timeout: float
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> InfraConfig:
+        xdg_cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return cls(
+            data_dir=Path(environ.get("CLINICAL_INFRA_DIR") or REPO_ROOT / ".infra").resolve(),
+            cache_dir=Path(
+                environ.get("CLINICAL_CACHE_DIR") or Path(xdg_cache) / "clinical-platform"
+            ).resolve(),
+            kafka_port=_int(environ, "CLINICAL_KAFKA_PORT", 19092),
+            kafka_controller_port=_int(environ, "CLINICAL_KAFKA_CONTROLLER_PORT", 19093),
+            mongo_port=_int(environ, "CLINICAL_MONGO_PORT", 37017),
+            vault_port=_int(environ, "CLINICAL_VAULT_PORT", 18200),
+            kafka_heap=environ.get("CLINICAL_KAFKA_HEAP") or "768m",
+            start_timeout=float(_int(environ, "CLINICAL_INFRA_START_TIMEOUT", 120)),
+        )
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return f"{HOST}:{self.kafka_port}"
+
+    @property
+    def mongodb_url(self) -> str:
+        return f"mongodb://{HOST}:{self.mongo_port}/"
+
+    @property
+    def vault_addr(self) -> str:
+        return f"http://{HOST}:{self.vault_port}"
+
+    def server_dir(self, name: str) -> Path:
+        path = self.data_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,42 @@
+"""FerretDB 1.24 on SQLite: the MongoDB wire protocol for the read models."""
+
+from __future__ import annotations
+
+import os
+
+from . import builds
+from .config import HOST, InfraConfig
+from .processes import ManagedProcess, port_open, require_free_port
+
+NAME = "ferretdb"
+
+
+def process(config: InfraConfig) -> ManagedProcess:
+    return ManagedProcess(NAME, config.server_dir(NAME), marker=str(config.server_dir(NAME)))
+
+
+def install(config: InfraConfig) -> None:
+    builds.go_binary(config, NAME)
+
+
+def start(config: InfraConfig) -> bool:
+    """Start FerretDB unless it runs. True if started."""
+    proc = process(config)
+    ready = lambda: port_open(HOST, config.mongo_port)  # noqa: E731
+    if proc.pid() is not None:
+        proc.wait_until(ready, config.start_timeout, "accepting connections")
+        return False
+    require_free_port(HOST, config.mongo_port, "CLINICAL_MONGO_PORT")
+    binary = builds.go_binary(config, NAME)
+    state = config.server_dir(NAME)
+    data = state / "data"
+    data.mkdir(exist_ok=True)
+    argv = [
+        str(binary),
+        f"-listen-addr={HOST}:{config.mongo_port}",
+        # FerretDB wants a directory URL with a trailing slash: one SQLite file per database.
+        f"-sqlite-url=file:{data}/",
+    ]
+    proc.start(argv, os.environ, cwd=state)
+    proc.wait_until(ready, config.start_timeout, "accepting connections")
+    return True

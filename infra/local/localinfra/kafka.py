@@ -1,0 +1,139 @@
+"""Apache Kafka 4.x in KRaft mode: one node that is both broker and controller."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import struct
+import subprocess
+import uuid
+from pathlib import Path
+
+from . import builds
+from .config import HOST, InfraConfig
+from .prereqs import require
+from .processes import ManagedProcess, require_free_port
+
+NAME = "kafka"
+
+
+def process(config: InfraConfig) -> ManagedProcess:
+    return ManagedProcess(NAME, config.server_dir(NAME), marker=str(config.server_dir(NAME)))
+
+
+def _properties(config: InfraConfig, log_dir: Path) -> str:
+    listeners = (
+        f"PLAINTEXT://{HOST}:{config.kafka_port},CONTROLLER://{HOST}:{config.kafka_controller_port}"
+    )
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{HOST}:{config.kafka_controller_port}",
+            f"listeners={listeners}",
+            f"advertised.listeners=PLAINTEXT://{HOST}:{config.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={log_dir}",
+            # One node: internal topics cannot have more than one replica.
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            # Topics are created on purpose, with explicit configs, by the services.
+            "auto.create.topics.enable=false",
+            "unclean.leader.election.enable=false",
+            "",
+        ]
+    )
+
+
+def _java_argv(config: InfraConfig, libs: Path, main_class: str, *args: str) -> list[str]:
+    return [
+        require("java"),
+        "-Xms256m",
+        f"-Xmx{config.kafka_heap}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={builds.RECIPES / 'kafka' / 'log4j2.properties'}",
+        "-cp",
+        f"{libs}/*",
+        main_class,
+        *args,
+    ]
+
+
+def install(config: InfraConfig) -> Path:
+    return builds.kafka_libs(config)
+
+
+def start(config: InfraConfig) -> bool:
+    """Start the broker unless it runs; format its storage the first time. True if started."""
+    proc = process(config)
+    if proc.pid() is not None:
+        proc.wait_until(lambda: api_versions_ok(config.kafka_port), config.start_timeout, "ready")
+        return False
+    require_free_port(HOST, config.kafka_port, "CLINICAL_KAFKA_PORT")
+    require_free_port(HOST, config.kafka_controller_port, "CLINICAL_KAFKA_CONTROLLER_PORT")
+    libs = install(config)
+    state = config.server_dir(NAME)
+    log_dir = state / "data"
+    properties = state / "server.properties"
+    properties.write_text(_properties(config, log_dir))
+    if not (log_dir / "meta.properties").exists():
+        cluster_id = _cluster_id(state)
+        _run_storage_format(config, libs, properties, cluster_id)
+    proc.start(_java_argv(config, libs, "kafka.Kafka", str(properties)), os.environ, cwd=state)
+    proc.wait_until(lambda: api_versions_ok(config.kafka_port), config.start_timeout, "ready")
+    return True
+
+
+def _cluster_id(state: Path) -> str:
+    path = state / "cluster-id"
+    if not path.exists():
+        # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
+        raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        path.write_text(raw + "\n")
+    return path.read_text().strip()
+
+
+def _run_storage_format(config: InfraConfig, libs: Path, properties: Path, cluster_id: str) -> None:
+    argv = _java_argv(
+        config, libs, "kafka.tools.StorageTool", "format", "--ignore-formatted",
+        "-t", cluster_id, "-c", str(properties),
+    )  # fmt: skip
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise builds.BuildError(f"kafka storage format failed: {completed.stdout[-2000:]}")
+
+
+def api_versions_ok(port: int) -> bool:
+    """True when a Kafka broker answers an ApiVersions request at 127.0.0.1:port."""
+    client_id = b"localinfra"
+    # ApiVersions v0: api_key=18, api_version=0, correlation_id, client_id (int16-length string).
+    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    try:
+        with socket.create_connection((HOST, port), timeout=1.0) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = _recv_exactly(sock, 10)
+    except OSError:
+        return False
+    if header is None:
+        return False
+    _size, correlation_id, error_code = struct.unpack(">iih", header)
+    return bool(correlation_id == 7 and error_code == 0)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
+    chunks = b""
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            return None
+        chunks += chunk
+    return chunks

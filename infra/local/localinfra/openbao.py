@@ -1,0 +1,129 @@
+"""OpenBao (the Vault API) with the Transit engine, initialised and unsealed by us.
+
+OpenBao's dev mode keeps everything in memory, so a restart would lose every Transit key and
+with it every encrypted record: a local crypto-shredding of all data. We run the same binary
+as a real server on file storage instead, with one unseal key kept next to the data (mode 0600,
+for this machine only), so keys survive restarts like Kafka's and FerretDB's data does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from . import builds
+from .config import HOST, InfraConfig
+from .processes import ManagedProcess, StartupError, require_free_port
+
+NAME = "openbao"
+
+
+def process(config: InfraConfig) -> ManagedProcess:
+    return ManagedProcess(NAME, config.server_dir(NAME), marker=str(config.server_dir(NAME)))
+
+
+def install(config: InfraConfig) -> None:
+    builds.go_binary(config, NAME)
+
+
+def root_token(config: InfraConfig) -> str | None:
+    """The root token written at initialisation, or None before the first start."""
+    init = config.server_dir(NAME) / "init.json"
+    if not init.exists():
+        return None
+    return str(json.loads(init.read_text())["root_token"])
+
+
+def start(config: InfraConfig) -> bool:
+    """Start, initialise (first time), unseal and configure OpenBao. True if started."""
+    proc = process(config)
+    started = False
+    if proc.pid() is None:
+        require_free_port(HOST, config.vault_port, "CLINICAL_VAULT_PORT")
+        binary = builds.go_binary(config, NAME)
+        state = config.server_dir(NAME)
+        hcl = state / "server.hcl"
+        hcl.write_text(_server_config(config, state / "data"))
+        env = dict(os.environ)
+        # Keep OpenBao away from the user's own token helper and ~/.vault-token.
+        env.pop("VAULT_TOKEN", None)
+        env.pop("BAO_TOKEN", None)
+        proc.start([str(binary), "server", f"-config={hcl}"], env, cwd=state)
+        started = True
+    proc.wait_until(lambda: _api(config, "GET", "sys/seal-status") is not None,
+                    config.start_timeout, "answering")  # fmt: skip
+    _initialise_and_unseal(config)
+    proc.wait_until(lambda: _active(config), config.start_timeout, "unsealed and active")
+    _enable_transit(config)
+    return started
+
+
+def _server_config(config: InfraConfig, data: Path) -> str:
+    return (
+        f'storage "file" {{\n  path = "{data}"\n}}\n'
+        f'listener "tcp" {{\n  address = "{HOST}:{config.vault_port}"\n  tls_disable = true\n}}\n'
+        f'api_addr = "{config.vault_addr}"\n'
+        # Local development only: mlock needs privileges a developer's machine may not grant.
+        "disable_mlock = true\n"
+        "ui = false\n"
+    )
+
+
+def _initialise_and_unseal(config: InfraConfig) -> None:
+    init_file = config.server_dir(NAME) / "init.json"
+    status = _api(config, "GET", "sys/seal-status") or {}
+    if not status.get("initialized"):
+        if init_file.exists():
+            raise StartupError(
+                f"OpenBao storage is empty but {init_file} exists; "
+                "reset with: make infra-down && rm -rf .infra/openbao"
+            )
+        result = _api(config, "PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+        if result is None:
+            raise StartupError("OpenBao refused to initialise")
+        init_file.touch(mode=0o600)
+        init_file.write_text(json.dumps(result))
+        status = _api(config, "GET", "sys/seal-status") or {}
+    if status.get("sealed"):
+        key = json.loads(init_file.read_text())["keys"][0]
+        _api(config, "PUT", "sys/unseal", {"key": key})
+
+
+def _active(config: InfraConfig) -> bool:
+    health = _api(config, "GET", "sys/health")
+    return bool(health and not health.get("sealed") and not health.get("standby"))
+
+
+def _enable_transit(config: InfraConfig) -> None:
+    mounts = _api(config, "GET", "sys/mounts", token=True) or {}
+    if "transit/" not in mounts.get("data", mounts):
+        _api(config, "POST", "sys/mounts/transit", {"type": "transit"}, token=True)
+
+
+def _api(
+    config: InfraConfig,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    token: bool = False,
+) -> dict[str, Any] | None:
+    """Call the OpenBao HTTP API; None when it is not reachable or answers with an error."""
+    request = urllib.request.Request(  # noqa: S310 - always our own http://127.0.0.1 server
+        f"{config.vault_addr}/v1/{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    if token:
+        request.add_header("X-Vault-Token", root_token(config) or "")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            payload = response.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    return json.loads(payload) if payload else {}

@@ -1,0 +1,110 @@
+"""`make run`: the local servers plus every service in the foreground, with prefixed logs.
+
+Ctrl-C (or SIGTERM) stops the services gracefully, then the servers this run started.
+Servers that were already running (say from `make infra-up`) are left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"gateway": 50050, "patient": 50051, "orders": 50052, "results": 50053, "notify": 50054}
+GRACE_SECONDS = 15
+
+
+def _localinfra(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "infra" / "local")}
+    return subprocess.run(
+        [sys.executable, "-m", "localinfra", *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def _exports() -> dict[str, str]:
+    lines = _localinfra("env").stdout.splitlines()
+    pairs = (line.removeprefix("export ").split("=", 1) for line in lines if line)
+    return {name: value.strip("'") for name, value in pairs}
+
+
+async def _relay(name: str, stream: asyncio.StreamReader) -> None:
+    width = max(map(len, SERVICES))
+    while line := await stream.readline():
+        sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+async def _run_services(env: dict[str, str]) -> int:
+    processes: dict[str, asyncio.subprocess.Process] = {}
+    relays = []
+    for name, port in SERVICES.items():
+        service_env = {
+            **env,
+            f"{name.upper()}_GRPC_PORT": str(port),
+            # Reflection on for local exploration with grpcurl; it is off by default.
+            f"{name.upper()}_GRPC_REFLECTION": "true",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", name, env=service_env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        processes[name] = process
+        if process.stdout is not None:  # always, with stdout=PIPE; this tells the type checker
+            relays.append(asyncio.create_task(_relay(name, process.stdout)))
+
+    print("\nservices (gRPC, plaintext, 127.0.0.1 only):")
+    for name, port in SERVICES.items():
+        print(f"  {name:<8} 127.0.0.1:{port}")
+    print("press Ctrl-C to stop everything\n", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    exits = [asyncio.create_task(p.wait()) for p in processes.values()]
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
+    crashed = [n for n, p in processes.items() if p.returncode is not None]
+    if crashed:
+        print(f"\nstopping: {', '.join(crashed)} exited", flush=True)
+
+    for process in processes.values():
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.gather(*exits), GRACE_SECONDS + 5)
+    except TimeoutError:
+        for process in processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+    await asyncio.gather(*relays, return_exceptions=True)
+    stopper.cancel()
+    return 1 if crashed else 0
+
+
+def main() -> int:
+    print("starting the local servers (the first run downloads and builds them) ...", flush=True)
+    up = _localinfra("up")
+    sys.stdout.write(up.stdout)
+    if up.returncode != 0:
+        sys.stderr.write(up.stderr)
+        return up.returncode
+    started = [line.split()[0] for line in up.stdout.splitlines() if " started " in f"{line} "]
+    env = {**os.environ, **_exports()}
+    try:
+        status = asyncio.run(_run_services(env))
+    finally:
+        if started:
+            print(f"stopping the servers this run started: {', '.join(started)}", flush=True)
+            sys.stdout.write(_localinfra("down", *started).stdout)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

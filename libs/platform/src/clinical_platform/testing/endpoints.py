@@ -1,0 +1,34 @@
+"""Where the real servers for a test session are, and how they were found."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerEndpoints:
+    """Addresses (and the Vault token) of the three servers a test session talks to."""
+
+    kafka_bootstrap_servers: str
+    mongodb_url: str
+    vault_addr: str
+    vault_token: str
+
+    def as_env(self) -> dict[str, str]:
+        """The environment variables every service and the settings base read."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "MONGODB_URL": self.mongodb_url,
+            "VAULT_ADDR": self.vault_addr,
+            "VAULT_TOKEN": self.vault_token,
+        }
+
+
+def endpoints_from_env(environ: Mapping[str, str] = os.environ) -> ServerEndpoints | None:
+    """Existing servers named by env vars win over anything we would start ourselves."""
+    names = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
+    if not all(environ.get(name) for name in names):
+        return None
+    return ServerEndpoints(*(environ[name] for name in names))

@@ -1,0 +1,57 @@
+"""The project's own native servers (infra/local), started through the localinfra command."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from clinical_platform.testing.endpoints import ServerEndpoints
+
+
+class NativeServers:
+    """Runs ``python3 -m localinfra`` from a checkout; stops at the end only what it started."""
+
+    def __init__(self, repo_root: Path, environ: dict[str, str] | None = None) -> None:
+        self._repo_root = repo_root
+        self._env = dict(os.environ if environ is None else environ)
+        self._env["PYTHONPATH"] = str(repo_root / "infra" / "local")
+        self._started_here: list[str] = []
+
+    def _localinfra(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # Our own interpreter running our own module with fixed arguments.
+        completed = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "localinfra", *args],
+            cwd=self._repo_root,
+            env=self._env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and completed.returncode != 0:
+            raise RuntimeError(f"localinfra {' '.join(args)} failed:\n{completed.stderr}")
+        return completed
+
+    def start(self) -> ServerEndpoints:
+        """Bring the servers up (a no-op for those already running) and return their endpoints."""
+        output = self._localinfra("up").stdout
+        self._started_here = [
+            line.split()[0] for line in output.splitlines() if " started " in f"{line} "
+        ]
+        exports = self._localinfra("env").stdout
+        env = dict(
+            line.removeprefix("export ").split("=", 1) for line in exports.splitlines() if line
+        )
+        return ServerEndpoints(
+            kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+            mongodb_url=env["MONGODB_URL"],
+            vault_addr=env["VAULT_ADDR"],
+            vault_token=shlex.split(env["VAULT_TOKEN"])[0],
+        )
+
+    def stop(self) -> None:
+        """Stop the servers this session started; leave ones a developer started alone."""
+        if self._started_here:
+            self._localinfra("down", *self._started_here, check=False)

@@ -1,0 +1,114 @@
+"""pytest fixtures: the session's real servers, and isolated topics, databases and keys per test.
+
+Which servers (documented in the README, "Tests"):
+1. env vars KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, VAULT_ADDR and VAULT_TOKEN, all set: use those;
+2. else, when a Docker engine answers: testcontainers;
+3. else: the project's native servers from infra/local, started if they are not running and
+   stopped at the end if this session started them (CLINICAL_KEEP_INFRA=1 keeps them).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical_platform.testing.containers import ContainerServers, docker_engine_answers
+from clinical_platform.testing.endpoints import ServerEndpoints, endpoints_from_env
+from clinical_platform.testing.native import NativeServers
+
+TopicFactory = Callable[..., Awaitable[str]]
+TransitKeyFactory = Callable[..., str]
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other test (or earlier run) uses: prefix plus 12 random hex digits."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def servers(pytestconfig: pytest.Config) -> Iterator[ServerEndpoints]:
+    """The real Kafka, MongoDB-protocol and Vault-API servers for this test session."""
+    existing = endpoints_from_env()
+    if existing is not None:
+        yield existing
+        return
+    runner: ContainerServers | NativeServers
+    if docker_engine_answers():
+        runner = ContainerServers()
+    else:
+        runner = NativeServers(Path(pytestconfig.rootpath))
+    try:
+        yield runner.start()
+    finally:
+        if not os.environ.get("CLINICAL_KEEP_INFRA"):
+            runner.stop()
+
+
+@pytest.fixture
+async def kafka_topic(servers: ServerEndpoints) -> AsyncIterator[TopicFactory]:
+    """Create topics only this test uses; ``await kafka_topic(partitions=3, **configs)``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    await admin.start()
+    created: list[str] = []
+
+    async def create(prefix: str = "test.", partitions: int = 1, **configs: Any) -> str:
+        name = unique_name(prefix)
+        topic_configs = {key.replace("_", "."): str(value) for key, value in configs.items()}
+        await admin.create_topics(
+            [NewTopic(name, partitions, replication_factor=1, topic_configs=topic_configs)]
+        )
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        if created:
+            await admin.delete_topics(created)
+        await admin.close()
+
+
+@pytest.fixture
+async def mongo_database(servers: ServerEndpoints) -> AsyncIterator[AsyncDatabase[Any]]:
+    """A database only this test uses, dropped afterwards."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(servers.mongodb_url, tz_aware=True)
+    name = unique_name("test_")
+    try:
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.fixture
+def vault(servers: ServerEndpoints) -> hvac.Client:
+    """An hvac client authenticated against the session's Vault-API server."""
+    return hvac.Client(url=servers.vault_addr, token=servers.vault_token)
+
+
+@pytest.fixture
+def transit_key(vault: hvac.Client) -> Iterator[TransitKeyFactory]:
+    """Create Transit keys only this test uses; ``transit_key(key_type="ed25519")``."""
+    created: list[str] = []
+
+    def create(key_type: str = "aes256-gcm96", **options: Any) -> str:
+        name = unique_name("test-")
+        vault.secrets.transit.create_key(name=name, key_type=key_type, **options)
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        for name in created:
+            vault.secrets.transit.update_key_configuration(name=name, deletion_allowed=True)
+            vault.secrets.transit.delete_key(name=name)

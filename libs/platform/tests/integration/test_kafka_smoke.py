@@ -1,0 +1,47 @@
+"""The real Kafka broker accepts idempotent, fully acknowledged writes and manual commits."""
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.testing.plugin import TopicFactory, unique_name
+
+pytestmark = pytest.mark.integration
+
+
+async def test_idempotent_producer_writes_are_read_back_in_order(
+    servers: ServerEndpoints, kafka_topic: TopicFactory
+) -> None:
+    topic = await kafka_topic(partitions=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        for number in range(50):
+            await producer.send_and_wait(topic, key=b"aggregate-1", value=str(number).encode())
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=servers.kafka_bootstrap_servers,
+        group_id=unique_name("smoke-"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        values: list[bytes] = []
+        while len(values) < 50:
+            batch = await consumer.getmany(timeout_ms=5000)
+            assert batch, "the broker stopped delivering before all 50 records arrived"
+            values += [record.value for records in batch.values() for record in records]
+        await consumer.commit()
+        committed = await consumer.committed(TopicPartition(topic, 0))
+    finally:
+        await consumer.stop()
+
+    assert values == [str(number).encode() for number in range(50)]
+    assert committed == 50

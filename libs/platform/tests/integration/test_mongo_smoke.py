@@ -1,0 +1,30 @@
+"""The MongoDB-protocol server (FerretDB) works with pymongo's AsyncMongoClient."""
+
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+pytestmark = pytest.mark.integration
+
+
+async def test_insert_query_and_unique_index(mongo_database: AsyncDatabase[Any]) -> None:
+    orders = mongo_database["orders"]
+    await orders.create_index([("order_id", ASCENDING)], unique=True)
+    await orders.insert_many(
+        [
+            {"order_id": "o-1", "patient_id": "p-1", "status": "signed"},
+            {"order_id": "o-2", "patient_id": "p-1", "status": "draft"},
+            {"order_id": "o-3", "patient_id": "p-2", "status": "signed"},
+        ]
+    )
+
+    signed = await orders.find({"status": "signed"}).sort("order_id", ASCENDING).to_list()
+    index_names = [index["name"] async for index in await orders.list_indexes()]
+
+    assert [doc["order_id"] for doc in signed] == ["o-1", "o-3"]
+    assert "order_id_1" in index_names
+    with pytest.raises(DuplicateKeyError):
+        await orders.insert_one({"order_id": "o-1", "patient_id": "p-9"})

@@ -1,0 +1,188 @@
+"""`make infra-*` against an isolated set of servers (own data folder, own free ports).
+
+The session's shared servers are left alone; the download and build cache is shared, so
+nothing is rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class IsolatedInfra:
+    def __init__(self, data_dir: Path) -> None:
+        self.env = dict(os.environ)
+        for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN"):
+            self.env.pop(name, None)
+        self.env.update(
+            CLINICAL_INFRA_DIR=str(data_dir),
+            CLINICAL_KAFKA_PORT=str(_free_port()),
+            CLINICAL_KAFKA_CONTROLLER_PORT=str(_free_port()),
+            CLINICAL_MONGO_PORT=str(_free_port()),
+            CLINICAL_VAULT_PORT=str(_free_port()),
+            PYTHONPATH=str(REPO_ROOT / "infra" / "local"),
+        )
+        self.data_dir = data_dir
+
+    def make(self, *targets: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-s", *targets], cwd=REPO_ROOT, env=self.env,
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+
+    def pid(self, server: str) -> int:
+        return int((self.data_dir / server / f"{server}.pid").read_text())
+
+
+@pytest.fixture(scope="module")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedInfra]:
+    isolated = IsolatedInfra(tmp_path_factory.mktemp("infra"))
+    first = isolated.make("infra-up")
+    assert first.returncode == 0, first.stderr
+    try:
+        yield isolated
+    finally:
+        isolated.make("infra-down")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_second_infra_up_is_a_no_op(infra: IsolatedInfra) -> None:
+    pids = {server: infra.pid(server) for server in ("kafka", "ferretdb", "openbao")}
+
+    again = infra.make("infra-up")
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already running") == 3
+    assert {server: infra.pid(server) for server in pids} == pids
+
+
+def test_infra_env_exports_work_for_plain_client_scripts(infra: IsolatedInfra) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, base64, os
+        import hvac
+        from aiokafka.admin import AIOKafkaAdminClient
+        from pymongo import AsyncMongoClient
+
+        async def main():
+            admin = AIOKafkaAdminClient(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+            await admin.start()
+            await admin.list_topics()
+            await admin.close()
+            mongo = AsyncMongoClient(os.environ["MONGODB_URL"])
+            await mongo.plain.things.insert_one({"ok": 1})
+            assert await mongo.plain.things.count_documents({}) == 1
+            await mongo.close()
+            vault = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"])
+            vault.secrets.transit.create_key(name="plain-script")
+            secret = base64.b64encode(b"hello").decode()
+            sealed = vault.secrets.transit.encrypt_data(name="plain-script", plaintext=secret)
+            opened = vault.secrets.transit.decrypt_data(
+                name="plain-script", ciphertext=sealed["data"]["ciphertext"])
+            assert opened["data"]["plaintext"] == secret
+            print("plain clients ok")
+
+        asyncio.run(main())
+        """
+    )
+    completed = subprocess.run(
+        ["bash", "-c", f'eval "$(make -s infra-env)" && {sys.executable} -c "$SCRIPT"'],
+        cwd=REPO_ROOT, env={**infra.env, "SCRIPT": script},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+    assert completed.returncode == 0, completed.stderr
+    assert "plain clients ok" in completed.stdout
+
+
+def test_killed_kafka_comes_back_with_its_data(infra: IsolatedInfra) -> None:
+    bootstrap = f"127.0.0.1:{infra.env['CLINICAL_KAFKA_PORT']}"
+    asyncio.run(_produce(bootstrap, "survivor", b"still here"))
+
+    os.kill(infra.pid("kafka"), signal.SIGKILL)
+    restarted = infra.make("infra-up")
+
+    assert restarted.returncode == 0, restarted.stderr
+    assert "kafka     started" in restarted.stdout
+    assert asyncio.run(_consume_one(bootstrap, "survivor")) == b"still here"
+
+
+def test_missing_java_fails_with_one_line_naming_java(infra: IsolatedInfra) -> None:
+    no_java = {**infra.env, "PATH": str(Path(sys.executable).parent) + ":/usr/bin/nonexistent"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "localinfra", "up"], cwd=REPO_ROOT, env=no_java,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert completed.returncode == 1
+    assert completed.stderr.count("\n") == 1
+    assert "java" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_infra_down_leaves_none_of_our_processes_running(infra: IsolatedInfra) -> None:
+    pids = [infra.pid(server) for server in ("kafka", "ferretdb", "openbao")]
+
+    down = infra.make("infra-down")
+    status = infra.make("infra-status")
+
+    assert down.returncode == 0, down.stderr
+    assert not [pid for pid in pids if _alive(pid)]
+    assert status.returncode != 0
+    assert status.stdout.count("stopped") == 3
+
+
+async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    await producer.send_and_wait(topic, value)
+    await producer.stop()
+
+
+async def _consume_one(bootstrap: str, topic: str) -> bytes | None:
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        record = await asyncio.wait_for(consumer.getone(), timeout=60)
+        value: bytes | None = record.value
+        return value
+    finally:
+        await consumer.stop()

@@ -1,0 +1,99 @@
+# The table of contents of the project: `make help` lists every target with one line each.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+CACHE_DIR := $(or $(CLINICAL_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/clinical-platform)
+UV_VERSION := 0.13.8
+UV := $(CACHE_DIR)/uv-$(UV_VERSION)/bin/uv
+TOOLS_BIN := $(CACHE_DIR)/bin
+LOCALINFRA := PYTHONPATH=infra/local python3 -m localinfra
+# mypy runs once per folder: every service has tests/unit/test_process.py, and one run would see
+# those as the same module.
+MYPY_TARGETS := libs/platform libs/protos/generate.py libs/protos/tests infra/local tests conftest.py \
+	$(wildcard services/*) $(wildcard bench/*.py)
+# The interpreter comes from the machine (.python-version pins 3.11); uv never downloads one.
+export UV_PYTHON_DOWNLOADS := never
+export PATH := $(TOOLS_BIN):$(PATH)
+
+.PHONY: help
+help: ## Show this list
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "installing uv $(UV_VERSION) into $(CACHE_DIR)"
+	@python3 -m venv "$(CACHE_DIR)/uv-$(UV_VERSION)"
+	@"$(CACHE_DIR)/uv-$(UV_VERSION)/bin/pip" install --quiet "uv==$(UV_VERSION)"
+
+.PHONY: venv
+venv: $(UV) ## Install the Python workspace (.venv) from uv.lock
+	@$(UV) sync --all-packages --locked --quiet
+
+.PHONY: run
+run: venv ## Run the local servers and every service in the foreground (Ctrl-C stops all)
+	@$(UV) run --no-sync python infra/local/run_platform.py
+
+.PHONY: test
+test: venv infra-install ## Run the whole test suite (starts the local servers when needed)
+	@$(UV) run --no-sync pytest
+
+.PHONY: test-unit
+test-unit: venv ## Run the fast unit tests only (no servers)
+	@$(UV) run --no-sync pytest -m unit
+
+.PHONY: test-integration
+test-integration: venv infra-install ## Run the tests against the real servers
+	@$(UV) run --no-sync pytest -m "integration or e2e"
+
+.PHONY: lint
+lint: venv ## ruff (lint + format check) and mypy --strict on our code
+	@$(UV) run --no-sync ruff check .
+	@$(UV) run --no-sync ruff format --check .
+	@for target in $(MYPY_TARGETS); do $(UV) run --no-sync mypy "$$target"; done
+
+.PHONY: proto
+proto: venv ## Regenerate the Python stubs in libs/protos from proto/
+	@$(LOCALINFRA) tools buf >/dev/null
+	@cd proto && buf format -w && buf lint
+	@$(UV) run --no-sync python libs/protos/generate.py
+
+.PHONY: proto-check
+proto-check: venv ## Fail on buf lint/format errors, breaking changes or stale stubs
+	@$(LOCALINFRA) tools buf >/dev/null
+	@cd proto && buf lint && buf format --diff --exit-code
+	@if git rev-parse --verify --quiet origin/main >/dev/null; then \
+		cd proto && buf breaking --against '../.git#ref=origin/main,subdir=proto'; fi
+	@$(UV) run --no-sync python libs/protos/generate.py --check
+
+.PHONY: bench
+bench: venv infra-install ## Run the benchmarks (ratios against a baseline measured in the same run)
+	@$(UV) run --no-sync python -m bench
+
+.PHONY: infra-install
+infra-install: ## Download and build the local servers (cached in ~/.cache/clinical-platform)
+	@$(LOCALINFRA) install
+
+.PHONY: infra-up
+infra-up: ## Start Kafka, FerretDB and OpenBao on 127.0.0.1 (a no-op when running)
+	@$(LOCALINFRA) up
+
+.PHONY: infra-down
+infra-down: ## Stop the local servers (their data stays in .infra/)
+	@$(LOCALINFRA) down
+
+.PHONY: infra-status
+infra-status: ## Show whether each local server runs, and where
+	@$(LOCALINFRA) status
+
+.PHONY: infra-env
+infra-env: ## Print export lines for the servers: eval "$(make -s infra-env)"
+	@$(LOCALINFRA) env
+
+.PHONY: infra-reset
+infra-reset: infra-down ## Stop the local servers and delete their data
+	@rm -rf .infra
+
+.PHONY: tools
+tools: venv ## Build and cache buf, helm and tflint (kubernetes-validate comes with the venv)
+	@$(LOCALINFRA) tools >/dev/null

@@ -31,10 +31,12 @@ class Envelope(_message.Message):
       headers  CloudEvents Kafka binding style (the constants live in Python):
         ce_specversion  "1.0"
         ce_id           event_id
-        ce_type         event_type, e.g. "OrderSigned"
+        ce_type         clinical.<aggregate_type lower>.<event_type>.v<schema_version>,
+                        e.g. "clinical.order.OrderSigned.v1"
         ce_source       source, e.g. "//clinical/orders"
         ce_subject      aggregate_id
         ce_time         occurred_at, RFC 3339 in UTC
+        content-type    "application/protobuf"
         traceparent     trace_context.traceparent
         tracestate      trace_context.tracestate, only when non-empty
 

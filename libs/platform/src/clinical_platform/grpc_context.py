@@ -1,0 +1,48 @@
+"""The provenance of an inbound gRPC command, read from the call itself."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import grpc
+
+from clinical_platform.eventlog.context import Actor, CommandContext
+from clinical_platform.eventlog.envelope import current_trace_context
+
+DEFAULT_PURPOSE_OF_USE = "TREAT"
+
+
+def command_context(
+    context: grpc.aio.ServicerContext, *, actor: Actor, request_id: str
+) -> CommandContext:
+    """Provenance for a command: caller address, user agent, workflow ids, purpose, trace.
+
+    Reads metadata ``user-agent``, ``x-correlation-id``, ``x-causation-id`` and
+    ``x-purpose-of-use`` (default ``TREAT``); the trace is the current span's. Values are taken
+    as sent: `validate_envelope` checks them before anything is recorded.
+    """
+    metadata = {key: value for key, value in context.invocation_metadata() or () if key}
+    return CommandContext(
+        actor=actor,
+        request_id=request_id,
+        purpose_of_use=str(metadata.get("x-purpose-of-use", DEFAULT_PURPOSE_OF_USE)),
+        source_ip=peer_ip(context.peer()),
+        user_agent=str(metadata.get("user-agent", "")),
+        correlation_id=str(metadata.get("x-correlation-id", "")),
+        causation_id=str(metadata.get("x-causation-id", "")),
+        trace_context=current_trace_context(),
+    )
+
+
+def peer_ip(peer: str) -> str:
+    """The IP address in a gRPC peer string; empty for other transports (e.g. ``unix:``).
+
+    ``ipv4:127.0.0.1:5555`` gives ``127.0.0.1``; ``ipv6:[::1]:5555`` gives ``::1``. gRPC
+    percent-encodes the brackets of IPv6 peers in some versions (``ipv6:%5B::1%5D:5555``).
+    """
+    transport, _, address = unquote(peer).partition(":")
+    if transport == "ipv4":
+        return address.rpartition(":")[0]
+    if transport == "ipv6":
+        return address.rpartition(":")[0].removeprefix("[").removesuffix("]")
+    return ""

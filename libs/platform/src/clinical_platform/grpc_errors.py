@@ -1,0 +1,89 @@
+"""Event log failures as gRPC statuses, so every servicer answers them the same way.
+
+Status messages name fields, versions and addresses, never request values: they end up in client
+logs, and request values may be patient data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+
+# Neither package marks itself typed (google.rpc ships .pyi files but no py.typed marker).
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status  # type: ignore[import-untyped]
+
+from clinical_platform.eventlog.errors import (
+    ConcurrencyError,
+    EventLogError,
+    EventLogUnavailableError,
+    EventRejectedError,
+    FieldViolation,
+    NotPartitionOwnerError,
+    WriterFencedError,
+)
+
+PARTITION_OWNER_METADATA_KEY = "x-partition-owner"
+"""Trailing metadata naming the replica to retry at, on UNAVAILABLE from a non-owner."""
+
+
+async def abort_for(context: grpc.aio.ServicerContext, error: EventLogError) -> NoReturn:
+    """End the RPC with the status code that `error` maps to.
+
+    Rejected events become INVALID_ARGUMENT with ``google.rpc.BadRequest`` details; a lost race
+    ABORTED (re-read and retry); anything that a retry elsewhere or later may fix UNAVAILABLE.
+    """
+    if isinstance(error, EventRejectedError):
+        await invalid_argument(context, error.violations)
+    code, details, trailing_metadata = _status_of(error)
+    await context.abort(code, details, trailing_metadata=trailing_metadata)
+    # grpc is untyped here, so mypy cannot see that abort() always raises.
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def invalid_argument(
+    context: grpc.aio.ServicerContext, violations: Sequence[FieldViolation]
+) -> NoReturn:
+    """End the RPC with INVALID_ARGUMENT and a ``google.rpc.BadRequest`` of `violations`."""
+    bad_request = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(
+                field=violation.field, description=violation.description
+            )
+            for violation in violations
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(bad_request)
+    fields = ", ".join(violation.field for violation in violations)
+    status = status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT, message=f"invalid fields: {fields}", details=[detail]
+    )
+    await context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _status_of(error: EventLogError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    match error:
+        case ConcurrencyError():
+            return (
+                grpc.StatusCode.ABORTED,
+                f"the aggregate is at version {error.actual_version}, "
+                f"the command expected version {error.expected_version}; re-read and retry",
+                (),
+            )
+        case NotPartitionOwnerError():
+            return (
+                grpc.StatusCode.UNAVAILABLE,
+                f"partition {error.partition} is owned by another replica; retry there",
+                ((PARTITION_OWNER_METADATA_KEY, error.owner_address),),
+            )
+        case WriterFencedError():
+            return grpc.StatusCode.UNAVAILABLE, f"this replica lost partition {error.partition}", ()
+        case EventLogUnavailableError():
+            # The append may or may not have landed: a retry with the same request id is safe.
+            return grpc.StatusCode.UNAVAILABLE, "the event log did not confirm the append", ()
+    return grpc.StatusCode.INTERNAL, "event log failure", ()

@@ -1,0 +1,111 @@
+"""Event log failures reach gRPC clients as the status codes and details the API promises."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.rpc import code_pb2, error_details_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status  # type: ignore[import-untyped]
+
+from clinical_platform.eventlog.errors import (
+    ConcurrencyError,
+    EventLogError,
+    EventLogUnavailableError,
+    EventRejectedError,
+    FieldViolation,
+    NotPartitionOwnerError,
+    WriterFencedError,
+)
+from clinical_platform.grpc_errors import abort_for
+from clinical_platform.grpc_server import GrpcService, start_grpc_server
+
+pytestmark = pytest.mark.unit
+
+SERVICE = "clinical.test.v1.FailingService"
+PATIENT_NAME = "Jane Q. Doe"
+
+# The request body names the failure the servicer runs into.
+FAILURES: dict[str, EventLogError] = {
+    "rejected": EventRejectedError(
+        [
+            FieldViolation("actor.subject", "must not be empty"),
+            FieldViolation("envelope", "is 2048 bytes serialized, over the 1024-byte limit"),
+        ]
+    ),
+    "concurrent": ConcurrencyError("0b6f9a6e-3f0e-4a53-9a50-0d5d4f1f6b1e", 3, 4),
+    "not-owner": NotPartitionOwnerError(7, "10.0.0.12:50052"),
+    "fenced": WriterFencedError(7),
+    "unavailable": EventLogUnavailableError("broker timed out"),
+}
+
+
+async def _fail(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    await abort_for(context, FAILURES[request.decode()])
+
+
+def _register(server: grpc.aio.Server) -> None:
+    handler = grpc.unary_unary_rpc_method_handler(_fail)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"Fail": handler}),)
+    )
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to a real server whose one method aborts with the failure it is asked for."""
+    server = await start_grpc_server(
+        host="127.0.0.1", port=0, services=[GrpcService(SERVICE, _register)]
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as open_channel:
+        yield open_channel
+    await server.stop(grace_seconds=0)
+
+
+async def _failed_call(channel: grpc.aio.Channel, failure: str) -> grpc.aio.UnaryUnaryCall:
+    call = channel.unary_unary(f"/{SERVICE}/Fail")(failure.encode(), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call
+    return call
+
+
+async def test_rejected_event_is_invalid_argument_with_bad_request_field_violations(
+    channel: grpc.aio.Channel,
+) -> None:
+    call = await _failed_call(channel, "rejected")
+
+    status = await rpc_status.aio.from_call(call)
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.code == code_pb2.INVALID_ARGUMENT
+    assert [(v.field, v.description) for v in bad_request.field_violations] == [
+        ("actor.subject", "must not be empty"),
+        ("envelope", "is 2048 bytes serialized, over the 1024-byte limit"),
+    ]
+    assert await call.details() == "invalid fields: actor.subject, envelope"
+
+
+async def test_lost_race_is_aborted_and_names_only_versions(channel: grpc.aio.Channel) -> None:
+    call = await _failed_call(channel, "concurrent")
+
+    assert await call.code() == grpc.StatusCode.ABORTED
+    details = await call.details()
+    assert "version 4" in details
+    assert "version 3" in details
+    assert "0b6f9a6e" not in details
+
+
+async def test_non_owner_is_unavailable_and_points_at_the_owner(channel: grpc.aio.Channel) -> None:
+    call = await _failed_call(channel, "not-owner")
+
+    assert await call.code() == grpc.StatusCode.UNAVAILABLE
+    trailing = await call.trailing_metadata()
+    assert trailing.get("x-partition-owner") == "10.0.0.12:50052"
+
+
+@pytest.mark.parametrize("failure", ["fenced", "unavailable"])
+async def test_writer_failures_are_unavailable(channel: grpc.aio.Channel, failure: str) -> None:
+    call = await _failed_call(channel, failure)
+
+    assert await call.code() == grpc.StatusCode.UNAVAILABLE
+    assert "broker" not in await call.details()

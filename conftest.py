@@ -1,3 +1,3 @@
 """Fixtures shared by every test in the repository (real servers, isolated names)."""
 
-pytest_plugins = ["clinical_platform.testing.plugin"]
+pytest_plugins = ["clinical_platform.testing.plugin", "clinical_platform.testing.eventlog"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,45 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from clinical_platform.testing.isolated import IsolatedInfra
+
 pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class IsolatedInfra:
-    def __init__(self, data_dir: Path) -> None:
-        self.env = dict(os.environ)
-        for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN"):
-            self.env.pop(name, None)
-        self.env.update(
-            CLINICAL_INFRA_DIR=str(data_dir),
-            CLINICAL_KAFKA_PORT=str(_free_port()),
-            CLINICAL_KAFKA_CONTROLLER_PORT=str(_free_port()),
-            CLINICAL_MONGO_PORT=str(_free_port()),
-            CLINICAL_VAULT_PORT=str(_free_port()),
-            PYTHONPATH=str(REPO_ROOT / "infra" / "local"),
-        )
-        self.data_dir = data_dir
-
-    def make(self, *targets: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["make", "-s", *targets], cwd=REPO_ROOT, env=self.env,
-            capture_output=True, text=True, check=False, timeout=600,
-        )  # fmt: skip
-
-    def pid(self, server: str) -> int:
-        return int((self.data_dir / server / f"{server}.pid").read_text())
 
 
 @pytest.fixture(scope="module")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedInfra]:
-    isolated = IsolatedInfra(tmp_path_factory.mktemp("infra"))
+def infra(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IsolatedInfra]:
+    isolated = IsolatedInfra(pytestconfig.rootpath, tmp_path_factory.mktemp("infra"))
     first = isolated.make("infra-up")
     assert first.returncode == 0, first.stderr
     try:
@@ -114,7 +84,7 @@ def test_infra_env_exports_work_for_plain_client_scripts(infra: IsolatedInfra) -
     )
     completed = subprocess.run(
         ["bash", "-c", f'eval "$(make -s infra-env)" && {sys.executable} -c "$SCRIPT"'],
-        cwd=REPO_ROOT, env={**infra.env, "SCRIPT": script},
+        cwd=infra.repo_root, env={**infra.env, "SCRIPT": script},
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
 
@@ -137,7 +107,7 @@ def test_killed_kafka_comes_back_with_its_data(infra: IsolatedInfra) -> None:
 def test_missing_java_fails_with_one_line_naming_java(infra: IsolatedInfra) -> None:
     no_java = {**infra.env, "PATH": str(Path(sys.executable).parent) + ":/usr/bin/nonexistent"}
     completed = subprocess.run(
-        [sys.executable, "-m", "localinfra", "up"], cwd=REPO_ROOT, env=no_java,
+        [sys.executable, "-m", "localinfra", "up"], cwd=infra.repo_root, env=no_java,
         capture_output=True, text=True, check=False,
     )  # fmt: skip
 

@@ -1,0 +1,107 @@
+"""Commands against aggregates: load from the owner's store, run the domain method, append.
+
+A servicer's application method is typically::
+
+    result = await self._orders.execute(order_id, context, lambda order: order.sign(by=...))
+
+which returns the aggregate's new version (or the first outcome, for a retried request id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC
+from typing import Generic
+from uuid import UUID
+
+from clinical_platform.eventlog.codec import EventCatalog, TAggregate, replay
+from clinical_platform.eventlog.context import CommandContext
+from clinical_platform.eventlog.envelope import build_envelope
+from clinical_platform.eventlog.errors import ConcurrencyError
+from clinical_platform.eventlog.snapshots import aggregate_from_snapshot, snapshot_to_bytes
+from clinical_platform.eventlog.store import EventStore
+from clinical_platform.eventlog.writer import AppendResult
+
+Command = Callable[[TAggregate | None], TAggregate]
+"""Takes the current aggregate (None when it does not exist yet) and returns it changed."""
+
+
+class AggregateRepository(Generic[TAggregate]):
+    """Loads one kind of aggregate and records the events its commands produce."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        catalog: EventCatalog[TAggregate],
+        *,
+        source: str,
+        snapshot_every: int = 100,
+        attempts: int = 3,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._source = source
+        self._snapshot_every = snapshot_every
+        self._attempts = attempts
+
+    def get(self, aggregate_id: UUID) -> TAggregate | None:
+        """The aggregate as this writer last recorded it (snapshot plus later events)."""
+        history = self._store.history(str(aggregate_id))
+        start = aggregate_from_snapshot(history.snapshot[1]) if history.snapshot else None
+        events = [
+            self._catalog.from_stored(
+                envelope.aggregate_id,
+                envelope.aggregate_version,
+                envelope.occurred_at.ToDatetime(tzinfo=UTC),
+                envelope.event_type,
+                envelope.payload,
+            )
+            for envelope in history.envelopes
+        ]
+        return replay(self._catalog, events, start=start)
+
+    async def execute(
+        self,
+        aggregate_id: UUID,
+        context: CommandContext,
+        command: Command[TAggregate],
+        *,
+        expected_version: int | None = None,
+    ) -> AppendResult:
+        """Run a command and record its events exactly once per ``context.request_id``.
+
+        With ``expected_version`` the caller pins the version it saw: a different current
+        version raises ConcurrencyError. Without it, a command that lost a race is re-run on
+        the newer state (domain errors raised by the command propagate unchanged).
+        """
+        key = str(aggregate_id)
+        for attempt in range(1, self._attempts + 1):
+            recorded = self._store.outcome_of(key, context.request_id)
+            if recorded is not None:
+                return AppendResult(key, recorded.version, replayed=True)
+            current = self.get(aggregate_id)
+            version = current.version if current is not None else 0
+            if expected_version is not None and expected_version != version:
+                raise ConcurrencyError(key, expected_version, version)
+            changed = command(current)
+            events = changed.collect_events()
+            if not events:
+                return AppendResult(key, version)
+            envelopes = [
+                build_envelope(event=e, catalog=self._catalog, context=context, source=self._source)
+                for e in events
+            ]
+            try:
+                result = await self._store.append(key, version, envelopes)
+            except ConcurrencyError:
+                if expected_version is not None or attempt == self._attempts:
+                    raise
+                continue
+            self._maybe_snapshot(changed, version, result.version)
+            return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _maybe_snapshot(self, aggregate: TAggregate, before: int, after: int) -> None:
+        if after // self._snapshot_every > before // self._snapshot_every:
+            version, state = snapshot_to_bytes(aggregate)
+            self._store.save_snapshot(str(aggregate.id), version, state)

@@ -1,0 +1,82 @@
+"""The event topics: one per service, created at start-up with explicit, durable configs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+logger = logging.getLogger(__name__)
+
+
+def events_topic(service: str) -> str:
+    """``clinical.<service>.events.v1``: the service's system of record."""
+    return f"clinical.{service}.events.v1"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def event_topic_spec(
+    service: str, *, partitions: int, replication_factor: int, min_insync_replicas: int
+) -> TopicSpec:
+    """The configs an event topic must have: it is the clinical record, kept forever."""
+    return TopicSpec(
+        name=events_topic(service),
+        partitions=partitions,
+        replication_factor=replication_factor,
+        configs={
+            "retention.ms": "-1",
+            "retention.bytes": "-1",
+            "cleanup.policy": "delete",
+            "min.insync.replicas": str(min_insync_replicas),
+            # Never elect a replica that missed acknowledged writes: losing them is worse than
+            # being unavailable.
+            "unclean.leader.election.enable": "false",
+            "compression.type": "zstd",
+        },
+    )
+
+
+async def ensure_topic(admin: AIOKafkaAdminClient, spec: TopicSpec) -> int:
+    """Create the topic unless it exists; return its actual partition count.
+
+    An existing topic keeps its partition count: changing it would move aggregates to other
+    partitions, so a mismatch with the settings is logged and the topic's count wins.
+    """
+    topic = NewTopic(
+        spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs
+    )
+    response = await admin.create_topics([topic])
+    for _name, error_code, *details in response.topic_errors:
+        if error_code not in (0, TopicAlreadyExistsError.errno):
+            raise for_code(error_code)(f"cannot create topic {spec.name}: {details}")
+    actual = await _partition_count(admin, spec.name)
+    if actual != spec.partitions:
+        logger.warning(
+            "event topic has a different partition count than configured; using the topic's",
+            extra={"topic": spec.name, "configured": spec.partitions, "actual": actual},
+        )
+    return actual
+
+
+async def _partition_count(admin: AIOKafkaAdminClient, topic: str, timeout_s: float = 30) -> int:
+    # A topic created a moment ago may not be in the metadata yet: it shows no partitions.
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics([topic])
+        partitions = len(described[0]["partitions"])
+        if partitions:
+            return partitions
+        if asyncio.get_running_loop().time() > deadline:
+            msg = f"topic {topic} shows no partitions after {timeout_s:.0f}s"
+            raise TimeoutError(msg)
+        await asyncio.sleep(0.1)

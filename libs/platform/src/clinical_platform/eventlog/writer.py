@@ -1,0 +1,330 @@
+"""The single writer of one partition: transactional appends with group commit and fencing.
+
+Every append for the partition goes through one queue. The writer takes everything queued,
+checks each append against the local store (expected version, request id), writes the accepted
+ones to Kafka in one transaction, and only after the commit applies them to the local store and
+answers the callers. A newer writer with the same transactional id fences this one for good.
+
+When a commit fails, its outcome may be unknown (the broker may have committed and then lost
+the connection). The writer then answers UNAVAILABLE, replaces its producer (which aborts any
+open transaction) and catches up from the topic before it takes the next append, so a retry
+with the same request id finds the first outcome instead of writing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+from google.protobuf.message import DecodeError
+
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.eventlog.envelope import cloudevents_headers
+from clinical_platform.eventlog.errors import (
+    ConcurrencyError,
+    EventLogUnavailableError,
+    WriterFencedError,
+)
+from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """The aggregate's version after the command; ``replayed`` when the request id was known."""
+
+    aggregate_id: str
+    version: int
+    replayed: bool = False
+
+
+@dataclass
+class PendingAppend:
+    """Envelopes of one command for one aggregate, versions expected_version+1 onwards."""
+
+    aggregate_id: str
+    expected_version: int
+    request_id: str
+    envelopes: list[Envelope]
+    done: asyncio.Future[AppendResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def resolve(self, result: AppendResult) -> None:
+        if not self.done.done():
+            self.done.set_result(result)
+
+    def fail(self, error: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    bootstrap_servers: str
+    topic: str
+    partition: int
+    transactional_id: str
+    max_batch: int = 500
+    # A commit that takes longer than this has an unknown outcome; the writer recovers.
+    commit_timeout_s: float = 15.0
+    transaction_timeout_ms: int = 30_000
+
+
+ProducerFactory = Callable[[WriterConfig], AIOKafkaProducer]
+
+
+def transactional_producer(config: WriterConfig) -> AIOKafkaProducer:
+    # acks=all + idempotence + one transactional id per partition: a retried send is never
+    # duplicated, and a zombie replica that still holds the partition is fenced.
+    return AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=config.transactional_id,
+        transaction_timeout_ms=config.transaction_timeout_ms,
+        request_timeout_ms=int(config.commit_timeout_s * 1000),
+        linger_ms=0,
+        # The topic stores zstd; producing it already saves the broker a recompression.
+        compression_type="zstd",
+    )
+
+
+class PartitionWriter:
+    """Owns one partition: appends to it, and keeps its local store in step with the topic."""
+
+    def __init__(
+        self,
+        config: WriterConfig,
+        store: PartitionStore,
+        producer_factory: ProducerFactory = transactional_producer,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._producer_factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+        self._queue: asyncio.Queue[PendingAppend] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._fenced = False
+
+    @property
+    def store(self) -> PartitionStore:
+        return self._store
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced
+
+    async def start(self) -> None:
+        """Fence older writers, catch up from the topic, then take appends."""
+        await self._recover()
+        self._task = asyncio.create_task(self._run(), name=f"writer-{self._config.partition}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            self._queue.get_nowait().fail(EventLogUnavailableError("the writer is stopping"))
+        await self._close_producer()
+
+    async def append(self, pending: PendingAppend) -> AppendResult:
+        """Queue an append and wait for its outcome."""
+        if self._fenced:
+            raise WriterFencedError(self._config.partition)
+        await self._queue.put(pending)
+        return await pending.done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._config.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except Exception as error:
+                logger.exception("event log writer failed a batch", extra=self._log_extra())
+                for pending in batch:
+                    pending.fail(EventLogUnavailableError(str(type(error).__name__)))
+
+    async def _write(self, batch: list[PendingAppend]) -> None:
+        if self._fenced:
+            for pending in batch:
+                pending.fail(WriterFencedError(self._config.partition))
+            return
+        if self._producer is None:
+            await self._recover()
+        accepted = self._admit(batch)
+        if not accepted:
+            return
+        try:
+            offsets = await self._commit(accepted)
+        except ProducerFenced:
+            self._fenced = True
+            logger.error("event log writer fenced by a newer writer", extra=self._log_extra())
+            for pending in accepted:
+                pending.fail(WriterFencedError(self._config.partition))
+            await self._close_producer()
+            return
+        except (KafkaError, TimeoutError, OSError) as error:
+            logger.warning(
+                "event log commit failed; outcome unknown, recovering",
+                extra={**self._log_extra(), "error": type(error).__name__},
+            )
+            for pending in accepted:
+                pending.fail(EventLogUnavailableError("the event log did not confirm the append"))
+            await self._close_producer()  # the next batch recovers first
+            return
+        envelopes = [envelope for pending in accepted for envelope in pending.envelopes]
+        self._store.apply([AppliedRecord(o, e) for o, e in zip(offsets, envelopes, strict=True)])
+        for pending in accepted:
+            pending.resolve(
+                AppendResult(pending.aggregate_id, pending.envelopes[-1].aggregate_version)
+            )
+
+    def _admit(self, batch: list[PendingAppend]) -> list[PendingAppend]:
+        """Answer replays and stale versions now; return the appends to write, in order."""
+        versions: dict[str, int] = {}
+        in_flight: dict[tuple[str, str], PendingAppend] = {}
+        accepted: list[PendingAppend] = []
+        for pending in batch:
+            key = (pending.aggregate_id, pending.request_id)
+            outcome = self._store.outcome_of(*key)
+            if outcome is not None:
+                pending.resolve(AppendResult(outcome.aggregate_id, outcome.version, replayed=True))
+                continue
+            if key in in_flight:
+                _follow(in_flight[key], pending)
+                continue
+            if pending.aggregate_id not in versions:
+                versions[pending.aggregate_id] = self._store.current_version(pending.aggregate_id)
+            actual = versions[pending.aggregate_id]
+            if pending.expected_version != actual:
+                pending.fail(
+                    ConcurrencyError(pending.aggregate_id, pending.expected_version, actual)
+                )
+                continue
+            versions[pending.aggregate_id] = actual + len(pending.envelopes)
+            in_flight[key] = pending
+            accepted.append(pending)
+        return accepted
+
+    async def _commit(self, accepted: list[PendingAppend]) -> list[int]:
+        producer = self._producer
+        if producer is None:
+            raise EventLogUnavailableError("no producer")
+        recorded_at = datetime.now(UTC)
+        await producer.begin_transaction()
+        sent: list[asyncio.Future[Any]] = []
+        try:
+            for pending in accepted:
+                for envelope in pending.envelopes:
+                    envelope.recorded_at.FromDatetime(recorded_at)
+                    sent.append(
+                        await producer.send(
+                            self._config.topic,
+                            value=envelope.SerializeToString(),
+                            key=envelope.aggregate_id.encode(),
+                            partition=self._config.partition,
+                            headers=cloudevents_headers(envelope),
+                        )
+                    )
+            await asyncio.wait_for(producer.commit_transaction(), self._config.commit_timeout_s)
+        except BaseException:
+            for future in sent:
+                # Their failure is reported through the commit; don't let asyncio warn about it.
+                future.add_done_callback(_retrieve_exception)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.abort_transaction(), 2)
+            raise
+        metadata = await asyncio.gather(*sent)
+        return [record.offset for record in metadata]
+
+    async def _recover(self) -> None:
+        """A fresh producer (fencing older ones, aborting their open transaction), then catch up."""
+        await self._close_producer()
+        producer = self._producer_factory(self._config)
+        try:
+            # init_transactions: bumps the epoch, so older producers with this id are fenced.
+            await asyncio.wait_for(producer.start(), self._config.commit_timeout_s)
+            await self._catch_up()
+        except BaseException as error:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+            if isinstance(error, ProducerFenced):
+                self._fenced = True
+                raise WriterFencedError(self._config.partition) from None
+            raise
+        # Only a writer that is caught up may take appends.
+        self._producer = producer
+
+    async def _catch_up(self) -> None:
+        """Apply every committed record after the store's offset, up to the last stable offset."""
+        partition = TopicPartition(self._config.topic, self._config.partition)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._config.bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        timeout = self._config.commit_timeout_s
+        try:
+            await asyncio.wait_for(consumer.start(), timeout)
+            consumer.assign([partition])
+            consumer.seek(partition, self._store.next_offset())
+            # read_committed: the end is the last stable offset, past every committed record.
+            end = (await asyncio.wait_for(consumer.end_offsets([partition]), timeout))[partition]
+            applied = 0
+            while await consumer.position(partition) < end:
+                fetched = await consumer.getmany(partition, timeout_ms=1000, max_records=2000)
+                records = []
+                for record in fetched.get(partition, []):
+                    try:
+                        records.append(
+                            AppliedRecord(record.offset, Envelope.FromString(record.value))
+                        )
+                    except DecodeError:
+                        logger.error("undecodable record skipped", extra={"offset": record.offset})
+                self._store.apply_from_log(records)
+                applied += len(records)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 5)
+        logger.info("caught up", extra={**self._log_extra(), "records": applied, "end": end})
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+
+    def _log_extra(self) -> dict[str, object]:
+        return {"topic": self._config.topic, "partition": self._config.partition}
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _follow(leader: PendingAppend, follower: PendingAppend) -> None:
+    """A duplicate of an in-flight command gets the same outcome as the first one."""
+
+    def copy(done: asyncio.Future[AppendResult]) -> None:
+        if done.cancelled():
+            follower.fail(EventLogUnavailableError("the first attempt was cancelled"))
+        elif (error := done.exception()) is not None:
+            follower.fail(error if isinstance(error, Exception) else RuntimeError(str(error)))
+        else:
+            result = done.result()
+            follower.resolve(AppendResult(result.aggregate_id, result.version, replayed=True))
+
+    leader.done.add_done_callback(copy)

@@ -1,0 +1,62 @@
+"""A private set of native servers (own data folder, own free ports) for tests that kill them.
+
+The session's shared servers stay untouched; the download and build cache is shared, so
+nothing is rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class IsolatedInfra:
+    """`localinfra` and `make infra-*` pointed at their own folder and ports."""
+
+    def __init__(self, repo_root: Path, data_dir: Path) -> None:
+        self.repo_root = repo_root
+        self.data_dir = data_dir
+        self.env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
+        self.env.update(
+            CLINICAL_INFRA_DIR=str(data_dir),
+            CLINICAL_KAFKA_PORT=str(free_port()),
+            CLINICAL_KAFKA_CONTROLLER_PORT=str(free_port()),
+            CLINICAL_MONGO_PORT=str(free_port()),
+            CLINICAL_VAULT_PORT=str(free_port()),
+            PYTHONPATH=str(repo_root / "infra" / "local"),
+        )
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.env['CLINICAL_KAFKA_PORT']}"
+
+    def make(self, *targets: str) -> subprocess.CompletedProcess[str]:
+        """Run `make -s <targets>` in the repository with this instance's environment."""
+        return subprocess.run(  # noqa: S603 - fixed arguments
+            ["make", "-s", *targets],  # noqa: S607 - make from PATH, as a developer runs it
+            cwd=self.repo_root, env=self.env, capture_output=True, text=True, check=False,
+            timeout=900,
+        )  # fmt: skip
+
+    def localinfra(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the localinfra command directly (no make, no venv sync)."""
+        # Our own interpreter running our own module with fixed arguments.
+        return subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "localinfra", *args],
+            cwd=self.repo_root, env=self.env, capture_output=True, text=True, check=False,
+            timeout=900,
+        )  # fmt: skip
+
+    def pid(self, server: str) -> int:
+        return int((self.data_dir / server / f"{server}.pid").read_text())

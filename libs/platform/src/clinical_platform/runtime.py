@@ -7,15 +7,21 @@ A service's composition root reads::
             await serve_grpc(settings, services=[...])
 """
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import grpc
 
+from clinical_platform.auth import TokenVerifier
+from clinical_platform.eventlog.partitioning import PartitionOwnership
+from clinical_platform.eventlog.store import EventStoreConfig
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.logs import configure_logging
 from clinical_platform.settings import BaseServiceSettings
 from clinical_platform.telemetry import Telemetry, configure_telemetry
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -49,3 +55,27 @@ async def serve_grpc(
         reflection_enabled=settings.grpc_reflection,
     )
     await server.serve_until_signalled(settings.grpc_grace_seconds)
+
+
+def event_store_config(settings: BaseServiceSettings, *, service: str) -> EventStoreConfig:
+    """The event log layout of a service replica, from its settings."""
+    address = settings.replica_address_template.replace("{port}", str(settings.grpc_port))
+    return EventStoreConfig(
+        service=service,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        ownership=PartitionOwnership(settings.replica_ordinal, settings.replica_count, address),
+        state_dir=settings.state_dir,
+        partitions=settings.event_partitions,
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
+
+
+def token_verifier(settings: BaseServiceSettings) -> TokenVerifier:
+    """Trust the configured JWT keys; with none configured, every token is refused."""
+    if not settings.jwt_public_keys.strip():
+        logger.warning("JWT_PUBLIC_KEYS is empty: every RPC except health will be refused")
+        return TokenVerifier((), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return TokenVerifier.from_pem(
+        settings.jwt_public_keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )

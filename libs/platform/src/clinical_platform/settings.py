@@ -54,12 +54,28 @@ class BaseServiceSettings(BaseSettings):
     vault_k8s_jwt_path: Path = _shared("VAULT_K8S_JWT_PATH", _SERVICE_ACCOUNT_TOKEN)
     otel_exporter_otlp_endpoint: str | None = _shared("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     log_level: LogLevel = _shared("LOG_LEVEL", "INFO")
+    # Ed25519 public keys (PEM, several while keys rotate) that sign the internal JWTs. Without
+    # them every RPC but health is refused: secure by default.
+    jwt_public_keys: str = _shared("JWT_PUBLIC_KEYS", "")
+    jwt_issuer: str = _shared("JWT_ISSUER", "clinical-platform")
+    jwt_audience: str = _shared("JWT_AUDIENCE", "clinical-services")
+    kafka_replication_factor: int = _shared("KAFKA_REPLICATION_FACTOR", 1)
+    kafka_min_insync_replicas: int = _shared("KAFKA_MIN_INSYNC_REPLICAS", 1)
 
     # Loopback unless told otherwise: a misconfigured pod must not expose clinical data.
     grpc_host: str = "127.0.0.1"
     grpc_port: Port
     grpc_reflection: bool = False
     grpc_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
+
+    # The event log of services that record events (see docs/architecture.md): this replica's
+    # ordinal among `replica_count`, the address pattern of its peers, and where the local
+    # state store lives (a rebuildable cache of the owned partitions).
+    replica_ordinal: Annotated[int, Field(ge=0)] = 0
+    replica_count: Annotated[int, Field(ge=1)] = 1
+    replica_address_template: str = "127.0.0.1:{port}"
+    state_dir: Path = Path("state")
+    event_partitions: Annotated[int, Field(ge=1)] = 6
 
     @field_validator("log_level", mode="before")
     @classmethod

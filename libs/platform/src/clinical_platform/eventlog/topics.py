@@ -59,7 +59,7 @@ async def ensure_topic(admin: AIOKafkaAdminClient, spec: TopicSpec) -> int:
     for _name, error_code, *details in response.topic_errors:
         if error_code not in (0, TopicAlreadyExistsError.errno):
             raise for_code(error_code)(f"cannot create topic {spec.name}: {details}")
-    actual = await _partition_count(admin, spec.name)
+    actual = await partition_count(admin, spec.name)
     if actual != spec.partitions:
         logger.warning(
             "event topic has a different partition count than configured; using the topic's",
@@ -68,8 +68,8 @@ async def ensure_topic(admin: AIOKafkaAdminClient, spec: TopicSpec) -> int:
     return actual
 
 
-async def _partition_count(admin: AIOKafkaAdminClient, topic: str, timeout_s: float = 30) -> int:
-    # A topic created a moment ago may not be in the metadata yet: it shows no partitions.
+async def partition_count(admin: AIOKafkaAdminClient, topic: str, timeout_s: float = 30) -> int:
+    """The topic's partition count, waiting for a topic created a moment ago to show them."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         described = await admin.describe_topics([topic])

@@ -16,6 +16,7 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStore, EventStoreConfig
+from clinical_platform.eventlog.topics import partition_count
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.plugin import unique_name
 
@@ -83,10 +84,9 @@ async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
     finally:
         await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described[0]["partitions"]]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
     )

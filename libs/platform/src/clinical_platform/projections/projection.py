@@ -1,0 +1,37 @@
+"""What a read model declares: its topics, its collections, its indexes, and how events apply."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.events.v1.envelope_pb2 import Envelope
+
+
+class Projection(Protocol):
+    """Turns envelopes into documents. ``apply`` must be idempotent (use `upsert_versioned`).
+
+    Raising from ``apply`` marks the event as poison: it goes to the dead-letter topic and the
+    projection moves on. Infrastructure failures (MongoDB unreachable) are retried instead.
+    """
+
+    @property
+    def name(self) -> str:
+        """Stable name; the consumer group is ``projection.<name>``."""
+        ...
+
+    @property
+    def topics(self) -> Sequence[str]: ...
+
+    @property
+    def collections(self) -> Sequence[str]:
+        """The collections this projection owns (a rebuild drops them)."""
+        ...
+
+    async def setup(self, db: AsyncDatabase[Any]) -> None:
+        """Create indexes; called before the first event is applied."""
+        ...
+
+    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None: ...

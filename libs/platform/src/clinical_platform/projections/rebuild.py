@@ -1,0 +1,92 @@
+"""Rebuild a read model from scratch: drop its collections, replay its topics from offset 0.
+
+Run it while the projection's runner is stopped (scale the service's projector down, or run the
+rebuild as a job before it starts): a live runner would interleave newer events with the replay.
+At the end the rebuild commits the offsets it reached to the projection's consumer group, so the
+runner resumes right after the replay.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, KafkaError
+from pymongo.asynchronous.database import AsyncDatabase
+from tqdm import tqdm
+
+from clinical_platform.eventlog.topics import partition_count
+from clinical_platform.projections.projection import Projection
+from clinical_platform.projections.runner import (
+    EventApplier,
+    dead_letter_producer,
+    ensure_dead_letter_topics,
+    group_id,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class RebuildError(Exception):
+    """The rebuild could not hand over to the projection's consumer group."""
+
+
+async def rebuild_projection(
+    projection: Projection,
+    *,
+    bootstrap_servers: str,
+    database: AsyncDatabase[Any],
+    progress: bool = True,
+) -> int:
+    """Replay every event of the projection's topics into fresh collections; return the count."""
+    for collection in projection.collections:
+        await database.drop_collection(collection)
+    await ensure_dead_letter_topics(projection, bootstrap_servers, replication_factor=1)
+    await projection.setup(database)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id(projection),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    dead_letters = dead_letter_producer(bootstrap_servers)
+    await consumer.start()
+    await dead_letters.start()
+    applier = EventApplier(projection, database, dead_letters)
+    try:
+        partitions = await _partitions(projection, bootstrap_servers)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        with tqdm(total=sum(ends.values()), desc=f"rebuild {projection.name}", unit="offset",
+                  disable=not progress) as bar:  # fmt: skip
+            for partition in partitions:
+                while (position := await consumer.position(partition)) < ends[partition]:
+                    fetched = await consumer.getmany(partition, timeout_ms=1000, max_records=1000)
+                    for record in fetched.get(partition, []):
+                        await applier.apply(record)
+                    bar.update(await consumer.position(partition) - position)
+        try:
+            await consumer.commit({p: ends[p] for p in partitions})
+        except (CommitFailedError, KafkaError) as error:
+            msg = f"stop the {projection.name} projector before rebuilding ({type(error).__name__})"
+            raise RebuildError(msg) from error
+    finally:
+        await consumer.stop()
+        await dead_letters.stop()
+    return applier.applied + applier.dead_lettered
+
+
+async def _partitions(projection: Projection, bootstrap_servers: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        return [
+            TopicPartition(topic, partition)
+            for topic in projection.topics
+            for partition in range(await partition_count(admin, topic))
+        ]
+    finally:
+        await admin.close()

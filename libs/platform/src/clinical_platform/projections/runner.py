@@ -1,0 +1,157 @@
+"""Runs a projection: consume its topics, apply each event, commit, quarantine poison events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from google.protobuf.message import DecodeError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
+
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.eventlog.topics import TopicSpec, ensure_topic
+from clinical_platform.projections.projection import Projection
+
+logger = logging.getLogger(__name__)
+
+# MongoDB being away is not the event's fault: retry these, never dead-letter for them.
+TRANSIENT = (ConnectionFailure,)
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a topic's poison events go: ``<topic>.dlq``."""
+    return f"{topic}.dlq"
+
+
+def group_id(projection: Projection) -> str:
+    return f"projection.{projection.name}"
+
+
+class EventApplier:
+    """Applies one record to a projection: retries while MongoDB is away, quarantines poison."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        database: AsyncDatabase[Any],
+        dead_letters: AIOKafkaProducer,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        self._projection = projection
+        self._db = database
+        self._dead_letters = dead_letters
+        self._retry_delay_s = retry_delay_s
+        self.applied = 0
+        self.dead_lettered = 0
+
+    async def apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        while True:
+            try:
+                await self._projection.apply(Envelope.FromString(record.value), self._db)
+            except TRANSIENT:
+                logger.warning("read model unreachable; retrying", extra=_origin(record))
+                await asyncio.sleep(self._retry_delay_s)
+                continue
+            except (DecodeError, Exception) as poison:
+                await quarantine(record, poison, self._dead_letters)
+                self.dead_lettered += 1
+                return
+            self.applied += 1
+            return
+
+
+class ProjectionRunner:
+    """Applies a projection's events in log order per partition, at least once, idempotently.
+
+    Offsets are committed after each applied batch (manual commits), so the consumer group's
+    committed offsets are the projection's durable checkpoint. A poison event (undecodable, or
+    rejected by ``apply``) is written to the dead-letter topic with its origin in the headers,
+    and the projection keeps going.
+    """
+
+    def __init__(
+        self,
+        projection: Projection,
+        *,
+        bootstrap_servers: str,
+        database: AsyncDatabase[Any],
+        replication_factor: int = 1,
+    ) -> None:
+        self._projection = projection
+        self._bootstrap = bootstrap_servers
+        self._db = database
+        self._replication_factor = replication_factor
+        self.applier: EventApplier | None = None
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        await ensure_dead_letter_topics(
+            self._projection, self._bootstrap, replication_factor=self._replication_factor
+        )
+        await self._projection.setup(self._db)
+        consumer = AIOKafkaConsumer(
+            *self._projection.topics,
+            bootstrap_servers=self._bootstrap,
+            group_id=group_id(self._projection),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        dead_letters = dead_letter_producer(self._bootstrap)
+        await consumer.start()
+        await dead_letters.start()
+        self.applier = EventApplier(self._projection, self._db, dead_letters)
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                for records in batch.values():
+                    for record in records:
+                        await self.applier.apply(record)
+                if batch:
+                    await consumer.commit()
+        finally:
+            await consumer.stop()
+            await dead_letters.stop()
+
+
+def dead_letter_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
+    )
+
+
+async def quarantine(
+    record: ConsumerRecord[bytes, bytes], error: BaseException, dead_letters: AIOKafkaProducer
+) -> None:
+    """Copy a poison record to the dead-letter topic, keeping its key, value and origin."""
+    origin = _origin(record)
+    logger.error("poison event sent to the dead-letter topic",
+                 extra={**origin, "error": type(error).__name__})  # fmt: skip
+    headers = [*(record.headers or ()), ("dlq_error", type(error).__name__.encode())]
+    headers += [(f"dlq_{name}", str(value).encode()) for name, value in origin.items()]
+    await dead_letters.send_and_wait(
+        dead_letter_topic(record.topic), record.value, key=record.key, headers=headers
+    )
+
+
+async def ensure_dead_letter_topics(
+    projection: Projection, bootstrap_servers: str, *, replication_factor: int
+) -> None:
+    """Create the dead-letter topics (kept forever: each holds clinical events to repair)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        for topic in projection.topics:
+            configs = {"retention.ms": "-1", "cleanup.policy": "delete"}
+            spec = TopicSpec(dead_letter_topic(topic), 1, replication_factor, configs)
+            await ensure_topic(admin, spec)
+    finally:
+        await admin.close()
+
+
+def _origin(record: ConsumerRecord[Any, Any]) -> dict[str, object]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}

@@ -34,6 +34,12 @@ venv: $(UV) ## Install the Python workspace (.venv) from uv.lock
 run: venv ## Run the local servers and every service in the foreground (Ctrl-C stops all)
 	@$(UV) run --no-sync python infra/local/run_platform.py
 
+.PHONY: token
+token: venv ## Print a dev token for the local services: make -s token ROLE=clinician [MFA=1]
+	@$(UV) run --no-sync python -m clinical_platform.devtokens --subject "$(or $(SUBJECT),dev-$(or $(ROLE),user))" \
+		$(foreach r,$(ROLE),--role $(r)) $(foreach p,$(PRIVILEGE),--privilege $(p)) $(if $(MFA),--mfa) \
+		$(if $(PATIENT_ID),--patient-id $(PATIENT_ID))
+
 .PHONY: test
 test: venv infra-install ## Run the whole test suite (starts the local servers when needed)
 	@$(UV) run --no-sync pytest

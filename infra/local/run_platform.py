@@ -14,7 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clinical_platform.devtokens import ensure_dev_key
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_KEY_DIR = REPO_ROOT / ".infra" / "dev-jwt"
 SERVICES = {"gateway": 50050, "patient": 50051, "orders": 50052, "results": 50053, "notify": 50054}
 GRACE_SECONDS = 15
 
@@ -47,6 +50,7 @@ async def _run_services(env: dict[str, str]) -> int:
         service_env = {
             **env,
             f"{name.upper()}_GRPC_PORT": str(port),
+            f"{name.upper()}_STATE_DIR": str(REPO_ROOT / ".infra" / "state" / name),
             # Reflection on for local exploration with grpcurl; it is off by default.
             f"{name.upper()}_GRPC_REFLECTION": "true",
         }
@@ -61,6 +65,7 @@ async def _run_services(env: dict[str, str]) -> int:
     print("\nservices (gRPC, plaintext, 127.0.0.1 only):")
     for name, port in SERVICES.items():
         print(f"  {name:<8} 127.0.0.1:{port}")
+    print("tokens for calling them: make -s token ROLE=clinician (see make help)")
     print("press Ctrl-C to stop everything\n", flush=True)
 
     stop = asyncio.Event()
@@ -96,7 +101,7 @@ def main() -> int:
         sys.stderr.write(up.stderr)
         return up.returncode
     started = [line.split()[0] for line in up.stdout.splitlines() if " started " in f"{line} "]
-    env = {**os.environ, **_exports()}
+    env = {**os.environ, **_exports(), "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR)}
     try:
         status = asyncio.run(_run_services(env))
     finally:

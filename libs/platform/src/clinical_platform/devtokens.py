@@ -1,0 +1,74 @@
+"""Local development tokens: ``python -m clinical_platform.devtokens --role clinician``.
+
+`make run` keeps a development signing key in ``.infra/dev-jwt/`` and hands its public half to
+every service in JWT_PUBLIC_KEYS; this command signs tokens with the private half. Local use only:
+in a deployment tokens come from the platform's token service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+from clinical_platform.auth import Role, mint_token
+
+DEFAULT_KEY_DIR = Path(".infra/dev-jwt")
+
+
+def ensure_dev_key(key_dir: Path = DEFAULT_KEY_DIR) -> str:
+    """Create the development key pair once; return the public key PEM."""
+    private_path, public_path = key_dir / "private.pem", key_dir / "public.pem"
+    if not private_path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        private_path.touch(mode=0o600)
+        private_path.write_bytes(
+            key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        )
+        public_path.write_bytes(
+            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+    return public_path.read_text()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subject", default="dev-user")
+    parser.add_argument("--role", action="append", choices=[r.value for r in Role], default=[])
+    parser.add_argument("--privilege", action="append", default=[], help='e.g. "orders:sign"')
+    parser.add_argument("--mfa", action="store_true", help="assert multi-factor authentication")
+    parser.add_argument("--patient-id", default="", help="for a patient principal")
+    parser.add_argument("--key-dir", type=Path, default=DEFAULT_KEY_DIR)
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds")
+    args = parser.parse_args(argv)
+    ensure_dev_key(args.key_dir)
+    key = load_pem_private_key((args.key_dir / "private.pem").read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        print("devtokens: the development key is not an Ed25519 key", file=sys.stderr)
+        return 1
+    print(
+        mint_token(
+            key,
+            subject=args.subject,
+            roles=args.role,
+            privileges=args.privilege,
+            mfa=args.mfa,
+            patient_id=args.patient_id,
+            ttl_s=args.ttl,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

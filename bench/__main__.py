@@ -1,0 +1,160 @@
+"""``python -m bench``: every figure in one run, against one broker, on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from uuid import uuid4
+
+from bench.append_path import AppendRun, bench_store_config, measure_append
+from bench.catch_up import CatchUpRun, measure_catch_up
+from bench.grpc_floor import measure_grpc_floor
+from bench.hotspots import profile_append
+from bench.kafka_raw import KafkaRun, measure_kafka
+from bench.load import LoadResult, Phase
+from bench.report import Figure, machine_line, render
+from bench.servers import running_servers
+from bench.topics import delete_topics
+from clinical_platform.eventlog.topics import events_topic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROFILE_DUMP = REPO_ROOT / "bench" / "results" / "append.prof"
+
+
+@dataclass(frozen=True)
+class Options:
+    phase: Phase
+    profile: bool
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Append path vs. an empty gRPC handler and raw Kafka, measured in one run "
+        "(see bench/README.md).",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="length of each measured phase (default 3)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="concurrent gRPC callers (default 64)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help=f"afterwards, profile one more append phase with cProfile (top functions printed, "
+        f"raw stats in {PROFILE_DUMP.relative_to(REPO_ROOT)})",
+    )
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.concurrency < 1:
+        parser.error("--seconds must be positive and --concurrency at least 1")
+    warmup_s = min(1.0, args.seconds / 2)
+    return Options(Phase(args.concurrency, args.seconds, warmup_s), profile=args.profile)
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse_options(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    machine = machine_line()
+    _progress("bringing up the servers")
+    with running_servers(REPO_ROOT) as servers:
+        bootstrap = servers.kafka_bootstrap_servers
+        figures, hotspots = asyncio.run(_measure(options, bootstrap))
+    if hotspots is not None:
+        print(hotspots)
+    print(machine)
+    phase = options.phase
+    print(f"run: concurrency={phase.concurrency} seconds={phase.seconds:g} broker={bootstrap}")
+    print(render(figures))
+
+
+async def _measure(options: Options, bootstrap: str) -> tuple[list[Figure], str | None]:
+    phase = options.phase
+    _progress("gRPC floor: an empty handler")
+    floor = await measure_grpc_floor(phase)
+    service = f"bench-{uuid4().hex[:12]}"
+    hotspots = None
+    with TemporaryDirectory(prefix="bench-state-") as state_dir:
+        config = bench_store_config(service, bootstrap, Path(state_dir))
+        try:
+            _progress("append path: counter commands through the event store")
+            append = await measure_append(config, phase)
+            _progress("catch-up: new event stores on the appended topic")
+            catch_up = await measure_catch_up(config, append.counter_ids)
+            if options.profile:
+                _progress("profiling one more append phase (not part of the figures)")
+                hotspots = await profile_append(config, phase, dump=PROFILE_DUMP)
+        finally:
+            await delete_topics(bootstrap, [events_topic(service)])
+    _progress("raw Kafka producer")
+    kafka = await measure_kafka(bootstrap, seconds=phase.seconds)
+    return _figures(floor, append, catch_up, kafka), hotspots
+
+
+_LOOP_CPU = "event loop thread's CPU time per call"
+_MACHINE_BUSY = "all cores, any process: busy time / total"
+
+
+def _figures(
+    floor: LoadResult, append: AppendRun, catch_up: CatchUpRun, kafka: KafkaRun
+) -> list[Figure]:
+    appended = append.load
+    failed = sum(appended.failures.values())
+    return [
+        Figure("grpc_floor_rps", floor.answered_per_s, "req/s", 0, "empty unary handler"),
+        Figure("grpc_floor_p50_ms", floor.percentile_ms(50), "ms", 2, "its latency, median"),
+        Figure("grpc_floor_p99_ms", floor.percentile_ms(99), "ms", 2, "its latency, 99th pct"),
+        Figure("grpc_floor_cpu_ms", floor.loop_cpu_ms_per_call, "ms", 3, _LOOP_CPU),
+        Figure("grpc_floor_machine_busy", floor.machine_busy, "share", 2, _MACHINE_BUSY),
+        Figure("append_rps", appended.answered_per_s, "req/s", 0, "counter command, full path"),
+        Figure("append_p50_ms", appended.percentile_ms(50), "ms", 2, "its latency, median"),
+        Figure("append_p99_ms", appended.percentile_ms(99), "ms", 2, "its latency, 99th pct"),
+        Figure("append_failures", failed, "calls", 0, _failures_note(appended)),
+        Figure("append_cpu_ms", appended.loop_cpu_ms_per_call, "ms", 3, _LOOP_CPU),
+        Figure("append_machine_busy", appended.machine_busy, "share", 2, _MACHINE_BUSY),
+        Figure(
+            "append_events_per_commit",
+            catch_up.events_per_commit,
+            "events",
+            1,
+            "per writer transaction (group commit)",
+        ),
+        Figure(
+            "append_vs_grpc_floor",
+            appended.answered_per_s / floor.answered_per_s,
+            "ratio",
+            3,
+            "append_rps / grpc_floor_rps (target >= 0.5)",
+        ),
+        Figure("kafka_send_and_wait_mps", kafka.send_and_wait_per_s, "msg/s", 0, "one at a time"),
+        Figure("kafka_batched_send_mps", kafka.batched_per_s, "msg/s", 0, "1000 in flight"),
+        Figure("kafka_txn_per_s", kafka.transactions_per_s, "txn/s", 0, "1 msg per transaction"),
+        Figure("catch_up_eps", catch_up.events_per_s, "events/s", 0, "empty state dir"),
+        Figure("catch_up_events", catch_up.events, "events", 0, "events on the topic"),
+        Figure("catch_up_s", catch_up.empty_start_s, "s", 2, "start() with empty state"),
+        Figure(
+            "start_up_to_date_s",
+            catch_up.up_to_date_start_s,
+            "s",
+            2,
+            "start() with up-to-date state",
+        ),
+    ]
+
+
+def _failures_note(load: LoadResult) -> str:
+    by_code = ", ".join(f"{code} {count}" for code, count in load.failures.most_common())
+    return f"failed calls ({by_code})" if by_code else "failed calls"
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

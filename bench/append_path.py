@@ -1,0 +1,92 @@
+"""The full append path behind the same gRPC harness: parse, load, decide, append, answer.
+
+Each caller owns one counter aggregate and commands it sequentially, so commands for one
+aggregate never race, while different aggregates share the partition writers' group commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import grpc
+
+from bench.load import (
+    LoadResult,
+    Phase,
+    UnaryCall,
+    command_requests,
+    drive,
+    parse_command_request,
+    unary_endpoint,
+)
+from clinical_platform.eventlog.context import Actor
+from clinical_platform.eventlog.errors import EventLogError
+from clinical_platform.eventlog.partitioning import PartitionOwnership
+from clinical_platform.eventlog.repository import AggregateRepository
+from clinical_platform.eventlog.store import EventStore, EventStoreConfig
+from clinical_platform.grpc_context import command_context
+from clinical_platform.grpc_errors import abort_for
+from clinical_platform.testing.counter import COUNTER_EVENTS, Counter, open_or_increment
+
+_ACTOR = Actor("bench-clinician", ("clinician",))
+
+
+def bench_store_config(service: str, bootstrap_servers: str, state_dir: Path) -> EventStoreConfig:
+    """One replica owning all six partitions of the bench's own event topic."""
+    return EventStoreConfig(
+        service=service,
+        bootstrap_servers=bootstrap_servers,
+        ownership=PartitionOwnership(0, 1, "127.0.0.1:{ordinal}"),
+        state_dir=state_dir,
+        partitions=6,
+    )
+
+
+@dataclass(frozen=True)
+class AppendRun:
+    load: LoadResult
+    counter_ids: list[UUID]
+
+
+class CounterCommands:
+    """A servicer as the services write them: bytes to a command, errors to status codes."""
+
+    def __init__(self, counters: AggregateRepository[Counter]) -> None:
+        self._counters = counters
+
+    async def open_or_increment(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Open the counter on its first command, increment it afterwards; answer the version."""
+        counter_id, request_id = parse_command_request(request)
+        provenance = command_context(context, actor=_ACTOR, request_id=request_id)
+        try:
+            result = await self._counters.execute(
+                counter_id, provenance, open_or_increment(counter_id)
+            )
+        except EventLogError as error:
+            await abort_for(context, error)
+        return result.version.to_bytes(8, "big")
+
+
+@asynccontextmanager
+async def counter_endpoint(config: EventStoreConfig) -> AsyncIterator[UnaryCall]:
+    """Start an event store on `config` and serve counter commands on it."""
+    store = EventStore(config)
+    await store.start()
+    try:
+        counters = AggregateRepository(store, COUNTER_EVENTS, source="//clinical/bench")
+        async with unary_endpoint(CounterCommands(counters).open_or_increment) as call:
+            yield call
+    finally:
+        await store.stop()
+
+
+async def measure_append(config: EventStoreConfig, phase: Phase) -> AppendRun:
+    """Commands per second through the full append path, one counter per caller."""
+    counter_ids = [uuid4() for _ in range(phase.concurrency)]
+    async with counter_endpoint(config) as call:
+        load = await drive(call, command_requests(counter_ids), phase)
+    return AppendRun(load, counter_ids)

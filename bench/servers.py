@@ -1,0 +1,27 @@
+"""The Kafka the benchmarks run against: the one named by env vars, else the native servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from clinical_platform.testing.endpoints import ServerEndpoints, endpoints_from_env
+from clinical_platform.testing.native import NativeServers
+
+
+@contextmanager
+def running_servers(repo_root: Path) -> Iterator[ServerEndpoints]:
+    """Servers named by the four env vars win; otherwise start the native ones if needed.
+
+    Only servers started here are stopped afterwards, as the test session does.
+    """
+    existing = endpoints_from_env()
+    if existing is not None:
+        yield existing
+        return
+    native = NativeServers(repo_root)
+    try:
+        yield native.start()
+    finally:
+        native.stop()

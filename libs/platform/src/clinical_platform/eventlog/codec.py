@@ -25,10 +25,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import project_aggregate
 from eventsourcing.domain import Aggregate, AggregateCreated, AggregateEvent, CanMutateAggregate
 from eventsourcing.utils import get_topic
 from google.protobuf.message import Message
@@ -137,13 +136,18 @@ def replay(
 ) -> TAggregate | None:
     """Fold events into an aggregate, from nothing or from `start` (a snapshot, mutated in place).
 
-    Returns None when there is neither a start nor an event. eventsourcing checks that each event
-    belongs to the aggregate and is the next version, so a gap raises instead of skipping a fact.
+    Returns None when there is neither a start nor an event. Each event's ``mutate`` checks that
+    it belongs to the aggregate and is the next version, so a gap raises instead of skipping a
+    fact. (eventsourcing's ``project_aggregate`` does the same plus a runtime protocol check per
+    event, which costs ten times the fold itself on a hot path.)
     """
     if start is not None and not isinstance(start, catalog.aggregate_cls):
         msg = f"cannot replay {catalog.aggregate_type} events onto a {type(start).__name__}"
         raise TypeError(msg)
-    return project_aggregate(start, events)
+    aggregate: Any = start
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return cast("TAggregate | None", aggregate)
 
 
 class _Shape(NamedTuple):

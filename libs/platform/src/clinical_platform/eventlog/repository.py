@@ -9,6 +9,8 @@ which returns the aggregate's new version (or the first outcome, for a retried r
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC
 from typing import Generic
@@ -27,7 +29,14 @@ Command = Callable[[TAggregate | None], TAggregate]
 
 
 class AggregateRepository(Generic[TAggregate]):
-    """Loads one kind of aggregate and records the events its commands produce."""
+    """Loads one kind of aggregate and records the events its commands produce.
+
+    Commands on one aggregate run one at a time in this replica (a lock per aggregate), and the
+    aggregate a command left behind stays in a bounded cache for the next one, so a hot
+    aggregate is neither re-read from SQLite nor replayed. The writer's version check stays the
+    safety net: a cached aggregate that fell behind makes the append fail with a
+    ConcurrencyError, the entry is dropped, and the command runs again on the stored state.
+    """
 
     def __init__(
         self,
@@ -37,12 +46,17 @@ class AggregateRepository(Generic[TAggregate]):
         source: str,
         snapshot_every: int = 100,
         attempts: int = 3,
+        cache_size: int = 10_000,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._source = source
         self._snapshot_every = snapshot_every
         self._attempts = attempts
+        self._cache: OrderedDict[UUID, TAggregate] = OrderedDict()
+        self._cache_size = cache_size
+        # Per aggregate: its lock and how many commands hold or wait for it.
+        self._locks: dict[UUID, tuple[asyncio.Lock, int]] = {}
 
     def get(self, aggregate_id: UUID) -> TAggregate | None:
         """The aggregate as this writer last recorded it (snapshot plus later events)."""
@@ -74,18 +88,40 @@ class AggregateRepository(Generic[TAggregate]):
         version raises ConcurrencyError. Without it, a command that lost a race is re-run on
         the newer state (domain errors raised by the command propagate unchanged).
         """
+        lock, users = self._locks.get(aggregate_id, (asyncio.Lock(), 0))
+        self._locks[aggregate_id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._execute(aggregate_id, context, command, expected_version)
+        finally:
+            lock, users = self._locks[aggregate_id]
+            if users == 1:
+                del self._locks[aggregate_id]
+            else:
+                self._locks[aggregate_id] = (lock, users - 1)
+
+    async def _execute(
+        self,
+        aggregate_id: UUID,
+        context: CommandContext,
+        command: Command[TAggregate],
+        expected_version: int | None,
+    ) -> AppendResult:
         key = str(aggregate_id)
         for attempt in range(1, self._attempts + 1):
             recorded = self._store.outcome_of(key, context.request_id)
             if recorded is not None:
                 return AppendResult(key, recorded.version, replayed=True)
-            current = self.get(aggregate_id)
+            # Taken out of the cache: while the command runs, nobody else may see it half-done.
+            current = self._cache.pop(aggregate_id, None) or self.get(aggregate_id)
             version = current.version if current is not None else 0
             if expected_version is not None and expected_version != version:
+                self._remember(aggregate_id, current)
                 raise ConcurrencyError(key, expected_version, version)
             changed = command(current)
             events = changed.collect_events()
             if not events:
+                self._remember(aggregate_id, changed)
                 return AppendResult(key, version)
             envelopes = [
                 build_envelope(event=e, catalog=self._catalog, context=context, source=self._source)
@@ -97,9 +133,17 @@ class AggregateRepository(Generic[TAggregate]):
                 if expected_version is not None or attempt == self._attempts:
                     raise
                 continue
+            self._remember(aggregate_id, changed)
             self._maybe_snapshot(changed, version, result.version)
             return result
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _remember(self, aggregate_id: UUID, aggregate: TAggregate | None) -> None:
+        if aggregate is None:
+            return
+        self._cache[aggregate_id] = aggregate
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def _maybe_snapshot(self, aggregate: TAggregate, before: int, after: int) -> None:
         if after // self._snapshot_every > before // self._snapshot_every:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class EventStoreConfig:
     # Below the broker's 1 MiB default message.max.bytes, with room for headers.
     max_envelope_bytes: int = 512 * 1024
     max_batch: int = 500
+    linger_s: float = 0.002
     commit_timeout_s: float = 15.0
 
 
@@ -90,11 +92,23 @@ class EventStore:
             self._partitions = await ensure_topic(admin, self._topic)
         finally:
             await admin.close()
-        for partition in self._config.ownership.owned(self._partitions):
-            writer = PartitionWriter(self._writer_config(partition), self._open_store(partition),
-                                     self._producer_factory)  # fmt: skip
-            await writer.start()
-            self._writers[partition] = writer
+        writers = {
+            partition: PartitionWriter(
+                self._writer_config(partition), self._open_store(partition), self._producer_factory
+            )
+            for partition in self._config.ownership.owned(self._partitions)
+        }
+        # Partitions are independent: fence and catch them up side by side.
+        started = await asyncio.gather(
+            *(writer.start() for writer in writers.values()), return_exceptions=True
+        )
+        failures = [outcome for outcome in started if isinstance(outcome, BaseException)]
+        if failures:
+            for writer in writers.values():
+                await writer.stop()
+                writer.store.close()
+            raise failures[0]
+        self._writers.update(writers)
         logger.info(
             "event store ready", extra={"topic": self.topic, "owned": self.owned_partitions}
         )
@@ -189,6 +203,7 @@ class EventStore:
             partition=partition,
             transactional_id=f"{self.topic}.p{partition}",
             max_batch=self._config.max_batch,
+            linger_s=self._config.linger_s,
             commit_timeout_s=self._config.commit_timeout_s,
         )
 

@@ -1,15 +1,20 @@
-"""OpenBao (the Vault API) with the Transit engine, initialised and unsealed by us.
+"""OpenBao (the Vault API) with Transit and the data-key store, initialised and unsealed by us.
 
 OpenBao's dev mode keeps everything in memory, so a restart would lose every Transit key and
 with it every encrypted record: a local crypto-shredding of all data. We run the same binary
 as a real server on file storage instead, with one unseal key kept next to the data (mode 0600,
 for this machine only), so keys survive restarts like Kafka's and FerretDB's data does.
+
+Configured on every start (each step a no-op when already done), as docs/security.md describes:
+the Transit engine with the PHI key-encryption key and the audit signing key, and the KV v2
+engine ``clinical-keys/`` that holds the wrapped per-patient data keys.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,6 +64,7 @@ def start(config: InfraConfig) -> bool:
     _initialise_and_unseal(config)
     proc.wait_until(lambda: _active(config), config.start_timeout, "unsealed and active")
     _enable_transit(config)
+    _enable_key_store(config)
     return started
 
 
@@ -102,6 +108,28 @@ def _enable_transit(config: InfraConfig) -> None:
     mounts = _api(config, "GET", "sys/mounts", token=True) or {}
     if "transit/" not in mounts.get("data", mounts):
         _api(config, "POST", "sys/mounts/transit", {"type": "transit"}, token=True)
+    # The default names in the settings base (VAULT_PHI_KEY, VAULT_AUDIT_SIGNING_KEY).
+    for name, key_type in (("clinical-phi", "aes256-gcm96"), ("clinical-audit", "ed25519")):
+        if _api(config, "GET", f"transit/keys/{name}", token=True) is None:
+            _api(config, "POST", f"transit/keys/{name}", {"type": key_type}, token=True)
+
+
+def _enable_key_store(config: InfraConfig) -> None:
+    mounts = _api(config, "GET", "sys/mounts", token=True) or {}
+    if "clinical-keys/" not in mounts.get("data", mounts):
+        body = {"type": "kv", "options": {"version": "2"}}
+        _api(config, "POST", "sys/mounts/clinical-keys", body, token=True)
+    # One version per wrapped key (a rewrap leaves no older copy behind) and check-and-set on
+    # every write (two writers never silently replace a patient's data key).
+    settings = {"max_versions": 1, "cas_required": True}
+    for _attempt in range(50):
+        # A new KV v2 mount takes a moment to finish setting up before it accepts its config.
+        _api(config, "POST", "clinical-keys/config", settings, token=True)
+        current = (_api(config, "GET", "clinical-keys/config", token=True) or {}).get("data", {})
+        if current.get("max_versions") == 1 and current.get("cas_required"):
+            return
+        time.sleep(0.1)
+    raise StartupError("OpenBao did not accept the clinical-keys/ configuration")
 
 
 def _api(

@@ -25,20 +25,33 @@ from clinical_platform.eventlog.errors import (
     NotPartitionOwnerError,
     WriterFencedError,
 )
+from clinical_platform.security.errors import (
+    KeyServiceUnavailableError,
+    PatientForgottenError,
+    SecurityError,
+)
 
 PARTITION_OWNER_METADATA_KEY = "x-partition-owner"
 """Trailing metadata naming the replica to retry at, on UNAVAILABLE from a non-owner."""
 
 
-async def abort_for(context: grpc.aio.ServicerContext, error: EventLogError) -> NoReturn:
+async def abort_for(
+    context: grpc.aio.ServicerContext, error: EventLogError | SecurityError
+) -> NoReturn:
     """End the RPC with the status code that `error` maps to.
 
     Rejected events become INVALID_ARGUMENT with ``google.rpc.BadRequest`` details; a lost race
-    ABORTED (re-read and retry); anything that a retry elsewhere or later may fix UNAVAILABLE.
+    ABORTED (re-read and retry); anything that a retry elsewhere or later may fix UNAVAILABLE
+    (Vault sealed or unreachable included: PHI writes fail closed); a command on a forgotten
+    patient's data FAILED_PRECONDITION.
     """
     if isinstance(error, EventRejectedError):
         await invalid_argument(context, error.violations)
-    code, details, trailing_metadata = _status_of(error)
+    if isinstance(error, SecurityError):
+        code, details = _security_status_of(error)
+        trailing_metadata: tuple[tuple[str, str], ...] = ()
+    else:
+        code, details, trailing_metadata = _status_of(error)
     await context.abort(code, details, trailing_metadata=trailing_metadata)
     # grpc is untyped here, so mypy cannot see that abort() always raises.
     raise AssertionError("unreachable")  # pragma: no cover
@@ -87,3 +100,13 @@ def _status_of(error: EventLogError) -> tuple[grpc.StatusCode, str, tuple[tuple[
             # The append may or may not have landed: a retry with the same request id is safe.
             return grpc.StatusCode.UNAVAILABLE, "the event log did not confirm the append", ()
     return grpc.StatusCode.INTERNAL, "event log failure", ()
+
+
+def _security_status_of(error: SecurityError) -> tuple[grpc.StatusCode, str]:
+    match error:
+        case KeyServiceUnavailableError():
+            # Nothing was written: the same request may be retried once Vault is back.
+            return grpc.StatusCode.UNAVAILABLE, "the key service is unavailable; retry later"
+        case PatientForgottenError():
+            return grpc.StatusCode.FAILED_PRECONDITION, "the patient's data was erased"
+    return grpc.StatusCode.INTERNAL, "patient data could not be protected or read"

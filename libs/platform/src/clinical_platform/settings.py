@@ -52,6 +52,29 @@ class BaseServiceSettings(BaseSettings):
     vault_secret_id: SecretStr | None = _shared("VAULT_SECRET_ID", None)
     vault_k8s_role: str | None = _shared("VAULT_K8S_ROLE", None)
     vault_k8s_jwt_path: Path = _shared("VAULT_K8S_JWT_PATH", _SERVICE_ACCOUNT_TOKEN)
+    vault_timeout_seconds: Annotated[int, Field(ge=1)] = _shared("VAULT_TIMEOUT_SECONDS", 5)
+    # PHI encryption and audit signing (docs/security.md): the Transit mount and keys, and the
+    # KV v2 mount holding the wrapped per-patient data keys.
+    vault_transit_mount: str = _shared("VAULT_TRANSIT_MOUNT", "transit")
+    vault_phi_key: str = _shared("VAULT_PHI_KEY", "clinical-phi")
+    vault_key_store_mount: str = _shared("VAULT_KEY_STORE_MOUNT", "clinical-keys")
+    vault_audit_signing_key: str = _shared("VAULT_AUDIT_SIGNING_KEY", "clinical-audit")
+    # Unwrapped data keys kept in memory: at most this many, each for at most this long. The
+    # TTL also bounds how long another replica can still read a patient who was just forgotten.
+    data_key_cache_size: Annotated[int, Field(ge=1)] = _shared("DATA_KEY_CACHE_SIZE", 10_000)
+    data_key_cache_ttl_seconds: Annotated[float, Field(gt=0)] = _shared(
+        "DATA_KEY_CACHE_TTL_SECONDS", 300.0
+    )
+    # How often Vault's seal status is checked; a sealed or unreachable Vault empties the cache.
+    vault_health_interval_seconds: Annotated[float, Field(gt=0)] = _shared(
+        "VAULT_HEALTH_INTERVAL_SECONDS", 5.0
+    )
+    audit_checkpoint_every_events: Annotated[int, Field(ge=1)] = _shared(
+        "AUDIT_CHECKPOINT_EVERY_EVENTS", 256
+    )
+    audit_checkpoint_every_seconds: Annotated[float, Field(gt=0)] = _shared(
+        "AUDIT_CHECKPOINT_EVERY_SECONDS", 10.0
+    )
     otel_exporter_otlp_endpoint: str | None = _shared("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     log_level: LogLevel = _shared("LOG_LEVEL", "INFO")
     # Ed25519 public keys (PEM, several while keys rotate) that sign the internal JWTs. Without

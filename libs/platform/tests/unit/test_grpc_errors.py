@@ -18,6 +18,12 @@ from clinical_platform.eventlog.errors import (
 )
 from clinical_platform.grpc_errors import abort_for
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.security.errors import (
+    KeyServiceUnavailableError,
+    PatientForgottenError,
+    PayloadIntegrityError,
+    SecurityError,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +31,8 @@ SERVICE = "clinical.test.v1.FailingService"
 PATIENT_NAME = "Jane Q. Doe"
 
 # The request body names the failure the servicer runs into.
-FAILURES: dict[str, EventLogError] = {
+FORGOTTEN_PATIENT = "5f0c1d7e-2b8a-4c61-9d0e-7a3b2c1d0e9f"
+FAILURES: dict[str, EventLogError | SecurityError] = {
     "rejected": EventRejectedError(
         [
             FieldViolation("actor.subject", "must not be empty"),
@@ -36,6 +43,9 @@ FAILURES: dict[str, EventLogError] = {
     "not-owner": NotPartitionOwnerError(7, "10.0.0.12:50052"),
     "fenced": WriterFencedError(7),
     "unavailable": EventLogUnavailableError("broker timed out"),
+    "vault-sealed": KeyServiceUnavailableError("unwrap a data key: Vault is sealed"),
+    "forgotten": PatientForgottenError(FORGOTTEN_PATIENT),
+    "tampered": PayloadIntegrityError("the payload failed authentication"),
 }
 
 
@@ -109,3 +119,27 @@ async def test_writer_failures_are_unavailable(channel: grpc.aio.Channel, failur
 
     assert await call.code() == grpc.StatusCode.UNAVAILABLE
     assert "broker" not in await call.details()
+
+
+async def test_sealed_or_unreachable_vault_is_unavailable_so_phi_writes_are_retried_later(
+    channel: grpc.aio.Channel,
+) -> None:
+    call = await _failed_call(channel, "vault-sealed")
+
+    assert await call.code() == grpc.StatusCode.UNAVAILABLE
+    assert "sealed" not in await call.details()
+
+
+async def test_command_on_a_forgotten_patient_is_failed_precondition_without_the_id(
+    channel: grpc.aio.Channel,
+) -> None:
+    call = await _failed_call(channel, "forgotten")
+
+    assert await call.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert FORGOTTEN_PATIENT not in await call.details()
+
+
+async def test_undecryptable_payload_is_internal(channel: grpc.aio.Channel) -> None:
+    call = await _failed_call(channel, "tampered")
+
+    assert await call.code() == grpc.StatusCode.INTERNAL

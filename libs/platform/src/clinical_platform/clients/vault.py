@@ -17,7 +17,18 @@ def build_vault_client(settings: BaseServiceSettings) -> hvac.Client:
 
     Raises `SettingsError` naming the variable when the method's credentials are missing.
     """
-    client = hvac.Client(url=settings.vault_addr)
+    # A bounded timeout: a hung Vault must fail a PHI write (closed), not hold it forever.
+    client = hvac.Client(url=settings.vault_addr, timeout=settings.vault_timeout_seconds)
+    log_in(client, settings)
+    return client
+
+
+def log_in(client: hvac.Client, settings: BaseServiceSettings) -> None:
+    """Give `client` a fresh token from the configured auth method.
+
+    Also the way back once a token reaches its maximum TTL and can no longer be renewed
+    (`clinical_platform.security.token_renewal.VaultTokenRenewer` calls it).
+    """
     method = settings.vault_auth_method
     match method:
         case "token":
@@ -32,7 +43,6 @@ def build_vault_client(settings: BaseServiceSettings) -> hvac.Client:
             client.auth.kubernetes.login(role=role, jwt=_service_account_jwt(settings))
         case _:
             assert_never(method)
-    return client
 
 
 def _service_account_jwt(settings: BaseServiceSettings) -> str:

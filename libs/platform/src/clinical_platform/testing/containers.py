@@ -7,6 +7,7 @@ from contextlib import ExitStack
 
 import hvac
 
+from clinical_platform.security.vault_adapters import ensure_key_store
 from clinical_platform.testing.endpoints import ServerEndpoints
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
@@ -61,7 +62,7 @@ class ContainerServers:
         )
         host = openbao.get_container_host_ip()
         vault_addr = f"http://{host}:{openbao.get_exposed_port(8200)}"
-        hvac.Client(url=vault_addr, token=token).sys.enable_secrets_engine("transit")
+        _configure_vault(hvac.Client(url=vault_addr, token=token))
         mongo_host = ferretdb.get_container_host_ip()
         return ServerEndpoints(
             kafka_bootstrap_servers=kafka.get_bootstrap_server(),
@@ -72,3 +73,12 @@ class ContainerServers:
 
     def stop(self) -> None:
         self._stack.close()
+
+
+def _configure_vault(vault: hvac.Client) -> None:
+    """What infra/local/localinfra/openbao.py sets up: Transit with the default keys, and the
+    KV v2 mount for wrapped data keys (docs/security.md)."""
+    vault.sys.enable_secrets_engine("transit")
+    vault.secrets.transit.create_key(name="clinical-phi", key_type="aes256-gcm96")
+    vault.secrets.transit.create_key(name="clinical-audit", key_type="ed25519")
+    ensure_key_store(vault, "clinical-keys")

@@ -112,3 +112,17 @@ def transit_key(vault: hvac.Client) -> Iterator[TransitKeyFactory]:
         for name in created:
             vault.secrets.transit.update_key_configuration(name=name, deletion_allowed=True)
             vault.secrets.transit.delete_key(name=name)
+
+
+@pytest.fixture
+def key_store_mount(vault: hvac.Client) -> Iterator[str]:
+    """A KV v2 mount only this test uses, configured like ``clinical-keys/``; removed after."""
+    # Imported here: the security kernel is not needed by tests that never ask for this.
+    from clinical_platform.security.vault_adapters import ensure_key_store  # noqa: PLC0415
+
+    mount = unique_name("test-keys-")
+    ensure_key_store(vault, mount)
+    try:
+        yield mount
+    finally:
+        vault.sys.disable_secrets_engine(path=mount)

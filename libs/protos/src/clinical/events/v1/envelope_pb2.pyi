@@ -72,6 +72,7 @@ class Envelope(_message.Message):
     PAYLOAD_ENCRYPTION_FIELD_NUMBER: _builtins.int
     PREV_HASH_FIELD_NUMBER: _builtins.int
     HASH_FIELD_NUMBER: _builtins.int
+    PATIENT_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique id of this event: a lowercase, hyphenated UUID string chosen by
     the writer. Consumers use it to deduplicate redelivered records.
@@ -136,13 +137,22 @@ class Envelope(_message.Message):
     """
     prev_hash: _builtins.bytes
     """SHA-256 hash (32 bytes) of the aggregate's previous event (version - 1),
-    chaining the aggregate's history. Empty for version 1. Filled by the
-    tamper-evidence work; empty in events written before it.
+    chaining the aggregate's history. Empty for version 1. Set by the writer
+    when it appends (see docs/security.md, "Hash chain").
     """
     hash: _builtins.bytes
-    """SHA-256 hash (32 bytes) of this event, covering every field except hash
-    itself and including prev_hash. The exact canonical encoding is defined
-    by the tamper-evidence work; empty in events written before it.
+    """SHA-256 hash (32 bytes) of this event: of the serialized Envelope with
+    this field (22) left out, so it covers every other field, prev_hash and
+    the payload ciphertext included. Verifiers hash the record's bytes as
+    stored, minus this field, rather than a re-serialization.
+    """
+    patient_id: _builtins.str
+    """Routing field: id of the patient the event is about (a lowercase,
+    hyphenated UUID), for every aggregate type (a Patient, or an Order or
+    Result about a patient). It selects the patient's data key, so
+    forgetting the patient makes the payloads of all of their events
+    unreadable. Empty for events about no patient, whose payloads carry no
+    patient data and stay plaintext.
     """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
@@ -193,10 +203,11 @@ class Envelope(_message.Message):
         payload_encryption: _payload_encryption_pb2.PayloadEncryption | None = ...,
         prev_hash: _builtins.bytes = ...,
         hash: _builtins.bytes = ...,
+        patient_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "occurred_at", b"occurred_at", "payload_encryption", b"payload_encryption", "recorded_at", b"recorded_at", "trace_context", b"trace_context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "aggregate_id", b"aggregate_id", "aggregate_type", b"aggregate_type", "aggregate_version", b"aggregate_version", "causation_id", b"causation_id", "correlation_id", b"correlation_id", "event_id", b"event_id", "event_type", b"event_type", "hash", b"hash", "occurred_at", b"occurred_at", "payload", b"payload", "payload_encryption", b"payload_encryption", "payload_type", b"payload_type", "prev_hash", b"prev_hash", "purpose_of_use", b"purpose_of_use", "recorded_at", b"recorded_at", "request_id", b"request_id", "schema_version", b"schema_version", "source", b"source", "source_ip", b"source_ip", "trace_context", b"trace_context", "user_agent", b"user_agent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "aggregate_id", b"aggregate_id", "aggregate_type", b"aggregate_type", "aggregate_version", b"aggregate_version", "causation_id", b"causation_id", "correlation_id", b"correlation_id", "event_id", b"event_id", "event_type", b"event_type", "hash", b"hash", "occurred_at", b"occurred_at", "patient_id", b"patient_id", "payload", b"payload", "payload_encryption", b"payload_encryption", "payload_type", b"payload_type", "prev_hash", b"prev_hash", "purpose_of_use", b"purpose_of_use", "recorded_at", b"recorded_at", "request_id", b"request_id", "schema_version", b"schema_version", "source", b"source", "source_ip", b"source_ip", "trace_context", b"trace_context", "user_agent", b"user_agent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -43,10 +43,11 @@ Global___EncryptionAlgorithm: _TypeAlias = EncryptionAlgorithm  # noqa: Y015
 
 @_typing.final
 class PayloadEncryption(_message.Message):
-    """How Envelope.payload is encrypted. Filled by the event store when it
-    encrypts the payload before appending; absent when the payload is
-    plaintext. The fields are those envelope encryption needs: a per-event
-    data key, wrapped by a key-management key that can be rotated.
+    """How Envelope.payload is encrypted. Filled by the writing service when it
+    encrypts the payload with the data key of the patient the event is about
+    (Envelope.patient_id); absent when the payload is plaintext. The data key
+    itself is never on the log: its wrapped form lives in a key store where it
+    can be destroyed (see docs/security.md).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -61,23 +62,24 @@ class PayloadEncryption(_message.Message):
     message is present.
     """
     key_id: _builtins.str
-    """Name of the key-encryption key in the key manager (e.g. a Vault transit
-    key such as "clinical-events") that wrapped the data key.
+    """Id of the patient's data key that encrypted the payload, as the key
+    store records it (a UUID). A reader whose stored key has another id
+    knows the payload is not readable with it, instead of failing on the tag.
     """
     key_version: _builtins.int
-    """Version of key_id that wrapped the data key; starts at 1. Lets old
-    events be read after the key is rotated.
-    """
+    """Version of that data key; starts at 1."""
     wrapped_data_key: _builtins.bytes
-    """The data key, encrypted by key_id at key_version. Only the key manager
-    can unwrap it.
+    """Never set: the wrapped data key lives in the key store, not on the
+    immutable log, so that destroying it crypto-shreds the patient's events.
+    Kept so the field number is never reused.
     """
     nonce: _builtins.bytes
     """Per-event nonce: 12 random bytes for AES-256-GCM, never reused with the
     same data key. The authentication tag is appended to the ciphertext in
     Envelope.payload, not stored here. The associated data that binds the
-    ciphertext to its event (event_id, aggregate_id, aggregate_version) is
-    derived from the envelope, so it is not stored either.
+    ciphertext to its event (event_id, aggregate_type, aggregate_id,
+    aggregate_version, patient_id, payload_type) is derived from the
+    envelope, so it is not stored either.
     """
     def __init__(
         self,

@@ -1,0 +1,52 @@
+"""Read models forget too: a forgotten patient's documents keep only a marker."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical_platform.projections.documents import upsert_versioned
+from clinical_platform.security.forgetting import forget_patient_documents, replace_with_marker
+
+pytestmark = pytest.mark.integration
+
+PHI = {"name": "Jane Q. Doe", "birth_date": "1984-03-12"}
+
+
+async def test_forgetting_replaces_every_document_about_the_patient_and_no_other(
+    mongo_database: AsyncDatabase[Any],
+) -> None:
+    patients = mongo_database["patients"]
+    forgotten, kept = str(uuid.uuid4()), str(uuid.uuid4())
+    for patient_id in (forgotten, kept):
+        await upsert_versioned(patients, patient_id, 3, {**PHI, "patient_id": patient_id})
+
+    assert await forget_patient_documents(patients, forgotten) == 1
+    assert await forget_patient_documents(patients, forgotten) == 0  # already markers
+
+    assert await patients.find_one({"_id": forgotten}) == {
+        "_id": forgotten,
+        "version": 3,
+        "patient_id": forgotten,
+        "forgotten": True,
+    }
+    assert (await patients.find_one({"_id": kept}) or {})["name"] == "Jane Q. Doe"
+
+
+async def test_a_replayed_event_of_a_forgotten_patient_replaces_even_a_newer_document(
+    mongo_database: AsyncDatabase[Any],
+) -> None:
+    orders = mongo_database["orders"]
+    order, patient = str(uuid.uuid4()), str(uuid.uuid4())
+    await upsert_versioned(orders, order, 5, {**PHI, "patient_id": patient})
+
+    await replace_with_marker(orders, order, 2, patient)
+    await replace_with_marker(orders, str(uuid.uuid4()), 1, patient)  # not projected yet
+
+    document = await orders.find_one({"_id": order}) or {}
+    assert "name" not in document
+    assert (document["version"], document["forgotten"]) == (5, True)
+    assert await orders.count_documents({"patient_id": patient, "forgotten": True}) == 2

@@ -18,7 +18,14 @@ from clinical_platform.devtokens import ensure_dev_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_KEY_DIR = REPO_ROOT / ".infra" / "dev-jwt"
-SERVICES = {"gateway": 50050, "patient": 50051, "orders": 50052, "results": 50053, "notify": 50054}
+SERVICES = {
+    "gateway": 50050,
+    "patient": 50051,
+    "orders": 50052,
+    "results": 50053,
+    "notify": 50054,
+    "audit": 50055,
+}
 GRACE_SECONDS = 15
 
 

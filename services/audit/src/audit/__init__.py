@@ -1,0 +1,1 @@
+"""The audit service of the clinical record platform."""

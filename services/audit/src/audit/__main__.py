@@ -1,0 +1,17 @@
+"""``python -m audit`` or ``clinical-audit``: start the audit service."""
+
+import asyncio
+
+from clinical_platform.settings import load_settings_or_exit
+from audit.bootstrap import serve
+from audit.settings import AuditSettings
+
+
+def main() -> None:
+    """Load settings (exit 2 naming any bad variable), then serve until SIGTERM."""
+    settings = load_settings_or_exit(AuditSettings)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Clients for the internal patient, orders, results and notify services."""

@@ -1,0 +1,1 @@
+"""Edge policy for the public API: who may call what, in the clinic's terms. No I/O here."""

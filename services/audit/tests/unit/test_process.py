@@ -1,0 +1,23 @@
+"""The audit service as a process: serves health, stops on SIGTERM, rejects bad settings."""
+
+import pytest
+
+from clinical_platform.service_process import ServiceProcess, run_until_exit
+
+pytestmark = pytest.mark.unit
+
+GRACE_SECONDS = 5
+
+
+def test_reports_serving_then_exits_zero_within_grace_on_sigterm() -> None:
+    grace = {"AUDIT_GRPC_GRACE_SECONDS": str(GRACE_SECONDS)}
+    with ServiceProcess("audit", port_variable="AUDIT_GRPC_PORT", env=grace) as service:
+        service.wait_until_serving()
+        assert service.terminate(within=GRACE_SECONDS) == 0
+
+
+def test_malformed_port_stops_start_up_with_one_line_naming_the_variable() -> None:
+    exited = run_until_exit("audit", env={"AUDIT_GRPC_PORT": "not-a-port"})
+    assert exited.returncode == 2
+    assert exited.stderr.count("\n") == 1
+    assert exited.stderr.startswith("invalid settings: AUDIT_GRPC_PORT: ")

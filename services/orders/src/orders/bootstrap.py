@@ -1,13 +1,146 @@
 """Composition root of the orders service: the one place that builds clients and wires them."""
 
-from importlib.metadata import version
+from __future__ import annotations
 
-from clinical_platform.runtime import serve_grpc, service_runtime
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from importlib.metadata import version
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.orders.v1 import orders_pb2_grpc
+from clinical_platform.auth import TokenVerifier
+from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.eventlog.repository import AggregateRepository
+from clinical_platform.eventlog.store import EventStore
+from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.grpc_server import GrpcService
+from clinical_platform.projections import Projection, ProjectionRunner
+from clinical_platform.runtime import (
+    event_store_config,
+    serve_grpc,
+    service_runtime,
+    token_verifier,
+)
+from orders.adapters.event_catalog import ORDER_EVENTS
+from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
+from orders.adapters.order_documents import MongoOrderReadModel
+from orders.adapters.order_projection import ORDERS_COLLECTION, OrdersProjection
+from orders.application import OrdersApp
+from orders.entrypoints.grpc import OrderServicer
+from orders.entrypoints.results_listener import ResultsListener
 from orders.settings import OrdersSettings
+
+logger = logging.getLogger(__name__)
+
+_STOP_ATTEMPTS = 5
+_STOP_WAIT_S = 2.0
+
+SERVICE = "orders"
+GRPC_SERVICE_NAME = "clinical.orders.v1.OrderService"
+
+
+def orders_projection(settings: OrdersSettings) -> OrdersProjection:
+    """The read model projection of the orders topic (consumer group ``<log name>.orders``)."""
+    name = settings.event_log_name
+    return OrdersProjection(name=f"{name}.orders", topic=events_topic(name))
+
+
+@dataclass(frozen=True)
+class RunningOrders:
+    """What a running orders service offers its host: the gRPC services and its parts."""
+
+    services: Sequence[GrpcService]
+    app: OrdersApp
+    store: EventStore
+
+
+@asynccontextmanager
+async def running_orders(
+    settings: OrdersSettings, *, verifier: TokenVerifier | None = None
+) -> AsyncIterator[RunningOrders]:
+    """Start the event store and the projections; stop them after the caller is done serving.
+
+    ``verifier`` replaces the one built from the JWT settings (tests pass their own).
+    """
+    service = settings.event_log_name
+    store = EventStore(event_store_config(settings, service=service))
+    mongo = build_mongo_client(settings)
+    database = mongo[settings.mongodb_database]
+    await store.start()
+    app = OrdersApp(
+        AggregateRepository(store, ORDER_EVENTS, source=f"//clinical/{service}"),
+        CsvLabTestCatalogue.bundled(),
+        MongoOrderReadModel(database[ORDERS_COLLECTION]),
+    )
+    listener = ResultsListener(
+        app,
+        name=f"{service}.results-listener.r{settings.replica_ordinal}",
+        results_topic=settings.results_events_topic,
+        owns=lambda order_id: store.partition_of(order_id) in store.owned_partitions,
+        service_subject=f"service:{service}",
+    )
+    projections: list[Projection] = [orders_projection(settings), listener]
+    runners = [
+        asyncio.create_task(_run(p, settings, database), name=f"projection {p.name}")
+        for p in projections
+    ]
+    servicer = OrderServicer(
+        app, verifier or token_verifier(settings), max_wait_s=settings.read_wait_max_s
+    )
+    register = partial(orders_pb2_grpc.add_OrderServiceServicer_to_server, servicer)
+    try:
+        yield RunningOrders([GrpcService(GRPC_SERVICE_NAME, register)], app, store)
+    finally:
+        await _stop(runners)
+        await store.stop()
+        await mongo.close()
+
+
+async def _run(
+    projection: Projection, settings: OrdersSettings, database: AsyncDatabase[Any]
+) -> None:
+    runner = ProjectionRunner(
+        projection,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database=database,
+        replication_factor=settings.kafka_replication_factor,
+    )
+    try:
+        await runner.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # A projection that stops must be loud: its read model would silently fall behind.
+        logger.exception("projection stopped", extra={"projection": projection.name})
+        raise
+
+
+async def _stop(runners: list[asyncio.Task[None]]) -> None:
+    # Cancelled again until they end: aiokafka's consumer can swallow a cancellation
+    # (aio-libs/aiokafka#983), which would leave a projection running after shutdown.
+    pending = set(runners)
+    for _attempt in range(_STOP_ATTEMPTS):
+        for runner in pending:
+            runner.cancel()
+        done, pending = await asyncio.wait(pending, timeout=_STOP_WAIT_S)
+        for runner in done:
+            if not runner.cancelled():
+                runner.exception()  # logged by _run already; retrieved so asyncio stays quiet
+        if not pending:
+            return
+    logger.error("projections did not stop", extra={"tasks": sorted(t.get_name() for t in pending)})
 
 
 async def serve(settings: OrdersSettings) -> None:
     """Run the orders service until SIGTERM or SIGINT, then stop gracefully."""
-    async with service_runtime(settings, name="orders", version=version("clinical-orders")):
-        # Health only, for now: the orders servicers are added here as their issues land.
-        await serve_grpc(settings, services=[])
+    async with (
+        service_runtime(settings, name=SERVICE, version=version("clinical-orders")),
+        running_orders(settings) as orders,
+    ):
+        await serve_grpc(settings, services=orders.services)

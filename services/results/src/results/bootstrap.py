@@ -1,13 +1,144 @@
 """Composition root of the results service: the one place that builds clients and wires them."""
 
-from importlib.metadata import version
+from __future__ import annotations
 
-from clinical_platform.runtime import serve_grpc, service_runtime
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from importlib.metadata import version
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.results.v1 import results_pb2_grpc
+from clinical_platform.auth import TokenVerifier
+from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.eventlog.repository import AggregateRepository
+from clinical_platform.eventlog.store import EventStore
+from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.grpc_server import GrpcService
+from clinical_platform.projections import Projection, ProjectionRunner
+from clinical_platform.runtime import (
+    event_store_config,
+    serve_grpc,
+    service_runtime,
+    token_verifier,
+)
+from results.adapters.event_catalog import RESULT_EVENTS
+from results.adapters.lab_catalogue import CsvLabCatalogue
+from results.adapters.order_state_projection import ORDER_STATES_COLLECTION, OrderStatesProjection
+from results.adapters.result_documents import MongoOrderStates, MongoResultReadModel
+from results.adapters.result_projection import RESULTS_COLLECTION, ResultsProjection
+from results.application import ResultsApp
+from results.entrypoints.grpc import ResultServicer
 from results.settings import ResultsSettings
+
+logger = logging.getLogger(__name__)
+
+_STOP_ATTEMPTS = 5
+_STOP_WAIT_S = 2.0
+
+SERVICE = "results"
+GRPC_SERVICE_NAME = "clinical.results.v1.ResultService"
+
+
+def results_projections(settings: ResultsSettings) -> list[Projection]:
+    """The read models: results (from our topic) and order states (from the orders topic)."""
+    service = settings.event_log_name
+    return [
+        ResultsProjection(name=f"{service}.results", topic=events_topic(service)),
+        OrderStatesProjection(
+            name=f"{service}.order-states", orders_topic=settings.orders_events_topic
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class RunningResults:
+    """What a running results service offers its host: the gRPC services and its parts."""
+
+    services: Sequence[GrpcService]
+    app: ResultsApp
+    store: EventStore
+
+
+@asynccontextmanager
+async def running_results(
+    settings: ResultsSettings, *, verifier: TokenVerifier | None = None
+) -> AsyncIterator[RunningResults]:
+    """Start the event store and the projections; stop them after the caller is done serving.
+
+    ``verifier`` replaces the one built from the JWT settings (tests pass their own).
+    """
+    service = settings.event_log_name
+    store = EventStore(event_store_config(settings, service=service))
+    mongo = build_mongo_client(settings)
+    database = mongo[settings.mongodb_database]
+    await store.start()
+    app = ResultsApp(
+        AggregateRepository(store, RESULT_EVENTS, source=f"//clinical/{service}"),
+        CsvLabCatalogue.bundled(),
+        MongoOrderStates(database[ORDER_STATES_COLLECTION]),
+        MongoResultReadModel(database[RESULTS_COLLECTION]),
+    )
+    runners = [
+        asyncio.create_task(_run(p, settings, database), name=f"projection {p.name}")
+        for p in results_projections(settings)
+    ]
+    servicer = ResultServicer(
+        app, verifier or token_verifier(settings), max_wait_s=settings.read_wait_max_s
+    )
+    register = partial(results_pb2_grpc.add_ResultServiceServicer_to_server, servicer)
+    try:
+        yield RunningResults([GrpcService(GRPC_SERVICE_NAME, register)], app, store)
+    finally:
+        await _stop(runners)
+        await store.stop()
+        await mongo.close()
+
+
+async def _run(
+    projection: Projection, settings: ResultsSettings, database: AsyncDatabase[Any]
+) -> None:
+    runner = ProjectionRunner(
+        projection,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database=database,
+        replication_factor=settings.kafka_replication_factor,
+    )
+    try:
+        await runner.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # A projection that stops must be loud: its read model would silently fall behind.
+        logger.exception("projection stopped", extra={"projection": projection.name})
+        raise
+
+
+async def _stop(runners: list[asyncio.Task[None]]) -> None:
+    # Cancelled again until they end: aiokafka's consumer can swallow a cancellation
+    # (aio-libs/aiokafka#983), which would leave a projection running after shutdown.
+    pending = set(runners)
+    for _attempt in range(_STOP_ATTEMPTS):
+        for runner in pending:
+            runner.cancel()
+        done, pending = await asyncio.wait(pending, timeout=_STOP_WAIT_S)
+        for runner in done:
+            if not runner.cancelled():
+                runner.exception()  # logged by _run already; retrieved so asyncio stays quiet
+        if not pending:
+            return
+    logger.error("projections did not stop", extra={"tasks": sorted(t.get_name() for t in pending)})
 
 
 async def serve(settings: ResultsSettings) -> None:
     """Run the results service until SIGTERM or SIGINT, then stop gracefully."""
-    async with service_runtime(settings, name="results", version=version("clinical-results")):
-        # Health only, for now: the results servicers are added here as their issues land.
-        await serve_grpc(settings, services=[])
+    async with (
+        service_runtime(settings, name=SERVICE, version=version("clinical-results")),
+        running_results(settings) as results,
+    ):
+        await serve_grpc(settings, services=results.services)

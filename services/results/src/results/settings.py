@@ -1,13 +1,26 @@
 """Configuration of the results service; its own variables start with RESULTS_."""
 
+from typing import Annotated
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.settings import BaseServiceSettings, Port
 
 
 class ResultsSettings(BaseServiceSettings):
-    """Shared connections plus RESULTS_GRPC_HOST, RESULTS_GRPC_PORT, RESULTS_GRPC_REFLECTION, ..."""
+    """Shared connections plus RESULTS_GRPC_PORT, RESULTS_MONGODB_DATABASE, ..."""
 
     model_config = SettingsConfigDict(env_prefix="RESULTS_")
 
     grpc_port: Port = 50053
+    # Decides the event topic (clinical.<name>.events.v1) and prefixes the consumer groups.
+    # Only an isolated copy of the service (a test) has a reason to change it.
+    event_log_name: str = "results"
+    # The results read models' database (results and the service's view of orders).
+    mongodb_database: str = "results"
+    # Where the order states come from (the orders service's event topic).
+    orders_events_topic: str = events_topic("orders")
+    # The longest a read waits for "at least version N" when the call has no deadline.
+    read_wait_max_s: Annotated[float, Field(ge=0)] = 10.0

@@ -1,1 +1,1 @@
-"""The Order aggregate and its rules: placing, signing and cancelling orders. No I/O here."""
+"""The orders domain: the Order aggregate and what it refuses; no I/O."""

@@ -1,1 +1,1 @@
-"""The Result aggregate and its rules: posting and amending results against orders. No I/O here."""
+"""The results domain: the LabResult aggregate, observations and their interpretation; no I/O."""

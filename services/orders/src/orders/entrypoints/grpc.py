@@ -1,0 +1,196 @@
+"""OrderServicer: authenticate, authorize, translate proto <-> application, map errors to codes."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+
+from clinical.orders.v1 import orders_pb2 as pb
+from clinical.orders.v1 import orders_pb2_grpc
+from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
+from clinical_platform.eventlog.errors import EventLogError, FieldViolation
+from clinical_platform.grpc_context import command_context
+from clinical_platform.grpc_errors import abort_for, invalid_argument
+from orders.application import OrdersApp, ReadModelBehind
+from orders.domain.errors import (
+    InvalidOrder,
+    OrderDomainError,
+    OrderNotFound,
+    OrderStateConflict,
+    SignatureWithoutMfa,
+)
+from orders.entrypoints import messages
+from orders.entrypoints.messages import Violations
+from orders.views import InvalidPageTokenError
+
+SIGN_PRIVILEGE = "orders:sign"
+# Staff who read any patient's orders; a patient principal reads only their own.
+STAFF_READERS = (Role.CLINICIAN, Role.LAB, Role.AUDITOR)
+# Answer a little before the caller's deadline, so the caller hears why.
+_DEADLINE_MARGIN_S = 0.2
+
+_Failure = OrderDomainError | EventLogError | ReadModelBehind | InvalidPageTokenError
+_FAILURES = (OrderDomainError, EventLogError, ReadModelBehind, InvalidPageTokenError)
+
+
+class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
+    """The public API of the orders service."""
+
+    def __init__(self, app: OrdersApp, verifier: TokenVerifier, *, max_wait_s: float) -> None:
+        self._app = app
+        self._verifier = verifier
+        self._max_wait_s = max_wait_s
+
+    async def PlaceOrder(  # noqa: N802 - named by the proto service
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlaceOrderResponse:
+        """Place a draft order as the calling clinician."""
+        principal = await authenticate(context, self._verifier)
+        if not principal.has(Role.CLINICIAN):
+            await deny(context, principal, "only clinicians place orders")
+        violations = Violations()
+        command = messages.place_order(request, violations)
+        await _refuse_if_any(context, violations)
+        provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
+        try:
+            placed = await self._app.place_order(command, provenance)
+        except _FAILURES as failure:
+            await _abort(context, principal, failure)
+        return pb.PlaceOrderResponse(order_id=str(placed.order_id), version=placed.version)
+
+    async def SignOrder(  # noqa: N802 - named by the proto service
+        self, request: pb.SignOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignOrderResponse:
+        """Sign a draft order; needs a clinician with orders:sign and an MFA-asserting token."""
+        principal = await authenticate(context, self._verifier)
+        if not principal.has(Role.CLINICIAN) or SIGN_PRIVILEGE not in principal.privileges:
+            await deny(context, principal, f"signing orders needs the {SIGN_PRIVILEGE} privilege")
+        if not principal.mfa:
+            await deny(context, principal, "signing orders needs multi-factor authentication")
+        violations = Violations()
+        violations.request_id(request.request_id)
+        order_id = violations.uuid("order_id", request.order_id)
+        await _refuse_if_any(context, violations)
+        provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
+        expected = messages.expected_version(
+            request.HasField("expected_version"), request.expected_version
+        )
+        try:
+            version = await self._app.sign_order(
+                order_id, provenance, mfa=principal.mfa, expected_version=expected
+            )
+        except _FAILURES as failure:
+            await _abort(context, principal, failure)
+        return pb.SignOrderResponse(version=version)
+
+    async def CancelOrder(  # noqa: N802 - named by the proto service
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelOrderResponse:
+        """Cancel a draft or signed order, with a reason (clinicians)."""
+        principal = await authenticate(context, self._verifier)
+        if not principal.has(Role.CLINICIAN):
+            await deny(context, principal, "only clinicians cancel orders")
+        violations = Violations()
+        violations.request_id(request.request_id)
+        order_id = violations.uuid("order_id", request.order_id)
+        await _refuse_if_any(context, violations)
+        provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
+        expected = messages.expected_version(
+            request.HasField("expected_version"), request.expected_version
+        )
+        try:
+            version = await self._app.cancel_order(
+                order_id, provenance, reason=request.reason, expected_version=expected
+            )
+        except _FAILURES as failure:
+            await _abort(context, principal, failure)
+        return pb.CancelOrderResponse(version=version)
+
+    async def GetOrder(  # noqa: N802 - named by the proto service
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOrderResponse:
+        """Read one order at min_version or later (staff; a patient their own)."""
+        principal = await self._reader(context)
+        violations = Violations()
+        order_id = violations.uuid("order_id", request.order_id)
+        await _refuse_if_any(context, violations)
+        try:
+            view = await self._app.get_order(
+                order_id, min_version=request.min_version, wait_s=self._wait_s(context)
+            )
+        except _FAILURES as failure:
+            await _abort(context, principal, failure)
+        if not principal.has(*STAFF_READERS) and view.patient_id != principal.patient_id:
+            await deny(context, principal, "a patient reads only their own orders")
+        return pb.GetOrderResponse(order=messages.order_message(view))
+
+    async def ListOrders(  # noqa: N802 - named by the proto service
+        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOrdersResponse:
+        """List a patient's orders, newest first (staff; a patient their own)."""
+        principal = await self._reader(context)
+        patient_id = request.patient_id
+        if not principal.has(*STAFF_READERS):
+            patient_id = patient_id or principal.patient_id
+            if patient_id != principal.patient_id:
+                await deny(context, principal, "a patient reads only their own orders")
+        violations = Violations()
+        if patient_id:
+            violations.uuid("patient_id", patient_id)
+        else:
+            violations.append(FieldViolation("patient_id", "is required"))
+        query = messages.order_query(request, patient_id, violations)
+        after = None
+        if request.min_version:
+            order_id = violations.uuid("min_version_order_id", request.min_version_order_id)
+            after = (order_id, request.min_version)
+        await _refuse_if_any(context, violations)
+        try:
+            page = await self._app.list_orders(query, after=after, wait_s=self._wait_s(context))
+        except _FAILURES as failure:
+            await _abort(context, principal, failure)
+        return pb.ListOrdersResponse(
+            orders=[messages.order_message(view) for view in page.orders],
+            next_page_token=page.next_page_token,
+        )
+
+    async def _reader(self, context: grpc.aio.ServicerContext) -> Principal:
+        principal = await authenticate(context, self._verifier)
+        if not principal.has(*STAFF_READERS, Role.PATIENT):
+            await deny(context, principal, "this role does not read orders")
+        if not principal.has(*STAFF_READERS) and not principal.patient_id:
+            await deny(context, principal, "the patient token names no patient")
+        return principal
+
+    def _wait_s(self, context: grpc.aio.ServicerContext) -> float:
+        remaining: float | None = context.time_remaining()
+        if remaining is None:
+            return self._max_wait_s
+        return max(0.0, min(self._max_wait_s, remaining - _DEADLINE_MARGIN_S))
+
+
+async def _refuse_if_any(context: grpc.aio.ServicerContext, violations: Violations) -> None:
+    if violations:
+        await invalid_argument(context, violations)
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext, principal: Principal, failure: _Failure
+) -> NoReturn:
+    match failure:
+        case InvalidOrder():
+            await invalid_argument(context, failure.violations)
+        case InvalidPageTokenError():
+            await invalid_argument(context, [FieldViolation("page_token", str(failure))])
+        case OrderNotFound():
+            await context.abort(grpc.StatusCode.NOT_FOUND, "order not found")
+        case OrderStateConflict():
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(failure))
+        case SignatureWithoutMfa():
+            await deny(context, principal, str(failure))
+        case ReadModelBehind():
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(failure))
+        case EventLogError():
+            await abort_for(context, failure)
+    raise failure

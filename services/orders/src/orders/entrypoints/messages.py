@@ -1,0 +1,133 @@
+"""Protobuf messages to application commands and queries, and views back to messages.
+
+Parsing collects every malformed field as a `FieldViolation` named by its proto path, so one
+INVALID_ARGUMENT lists them all. Messages never include the offending values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clinical.orders.v1 import orders_pb2 as pb
+from clinical_platform.eventlog.errors import FieldViolation
+from orders.application import PlaceOrder
+from orders.domain.order import CodeSystem, OrderStatus, Priority, ReasonCode
+from orders.views import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderQuery, OrderView
+
+MAX_REQUEST_ID_CHARS = 128
+
+_PRIORITIES = {
+    pb.PRIORITY_ROUTINE: Priority.ROUTINE,
+    pb.PRIORITY_URGENT: Priority.URGENT,
+    pb.PRIORITY_STAT: Priority.STAT,
+}
+_SYSTEMS = {pb.CODE_SYSTEM_ICD10: CodeSystem.ICD10, pb.CODE_SYSTEM_SNOMED_CT: CodeSystem.SNOMED_CT}
+_STATUSES = {
+    pb.ORDER_STATUS_DRAFT: OrderStatus.DRAFT,
+    pb.ORDER_STATUS_SIGNED: OrderStatus.SIGNED,
+    pb.ORDER_STATUS_RESULTED: OrderStatus.RESULTED,
+    pb.ORDER_STATUS_CANCELLED: OrderStatus.CANCELLED,
+}
+_PRIORITY_NUMBERS = {priority: number for number, priority in _PRIORITIES.items()}
+_SYSTEM_NUMBERS = {system: number for number, system in _SYSTEMS.items()}
+_STATUS_NUMBERS = {status: number for number, status in _STATUSES.items()}
+
+
+class Violations(list[FieldViolation]):
+    """The problems found while parsing one request."""
+
+    def uuid(self, field: str, text: str) -> UUID:
+        try:
+            parsed = UUID(text)
+        except ValueError:
+            parsed = None
+        if parsed is None or str(parsed) != text:
+            self.append(FieldViolation(field, "must be a lowercase hyphenated UUID"))
+            return UUID(int=0)
+        return parsed
+
+    def request_id(self, text: str) -> None:
+        if not (0 < len(text) <= MAX_REQUEST_ID_CHARS and text.isprintable()):
+            description = f"must be 1 to {MAX_REQUEST_ID_CHARS} printable characters"
+            self.append(FieldViolation("request_id", description))
+
+
+def place_order(request: pb.PlaceOrderRequest, violations: Violations) -> PlaceOrder:
+    violations.request_id(request.request_id)
+    patient_id = violations.uuid("patient_id", request.patient_id)
+    priority = _PRIORITIES.get(request.priority)
+    if priority is None:
+        violations.append(FieldViolation("priority", "must be ROUTINE, URGENT or STAT"))
+    reasons = []
+    for index, reason in enumerate(request.reason_codes):
+        system = _SYSTEMS.get(reason.system)
+        if system is None:
+            violations.append(
+                FieldViolation(f"reason_codes[{index}].system", "must be ICD10 or SNOMED_CT")
+            )
+        else:
+            reasons.append(ReasonCode(system, reason.code))
+    return PlaceOrder(patient_id, request.test_code, priority or Priority.ROUTINE, reasons)
+
+
+def expected_version(has_it: bool, version: int) -> int | None:
+    return version if has_it else None
+
+
+def order_query(
+    request: pb.ListOrdersRequest, patient_id: str, violations: Violations
+) -> OrderQuery:
+    if request.page_size > MAX_PAGE_SIZE:
+        violations.append(FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}"))
+    return OrderQuery(
+        patient_id=patient_id,
+        status=_STATUSES.get(request.status),
+        page_size=request.page_size or DEFAULT_PAGE_SIZE,
+        page_token=request.page_token,
+    )
+
+
+def order_message(view: OrderView) -> pb.Order:
+    message = pb.Order(
+        order_id=view.order_id,
+        version=view.version,
+        patient_id=view.patient_id,
+        test_code=view.test.code,
+        test_display=view.test.display,
+        priority=_PRIORITY_NUMBERS[view.priority],
+        reason_codes=[
+            pb.ReasonCode(system=_SYSTEM_NUMBERS[r.system], code=r.code) for r in view.reasons
+        ],
+        orderer=view.orderer,
+        placed_at=_timestamp(view.placed_at),
+        status=_STATUS_NUMBERS[view.status],
+        result_id=view.result_id or "",
+    )
+    if view.signature is not None:
+        message.signature.CopyFrom(
+            pb.Signature(
+                signer=view.signature.signer,
+                signed_at=_timestamp(view.signature.signed_at),
+                mfa=view.signature.mfa,
+            )
+        )
+    if view.cancellation is not None:
+        message.cancellation.CopyFrom(
+            pb.Cancellation(
+                cancelled_by=view.cancellation.cancelled_by,
+                reason=view.cancellation.reason,
+                cancelled_at=_timestamp(view.cancellation.cancelled_at),
+            )
+        )
+    if view.resulted_at is not None:
+        message.resulted_at.CopyFrom(_timestamp(view.resulted_at))
+    return message
+
+
+def _timestamp(instant: datetime) -> Timestamp:
+    timestamp = Timestamp()
+    timestamp.FromDatetime(instant)
+    return timestamp

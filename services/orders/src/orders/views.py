@@ -1,0 +1,68 @@
+"""What order queries return, and the read-model port that answers them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from orders.domain.order import OrderedTest, OrderSignature, OrderStatus, Priority, ReasonCode
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    cancelled_by: str
+    reason: str
+    cancelled_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order as the read model shows it, at ``version``."""
+
+    order_id: str
+    version: int
+    patient_id: str
+    test: OrderedTest
+    priority: Priority
+    reasons: tuple[ReasonCode, ...]
+    orderer: str
+    placed_at: datetime
+    status: OrderStatus
+    signature: OrderSignature | None
+    cancellation: Cancellation | None
+    result_id: str | None
+    resulted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """One page of a patient's orders, newest first, optionally in one status."""
+
+    patient_id: str
+    status: OrderStatus | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    orders: tuple[OrderView, ...]
+    next_page_token: str
+
+
+class InvalidPageTokenError(ValueError):
+    """The page token was not one this service handed out (INVALID_ARGUMENT)."""
+
+
+class OrderReadModel(Protocol):
+    """The orders read model (fed by the orders projection)."""
+
+    async def get(self, order_id: str, *, min_version: int, wait_s: float) -> OrderView | None:
+        """The order once at ``min_version`` or later; None if absent or behind after waiting."""
+        ...
+
+    async def list(self, query: OrderQuery) -> OrderPage: ...

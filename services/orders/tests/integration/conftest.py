@@ -1,0 +1,153 @@
+"""An orders service per test: real event store, Mongo read model and projections, in-process.
+
+Each test gets its own event log (a unique log name, so a unique topic), its own results topic
+to listen to, its own database, state folder and consumer groups.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from google.rpc import error_details_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status  # type: ignore[import-untyped]
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.orders.v1 import orders_pb2 as pb
+from clinical.orders.v1 import orders_pb2_grpc
+from clinical_platform.auth import Role
+from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.projections import dead_letter_topic
+from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.testing.plugin import TopicFactory, unique_name
+from clinical_platform.testing.tokens import TokenMint
+from orders.bootstrap import RunningOrders, running_orders
+from orders.settings import OrdersSettings
+
+Metadata = tuple[tuple[str, str], ...]
+PlaceOrder = Callable[..., Awaitable[pb.PlaceOrderResponse]]
+SignOrder = Callable[[str], Awaitable[pb.SignOrderResponse]]
+TIMEOUT_S = 10
+
+
+@pytest.fixture
+async def orders_settings(
+    servers: ServerEndpoints,
+    mongo_database: AsyncDatabase[Any],
+    kafka_topic: TopicFactory,
+    tmp_path: Path,
+) -> AsyncIterator[OrdersSettings]:
+    """Settings of an orders service with an event log, results topic and database of its own."""
+    results_topic = await kafka_topic(prefix="clinical.results-test.", partitions=3)
+    settings = OrdersSettings.model_validate(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+            "MONGODB_URL": servers.mongodb_url,
+            "grpc_port": 0,
+            "event_log_name": unique_name("orders-"),
+            "mongodb_database": mongo_database.name,
+            "state_dir": tmp_path / "state",
+            "event_partitions": 3,
+            "results_events_topic": results_topic,
+            "read_wait_max_s": 5.0,
+        }
+    )
+    yield settings
+    topic = events_topic(settings.event_log_name)
+    await delete_topics(
+        servers, [topic, dead_letter_topic(topic), dead_letter_topic(results_topic)]
+    )
+
+
+@pytest.fixture
+async def orders_service(
+    orders_settings: OrdersSettings, token_mint: TokenMint
+) -> AsyncIterator[RunningOrders]:
+    """A running orders service (event store started, projections running)."""
+    async with running_orders(orders_settings, verifier=token_mint.verifier) as running:
+        yield running
+
+
+@pytest.fixture
+async def order_stub(
+    orders_service: RunningOrders,
+) -> AsyncIterator[orders_pb2_grpc.OrderServiceStub]:
+    """A client of the service, served on a free loopback port."""
+    server = await start_grpc_server(host="127.0.0.1", port=0, services=orders_service.services)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield orders_pb2_grpc.OrderServiceStub(channel)
+    await server.stop(0)
+
+
+@pytest.fixture
+def clinician(token_mint: TokenMint) -> Metadata:
+    return token_mint.metadata("dr-ordering", Role.CLINICIAN)
+
+
+@pytest.fixture
+def signer(token_mint: TokenMint) -> Metadata:
+    return token_mint.metadata("dr-signing", Role.CLINICIAN, privileges=["orders:sign"], mfa=True)
+
+
+@pytest.fixture
+def place_order(order_stub: orders_pb2_grpc.OrderServiceStub, clinician: Metadata) -> PlaceOrder:
+    """Place a glucose order (fields and metadata overridable) and return the response."""
+
+    async def place(metadata: Metadata = clinician, **fields: Any) -> pb.PlaceOrderResponse:
+        defaults: dict[str, Any] = {
+            "request_id": str(uuid.uuid4()),
+            "patient_id": str(uuid.uuid4()),
+            "test_code": "2345-7",
+            "priority": pb.PRIORITY_ROUTINE,
+            "reason_codes": [pb.ReasonCode(system=pb.CODE_SYSTEM_ICD10, code="E11.9")],
+        }
+        request = pb.PlaceOrderRequest(**(defaults | fields))
+        response: pb.PlaceOrderResponse = await order_stub.PlaceOrder(
+            request, metadata=metadata, timeout=TIMEOUT_S
+        )
+        return response
+
+    return place
+
+
+@pytest.fixture
+def sign_order(order_stub: orders_pb2_grpc.OrderServiceStub, signer: Metadata) -> SignOrder:
+    """Sign an order as a clinician holding orders:sign with an MFA token."""
+
+    async def sign(order_id: str) -> pb.SignOrderResponse:
+        request = pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=order_id)
+        response: pb.SignOrderResponse = await order_stub.SignOrder(
+            request, metadata=signer, timeout=TIMEOUT_S
+        )
+        return response
+
+    return sign
+
+
+def bad_request_fields(error: grpc.aio.AioRpcError) -> list[str]:
+    """The field names of an INVALID_ARGUMENT's google.rpc.BadRequest details."""
+    status = rpc_status.from_call(error)
+    bad_request = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad_request)
+    return [violation.field for violation in bad_request.field_violations]
+
+
+@pytest.fixture
+def violated_fields() -> Callable[[grpc.aio.AioRpcError], list[str]]:
+    return bad_request_fields
+
+
+async def delete_topics(servers: ServerEndpoints, topics: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([topic for topic in topics if topic in existing])
+    finally:
+        await admin.close()

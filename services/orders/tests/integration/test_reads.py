@@ -1,0 +1,189 @@
+"""GetOrder and ListOrders on the real servers: waiting for versions, pages, who reads what."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from clinical.orders.v1 import orders_pb2 as pb
+from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
+from clinical_platform.auth import Role
+from clinical_platform.testing.tokens import TokenMint
+
+pytestmark = pytest.mark.integration
+
+PlaceOrder = Callable[..., Awaitable[pb.PlaceOrderResponse]]
+SignOrder = Callable[[str], Awaitable[pb.SignOrderResponse]]
+Fields = Callable[[grpc.aio.AioRpcError], list[str]]
+Metadata = tuple[tuple[str, str], ...]
+
+
+async def code_of(call: Awaitable[object]) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    code: grpc.StatusCode = refused.value.code()
+    return code
+
+
+async def test_reading_an_unknown_order_is_not_found(
+    order_stub: OrderServiceStub, clinician: Metadata
+) -> None:
+    call = order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=str(uuid.uuid4())), metadata=clinician, timeout=10
+    )
+    assert await code_of(call) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_version_the_read_model_never_reaches_ends_at_the_deadline(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, clinician: Metadata
+) -> None:
+    placed = await place_order()
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await order_stub.GetOrder(
+            pb.GetOrderRequest(order_id=placed.order_id, min_version=7),
+            metadata=clinician, timeout=1.5,
+        )  # fmt: skip
+
+    # The service answers just before the deadline; on a busy machine the client's own
+    # deadline may fire first, with the same code.
+    assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.LAB, Role.AUDITOR])
+async def test_staff_read_any_patients_order(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint, role: Role
+) -> None:
+    placed = await place_order()
+    got = await order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=placed.order_id, min_version=1),
+        metadata=token_mint.metadata("staff", role), timeout=10,
+    )  # fmt: skip
+    assert got.order.order_id == placed.order_id
+
+
+async def test_a_patient_reads_their_own_order_and_no_one_elses(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
+) -> None:
+    mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    my_order = await place_order(patient_id=mine)
+    their_order = await place_order(patient_id=theirs)
+    patient = token_mint.metadata("p-1", Role.PATIENT, patient_id=mine)
+
+    got = await order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=my_order.order_id, min_version=1), metadata=patient, timeout=10
+    )
+    denied = order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=their_order.order_id, min_version=1),
+        metadata=patient, timeout=10,
+    )  # fmt: skip
+
+    assert got.order.patient_id == mine
+    assert await code_of(denied) == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("role", [Role.REGISTRAR, Role.SERVICE])
+async def test_other_roles_do_not_read_orders(
+    order_stub: OrderServiceStub, token_mint: TokenMint, role: Role
+) -> None:
+    metadata = token_mint.metadata("someone", role)
+    get = order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=str(uuid.uuid4())), metadata=metadata, timeout=10
+    )
+    listing = order_stub.ListOrders(
+        pb.ListOrdersRequest(patient_id=str(uuid.uuid4())), metadata=metadata, timeout=10
+    )
+    assert await code_of(get) == grpc.StatusCode.PERMISSION_DENIED
+    assert await code_of(listing) == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_reads_without_a_token_are_unauthenticated(order_stub: OrderServiceStub) -> None:
+    get = order_stub.GetOrder(pb.GetOrderRequest(order_id=str(uuid.uuid4())), timeout=10)
+    listing = order_stub.ListOrders(pb.ListOrdersRequest(), timeout=10)
+    assert await code_of(get) == grpc.StatusCode.UNAUTHENTICATED
+    assert await code_of(listing) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_patients_orders_list_newest_first_by_status_in_pages(
+    place_order: PlaceOrder, sign_order: SignOrder, order_stub: OrderServiceStub,
+    clinician: Metadata,
+) -> None:  # fmt: skip
+    patient_id = str(uuid.uuid4())
+    placed = [await place_order(patient_id=patient_id) for _ in range(5)]
+    await place_order()  # another patient's
+    signed = await sign_order(placed[1].order_id)
+    for order in placed:  # each order is read-after-write on its own partition
+        await order_stub.GetOrder(
+            pb.GetOrderRequest(order_id=order.order_id, min_version=1),
+            metadata=clinician, timeout=10,
+        )  # fmt: skip
+
+    pages, token = [], ""
+    while True:
+        page = await order_stub.ListOrders(
+            pb.ListOrdersRequest(
+                patient_id=patient_id, page_size=2, page_token=token,
+                min_version=signed.version, min_version_order_id=placed[1].order_id,
+            ),
+            metadata=clinician, timeout=10,
+        )  # fmt: skip
+        pages.append([order.order_id for order in page.orders])
+        token = page.next_page_token
+        if not token:
+            break
+    only_signed = await order_stub.ListOrders(
+        pb.ListOrdersRequest(patient_id=patient_id, status=pb.ORDER_STATUS_SIGNED),
+        metadata=clinician, timeout=10,
+    )  # fmt: skip
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [order_id for page in pages for order_id in page] == [
+        p.order_id for p in reversed(placed)
+    ]
+    assert [order.order_id for order in only_signed.orders] == [placed[1].order_id]
+
+
+async def test_a_patient_lists_their_own_orders_without_naming_themselves(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
+) -> None:
+    mine = str(uuid.uuid4())
+    placed = await place_order(patient_id=mine)
+    patient = token_mint.metadata("p-1", Role.PATIENT, patient_id=mine)
+
+    listed = await order_stub.ListOrders(
+        pb.ListOrdersRequest(min_version=1, min_version_order_id=placed.order_id),
+        metadata=patient, timeout=10,
+    )  # fmt: skip
+    someone_else = order_stub.ListOrders(
+        pb.ListOrdersRequest(patient_id=str(uuid.uuid4())), metadata=patient, timeout=10
+    )
+
+    assert [order.order_id for order in listed.orders] == [placed.order_id]
+    assert await code_of(someone_else) == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "violated"),
+    [
+        ({}, ["patient_id"]),
+        ({"patient_id": "nobody"}, ["patient_id"]),
+        ({"patient_id": str(uuid.UUID(int=1)), "page_size": 201}, ["page_size"]),
+        ({"patient_id": str(uuid.UUID(int=1)), "min_version": 2}, ["min_version_order_id"]),
+        ({"patient_id": str(uuid.UUID(int=1)), "page_token": "not-ours"}, ["page_token"]),
+    ],
+    ids=["no-patient", "patient-not-uuid", "page-too-large", "version-without-id", "bad-token"],
+)
+async def test_malformed_listings_are_invalid_arguments(
+    order_stub: OrderServiceStub, clinician: Metadata, violated_fields: Fields,
+    request_fields: dict[str, Any], violated: list[str],
+) -> None:  # fmt: skip
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await order_stub.ListOrders(
+            pb.ListOrdersRequest(**request_fields), metadata=clinician, timeout=10
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violated_fields(refused.value) == violated

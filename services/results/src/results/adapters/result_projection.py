@@ -1,0 +1,129 @@
+"""The results read model: one document per result with every revision, from the results topic.
+
+    {_id, version, order_id, patient_id, status, observations: [...], performer, effective_at,
+     issued_at, revisions: [{version, status, observations, recorded_by, recorded_at, reason}]}
+
+A revision is appended with ``$push`` in the same version-guarded upsert that sets the current
+observations, so a replayed amendment is skipped as a whole and never pushed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.events.v1 import results_events_pb2 as events
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.projections import upsert_versioned
+from results.adapters.observation_documents import Document, observation_document
+
+logger = logging.getLogger(__name__)
+
+RESULTS_COLLECTION = "results"
+AGGREGATE_TYPE = "LabResult"
+_REVISION_STATUS = {"ResultAmended": "amended", "ResultCorrected": "corrected"}
+
+
+def instant(timestamp: Timestamp) -> datetime:
+    return timestamp.ToDatetime(tzinfo=UTC)
+
+
+class ResultsProjection:
+    """Projects LabResult events into the ``results`` collection."""
+
+    def __init__(self, *, name: str, topic: str, collection: str = RESULTS_COLLECTION) -> None:
+        self._name = name
+        self._topic = topic
+        self._collection = collection
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def topics(self) -> Sequence[str]:
+        return (self._topic,)
+
+    @property
+    def collections(self) -> Sequence[str]:
+        return (self._collection,)
+
+    async def setup(self, db: AsyncDatabase[Any]) -> None:
+        """Indexes for a patient's results and an order's results, newest first."""
+        await db[self._collection].create_indexes(
+            [
+                IndexModel(
+                    [("patient_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
+                    name="patient_issued",
+                ),
+                IndexModel(
+                    [("order_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
+                    name="order_issued",
+                ),
+            ]
+        )
+
+    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        """Apply one event; events of other aggregates or unknown types are skipped."""
+        collection = db[self._collection]
+        version = envelope.aggregate_version
+        if envelope.aggregate_type != AGGREGATE_TYPE:
+            return
+        if envelope.event_type == "ResultPosted":
+            fields = _posted(events.ResultPosted.FromString(envelope.payload), version)
+            await upsert_versioned(collection, envelope.aggregate_id, version, fields)
+        elif envelope.event_type in _REVISION_STATUS:
+            status = _REVISION_STATUS[envelope.event_type]
+            revised: events.ResultAmended | events.ResultCorrected = (
+                events.ResultAmended.FromString(envelope.payload)
+                if envelope.event_type == "ResultAmended"
+                else events.ResultCorrected.FromString(envelope.payload)
+            )
+            observations = [observation_document(o) for o in revised.observations]
+            revision = {
+                "version": version,
+                "status": status,
+                "observations": observations,
+                "recorded_by": revised.revision.revised_by,
+                "recorded_at": instant(revised.revision.revised_at),
+                "reason": revised.revision.reason,
+            }
+            await upsert_versioned(
+                collection, envelope.aggregate_id, version,
+                {"status": status, "observations": observations},
+                extra_update={"$push": {"revisions": revision}},
+            )  # fmt: skip
+        else:
+            logger.info(
+                "event skipped by the results projection",
+                extra={"event_type": envelope.event_type, "event_id": envelope.event_id},
+            )
+
+
+def _posted(posted: events.ResultPosted, version: int) -> Document:
+    observations = [observation_document(o) for o in posted.observations]
+    return {
+        "order_id": posted.order_id,
+        "patient_id": posted.patient_id,
+        "status": "final",
+        "observations": observations,
+        "performer": posted.performer,
+        "effective_at": instant(posted.effective_at),
+        "issued_at": instant(posted.issued_at),
+        "revisions": [
+            {
+                "version": version,
+                "status": "final",
+                "observations": observations,
+                "recorded_by": posted.performer,
+                "recorded_at": instant(posted.issued_at),
+                "reason": "",
+            }
+        ],
+    }

@@ -1,0 +1,191 @@
+"""Protobuf messages to application commands and queries, and views back to messages.
+
+Parsing collects every malformed field as a `FieldViolation` named by its proto path, so one
+INVALID_ARGUMENT lists them all. Messages never include the offending values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from uuid import UUID
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clinical.results.v1 import results_pb2 as pb
+from clinical_platform.eventlog.errors import FieldViolation
+from results.domain.observation import (
+    Coding,
+    Interpretation,
+    Observation,
+    Quantity,
+    ReferenceRange,
+    ReportedObservation,
+)
+from results.domain.result import ResultStatus, RevisionKind
+from results.views import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ResultQuery, ResultView, Revision
+
+MAX_REQUEST_ID_CHARS = 128
+
+_KINDS = {
+    pb.REVISION_KIND_AMENDMENT: RevisionKind.AMENDMENT,
+    pb.REVISION_KIND_CORRECTION: RevisionKind.CORRECTION,
+}
+_INTERPRETATIONS = {
+    Interpretation.NORMAL: pb.INTERPRETATION_NORMAL,
+    Interpretation.LOW: pb.INTERPRETATION_LOW,
+    Interpretation.HIGH: pb.INTERPRETATION_HIGH,
+    Interpretation.CRITICAL_LOW: pb.INTERPRETATION_CRITICAL_LOW,
+    Interpretation.CRITICAL_HIGH: pb.INTERPRETATION_CRITICAL_HIGH,
+}
+_STATUSES = {
+    ResultStatus.FINAL: pb.RESULT_STATUS_FINAL,
+    ResultStatus.AMENDED: pb.RESULT_STATUS_AMENDED,
+    ResultStatus.CORRECTED: pb.RESULT_STATUS_CORRECTED,
+}
+
+
+class Violations(list[FieldViolation]):
+    """The problems found while parsing one request."""
+
+    def uuid(self, field: str, text: str) -> UUID:
+        try:
+            parsed = UUID(text)
+        except ValueError:
+            parsed = None
+        if parsed is None or str(parsed) != text:
+            self.append(FieldViolation(field, "must be a lowercase hyphenated UUID"))
+            return UUID(int=0)
+        return parsed
+
+    def request_id(self, text: str) -> None:
+        if not (0 < len(text) <= MAX_REQUEST_ID_CHARS and text.isprintable()):
+            description = f"must be 1 to {MAX_REQUEST_ID_CHARS} printable characters"
+            self.append(FieldViolation("request_id", description))
+
+    def decimal(self, field: str, text: str) -> Decimal | None:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            self.append(FieldViolation(field, "must be a decimal number, e.g. 5.4"))
+            return None
+        if not value.is_finite():
+            self.append(FieldViolation(field, "must be a finite decimal number"))
+            return None
+        return value
+
+    def observations(self, observations: Iterable[pb.Observation]) -> list[ReportedObservation]:
+        reported = []
+        for index, observation in enumerate(observations):
+            field = f"observations[{index}]"
+            value = self._value(observation, field)
+            limits = None
+            if observation.HasField("reference_range"):
+                limits = ReferenceRange(
+                    self._limit(f"{field}.reference_range.low", observation.reference_range.low),
+                    self._limit(f"{field}.reference_range.high", observation.reference_range.high),
+                )
+            if value is not None:
+                reported.append(ReportedObservation(observation.code, value, limits))
+        return reported
+
+    def _value(self, observation: pb.Observation, field: str) -> Quantity | Coding | str | None:
+        match observation.WhichOneof("value"):
+            case "quantity":
+                value = self.decimal(f"{field}.quantity.value", observation.quantity.value)
+                return None if value is None else Quantity(value, observation.quantity.unit)
+            case "coded":
+                coded = observation.coded
+                return Coding(system=coded.system, code=coded.code, display=coded.display)
+            case "text":
+                return observation.text
+        self.append(FieldViolation(f"{field}.value", "must be a quantity, a coded value or text"))
+        return None
+
+    def _limit(self, field: str, text: str) -> Decimal | None:
+        return self.decimal(field, text) if text else None
+
+
+def revision_kind(kind: pb.RevisionKind.ValueType, violations: Violations) -> RevisionKind:
+    if kind not in _KINDS:
+        violations.append(FieldViolation("kind", "must be AMENDMENT or CORRECTION"))
+        return RevisionKind.AMENDMENT
+    return _KINDS[kind]
+
+
+def result_query(
+    request: pb.ListResultsRequest, patient_id: str, violations: Violations
+) -> ResultQuery:
+    if request.page_size > MAX_PAGE_SIZE:
+        violations.append(FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}"))
+    return ResultQuery(
+        patient_id=patient_id,
+        order_id=request.order_id,
+        page_size=request.page_size or DEFAULT_PAGE_SIZE,
+        page_token=request.page_token,
+    )
+
+
+def instant(timestamp: Timestamp) -> datetime:
+    return timestamp.ToDatetime(tzinfo=UTC)
+
+
+def result_message(view: ResultView) -> pb.Result:
+    return pb.Result(
+        result_id=view.result_id,
+        version=view.version,
+        order_id=view.order_id,
+        patient_id=view.patient_id,
+        status=_STATUSES[view.status],
+        observations=[observation_message(o) for o in view.observations],
+        performer=view.performer,
+        effective_at=_timestamp(view.effective_at),
+        issued_at=_timestamp(view.issued_at),
+        revisions=[_revision_message(r) for r in view.revisions],
+    )
+
+
+def observation_message(observation: Observation) -> pb.Observation:
+    message = pb.Observation(code=observation.code, display=observation.display)
+    if observation.quantity is not None:
+        message.quantity.CopyFrom(
+            pb.Quantity(value=str(observation.quantity.value), unit=observation.quantity.unit)
+        )
+    elif observation.coded is not None:
+        coded = observation.coded
+        message.coded.CopyFrom(
+            pb.Coding(system=coded.system, code=coded.code, display=coded.display)
+        )
+    elif observation.text is not None:
+        message.text = observation.text
+    limits = observation.reference_range
+    if limits is not None:
+        message.reference_range.CopyFrom(
+            pb.ReferenceRange(low=_text(limits.low), high=_text(limits.high))
+        )
+    if observation.interpretation is not None:
+        message.interpretation = _INTERPRETATIONS[observation.interpretation]
+        message.critical = observation.interpretation.critical
+    return message
+
+
+def _revision_message(revision: Revision) -> pb.Revision:
+    return pb.Revision(
+        version=revision.version,
+        status=_STATUSES[revision.status],
+        observations=[observation_message(o) for o in revision.observations],
+        recorded_by=revision.recorded_by,
+        recorded_at=_timestamp(revision.recorded_at),
+        reason=revision.reason,
+    )
+
+
+def _text(value: Decimal | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    timestamp = Timestamp()
+    timestamp.FromDatetime(moment)
+    return timestamp

@@ -1,0 +1,213 @@
+"""A results service per test: real event store, Mongo read models and projections, in-process.
+
+Each test gets its own event log (a unique log name, so a unique topic), its own orders topic
+(onto which tests publish order events as the orders service would), its own database, state
+folder and consumer groups.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status  # type: ignore[import-untyped]
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.events.v1 import orders_events_pb2 as order_events
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
+from clinical.results.v1 import results_pb2 as pb
+from clinical.results.v1 import results_pb2_grpc
+from clinical_platform.auth import Role
+from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.projections import dead_letter_topic
+from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.testing.plugin import TopicFactory, unique_name
+from clinical_platform.testing.tokens import TokenMint
+from results.bootstrap import RunningResults, running_results
+from results.settings import ResultsSettings
+
+Metadata = tuple[tuple[str, str], ...]
+TIMEOUT_S = 10
+# The order events that leave an order in each state, as the orders service records them.
+_HISTORIES = {
+    "draft": ["OrderPlaced"],
+    "signed": ["OrderPlaced", "OrderSigned"],
+    "cancelled": ["OrderPlaced", "OrderSigned", "OrderCancelled"],
+}
+
+
+@pytest.fixture
+async def results_settings(
+    servers: ServerEndpoints,
+    mongo_database: AsyncDatabase[Any],
+    kafka_topic: TopicFactory,
+    tmp_path: Path,
+) -> AsyncIterator[ResultsSettings]:
+    """Settings of a results service with an event log, orders topic and database of its own."""
+    orders_topic = await kafka_topic(prefix="clinical.orders-test.", partitions=3)
+    settings = ResultsSettings.model_validate(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+            "MONGODB_URL": servers.mongodb_url,
+            "grpc_port": 0,
+            "event_log_name": unique_name("results-"),
+            "mongodb_database": mongo_database.name,
+            "state_dir": tmp_path / "state",
+            "event_partitions": 3,
+            "orders_events_topic": orders_topic,
+            "read_wait_max_s": 5.0,
+        }
+    )
+    yield settings
+    topic = events_topic(settings.event_log_name)
+    await delete_topics(servers, [topic, dead_letter_topic(topic), dead_letter_topic(orders_topic)])
+
+
+@pytest.fixture
+async def results_service(
+    results_settings: ResultsSettings, token_mint: TokenMint
+) -> AsyncIterator[RunningResults]:
+    """A running results service (event store started, projections running)."""
+    async with running_results(results_settings, verifier=token_mint.verifier) as running:
+        yield running
+
+
+@pytest.fixture
+async def result_stub(
+    results_service: RunningResults,
+) -> AsyncIterator[results_pb2_grpc.ResultServiceStub]:
+    """A client of the service, served on a free loopback port."""
+    server = await start_grpc_server(host="127.0.0.1", port=0, services=results_service.services)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield results_pb2_grpc.ResultServiceStub(channel)
+    await server.stop(0)
+
+
+@pytest.fixture
+def lab(token_mint: TokenMint) -> Metadata:
+    return token_mint.metadata("lab-tech-1", Role.LAB)
+
+
+@pytest.fixture
+def clinician(token_mint: TokenMint) -> Metadata:
+    return token_mint.metadata("dr-reading", Role.CLINICIAN)
+
+
+def order_envelope(order_id: str, version: int, event_type: str, payload: Message) -> Envelope:
+    envelope = Envelope(
+        event_id=str(uuid.uuid4()), event_type=event_type, schema_version=1,
+        source="//clinical/orders", aggregate_type="Order", aggregate_id=order_id,
+        aggregate_version=version, purpose_of_use=PURPOSE_OF_USE_TREAT,
+        request_id=str(uuid.uuid4()), payload_type=payload.DESCRIPTOR.full_name,
+        payload=payload.SerializeToString(),
+    )  # fmt: skip
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    envelope.actor.subject = "dr-ordering"
+    return envelope
+
+
+def _payload(event_type: str, patient_id: str) -> Message:
+    match event_type:
+        case "OrderPlaced":
+            return order_events.OrderPlaced(
+                patient_id=patient_id, priority="routine", orderer="dr-ordering",
+                test=order_events.OrderedTest(code="2345-7", display="Glucose"),
+            )  # fmt: skip
+        case "OrderSigned":
+            return order_events.OrderSigned(
+                signature=order_events.OrderSignature(signer="dr-signing", mfa=True)
+            )
+        case _:
+            return order_events.OrderCancelled(cancelled_by="dr-ordering", reason="declined")
+
+
+async def publish(servers: ServerEndpoints, topic: str, *envelopes: Envelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            key = envelope.aggregate_id.encode()
+            await producer.send_and_wait(topic, envelope.SerializeToString(), key=key)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+def publish_order(
+    servers: ServerEndpoints, results_settings: ResultsSettings
+) -> Callable[..., Awaitable[tuple[str, str, int]]]:
+    """Publish an order's history up to a state; returns (order id, patient id, version)."""
+
+    async def publish_history(status: str = "signed", patient_id: str = "") -> tuple[str, str, int]:
+        order_id, patient_id = str(uuid.uuid4()), patient_id or str(uuid.uuid4())
+        history = _HISTORIES[status]
+        envelopes = [
+            order_envelope(order_id, version, event_type, _payload(event_type, patient_id))
+            for version, event_type in enumerate(history, start=1)
+        ]
+        await publish(servers, results_settings.orders_events_topic, *envelopes)
+        return order_id, patient_id, len(history)
+
+    return publish_history
+
+
+def _glucose(value: str, unit: str = "mg/dL") -> pb.Observation:
+    return pb.Observation(code="2345-7", quantity=pb.Quantity(value=value, unit=unit))
+
+
+@pytest.fixture
+def post_result(
+    result_stub: results_pb2_grpc.ResultServiceStub,
+    lab: Metadata,
+    publish_order: Callable[..., Awaitable[tuple[str, str, int]]],
+) -> Callable[..., Awaitable[pb.PostResultResponse]]:
+    """Post a glucose result for a freshly signed order (fields and metadata overridable)."""
+
+    async def post(metadata: Metadata = lab, **fields: Any) -> pb.PostResultResponse:
+        if "order_id" not in fields:
+            order_id, _, version = await publish_order("signed")
+            fields |= {"order_id": order_id, "order_min_version": version}
+        defaults: dict[str, Any] = {
+            "request_id": str(uuid.uuid4()),
+            "observations": [_glucose("85")],
+        }
+        response: pb.PostResultResponse = await result_stub.PostResult(
+            pb.PostResultRequest(**(defaults | fields)), metadata=metadata, timeout=TIMEOUT_S
+        )
+        return response
+
+    return post
+
+
+def bad_request_fields(error: grpc.aio.AioRpcError) -> list[str]:
+    """The field names of an INVALID_ARGUMENT's google.rpc.BadRequest details."""
+    status = rpc_status.from_call(error)
+    bad_request = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad_request)
+    return [violation.field for violation in bad_request.field_violations]
+
+
+@pytest.fixture
+def violated_fields() -> Callable[[grpc.aio.AioRpcError], list[str]]:
+    return bad_request_fields
+
+
+async def delete_topics(servers: ServerEndpoints, topics: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([topic for topic in topics if topic in existing])
+    finally:
+        await admin.close()

@@ -1,0 +1,64 @@
+"""The results service as a process on the real servers: serves health, stops on SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import MongoClient
+
+from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.projections import dead_letter_topic
+from clinical_platform.service_process import ServiceProcess
+from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.testing.plugin import unique_name
+
+pytestmark = pytest.mark.integration
+
+GRACE_SECONDS = 5
+
+
+@pytest.fixture
+def isolated_env(servers: ServerEndpoints, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The servers, plus topics, a database and a state folder of this test's own."""
+    log_name, database = unique_name("results-"), unique_name("test_")
+    yield servers.as_env() | {
+        "RESULTS_EVENT_LOG_NAME": log_name,
+        "RESULTS_ORDERS_EVENTS_TOPIC": events_topic(unique_name("orders-")),
+        "RESULTS_MONGODB_DATABASE": database,
+        "RESULTS_STATE_DIR": str(tmp_path / "state"),
+        "RESULTS_GRPC_GRACE_SECONDS": str(GRACE_SECONDS),
+    }
+    mongo: MongoClient[dict[str, Any]]
+    with MongoClient(servers.mongodb_url) as mongo:
+        mongo.drop_database(database)
+
+
+async def _delete_topics(bootstrap: str, own_topic: str, listened_to: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        ours = {own_topic, dead_letter_topic(own_topic), dead_letter_topic(listened_to)}
+        await admin.delete_topics(sorted(ours & set(await admin.list_topics())))
+    finally:
+        await admin.close()
+
+
+async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(
+    servers: ServerEndpoints, isolated_env: dict[str, str]
+) -> None:
+    try:
+        with ServiceProcess(
+            "results", port_variable="RESULTS_GRPC_PORT", env=isolated_env
+        ) as service:
+            service.wait_until_serving()
+            assert service.terminate(within=GRACE_SECONDS) == 0
+    finally:
+        await _delete_topics(
+            servers.kafka_bootstrap_servers,
+            events_topic(isolated_env["RESULTS_EVENT_LOG_NAME"]),
+            isolated_env["RESULTS_ORDERS_EVENTS_TOPIC"],
+        )

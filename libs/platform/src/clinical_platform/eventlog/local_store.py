@@ -77,6 +77,7 @@ class PartitionStore:
         # bounded in-memory index kept current by `apply` (this process is the only writer).
         self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._versions: OrderedDict[str, int] = OrderedDict()
+        self._hashes: OrderedDict[str, bytes] = OrderedDict()
         self._outcomes: OrderedDict[str, RecordedOutcome] = OrderedDict()
 
     def close(self) -> None:
@@ -96,6 +97,15 @@ class PartitionStore:
             version = int(row[0] or 0)
             _remember(self._versions, aggregate_id, version)
         return version
+
+    def last_hash(self, aggregate_id: str) -> bytes:
+        """The hash of the aggregate's last event (its chain head); empty for a new aggregate."""
+        head = self._hashes.get(aggregate_id)
+        if head is None:
+            row = self._reader.execute(_LATEST_STATE, (aggregate_id,)).fetchone()
+            head = Envelope.FromString(row[0]).hash if row else b""
+            _remember(self._hashes, aggregate_id, head)
+        return head
 
     def outcome_of(self, aggregate_id: str, request_id: str) -> RecordedOutcome | None:
         """The outcome of an earlier command with this request id, if there was one."""
@@ -131,6 +141,7 @@ class PartitionStore:
         for record in records:
             envelope = record.envelope
             _remember(self._versions, envelope.aggregate_id, envelope.aggregate_version)
+            _remember(self._hashes, envelope.aggregate_id, envelope.hash)
             if envelope.request_id:
                 outcome = RecordedOutcome(envelope.aggregate_id, envelope.aggregate_version)
                 key = request_key(envelope.aggregate_id, envelope.request_id)

@@ -33,6 +33,7 @@ from clinical_platform.eventlog.errors import (
     WriterFencedError,
 )
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
+from clinical_platform.security.chain import ChainSealer
 
 logger = logging.getLogger(__name__)
 
@@ -232,12 +233,16 @@ class PartitionWriter:
         if producer is None:
             raise EventLogUnavailableError("no producer")
         recorded_at = datetime.now(UTC)
+        # Each event's hash covers recorded_at, so it is sealed right after the stamp, chained
+        # onto the aggregate's last event (or the one sealed just before it in this batch).
+        sealer = ChainSealer(self._store.last_hash)
         await producer.begin_transaction()
         sent: list[asyncio.Future[Any]] = []
         try:
             for pending in accepted:
                 for envelope in pending.envelopes:
                     envelope.recorded_at.FromDatetime(recorded_at)
+                    sealer.seal(envelope)
                     sent.append(
                         await producer.send(
                             self._config.topic,

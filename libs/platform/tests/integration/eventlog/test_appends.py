@@ -10,6 +10,7 @@ import pytest
 
 from clinical_platform.eventlog.errors import ConcurrencyError, EventRejectedError
 from clinical_platform.eventlog.store import EventStore
+from clinical_platform.security.chain import verify_chain
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.eventlog import EventStoreFactory, make_envelope, read_topic
 
@@ -39,12 +40,13 @@ async def test_of_two_writers_racing_for_a_version_exactly_one_wins(
     winners = [sum(await _race(store, aggregate_id, version)) for version in range(100)]
 
     assert winners == [1] * 100
-    versions = [
-        e.aggregate_version
+    on_topic = [
+        e
         for e in await read_topic(servers.kafka_bootstrap_servers, store.topic)
         if e.aggregate_id == aggregate_id
     ]
-    assert versions == list(range(1, 101))
+    assert [e.aggregate_version for e in on_topic] == list(range(1, 101))
+    assert verify_chain(on_topic).ok, "every event is chained onto the one before it"
 
 
 async def test_a_retried_request_id_returns_the_first_outcome_without_a_second_event(

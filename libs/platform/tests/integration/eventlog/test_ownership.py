@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clinical_platform.eventlog.errors import NotPartitionOwnerError, WriterFencedError
+from clinical_platform.security.chain import verify_chain
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.eventlog import EventStoreFactory, make_envelope, read_topic
 
@@ -76,4 +77,7 @@ async def test_a_restarted_replica_catches_up_and_rebuilds_a_deleted_store(
     )
     assert replay.replayed
     assert replay.version == 3
-    assert len(await read_topic(servers.kafka_bootstrap_servers, rebuilt.topic)) == 16
+    on_topic = await read_topic(servers.kafka_bootstrap_servers, rebuilt.topic)
+    assert len(on_topic) == 16
+    # The chain continued across the restart and the rebuild: heads came from the stores.
+    assert verify_chain(on_topic).ok

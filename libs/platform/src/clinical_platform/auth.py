@@ -18,13 +18,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from clinical_platform.access.records import AccessAction
 from clinical_platform.eventlog.context import Actor
 
 logger = logging.getLogger(__name__)
@@ -173,11 +174,52 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
     raise AssertionError("unreachable: abort raises")
 
 
-async def deny(context: grpc.aio.ServicerContext, principal: Principal, reason: str) -> NoReturn:
-    """Refuse the RPC with PERMISSION_DENIED, and record who was refused and why (no PHI)."""
+class DenialRecorder(Protocol):
+    """Records refused requests as access records (`access.log.AccessAuditLog` does)."""
+
+    async def record_denial(
+        self,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        *,
+        reason: str,
+        patient_id: str = "",
+        record_type: str = "",
+        record_ids: Sequence[str] = (),
+        category: str = "",
+        action: AccessAction = AccessAction.READ,
+        operation: str = "",
+    ) -> None: ...
+
+
+async def deny(
+    context: grpc.aio.ServicerContext,
+    principal: Principal,
+    reason: str,
+    *,
+    access_log: DenialRecorder | None = None,
+    patient_id: str = "",
+    record_type: str = "",
+    record_ids: Sequence[str] = (),
+    category: str = "",
+    action: AccessAction = AccessAction.READ,
+    operation: str = "",
+) -> NoReturn:
+    """Refuse the RPC with PERMISSION_DENIED, and record who was refused and why (no PHI).
+
+    With ``access_log``, the refusal also becomes an access record (outcome DENIED) naming what
+    was asked for: the patient, the kind and ids of the records, the action attempted. It is on
+    the local disk before the caller hears the refusal. ``reason`` is sent to the caller and
+    recorded, so it must be the service's own words, never request values.
+    """
     logger.warning(
         "permission denied",
         extra={"subject": principal.subject, "roles": sorted(principal.roles), "reason": reason},
     )
+    if access_log is not None:
+        await access_log.record_denial(
+            context, principal, reason=reason, patient_id=patient_id, record_type=record_type,
+            record_ids=record_ids, category=category, action=action, operation=operation,
+        )  # fmt: skip
     await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
     raise AssertionError("unreachable: abort raises")

@@ -75,6 +75,10 @@ class BaseServiceSettings(BaseSettings):
     audit_checkpoint_every_seconds: Annotated[float, Field(gt=0)] = _shared(
         "AUDIT_CHECKPOINT_EVERY_SECONDS", 10.0
     )
+    # Read-access audit (clinical_platform.access): every service that serves or refuses reads
+    # of patient data publishes access records to this topic, created with this many partitions.
+    access_audit_topic: str = _shared("ACCESS_AUDIT_TOPIC", "clinical.audit.access.v1")
+    access_audit_partitions: Annotated[int, Field(ge=1)] = _shared("ACCESS_AUDIT_PARTITIONS", 6)
     otel_exporter_otlp_endpoint: str | None = _shared("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     log_level: LogLevel = _shared("LOG_LEVEL", "INFO")
     # Ed25519 public keys (PEM, several while keys rotate) that sign the internal JWTs. Without

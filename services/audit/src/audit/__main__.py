@@ -2,9 +2,9 @@
 
 import asyncio
 
-from clinical_platform.settings import load_settings_or_exit
 from audit.bootstrap import serve
 from audit.settings import AuditSettings
+from clinical_platform.settings import load_settings_or_exit
 
 
 def main() -> None:

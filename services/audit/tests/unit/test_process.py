@@ -1,17 +1,33 @@
-"""The audit service as a process: serves health, stops on SIGTERM, rejects bad settings."""
+"""The audit service as a process: serves health, stops on SIGTERM, rejects bad settings.
+
+It needs no servers to start: the projections and the access-record publisher keep retrying in
+the background. The servers here are unreachable ports, so nothing real is touched.
+"""
+
+from pathlib import Path
 
 import pytest
 
-from clinical_platform.service_process import ServiceProcess, run_until_exit
+from clinical_platform.service_process import ServiceProcess, free_tcp_port, run_until_exit
 
 pytestmark = pytest.mark.unit
 
 GRACE_SECONDS = 5
 
 
-def test_reports_serving_then_exits_zero_within_grace_on_sigterm() -> None:
-    grace = {"AUDIT_GRPC_GRACE_SECONDS": str(GRACE_SECONDS)}
-    with ServiceProcess("audit", port_variable="AUDIT_GRPC_PORT", env=grace) as service:
+def _unreachable_servers(state_dir: Path) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_tcp_port()}",
+        "MONGODB_URL": f"mongodb://127.0.0.1:{free_tcp_port()}/",
+        "VAULT_ADDR": f"http://127.0.0.1:{free_tcp_port()}",
+        "VAULT_TOKEN": "unused",
+        "AUDIT_STATE_DIR": str(state_dir),
+    }
+
+
+def test_reports_serving_then_exits_zero_within_grace_on_sigterm(tmp_path: Path) -> None:
+    env = {"AUDIT_GRPC_GRACE_SECONDS": str(GRACE_SECONDS), **_unreachable_servers(tmp_path)}
+    with ServiceProcess("audit", port_variable="AUDIT_GRPC_PORT", env=env) as service:
         service.wait_until_serving()
         assert service.terminate(within=GRACE_SECONDS) == 0
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from google.protobuf.message import Message
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
+
+MessageT = TypeVar("MessageT", bound=Message)
 
 
 class Projection(Protocol):
@@ -35,3 +38,27 @@ class Projection(Protocol):
         ...
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None: ...
+
+
+@runtime_checkable
+class MessageProjection(Protocol[MessageT]):
+    """A read model of a topic whose records are not Envelopes, e.g. the access records.
+
+    Like `Projection` in everything else; ``decode`` turns a record's value into the message
+    ``apply`` takes, and a value it cannot decode is poison.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topics(self) -> Sequence[str]: ...
+
+    @property
+    def collections(self) -> Sequence[str]: ...
+
+    async def setup(self, db: AsyncDatabase[Any]) -> None: ...
+
+    def decode(self, value: bytes) -> MessageT: ...
+
+    async def apply(self, message: MessageT, db: AsyncDatabase[Any]) -> None: ...

@@ -9,6 +9,7 @@ runner resumes right after the replay.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,11 +19,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
 from clinical_platform.eventlog.topics import partition_count
-from clinical_platform.projections.projection import Projection
 from clinical_platform.projections.runner import (
+    AnyProjection,
     EventApplier,
+    create_dead_letter_topics,
     dead_letter_producer,
-    ensure_dead_letter_topics,
     group_id,
 )
 
@@ -34,16 +35,21 @@ class RebuildError(Exception):
 
 
 async def rebuild_projection(
-    projection: Projection,
+    projection: AnyProjection,
     *,
     bootstrap_servers: str,
     database: AsyncDatabase[Any],
     progress: bool = True,
+    topic_pattern: str | None = None,
 ) -> int:
-    """Replay every event of the projection's topics into fresh collections; return the count."""
+    """Replay every event of the projection's topics into fresh collections; return the count.
+
+    With ``topic_pattern`` (as its runner was given), the topics that match it now are replayed.
+    """
+    topics = await _topics(projection, bootstrap_servers, topic_pattern)
     for collection in projection.collections:
         await database.drop_collection(collection)
-    await ensure_dead_letter_topics(projection, bootstrap_servers, replication_factor=1)
+    await create_dead_letter_topics(topics, bootstrap_servers, replication_factor=1)
     await projection.setup(database)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
@@ -56,7 +62,7 @@ async def rebuild_projection(
     await dead_letters.start()
     applier = EventApplier(projection, database, dead_letters)
     try:
-        partitions = await _partitions(projection, bootstrap_servers)
+        partitions = await _partitions(topics, bootstrap_servers)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -79,13 +85,27 @@ async def rebuild_projection(
     return applier.applied + applier.dead_lettered
 
 
-async def _partitions(projection: Projection, bootstrap_servers: str) -> list[TopicPartition]:
+async def _topics(
+    projection: AnyProjection, bootstrap_servers: str, topic_pattern: str | None
+) -> list[str]:
+    if topic_pattern is None:
+        return list(projection.topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        # match(), not fullmatch(): the semantics of Kafka clients' pattern subscriptions.
+        return sorted(t for t in await admin.list_topics() if re.match(topic_pattern, t))
+    finally:
+        await admin.close()
+
+
+async def _partitions(topics: list[str], bootstrap_servers: str) -> list[TopicPartition]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         return [
             TopicPartition(topic, partition)
-            for topic in projection.topics
+            for topic in topics
             for partition in range(await partition_count(admin, topic))
         ]
     finally:

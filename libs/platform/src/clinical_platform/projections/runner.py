@@ -1,12 +1,19 @@
-"""Runs a projection: consume its topics, apply each event, commit, quarantine poison events."""
+"""Runs a projection: consume its topics, apply each event, commit, quarantine poison events.
+
+A projection names its topics, or the runner is given a ``topic_pattern`` (a regular expression
+matched from the start of the name, as Kafka clients do): then it reads every matching topic,
+including topics created later (found within ``metadata_max_age_ms``), e.g. every event topic.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from google.protobuf.message import DecodeError
 from pymongo.asynchronous.database import AsyncDatabase
@@ -14,12 +21,17 @@ from pymongo.errors import ConnectionFailure
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic
-from clinical_platform.projections.projection import Projection
+from clinical_platform.projections.projection import MessageProjection, Projection
 
 logger = logging.getLogger(__name__)
 
 # MongoDB being away is not the event's fault: retry these, never dead-letter for them.
 TRANSIENT = (ConnectionFailure,)
+# How soon a pattern subscription sees a topic created after the runner started.
+PATTERN_METADATA_MAX_AGE_MS = 30_000
+
+AnyProjection = Projection | MessageProjection[Any]
+"""What the runner and rebuilds take: an Envelope projection, or one that decodes its records."""
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -27,8 +39,15 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def group_id(projection: Projection) -> str:
+def group_id(projection: AnyProjection) -> str:
     return f"projection.{projection.name}"
+
+
+def decoder_of(projection: AnyProjection) -> Callable[[bytes], Any]:
+    """How a record's value becomes what the projection applies (an Envelope by default)."""
+    if isinstance(projection, MessageProjection):
+        return projection.decode
+    return Envelope.FromString
 
 
 class EventApplier:
@@ -36,12 +55,13 @@ class EventApplier:
 
     def __init__(
         self,
-        projection: Projection,
+        projection: AnyProjection,
         database: AsyncDatabase[Any],
         dead_letters: AIOKafkaProducer,
         retry_delay_s: float = 1.0,
     ) -> None:
         self._projection = projection
+        self._decode = decoder_of(projection)
         self._db = database
         self._dead_letters = dead_letters
         self._retry_delay_s = retry_delay_s
@@ -51,7 +71,7 @@ class EventApplier:
     async def apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         while True:
             try:
-                await self._projection.apply(Envelope.FromString(record.value), self._db)
+                await self._projection.apply(self._decode(record.value), self._db)
             except TRANSIENT:
                 logger.warning("read model unreachable; retrying", extra=_origin(record))
                 await asyncio.sleep(self._retry_delay_s)
@@ -75,16 +95,18 @@ class ProjectionRunner:
 
     def __init__(
         self,
-        projection: Projection,
+        projection: AnyProjection,
         *,
         bootstrap_servers: str,
         database: AsyncDatabase[Any],
         replication_factor: int = 1,
+        topic_pattern: str | None = None,
     ) -> None:
         self._projection = projection
         self._bootstrap = bootstrap_servers
         self._db = database
         self._replication_factor = replication_factor
+        self._topic_pattern = topic_pattern
         self.applier: EventApplier | None = None
 
     async def run(self) -> None:
@@ -93,19 +115,25 @@ class ProjectionRunner:
             self._projection, self._bootstrap, replication_factor=self._replication_factor
         )
         await self._projection.setup(self._db)
+        pattern = self._topic_pattern
         consumer = AIOKafkaConsumer(
-            *self._projection.topics,
+            *(() if pattern else self._projection.topics),
             bootstrap_servers=self._bootstrap,
             group_id=group_id(self._projection),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            **({"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS} if pattern else {}),
         )
+        if pattern:
+            listener = _DeadLetterTopicsOnAssignment(self._bootstrap, self._replication_factor)
+            consumer.subscribe(pattern=pattern, listener=listener)
         dead_letters = dead_letter_producer(self._bootstrap)
-        await consumer.start()
-        await dead_letters.start()
-        self.applier = EventApplier(self._projection, self._db, dead_letters)
         try:
+            # Inside the try: a runner restarted after Kafka was away must not leak clients.
+            await consumer.start()
+            await dead_letters.start()
+            self.applier = EventApplier(self._projection, self._db, dead_letters)
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batch.values():
@@ -114,8 +142,9 @@ class ProjectionRunner:
                 if batch:
                     await consumer.commit()
         finally:
-            await consumer.stop()
-            await dead_letters.stop()
+            for client in (consumer, dead_letters):
+                with contextlib.suppress(Exception):
+                    await client.stop()
 
 
 def dead_letter_producer(bootstrap_servers: str) -> AIOKafkaProducer:
@@ -139,18 +168,48 @@ async def quarantine(
 
 
 async def ensure_dead_letter_topics(
-    projection: Projection, bootstrap_servers: str, *, replication_factor: int
+    projection: AnyProjection, bootstrap_servers: str, *, replication_factor: int
 ) -> None:
-    """Create the dead-letter topics (kept forever: each holds clinical events to repair)."""
+    """Create the dead-letter topics of the projection's topics."""
+    await create_dead_letter_topics(
+        projection.topics, bootstrap_servers, replication_factor=replication_factor
+    )
+
+
+async def create_dead_letter_topics(
+    topics: Iterable[str], bootstrap_servers: str, *, replication_factor: int
+) -> None:
+    """Create each topic's dead-letter topic (kept forever: it holds clinical events to repair)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
-        for topic in projection.topics:
+        for topic in topics:
             configs = {"retention.ms": "-1", "cleanup.policy": "delete"}
             spec = TopicSpec(dead_letter_topic(topic), 1, replication_factor, configs)
             await ensure_topic(admin, spec)
     finally:
         await admin.close()
+
+
+class _DeadLetterTopicsOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """With a pattern, topics are known only once assigned: give each its dead-letter topic
+    before its first record is applied."""
+
+    def __init__(self, bootstrap_servers: str, replication_factor: int) -> None:
+        self._bootstrap = bootstrap_servers
+        self._replication_factor = replication_factor
+        self._ensured: set[str] = set()
+
+    async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        new = {partition.topic for partition in assigned} - self._ensured
+        if new:
+            await create_dead_letter_topics(
+                sorted(new), self._bootstrap, replication_factor=self._replication_factor
+            )
+            self._ensured |= new
 
 
 def _origin(record: ConsumerRecord[Any, Any]) -> dict[str, object]:

@@ -1,1 +1,1 @@
-"""Clients for the internal patient, orders, results and notify services."""
+"""The read model (MongoDB projections and queries) and partition verification (Kafka, Vault)."""

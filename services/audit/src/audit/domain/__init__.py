@@ -1,1 +1,1 @@
-"""Edge policy for the public API: who may call what, in the clinic's terms. No I/O here."""
+"""The audit trail's rules: queries, windows, paging. No I/O here."""

@@ -1,1 +1,1 @@
-"""The public gRPC API that fronts the internal services."""
+"""The public gRPC API of the audit service."""

@@ -1,0 +1,23 @@
+"""The provenance of an inbound gRPC read, read from the call itself (as `command_context` does
+for commands)."""
+
+from __future__ import annotations
+
+import grpc
+
+from clinical_platform.access.records import RequestOrigin
+from clinical_platform.eventlog.envelope import current_trace_context
+from clinical_platform.grpc_context import DEFAULT_PURPOSE_OF_USE, peer_ip
+
+
+def request_origin(context: grpc.aio.ServicerContext) -> RequestOrigin:
+    """Caller address, ``user-agent``, ``x-purpose-of-use`` (default ``TREAT``),
+    ``x-request-id`` and the current span's trace context."""
+    metadata = {key: value for key, value in context.invocation_metadata() or () if key}
+    return RequestOrigin(
+        source_ip=peer_ip(context.peer()),
+        user_agent=str(metadata.get("user-agent", "")),
+        purpose_of_use=str(metadata.get("x-purpose-of-use", DEFAULT_PURPOSE_OF_USE)),
+        request_id=str(metadata.get("x-request-id", "")),
+        trace_context=current_trace_context(),
+    )

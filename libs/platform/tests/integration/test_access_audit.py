@@ -1,0 +1,81 @@
+"""The access log on the real broker: a record written before a process is killed is published
+by the next process on the same outbox; records are keyed by patient."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.service_process import free_tcp_port
+from clinical_platform.testing.access import read_access_records
+from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.testing.plugin import TopicFactory
+
+pytestmark = pytest.mark.integration
+
+# A service process that records one read and is then killed (SIGKILL: no flush, no cleanup)
+# before its publisher can send: its broker address is a closed port.
+RECORD_THEN_DIE = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.auth import Principal, Role
+from clinical_platform.testing.access import FakeServicerContext
+
+async def main() -> None:
+    outbox, topic, patient, broker = sys.argv[1:5]
+    log = AccessAuditLog(AccessAuditConfig(broker, Path(outbox), "//clinical/orders", topic=topic))
+    await log.start()
+    call = FakeServicerContext(metadata=(("user-agent", "ward-tablet/2.1"),))
+    principal = Principal("dr-house", frozenset({Role.CLINICIAN}))
+    await log.record_read(call, principal, patient_id=patient, record_type="Order")
+    print("recorded", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_record_outlives_a_killed_process_and_the_next_one_publishes_it(
+    servers: ServerEndpoints, kafka_topic: TopicFactory, tmp_path: Path
+) -> None:
+    topic = await kafka_topic(prefix="test.access.", partitions=3)
+    outbox, patient = tmp_path / "access-outbox.sqlite", str(uuid.uuid4())
+    died = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", RECORD_THEN_DIE, str(outbox), topic, patient,
+         f"127.0.0.1:{free_tcp_port()}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert died.stdout == "recorded\n"
+
+    config = AccessAuditConfig(
+        servers.kafka_bootstrap_servers, outbox, "//clinical/orders", topic=topic, partitions=3
+    )
+    successor = AccessAuditLog(config)
+    await successor.start()
+    try:
+        for _ in range(100):
+            if await successor.pending() == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await successor.stop()
+    published = await read_access_records(servers.kafka_bootstrap_servers, topic)
+
+    [(key, record)] = published
+    assert key == patient.encode()
+    assert (record.patient_id, record.record_type) == (patient, "Order")
+    assert record.user_agent == "ward-tablet/2.1"
+    assert os.stat(outbox).st_mode & 0o077 == 0

@@ -1,0 +1,91 @@
+"""Requests into queries: every problem named by field, no request value ever quoted."""
+
+import uuid
+
+import pytest
+
+from audit.domain.queries import Position
+from audit.entrypoints.translate import (
+    InvalidRequest,
+    access_query,
+    export_query,
+    history_query,
+    verify_target,
+)
+from clinical.audit.v1 import audit_pb2 as pb
+
+pytestmark = pytest.mark.unit
+
+PATIENT = str(uuid.uuid4())
+
+
+def _window(since: int, until: int) -> pb.TimeRange:
+    window = pb.TimeRange()
+    window.since.FromSeconds(since)
+    window.until.FromSeconds(until)
+    return window
+
+
+def _fields(problem: pytest.ExceptionInfo[InvalidRequest]) -> list[str]:
+    return [violation.field for violation in problem.value.violations]
+
+
+def test_a_history_query_takes_the_patient_window_and_page() -> None:
+    token = Position(5, 1, "x").token()
+    request = pb.HistoryRequest(patient_id=PATIENT, recorded=_window(10, 20), page_size=5,
+                                page_token=token)  # fmt: skip
+
+    query = history_query(request)
+
+    assert (query.patient_id, query.aggregate_id) == (PATIENT, "")
+    assert (query.recorded.since_ns, query.recorded.until_ns) == (10 * 10**9, 20 * 10**9)
+    assert (query.page.size, query.page.after) == (5, Position(5, 1, "x"))
+
+
+def test_a_history_query_lists_every_problem_at_once() -> None:
+    request = pb.HistoryRequest(recorded=_window(20, 10), page_token="forged")  # noqa: S106
+
+    with pytest.raises(InvalidRequest) as problem:
+        history_query(request)
+
+    assert _fields(problem) == ["subject", "recorded.until", "page_token"]
+
+
+def test_ids_must_be_uuids_and_the_value_is_never_quoted() -> None:
+    with pytest.raises(InvalidRequest) as problem:
+        history_query(pb.HistoryRequest(aggregate_id="Jane Doe 1970-01-01"))
+
+    assert _fields(problem) == ["aggregate_id"]
+    assert "Jane" not in str(problem.value.violations)
+
+
+def test_an_open_ended_window_is_allowed() -> None:
+    window = pb.TimeRange()
+    window.since.FromSeconds(10)
+
+    query = access_query(pb.AccessLogRequest(patient_id=PATIENT, occurred=window))
+
+    assert (query.occurred.since_ns, query.occurred.until_ns) == (10 * 10**9, None)
+
+
+def test_an_access_log_query_needs_a_patient_or_a_user() -> None:
+    with pytest.raises(InvalidRequest) as problem:
+        access_query(pb.AccessLogRequest())
+
+    assert _fields(problem) == ["patient_id"]
+    assert access_query(pb.AccessLogRequest(actor_subject="dr-house")).actor_subject == "dr-house"
+
+
+def test_an_export_needs_a_patient() -> None:
+    with pytest.raises(InvalidRequest) as problem:
+        export_query(pb.ExportAuditEventsRequest(period=_window(1, 1)))
+
+    assert _fields(problem) == ["patient_id", "period.until"]
+
+
+def test_verify_needs_a_topic() -> None:
+    with pytest.raises(InvalidRequest) as problem:
+        verify_target(pb.VerifyRequest(partitions=[0]))
+
+    assert _fields(problem) == ["topic"]
+    assert verify_target(pb.VerifyRequest(topic="t", partitions=[2, 0])) == ("t", [2, 0])

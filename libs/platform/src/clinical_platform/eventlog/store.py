@@ -47,7 +47,7 @@ class EventStoreConfig:
     # Below the broker's 1 MiB default message.max.bytes, with room for headers.
     max_envelope_bytes: int = 512 * 1024
     max_batch: int = 500
-    linger_s: float = 0.002
+    linger_s: float = 0.02
     commit_timeout_s: float = 15.0
 
 

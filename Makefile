@@ -12,7 +12,7 @@ LOCALINFRA := PYTHONPATH=infra/local python3 -m localinfra
 # mypy runs once per folder: every service has tests/unit/test_process.py, and one run would see
 # those as the same module.
 MYPY_TARGETS := libs/platform libs/protos/generate.py libs/protos/tests infra/local tests conftest.py \
-	$(wildcard services/*) $(wildcard bench/*.py)
+	$(wildcard services/*) $(wildcard bench)
 # The interpreter comes from the machine (.python-version pins 3.11); uv never downloads one.
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(TOOLS_BIN):$(PATH)
@@ -51,6 +51,10 @@ test-unit: venv ## Run the fast unit tests only (no servers)
 .PHONY: test-integration
 test-integration: venv infra-install ## Run the tests against the real servers
 	@$(UV) run --no-sync pytest -m "integration or e2e"
+
+.PHONY: eval-matching
+eval-matching: venv infra-install ## Link quality (precision, recall, F1) of patient matching on FEBRL1
+	@$(UV) run --no-sync python -m patient.evaluation
 
 .PHONY: lint
 lint: venv ## ruff (lint + format check) and mypy --strict on our code

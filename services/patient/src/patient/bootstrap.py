@@ -1,13 +1,125 @@
 """Composition root of the patient service: the one place that builds clients and wires them."""
 
-from importlib.metadata import version
+from __future__ import annotations
 
-from clinical_platform.runtime import serve_grpc, service_runtime
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from importlib.metadata import version
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.auth import TokenVerifier
+from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.eventlog.repository import AggregateRepository
+from clinical_platform.eventlog.store import EventStore
+from clinical_platform.grpc_server import GrpcService
+from clinical_platform.projections import ProjectionRunner
+from clinical_platform.runtime import (
+    event_store_config,
+    serve_grpc,
+    service_runtime,
+    token_verifier,
+)
+from patient.adapters.event_catalog import PATIENT_EVENTS
+from patient.adapters.projection import PatientIndexProjection
+from patient.adapters.read_model import MongoPatientIndex
+from patient.application import PatientApp
+from patient.entrypoints.grpc import PatientServicer
+from patient.matching.matcher import Matcher, Thresholds
 from patient.settings import PatientSettings
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "patient"
+GRPC_SERVICE_NAME = "clinical.patient.v1.PatientService"
+
+
+def patient_projection(service: str, topic: str) -> PatientIndexProjection:
+    """The read model projection; ``service`` names the event log and the consumer group."""
+    return PatientIndexProjection(name=f"{service}.patient-index", topic=topic)
+
+
+@dataclass(frozen=True)
+class RunningPatient:
+    """What a running patient service offers its host: the gRPC services and its parts."""
+
+    services: Sequence[GrpcService]
+    app: PatientApp
+    store: EventStore
+    database: AsyncDatabase[Any]
+
+
+@asynccontextmanager
+async def running_patient(
+    settings: PatientSettings, *, service: str = SERVICE, verifier: TokenVerifier | None = None
+) -> AsyncIterator[RunningPatient]:
+    """Start the event store and the projection; stop them after the caller is done serving.
+
+    ``service`` names the event log (topic ``clinical.<service>.events.v1``) and the consumer
+    group; tests pass a unique one.
+    """
+    _keep_documents_out_of_driver_logs()
+    store = EventStore(event_store_config(settings, service=service))
+    mongo = build_mongo_client(settings)
+    database = mongo[settings.mongodb_database]
+    await store.start()
+    matcher = Matcher(
+        thresholds=Thresholds(match=settings.match_threshold, review=settings.review_threshold)
+    )
+    app = PatientApp(
+        AggregateRepository(store, PATIENT_EVENTS, source=f"//clinical/{service}"),
+        MongoPatientIndex(database),
+        matcher,
+    )
+    runner = ProjectionRunner(
+        patient_projection(service, store.topic),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        database=database,
+        replication_factor=settings.kafka_replication_factor,
+    )
+    projecting = asyncio.create_task(_run(runner), name="projection patient-index")
+    servicer = PatientServicer(
+        app, verifier or token_verifier(settings), max_wait_s=settings.read_wait_max_s
+    )
+    register = partial(patient_pb2_grpc.add_PatientServiceServicer_to_server, servicer)
+    try:
+        yield RunningPatient([GrpcService(GRPC_SERVICE_NAME, register)], app, store, database)
+    finally:
+        projecting.cancel()
+        await asyncio.gather(projecting, return_exceptions=True)
+        await store.stop()
+        await mongo.close()
+
+
+def _keep_documents_out_of_driver_logs() -> None:
+    # At DEBUG, pymongo logs whole documents and aiokafka whole records, i.e. demographics: with
+    # LOG_LEVEL=DEBUG they would put PHI in the logs. Their warnings and errors carry neither.
+    for driver in ("pymongo", "aiokafka"):
+        logger_ = logging.getLogger(driver)
+        logger_.setLevel(max(logger_.getEffectiveLevel(), logging.WARNING))
+
+
+async def _run(runner: ProjectionRunner) -> None:
+    try:
+        await runner.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # A projection that stops must be loud: its read model would silently fall behind.
+        logger.exception("patient projection stopped")
+        raise
 
 
 async def serve(settings: PatientSettings) -> None:
     """Run the patient service until SIGTERM or SIGINT, then stop gracefully."""
-    async with service_runtime(settings, name="patient", version=version("clinical-patient")):
-        # Health only, for now: the patient servicers are added here as their issues land.
-        await serve_grpc(settings, services=[])
+    async with (
+        service_runtime(settings, name=SERVICE, version=version("clinical-patient")),
+        running_patient(settings) as patient,
+    ):
+        await serve_grpc(settings, services=patient.services)

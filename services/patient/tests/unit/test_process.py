@@ -1,19 +1,14 @@
-"""The patient service as a process: serves health, stops on SIGTERM, rejects bad settings."""
+"""The patient service as a process: bad settings stop start-up before anything connects.
+
+That it serves health and stops on SIGTERM needs Kafka and MongoDB (the event store starts
+before serving): tests/integration/test_process_serving.py.
+"""
 
 import pytest
 
-from clinical_platform.service_process import ServiceProcess, run_until_exit
+from clinical_platform.service_process import run_until_exit
 
 pytestmark = pytest.mark.unit
-
-GRACE_SECONDS = 5
-
-
-def test_reports_serving_then_exits_zero_within_grace_on_sigterm() -> None:
-    grace = {"PATIENT_GRPC_GRACE_SECONDS": str(GRACE_SECONDS)}
-    with ServiceProcess("patient", port_variable="PATIENT_GRPC_PORT", env=grace) as service:
-        service.wait_until_serving()
-        assert service.terminate(within=GRACE_SECONDS) == 0
 
 
 def test_malformed_port_stops_start_up_with_one_line_naming_the_variable() -> None:

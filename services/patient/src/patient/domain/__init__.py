@@ -1,1 +1,1 @@
-"""The Patient aggregate and its rules: registration, demographics, linking records. No I/O here."""
+"""The patient domain: records, their demographics, identity decisions and links. No I/O."""

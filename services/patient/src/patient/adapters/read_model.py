@@ -1,0 +1,102 @@
+"""The patient read model's queries: the application's PatientIndex port over MongoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical_platform.projections import wait_for_version
+from patient.adapters.documents import demographics_from, given_terms, identifier_term
+from patient.adapters.golden_records import GOLDEN_RECORDS, LINKS, PATIENTS, golden_from
+from patient.adapters.projection import REVIEW_QUEUE
+from patient.domain.golden_record import GoldenRecord
+from patient.matching.matcher import Candidate
+from patient.matching.normalize import compact
+from patient.ports import ReadModelBehind
+from patient.views import PatientSearch, PatientView, ReviewItem
+
+# Blocking keeps candidate sets small; the cap keeps one pathological key from stalling a call.
+MAX_CANDIDATES = 500
+
+
+class MongoPatientIndex:
+    """Reads the collections `PatientIndexProjection` writes."""
+
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        self._db = db
+
+    async def candidates(
+        self, blocking_keys: Sequence[str], *, exclude: UUID | None = None
+    ) -> list[Candidate]:
+        if not blocking_keys:
+            return []
+        query: dict[str, Any] = {"blocking_keys": {"$in": list(blocking_keys)}, "forgotten": False}
+        if exclude is not None:
+            query["_id"] = {"$ne": str(exclude)}
+        cursor = self._db[PATIENTS].find(query, {"demographics": 1}).limit(MAX_CANDIDATES)
+        return [
+            Candidate(UUID(document["_id"]), demographics_from(document["demographics"]))
+            async for document in cursor
+        ]
+
+    async def patient(
+        self, patient_id: UUID, *, min_version: int, timeout_s: float
+    ) -> PatientView | None:
+        document = await wait_for_version(
+            self._db[PATIENTS], str(patient_id), min_version, timeout_s=timeout_s
+        )
+        if document is None:
+            if min_version > 0:
+                raise ReadModelBehind
+            return None
+        return await self._view(document)
+
+    async def golden_record_of(self, patient_id: UUID) -> GoldenRecord | None:
+        document = await self._db[GOLDEN_RECORDS].find_one({"member_patient_ids": str(patient_id)})
+        return golden_from(document) if document is not None else None
+
+    async def search(self, query: PatientSearch) -> list[PatientView]:
+        criteria: dict[str, Any] = {"forgotten": False}
+        if query.family_name:
+            criteria["search.family"] = compact(query.family_name)
+        if query.given_name:
+            criteria["search.given"] = {"$all": sorted(given_terms(query.given_name))}
+        if query.birth_date:
+            criteria["demographics.birth_date"] = query.birth_date
+        if query.identifier is not None:
+            criteria["search.identifiers"] = identifier_term(query.identifier)
+        cursor = self._db[PATIENTS].find(criteria).sort("_id", 1).limit(query.limit)
+        return [await self._view(document) async for document in cursor]
+
+    async def review_queue(self, limit: int) -> list[ReviewItem]:
+        cursor = (
+            self._db[REVIEW_QUEUE]
+            .find({"queued": True, "resolution": {"$exists": False}})
+            .sort("score", -1)
+            .limit(limit)
+        )
+        return [
+            ReviewItem(d["_id"], d["patient_id"], d["candidate_patient_id"], d["score"])
+            async for d in cursor
+        ]
+
+    async def _view(self, document: dict[str, Any]) -> PatientView:
+        patient_id = document["_id"]
+        linked = sorted(
+            [
+                other
+                async for link in self._db[LINKS].find({"patient_ids": patient_id, "active": True})
+                for other in link["patient_ids"]
+                if other != patient_id
+            ]
+        )
+        return PatientView(
+            patient_id=patient_id,
+            version=document["version"],
+            demographics=demographics_from(document["demographics"]),
+            forgotten=document["forgotten"],
+            linked_patient_ids=tuple(linked),
+        )

@@ -1,0 +1,251 @@
+"""PatientApp: one method per command and query of the patient service.
+
+Commands load the aggregate from the event store, call the domain, append, and return the new
+version. Registration first asks the read model for blocked candidates, lets the matcher decide,
+records the decision with the registration, then records a link for every MATCH.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from uuid import UUID, uuid5
+
+from clinical_platform.eventlog.context import CommandContext
+from clinical_platform.eventlog.errors import NotPartitionOwnerError
+from patient.domain.assessment import LinkBasis, MatchAssessment, MatchCandidate
+from patient.domain.demographics import PatientDemographics
+from patient.domain.errors import PatientForgotten, PatientNotFound, PatientsAlreadyLinked
+from patient.domain.patient import Patient, anchor_of
+from patient.matching.blocking import blocking_keys
+from patient.matching.matcher import Matcher
+from patient.matching.record import match_record
+from patient.ports import PatientIndex, PatientRepository
+from patient.views import PatientRecordView, PatientSearch, PatientView, ReviewItem
+
+logger = logging.getLogger(__name__)
+
+# Patient ids derive from the registering request id: a retried registration lands on the
+# same record (and partition) instead of creating a duplicate.
+PATIENT_ID_NAMESPACE = UUID("1b4e28ba-2fa1-4d7b-8c7f-3f0e8b5a9c11")
+
+
+@dataclass(frozen=True)
+class Registration:
+    patient_id: UUID
+    version: int
+    assessment: MatchAssessment
+    linked_patient_ids: tuple[UUID, ...]
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    anchor_patient_id: UUID
+    version: int
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+class PatientApp:
+    """The patient service's use cases, independent of gRPC."""
+
+    def __init__(
+        self,
+        patients: PatientRepository,
+        index: PatientIndex,
+        matcher: Matcher,
+        today: Callable[[], date] = today_utc,
+    ) -> None:
+        self._patients = patients
+        self._index = index
+        self._matcher = matcher
+        self._today = today
+
+    async def register_patient(
+        self, context: CommandContext, demographics: PatientDemographics
+    ) -> Registration:
+        """Register a record, match it against the index, link every MATCH automatically."""
+        patient_id = uuid5(PATIENT_ID_NAMESPACE, context.request_id)
+        existing = self._patients.get(patient_id)
+        if existing is not None and existing.match_assessment is not None:
+            # A retry: answer with the first decision and finish any link it did not record.
+            assessment = existing.match_assessment
+            version = existing.version
+        else:
+            Patient.register(patient_id, demographics, today=self._today())  # validate first
+            candidates = await self._index.candidates(
+                blocking_keys(match_record(demographics)), exclude=patient_id
+            )
+            assessment = self._matcher.assess(demographics, candidates)
+
+            def register(_: Patient | None) -> Patient:
+                patient = Patient.register(patient_id, demographics, today=self._today())
+                patient.record_match_assessment(assessment)
+                return patient
+
+            version = (await self._patients.execute(patient_id, context, register)).version
+        linked = []
+        for match in assessment.matches:
+            outcome = await self._link_automatically(context, patient_id, match)
+            if outcome is not None:
+                linked.append(match.patient_id)
+                if outcome.anchor_patient_id == patient_id:
+                    version = max(version, outcome.version)
+        logger.info(
+            "patient registered",
+            extra={"patient_id": str(patient_id), "version": version,
+                   "outcome": assessment.outcome.value, "linked": len(linked)},
+        )  # fmt: skip
+        return Registration(patient_id, version, assessment, tuple(linked))
+
+    async def _link_automatically(
+        self, context: CommandContext, patient_id: UUID, match: MatchCandidate
+    ) -> LinkOutcome | None:
+        link_context = replace(
+            context,
+            request_id=str(
+                uuid5(PATIENT_ID_NAMESPACE, f"{context.request_id}|link|{match.patient_id}")
+            ),
+            causation_id=context.causation_id or context.request_id,
+        )
+        try:
+            return await self.link_patients(
+                link_context, patient_id, match.patient_id,
+                basis=LinkBasis.AUTOMATIC, score=match.score,
+            )  # fmt: skip
+        except (PatientsAlreadyLinked, PatientForgotten, PatientNotFound) as skipped:
+            # Linked on an earlier attempt, or the candidate changed since it was blocked.
+            why = type(skipped).__name__
+            logger.info(
+                "automatic link skipped",
+                extra={"patient_id": str(patient_id), "candidate_id": str(match.patient_id),
+                       "why": why},
+            )  # fmt: skip
+            return None
+
+    async def update_demographics(
+        self,
+        context: CommandContext,
+        patient_id: UUID,
+        demographics: PatientDemographics,
+        *,
+        expected_version: int | None = None,
+    ) -> int:
+        """Replace the record's demographics; returns the new version."""
+
+        def update(patient: Patient | None) -> Patient:
+            patient = _existing(patient, patient_id)
+            patient.update_demographics(demographics, today=self._today())
+            return patient
+
+        result = await self._patients.execute(
+            patient_id, context, update, expected_version=expected_version
+        )
+        return result.version
+
+    async def link_patients(
+        self,
+        context: CommandContext,
+        patient_id: UUID,
+        other_patient_id: UUID,
+        *,
+        basis: LinkBasis = LinkBasis.MANUAL,
+        score: float = 0.0,
+    ) -> LinkOutcome:
+        """Record that two records are the same person, on the pair's anchor."""
+        anchor, other = anchor_of(patient_id, other_patient_id)
+        await self._require_live(other)
+
+        def link(patient: Patient | None) -> Patient:
+            patient = _existing(patient, anchor)
+            patient.link(other, basis=basis, score=score)
+            return patient
+
+        result = await self._patients.execute(anchor, context, link)
+        return LinkOutcome(anchor, result.version)
+
+    async def unlink_patients(
+        self, context: CommandContext, patient_id: UUID, other_patient_id: UUID, *, reason: str
+    ) -> LinkOutcome:
+        """Reverse a link; recorded on the pair's anchor."""
+        anchor, other = anchor_of(patient_id, other_patient_id)
+
+        def unlink(patient: Patient | None) -> Patient:
+            patient = _existing(patient, anchor)
+            patient.unlink(other, reason=reason)
+            return patient
+
+        result = await self._patients.execute(anchor, context, unlink)
+        return LinkOutcome(anchor, result.version)
+
+    async def forget_patient(
+        self, context: CommandContext, patient_id: UUID, *, reason: str
+    ) -> int:
+        """Record the right to erasure (crypto-shredding of the events comes with PHI keys)."""
+
+        def forget(patient: Patient | None) -> Patient:
+            patient = _existing(patient, patient_id)
+            patient.forget(reason=reason)
+            return patient
+
+        return (await self._patients.execute(patient_id, context, forget)).version
+
+    async def get_patient(
+        self, patient_id: UUID, *, min_version: int, timeout_s: float
+    ) -> PatientRecordView:
+        view = await self._index.patient(patient_id, min_version=min_version, timeout_s=timeout_s)
+        if view is None:
+            raise PatientNotFound(patient_id)
+        return PatientRecordView(view, await self._index.golden_record_of(patient_id))
+
+    async def search_patients(
+        self, query: PatientSearch, *, after: tuple[UUID, int] | None = None, timeout_s: float
+    ) -> list[PatientView]:
+        """Records meeting every criterion; ``after`` waits for a written record first."""
+        if after is not None:
+            await self._index.patient(after[0], min_version=after[1], timeout_s=timeout_s)
+        return await self._index.search(query)
+
+    async def find_matches(
+        self, demographics: PatientDemographics, *, exclude: UUID | None = None, limit: int
+    ) -> list[MatchCandidate]:
+        """Score the blocked candidates against ``demographics``, explained field by field."""
+        candidates = await self._index.candidates(
+            blocking_keys(match_record(demographics)), exclude=exclude
+        )
+        return self._matcher.rank(demographics, candidates)[:limit]
+
+    async def find_matches_for(
+        self, patient_id: UUID, *, min_version: int, timeout_s: float, limit: int
+    ) -> list[MatchCandidate]:
+        record = await self.get_patient(patient_id, min_version=min_version, timeout_s=timeout_s)
+        if record.patient.forgotten:
+            raise PatientForgotten(patient_id)
+        return await self.find_matches(record.patient.demographics, exclude=patient_id, limit=limit)
+
+    async def review_queue(self, limit: int = 100) -> list[ReviewItem]:
+        return await self._index.review_queue(limit)
+
+    async def _require_live(self, patient_id: UUID) -> None:
+        try:
+            patient = self._patients.get(patient_id)
+        except NotPartitionOwnerError:
+            # Another replica writes it: the read model is the next best witness.
+            view = await self._index.patient(patient_id, min_version=0, timeout_s=0)
+            if view is None:
+                raise PatientNotFound(patient_id) from None
+            if view.forgotten:
+                raise PatientForgotten(patient_id) from None
+            return
+        if _existing(patient, patient_id).forgotten:
+            raise PatientForgotten(patient_id)
+
+
+def _existing(patient: Patient | None, patient_id: UUID) -> Patient:
+    if patient is None:
+        raise PatientNotFound(patient_id)
+    return patient

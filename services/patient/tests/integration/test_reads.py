@@ -1,0 +1,154 @@
+"""GetPatient, SearchPatients, FindMatches over gRPC: read-your-writes, permissions, errors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from clinical.patient.v1 import patient_pb2 as pb
+from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.auth import Role
+from clinical_platform.testing.tokens import TokenMint
+
+pytestmark = pytest.mark.integration
+
+Metadata = tuple[tuple[str, str]]
+Register = Callable[..., Awaitable[pb.RegisterPatientResponse]]
+Stub = patient_pb2_grpc.PatientServiceStub
+TIMEOUT_S = 20.0
+
+
+async def _status(call: Awaitable[Any]) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await call
+    code: grpc.StatusCode = failed.value.code()
+    return code
+
+
+async def test_get_waits_for_the_version_and_shows_links_and_the_golden_record(
+    register: Register, stub: Stub, auditor: Metadata, margaret_pb: Callable[..., pb.Demographics]
+) -> None:
+    first = await register()
+    second = await register(margaret_pb(phone="", identifiers=[]))
+    anchor = min(first.patient_id, second.patient_id)
+    read = await stub.GetPatient(
+        pb.GetPatientRequest(patient_id=first.patient_id,
+                             min_version=first.version if anchor != first.patient_id else 3),
+        metadata=auditor, timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert read.patient.demographics.name.family == "Thornton"
+    assert list(read.patient.linked_patient_ids) == [second.patient_id]
+    golden = read.golden_record
+    assert sorted(golden.member_patient_ids) == sorted([first.patient_id, second.patient_id])
+    assert golden.demographics.phone == "+61 7 3350 1234"
+    sources = {s.field: list(s.patient_ids) for s in golden.sources}
+    assert sources["phone"] == [first.patient_id]
+
+
+async def test_a_patient_reads_only_their_own_record(
+    register: Register, stub: Stub, token_mint: TokenMint, stranger: pb.Demographics
+) -> None:
+    mine, theirs = await register(), await register(stranger)
+    me = token_mint.metadata("patient-1", Role.PATIENT, patient_id=mine.patient_id)
+    own = await stub.GetPatient(
+        pb.GetPatientRequest(patient_id=mine.patient_id), metadata=me, timeout=TIMEOUT_S
+    )
+    assert own.patient.patient_id == mine.patient_id
+    assert (
+        await _status(
+            stub.GetPatient(pb.GetPatientRequest(patient_id=theirs.patient_id), metadata=me)
+        )
+        == grpc.StatusCode.PERMISSION_DENIED
+    )
+    search = pb.SearchPatientsRequest(family_name="Thornton")
+    assert await _status(stub.SearchPatients(search, metadata=me)) == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+
+
+async def test_get_errors(register: Register, stub: Stub, clinician: Metadata) -> None:
+    unknown = pb.GetPatientRequest(patient_id=str(uuid.uuid4()))
+    assert await _status(stub.GetPatient(unknown, metadata=clinician)) == grpc.StatusCode.NOT_FOUND
+    bad = pb.GetPatientRequest(patient_id="42")
+    assert await _status(stub.GetPatient(bad, metadata=clinician)) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    patient = await register()
+    ahead = pb.GetPatientRequest(patient_id=patient.patient_id, min_version=patient.version + 5)
+    assert await _status(stub.GetPatient(ahead, metadata=clinician, timeout=1.0)) == (
+        grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+    assert await _status(stub.GetPatient(unknown)) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_search_by_normalised_name_nickname_birth_date_and_identifier(
+    register: Register, stub: Stub, clinician: Metadata, stranger: pb.Demographics
+) -> None:
+    margaret, _ = await register(), await register(stranger)
+
+    async def found(**criteria: Any) -> list[str]:
+        response = await stub.SearchPatients(
+            pb.SearchPatientsRequest(**criteria), metadata=clinician, timeout=TIMEOUT_S
+        )
+        return [p.patient_id for p in response.patients]
+
+    assert await found(family_name="THORNTON ") == [margaret.patient_id]
+    assert await found(family_name="thornton", given_name="Peggy") == [margaret.patient_id]
+    assert await found(birth_date="1961-04-12") == [margaret.patient_id]
+    identifier = pb.Identifier(system="urn:mrn:kedron-hospital", value="k123456")
+    assert await found(identifier=identifier) == [margaret.patient_id]
+    assert await found(family_name="Nobody") == []
+    assert await found(family_name="Thornton", written_patient_id=margaret.patient_id,
+                       min_version=margaret.version) == [margaret.patient_id]  # fmt: skip
+
+
+async def test_search_needs_a_criterion(stub: Stub, clinician: Metadata) -> None:
+    assert await _status(stub.SearchPatients(pb.SearchPatientsRequest(), metadata=clinician)) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+async def test_find_matches_explains_each_candidate_field_by_field(
+    register: Register, stub: Stub, registrar: Metadata, margaret_pb: Callable[..., pb.Demographics]
+) -> None:
+    registered = await register()
+    probe = margaret_pb(birth_date="1961-12-04", identifiers=[])
+    response = await stub.FindMatches(
+        pb.FindMatchesRequest(demographics=probe), metadata=registrar, timeout=TIMEOUT_S
+    )
+    best = response.candidates[0]
+    assert best.patient_id == registered.patient_id
+    assert best.grade == pb.MATCH_GRADE_MATCH
+    levels = {f.field: f.level for f in best.fields}
+    assert levels["birth_date"] == "day_month_swapped"
+    assert best.score == pytest.approx(sum(f.weight for f in best.fields), abs=0.01)
+
+
+async def test_find_matches_for_a_record_excludes_itself(
+    register: Register, stub: Stub, registrar: Metadata, stranger: pb.Demographics
+) -> None:
+    first = await register()
+    await register(stranger)
+    response = await stub.FindMatches(
+        pb.FindMatchesRequest(patient_id=first.patient_id, min_version=first.version),
+        metadata=registrar, timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert first.patient_id not in [c.patient_id for c in response.candidates]
+
+
+async def test_find_matches_errors(stub: Stub, registrar: Metadata, token_mint: TokenMint) -> None:
+    unknown = pb.FindMatchesRequest(patient_id=str(uuid.uuid4()))
+    assert await _status(stub.FindMatches(unknown, metadata=registrar)) == (
+        grpc.StatusCode.NOT_FOUND
+    )
+    assert await _status(stub.FindMatches(pb.FindMatchesRequest(), metadata=registrar)) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+    lab = token_mint.metadata("lab-1", Role.LAB)
+    assert await _status(stub.FindMatches(unknown, metadata=lab)) == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )

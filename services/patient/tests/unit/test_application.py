@@ -1,0 +1,117 @@
+"""PatientApp on in-memory ports: registration, matching decisions, links, retries."""
+
+import logging
+from dataclasses import replace
+from datetime import date
+from uuid import uuid4
+
+import pytest
+
+from clinical_platform.eventlog.context import Actor, CommandContext
+from patient.adapters.in_memory import InMemoryIndex, InMemoryPatients
+from patient.application import PatientApp
+from patient.domain.assessment import MatchGrade
+from patient.domain.demographics import PatientDemographics, PatientName
+from patient.domain.errors import InvalidDemographics, PatientNotFound
+from patient.matching.matcher import Matcher
+
+pytestmark = pytest.mark.unit
+
+
+def _context(request_id: str) -> CommandContext:
+    return CommandContext(actor=Actor("registrar-1", ("registrar",)), request_id=request_id)
+
+
+@pytest.fixture
+def index() -> InMemoryIndex:
+    return InMemoryIndex()
+
+
+@pytest.fixture
+def patients() -> InMemoryPatients:
+    return InMemoryPatients()
+
+
+@pytest.fixture
+def app(patients: InMemoryPatients, index: InMemoryIndex) -> PatientApp:
+    return PatientApp(patients, index, Matcher(), today=lambda: date(2025, 6, 1))
+
+
+async def test_a_first_registration_is_no_match_and_records_its_decision(
+    app: PatientApp, patients: InMemoryPatients, margaret: PatientDemographics
+) -> None:
+    registration = await app.register_patient(_context("r1"), margaret)
+    assert registration.assessment.outcome is MatchGrade.NO_MATCH
+    assert registration.version == 2
+    assert [name for _, name in patients.events] == ["PatientRegistered", "PatientMatchAssessed"]
+
+
+async def test_a_duplicate_is_matched_and_linked_on_the_pair_anchor(
+    app: PatientApp, index: InMemoryIndex, patients: InMemoryPatients,
+    margaret: PatientDemographics,
+) -> None:  # fmt: skip
+    first = await app.register_patient(_context("r1"), margaret)
+    index.add(first.patient_id, margaret)
+    retyped = replace(margaret, name=PatientName(given=("Peggy",), family="Thornton"))
+    second = await app.register_patient(_context("r2"), retyped)
+    assert second.assessment.outcome is MatchGrade.MATCH
+    assert second.linked_patient_ids == (first.patient_id,)
+    anchor = min((first.patient_id, second.patient_id), key=str)
+    assert patients.aggregates[anchor].linked_patient_ids == (
+        max((first.patient_id, second.patient_id), key=str),
+    )
+
+
+async def test_a_retried_registration_returns_the_first_outcome_and_records_nothing(
+    app: PatientApp, index: InMemoryIndex, patients: InMemoryPatients,
+    margaret: PatientDemographics,
+) -> None:  # fmt: skip
+    first = await app.register_patient(_context("r1"), margaret)
+    index.add(first.patient_id, margaret)
+    duplicate = await app.register_patient(_context("r2"), margaret)
+    recorded = len(patients.events)
+    retried = await app.register_patient(_context("r2"), margaret)
+    assert retried == duplicate
+    assert len(patients.events) == recorded
+
+
+async def test_a_possible_match_is_recorded_but_not_linked(
+    app: PatientApp, index: InMemoryIndex, margaret: PatientDemographics
+) -> None:
+    first = await app.register_patient(_context("r1"), margaret)
+    index.add(first.patient_id, margaret)
+    daughter = replace(
+        margaret, name=PatientName(given=("Chloe",), family="Thornton"), birth_date="1990-08-30",
+        identifiers=(), phone="", email="",
+    )  # fmt: skip
+    second = await app.register_patient(_context("r2"), daughter)
+    assert second.assessment.outcome is MatchGrade.POSSIBLE_MATCH
+    assert second.linked_patient_ids == ()
+
+
+async def test_invalid_demographics_record_nothing(
+    app: PatientApp, patients: InMemoryPatients, margaret: PatientDemographics
+) -> None:
+    with pytest.raises(InvalidDemographics):
+        await app.register_patient(_context("r1"), replace(margaret, birth_date="1961-02-30"))
+    assert patients.events == []
+
+
+async def test_updating_an_unknown_record_is_not_found(
+    app: PatientApp, margaret: PatientDemographics
+) -> None:
+    with pytest.raises(PatientNotFound):
+        await app.update_demographics(_context("u1"), uuid4(), margaret)
+
+
+async def test_logs_never_carry_names_or_birth_dates(
+    app: PatientApp, index: InMemoryIndex, margaret: PatientDemographics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)
+    first = await app.register_patient(_context("r1"), margaret)
+    index.add(first.patient_id, margaret)
+    await app.register_patient(_context("r2"), margaret)
+    logged = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
+    for value in ("Margaret", "Thornton", "1961-04-12", "Wattle", "3350"):
+        assert value not in logged

@@ -19,7 +19,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 
 .PHONY: help
 help: ## Show this list
-	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(UV):
 	@echo "installing uv $(UV_VERSION) into $(CACHE_DIR)"
@@ -51,6 +51,10 @@ test-unit: venv ## Run the fast unit tests only (no servers)
 .PHONY: test-integration
 test-integration: venv infra-install ## Run the tests against the real servers
 	@$(UV) run --no-sync pytest -m "integration or e2e"
+
+.PHONY: test-e2e
+test-e2e: venv infra-install ## Run the e2e tests only (services as processes, public gRPC API)
+	@$(UV) run --no-sync pytest -m e2e
 
 .PHONY: eval-matching
 eval-matching: venv infra-install ## Link quality (precision, recall, F1) of patient matching on FEBRL1

@@ -1,7 +1,10 @@
 """`make run`: the local servers plus every service in the foreground, with prefixed logs.
 
 Ctrl-C (or SIGTERM) stops the services gracefully, then the servers this run started.
-Servers that were already running (say from `make infra-up`) are left running.
+Servers that were already running (say from `make infra-up`) are left running. Existing servers
+named by KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, VAULT_ADDR and VAULT_TOKEN (all four set) win: then
+no local server is started. Service state lives in CLINICAL_INFRA_DIR (default `.infra`), as the
+servers' data does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from pathlib import Path
 from clinical_platform.devtokens import ensure_dev_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Where `make token` finds the key, whatever CLINICAL_INFRA_DIR says.
 DEV_KEY_DIR = REPO_ROOT / ".infra" / "dev-jwt"
+SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
 SERVICES = {
     "gateway": 50050,
     "patient": 50051,
@@ -50,6 +55,11 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
         sys.stdout.flush()
 
 
+def _state_root() -> Path:
+    # The folder localinfra keeps the servers' data in: the services' state belongs beside it.
+    return Path(os.environ.get("CLINICAL_INFRA_DIR") or REPO_ROOT / ".infra").resolve() / "state"
+
+
 async def _run_services(env: dict[str, str]) -> int:
     processes: dict[str, asyncio.subprocess.Process] = {}
     relays = []
@@ -57,7 +67,7 @@ async def _run_services(env: dict[str, str]) -> int:
         service_env = {
             **env,
             f"{name.upper()}_GRPC_PORT": str(port),
-            f"{name.upper()}_STATE_DIR": str(REPO_ROOT / ".infra" / "state" / name),
+            f"{name.upper()}_STATE_DIR": str(_state_root() / name),
             # Reflection on for local exploration with grpcurl; it is off by default.
             f"{name.upper()}_GRPC_REFLECTION": "true",
         }
@@ -101,14 +111,23 @@ async def _run_services(env: dict[str, str]) -> int:
 
 
 def main() -> int:
-    print("starting the local servers (the first run downloads and builds them) ...", flush=True)
-    up = _localinfra("up")
-    sys.stdout.write(up.stdout)
-    if up.returncode != 0:
-        sys.stderr.write(up.stderr)
-        return up.returncode
-    started = [line.split()[0] for line in up.stdout.splitlines() if " started " in f"{line} "]
-    env = {**os.environ, **_exports(), "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR)}
+    started: list[str] = []
+    servers: dict[str, str] = {}
+    if all(os.environ.get(name) for name in SERVER_ENV):
+        # Existing servers named by the environment win, as in the test fixtures (README, "Tests").
+        print(f"using the servers named by {', '.join(SERVER_ENV)}", flush=True)
+    else:
+        print(
+            "starting the local servers (the first run downloads and builds them) ...", flush=True
+        )
+        up = _localinfra("up")
+        sys.stdout.write(up.stdout)
+        if up.returncode != 0:
+            sys.stderr.write(up.stderr)
+            return up.returncode
+        started = [line.split()[0] for line in up.stdout.splitlines() if " started " in f"{line} "]
+        servers = _exports()
+    env = {**os.environ, **servers, "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR)}
     try:
         status = asyncio.run(_run_services(env))
     finally:

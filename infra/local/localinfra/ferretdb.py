@@ -36,6 +36,8 @@ def start(config: InfraConfig) -> bool:
         f"-listen-addr={HOST}:{config.mongo_port}",
         # FerretDB wants a directory URL with a trailing slash: one SQLite file per database.
         f"-sqlite-url=file:{data}/",
+        # FerretDB logs failed requests in full at WARN; documents may hold PHI.
+        "-log-level=error",
     ]
     proc.start(argv, os.environ, cwd=state)
     proc.wait_until(ready, config.start_timeout, "accepting connections")

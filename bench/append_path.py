@@ -31,6 +31,7 @@ from clinical_platform.eventlog.store import EventStore, EventStoreConfig
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for
 from clinical_platform.testing.counter import COUNTER_EVENTS, Counter, open_or_increment
+from clinical_platform.testing.security import in_memory_cipher
 
 _ACTOR = Actor("bench-clinician", ("clinician",))
 
@@ -77,7 +78,12 @@ async def counter_endpoint(config: EventStoreConfig) -> AsyncIterator[UnaryCall]
     store = EventStore(config)
     await store.start()
     try:
-        counters = AggregateRepository(store, COUNTER_EVENTS, source="//clinical/bench")
+        # Counters are about no patient: the cipher passes their payloads through, as the
+        # kernel does for catalogue events, so the fakes never stand in for Vault here.
+        counters = AggregateRepository(
+            store, COUNTER_EVENTS, source="//clinical/bench",
+            cipher=in_memory_cipher(), patient_of=lambda _counter: "",
+        )  # fmt: skip
         async with unary_endpoint(CounterCommands(counters).open_or_increment) as call:
             yield call
     finally:

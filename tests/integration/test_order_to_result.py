@@ -60,6 +60,8 @@ async def clinic(
     orders_log, results_log = unique_name("orders-"), unique_name("results-")
     shared = {
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+        "VAULT_ADDR": servers.vault_addr,
+        "VAULT_TOKEN": servers.vault_token,
         "MONGODB_URL": servers.mongodb_url, "grpc_port": 0, "event_partitions": 3,
     }  # fmt: skip
     orders_settings = OrdersSettings.model_validate(

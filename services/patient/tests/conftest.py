@@ -69,6 +69,8 @@ async def patient_service(
     settings = PatientSettings.model_validate(
         {
             "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+            "VAULT_ADDR": servers.vault_addr,
+            "VAULT_TOKEN": servers.vault_token,
             "MONGODB_URL": servers.mongodb_url,
             "grpc_port": 0,
             "mongodb_database": mongo_database.name,

@@ -56,3 +56,8 @@ def configure_logging(*, service: str, level: str = "INFO", stream: TextIO | Non
     handler.setFormatter(ClinicalJsonFormatter(service=service))
     root.addHandler(handler)
     root.setLevel(level)
+    # At DEBUG, pymongo logs whole documents and aiokafka whole records, i.e. PHI: keep them at
+    # WARNING whatever LOG_LEVEL says. Their warnings and errors carry neither.
+    for driver in ("pymongo", "aiokafka"):
+        driver_logger = logging.getLogger(driver)
+        driver_logger.setLevel(max(driver_logger.getEffectiveLevel(), logging.WARNING))

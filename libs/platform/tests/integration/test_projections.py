@@ -23,6 +23,7 @@ from clinical_platform.projections import (
     upsert_versioned,
     wait_for_version,
 )
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.testing.counter import COUNTER_EVENTS, Counter, open_or_increment
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.eventlog import EventStoreFactory
@@ -75,9 +76,13 @@ async def test_projection_follows_the_log_skips_poison_and_rebuilds_identically(
     servers: ServerEndpoints,
     event_store: EventStoreFactory,
     mongo_database: AsyncDatabase[Any],
+    vault_cipher: EnvelopeCipher,
 ) -> None:
     store: EventStore = await event_store()
-    repo = AggregateRepository(store, COUNTER_EVENTS, source="//clinical/test")
+    repo = AggregateRepository(
+        store, COUNTER_EVENTS, source="//clinical/test",
+        cipher=vault_cipher, patient_of=lambda _counter: "",  # counters are about no patient
+    )  # fmt: skip
     projection = CounterTotals(store.topic)
     runner = ProjectionRunner(
         projection, bootstrap_servers=servers.kafka_bootstrap_servers, database=mongo_database

@@ -27,6 +27,8 @@ from clinical_platform.runtime import (
     service_runtime,
     token_verifier,
 )
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from orders.adapters.event_catalog import ORDER_EVENTS
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
 from orders.adapters.order_documents import MongoOrderReadModel
@@ -68,13 +70,31 @@ async def running_orders(
 
     ``verifier`` replaces the one built from the JWT settings (tests pass their own).
     """
+    async with (
+        running_security(settings) as security,
+        _running_orders(settings, security, verifier) as orders,
+    ):
+        yield orders
+
+
+@asynccontextmanager
+async def _running_orders(
+    settings: OrdersSettings, security: SecurityKernel, verifier: TokenVerifier | None
+) -> AsyncIterator[RunningOrders]:
     service = settings.event_log_name
-    store = EventStore(event_store_config(settings, service=service))
+    store = EventStore(
+        event_store_config(settings, service=service),
+        attester_factory=checkpoint_runners(security.signer, settings),
+    )
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
     await store.start()
+    orders = AggregateRepository(
+        store, ORDER_EVENTS, source=f"//clinical/{service}",
+        cipher=security.cipher, patient_of=lambda order: str(order.patient_id),
+    )  # fmt: skip
     app = OrdersApp(
-        AggregateRepository(store, ORDER_EVENTS, source=f"//clinical/{service}"),
+        orders,
         CsvLabTestCatalogue.bundled(),
         MongoOrderReadModel(database[ORDERS_COLLECTION]),
     )
@@ -87,7 +107,9 @@ async def running_orders(
     )
     projections: list[Projection] = [orders_projection(settings), listener]
     runners = [
-        asyncio.create_task(_run(p, settings, database), name=f"projection {p.name}")
+        asyncio.create_task(
+            _run(p, settings, database, security.cipher), name=f"projection {p.name}"
+        )
         for p in projections
     ]
     servicer = OrderServicer(
@@ -103,13 +125,17 @@ async def running_orders(
 
 
 async def _run(
-    projection: Projection, settings: OrdersSettings, database: AsyncDatabase[Any]
+    projection: Projection,
+    settings: OrdersSettings,
+    database: AsyncDatabase[Any],
+    cipher: EnvelopeCipher,
 ) -> None:
     runner = ProjectionRunner(
         projection,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         database=database,
         replication_factor=settings.kafka_replication_factor,
+        cipher=cipher,
     )
     try:
         await runner.run()

@@ -48,6 +48,8 @@ async def orders_settings(
     settings = OrdersSettings.model_validate(
         {
             "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+            "VAULT_ADDR": servers.vault_addr,
+            "VAULT_TOKEN": servers.vault_token,
             "MONGODB_URL": servers.mongodb_url,
             "grpc_port": 0,
             "event_log_name": unique_name("orders-"),

@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.errors import NotPartitionOwnerError
+from clinical_platform.security.errors import PatientForgottenError
 from patient.domain.assessment import LinkBasis, MatchAssessment, MatchCandidate
 from patient.domain.demographics import PatientDemographics
 from patient.domain.errors import PatientForgotten, PatientNotFound, PatientsAlreadyLinked
@@ -22,7 +23,7 @@ from patient.domain.patient import Patient, anchor_of
 from patient.matching.blocking import blocking_keys
 from patient.matching.matcher import Matcher
 from patient.matching.record import match_record
-from patient.ports import PatientIndex, PatientRepository
+from patient.ports import PatientIndex, PatientKeys, PatientRepository
 from patient.views import PatientRecordView, PatientSearch, PatientView, ReviewItem
 
 logger = logging.getLogger(__name__)
@@ -58,9 +59,11 @@ class PatientApp:
         patients: PatientRepository,
         index: PatientIndex,
         matcher: Matcher,
+        keys: PatientKeys,
         today: Callable[[], date] = today_utc,
     ) -> None:
         self._patients = patients
+        self._keys = keys
         self._index = index
         self._matcher = matcher
         self._today = today
@@ -70,7 +73,7 @@ class PatientApp:
     ) -> Registration:
         """Register a record, match it against the index, link every MATCH automatically."""
         patient_id = uuid5(PATIENT_ID_NAMESPACE, context.request_id)
-        existing = self._patients.get(patient_id)
+        existing = await self._load(patient_id)
         if existing is not None and existing.match_assessment is not None:
             # A retry: answer with the first decision and finish any link it did not record.
             assessment = existing.match_assessment
@@ -185,14 +188,26 @@ class PatientApp:
     async def forget_patient(
         self, context: CommandContext, patient_id: UUID, *, reason: str
     ) -> int:
-        """Record the right to erasure (crypto-shredding of the events comes with PHI keys)."""
+        """Record the right to erasure, then shred: destroy the patient's data key.
+
+        PatientForgotten is appended first, so the log tells every consumer to evict the key;
+        the key goes second, so a failure in between leaves a retry (same request id) that
+        replays the append and destroys the key. Destroying is idempotent.
+        """
 
         def forget(patient: Patient | None) -> Patient:
             patient = _existing(patient, patient_id)
             patient.forget(reason=reason)
             return patient
 
-        return (await self._patients.execute(patient_id, context, forget)).version
+        try:
+            version = (await self._patients.execute(patient_id, context, forget)).version
+        except PatientForgottenError:
+            raise PatientForgotten(patient_id) from None
+        await self._keys.forget(str(patient_id))
+        # The cached aggregate must not outlive the key.
+        self._patients.evict(patient_id)
+        return version
 
     async def get_patient(
         self, patient_id: UUID, *, min_version: int, timeout_s: float
@@ -230,9 +245,16 @@ class PatientApp:
     async def review_queue(self, limit: int = 100) -> list[ReviewItem]:
         return await self._index.review_queue(limit)
 
+    async def _load(self, patient_id: UUID) -> Patient | None:
+        try:
+            return await self._patients.get(patient_id)
+        except PatientForgottenError:
+            # Its events are encrypted under the destroyed key: nothing left to load.
+            raise PatientForgotten(patient_id) from None
+
     async def _require_live(self, patient_id: UUID) -> None:
         try:
-            patient = self._patients.get(patient_id)
+            patient = await self._load(patient_id)
         except NotPartitionOwnerError:
             # Another replica writes it: the read model is the next best witness.
             view = await self._index.patient(patient_id, min_version=0, timeout_s=0)

@@ -26,6 +26,8 @@ from clinical_platform.runtime import (
     service_runtime,
     token_verifier,
 )
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from patient.adapters.event_catalog import PATIENT_EVENTS
 from patient.adapters.projection import PatientIndexProjection
 from patient.adapters.read_model import MongoPatientIndex
@@ -53,6 +55,7 @@ class RunningPatient:
     app: PatientApp
     store: EventStore
     database: AsyncDatabase[Any]
+    cipher: EnvelopeCipher
 
 
 @asynccontextmanager
@@ -64,8 +67,24 @@ async def running_patient(
     ``service`` names the event log (topic ``clinical.<service>.events.v1``) and the consumer
     group; tests pass a unique one.
     """
-    _keep_documents_out_of_driver_logs()
-    store = EventStore(event_store_config(settings, service=service))
+    async with (
+        running_security(settings) as security,
+        _running_patient(settings, security, service, verifier) as patient,
+    ):
+        yield patient
+
+
+@asynccontextmanager
+async def _running_patient(
+    settings: PatientSettings,
+    security: SecurityKernel,
+    service: str,
+    verifier: TokenVerifier | None,
+) -> AsyncIterator[RunningPatient]:
+    store = EventStore(
+        event_store_config(settings, service=service),
+        attester_factory=checkpoint_runners(security.signer, settings),
+    )
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
     await store.start()
@@ -73,15 +92,23 @@ async def running_patient(
         thresholds=Thresholds(match=settings.match_threshold, review=settings.review_threshold)
     )
     app = PatientApp(
-        AggregateRepository(store, PATIENT_EVENTS, source=f"//clinical/{service}"),
+        AggregateRepository(
+            store,
+            PATIENT_EVENTS,
+            source=f"//clinical/{service}",
+            cipher=security.cipher,
+            patient_of=lambda patient: str(patient.id),
+        ),
         MongoPatientIndex(database),
         matcher,
+        security.keyring,
     )
     runner = ProjectionRunner(
         patient_projection(service, store.topic),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         database=database,
         replication_factor=settings.kafka_replication_factor,
+        cipher=security.cipher,
     )
     projecting = asyncio.create_task(_run(runner), name="projection patient-index")
     servicer = PatientServicer(
@@ -89,20 +116,14 @@ async def running_patient(
     )
     register = partial(patient_pb2_grpc.add_PatientServiceServicer_to_server, servicer)
     try:
-        yield RunningPatient([GrpcService(GRPC_SERVICE_NAME, register)], app, store, database)
+        yield RunningPatient(
+            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, database, security.cipher
+        )
     finally:
         projecting.cancel()
         await asyncio.gather(projecting, return_exceptions=True)
         await store.stop()
         await mongo.close()
-
-
-def _keep_documents_out_of_driver_logs() -> None:
-    # At DEBUG, pymongo logs whole documents and aiokafka whole records, i.e. demographics: with
-    # LOG_LEVEL=DEBUG they would put PHI in the logs. Their warnings and errors carry neither.
-    for driver in ("pymongo", "aiokafka"):
-        logger_ = logging.getLogger(driver)
-        logger_.setLevel(max(logger_.getEffectiveLevel(), logging.WARNING))
 
 
 async def _run(runner: ProjectionRunner) -> None:

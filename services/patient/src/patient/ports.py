@@ -22,7 +22,11 @@ class ReadModelBehind(Exception):  # noqa: N818 - a state, not a failure of the 
 class PatientRepository(Protocol):
     """Loads and records Patient aggregates (the kernel's AggregateRepository)."""
 
-    def get(self, aggregate_id: UUID) -> Patient | None: ...
+    async def get(self, aggregate_id: UUID) -> Patient | None: ...
+
+    def evict(self, aggregate_id: UUID) -> None:
+        """Forget the cached aggregate (after its patient's key was destroyed)."""
+        ...
 
     async def execute(
         self,
@@ -32,6 +36,12 @@ class PatientRepository(Protocol):
         *,
         expected_version: int | None = None,
     ) -> AppendResult: ...
+
+
+class PatientKeys(Protocol):
+    """The patients' data keys (the kernel's PatientKeyring): forgetting destroys one."""
+
+    async def forget(self, patient_id: str) -> None: ...
 
 
 class CandidateSource(Protocol):

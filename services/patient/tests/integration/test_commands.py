@@ -12,6 +12,7 @@ import pytest
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.logs import configure_logging
 
 pytestmark = pytest.mark.integration
 
@@ -220,6 +221,7 @@ async def test_forget_records_the_erasure_once_and_blocks_changes(
 async def test_no_names_or_birth_dates_reach_the_logs(
     register: Register, stub: Stub, registrar: Metadata, caplog: pytest.LogCaptureFixture
 ) -> None:
+    configure_logging(service="patient", level="DEBUG")  # as the service does at LOG_LEVEL=DEBUG
     caplog.set_level(logging.DEBUG)
     patient = await register()
     await register()  # a duplicate: matched and linked, with its own log lines

@@ -99,7 +99,7 @@ async def test_replaying_the_topic_from_scratch_rebuilds_the_same_read_model(
     collections = list(projection.collections)
     replayed = await rebuild_projection(
         projection, bootstrap_servers=servers.kafka_bootstrap_servers,
-        database=second_database, progress=False,
+        database=second_database, progress=False, cipher=patient_service.running.cipher,
     )  # fmt: skip
     assert replayed >= 12
     live = await _documents(patient_service.database, collections)

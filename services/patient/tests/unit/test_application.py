@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 
 from clinical_platform.eventlog.context import Actor, CommandContext
-from patient.adapters.in_memory import InMemoryIndex, InMemoryPatients
+from patient.adapters.in_memory import InMemoryIndex, InMemoryKeys, InMemoryPatients
 from patient.application import PatientApp
 from patient.domain.assessment import MatchGrade
 from patient.domain.demographics import PatientDemographics, PatientName
@@ -34,7 +34,7 @@ def patients() -> InMemoryPatients:
 
 @pytest.fixture
 def app(patients: InMemoryPatients, index: InMemoryIndex) -> PatientApp:
-    return PatientApp(patients, index, Matcher(), today=lambda: date(2025, 6, 1))
+    return PatientApp(patients, index, Matcher(), InMemoryKeys(), today=lambda: date(2025, 6, 1))
 
 
 async def test_a_first_registration_is_no_match_and_records_its_decision(

@@ -27,6 +27,8 @@ from clinical_platform.runtime import (
     service_runtime,
     token_verifier,
 )
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from results.adapters.event_catalog import RESULT_EVENTS
 from results.adapters.lab_catalogue import CsvLabCatalogue
 from results.adapters.order_state_projection import ORDER_STATES_COLLECTION, OrderStatesProjection
@@ -73,19 +75,39 @@ async def running_results(
 
     ``verifier`` replaces the one built from the JWT settings (tests pass their own).
     """
+    async with (
+        running_security(settings) as security,
+        _running_results(settings, security, verifier) as results,
+    ):
+        yield results
+
+
+@asynccontextmanager
+async def _running_results(
+    settings: ResultsSettings, security: SecurityKernel, verifier: TokenVerifier | None
+) -> AsyncIterator[RunningResults]:
     service = settings.event_log_name
-    store = EventStore(event_store_config(settings, service=service))
+    store = EventStore(
+        event_store_config(settings, service=service),
+        attester_factory=checkpoint_runners(security.signer, settings),
+    )
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
     await store.start()
+    results = AggregateRepository(
+        store, RESULT_EVENTS, source=f"//clinical/{service}",
+        cipher=security.cipher, patient_of=lambda result: str(result.patient_id),
+    )  # fmt: skip
     app = ResultsApp(
-        AggregateRepository(store, RESULT_EVENTS, source=f"//clinical/{service}"),
+        results,
         CsvLabCatalogue.bundled(),
         MongoOrderStates(database[ORDER_STATES_COLLECTION]),
         MongoResultReadModel(database[RESULTS_COLLECTION]),
     )
     runners = [
-        asyncio.create_task(_run(p, settings, database), name=f"projection {p.name}")
+        asyncio.create_task(
+            _run(p, settings, database, security.cipher), name=f"projection {p.name}"
+        )
         for p in results_projections(settings)
     ]
     servicer = ResultServicer(
@@ -101,13 +123,17 @@ async def running_results(
 
 
 async def _run(
-    projection: Projection, settings: ResultsSettings, database: AsyncDatabase[Any]
+    projection: Projection,
+    settings: ResultsSettings,
+    database: AsyncDatabase[Any],
+    cipher: EnvelopeCipher,
 ) -> None:
     runner = ProjectionRunner(
         projection,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         database=database,
         replication_factor=settings.kafka_replication_factor,
+        cipher=cipher,
     )
     try:
         await runner.run()

@@ -59,6 +59,8 @@ async def results_settings(
     settings = ResultsSettings.model_validate(
         {
             "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+            "VAULT_ADDR": servers.vault_addr,
+            "VAULT_TOKEN": servers.vault_token,
             "MONGODB_URL": servers.mongodb_url,
             "grpc_port": 0,
             "event_log_name": unique_name("results-"),

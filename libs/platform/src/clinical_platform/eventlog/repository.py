@@ -23,9 +23,12 @@ from clinical_platform.eventlog.errors import ConcurrencyError
 from clinical_platform.eventlog.snapshots import aggregate_from_snapshot, snapshot_to_bytes
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.writer import AppendResult
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
 
 Command = Callable[[TAggregate | None], TAggregate]
 """Takes the current aggregate (None when it does not exist yet) and returns it changed."""
+PatientOf = Callable[[TAggregate], str]
+"""The id of the patient an aggregate is about ("" for none): its events' ``patient_id``."""
 
 
 class AggregateRepository(Generic[TAggregate]):
@@ -44,6 +47,8 @@ class AggregateRepository(Generic[TAggregate]):
         catalog: EventCatalog[TAggregate],
         *,
         source: str,
+        cipher: EnvelopeCipher,
+        patient_of: PatientOf[TAggregate],
         snapshot_every: int = 100,
         attempts: int = 3,
         cache_size: int = 10_000,
@@ -53,26 +58,43 @@ class AggregateRepository(Generic[TAggregate]):
         self._source = source
         self._snapshot_every = snapshot_every
         self._attempts = attempts
+        self._cipher = cipher
+        self._patient_of = patient_of
         self._cache: OrderedDict[UUID, TAggregate] = OrderedDict()
         self._cache_size = cache_size
         # Per aggregate: its lock and how many commands hold or wait for it.
         self._locks: dict[UUID, tuple[asyncio.Lock, int]] = {}
 
-    def get(self, aggregate_id: UUID) -> TAggregate | None:
-        """The aggregate as this writer last recorded it (snapshot plus later events)."""
-        history = self._store.history(str(aggregate_id))
-        start = aggregate_from_snapshot(history.snapshot[1]) if history.snapshot else None
+    async def get(self, aggregate_id: UUID) -> TAggregate | None:
+        """The aggregate as this writer last recorded it (snapshot plus later events).
+
+        Raises PatientForgottenError for an aggregate about a forgotten patient (its events and
+        snapshots are encrypted under the destroyed key), KeyServiceUnavailableError while
+        Vault is away.
+        """
+        key = str(aggregate_id)
+        history = self._store.history(key)
+        start = None
+        if history.snapshot:
+            version, stored = history.snapshot
+            start = aggregate_from_snapshot(
+                await self._cipher.decrypt_snapshot(key, version, stored)
+            )
         events = [
             self._catalog.from_stored(
                 envelope.aggregate_id,
                 envelope.aggregate_version,
                 envelope.occurred_at.ToDatetime(tzinfo=UTC),
                 envelope.event_type,
-                envelope.payload,
+                await self._cipher.decrypt(envelope),
             )
             for envelope in history.envelopes
         ]
         return replay(self._catalog, events, start=start)
+
+    def evict(self, aggregate_id: UUID) -> None:
+        """Drop the cached aggregate (a forgotten patient's PHI must not outlive the key)."""
+        self._cache.pop(aggregate_id, None)
 
     async def execute(
         self,
@@ -113,7 +135,7 @@ class AggregateRepository(Generic[TAggregate]):
             if recorded is not None:
                 return AppendResult(key, recorded.version, replayed=True)
             # Taken out of the cache: while the command runs, nobody else may see it half-done.
-            current = self._cache.pop(aggregate_id, None) or self.get(aggregate_id)
+            current = self._cache.pop(aggregate_id, None) or await self.get(aggregate_id)
             version = current.version if current is not None else 0
             if expected_version is not None and expected_version != version:
                 self._remember(aggregate_id, current)
@@ -127,6 +149,11 @@ class AggregateRepository(Generic[TAggregate]):
                 build_envelope(event=e, catalog=self._catalog, context=context, source=self._source)
                 for e in events
             ]
+            patient_id = self._patient_of(changed)
+            for envelope in envelopes:
+                envelope.patient_id = patient_id
+            # Before the append: with Vault away this raises and nothing is written.
+            await self._cipher.encrypt_all(envelopes)
             try:
                 result = await self._store.append(key, version, envelopes)
             except ConcurrencyError:
@@ -134,7 +161,7 @@ class AggregateRepository(Generic[TAggregate]):
                     raise
                 continue
             self._remember(aggregate_id, changed)
-            self._maybe_snapshot(changed, version, result.version)
+            await self._maybe_snapshot(changed, version, result.version)
             return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -145,7 +172,12 @@ class AggregateRepository(Generic[TAggregate]):
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _maybe_snapshot(self, aggregate: TAggregate, before: int, after: int) -> None:
+    async def _maybe_snapshot(self, aggregate: TAggregate, before: int, after: int) -> None:
         if after // self._snapshot_every > before // self._snapshot_every:
             version, state = snapshot_to_bytes(aggregate)
-            self._store.save_snapshot(str(aggregate.id), version, state)
+            key = str(aggregate.id)
+            # Encrypted like the events: shredded with the patient.
+            state = await self._cipher.encrypt_snapshot(
+                self._patient_of(aggregate), key, version, state
+            )
+            self._store.save_snapshot(key, version, state)

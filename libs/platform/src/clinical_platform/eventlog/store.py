@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -51,6 +52,18 @@ class EventStoreConfig:
     commit_timeout_s: float = 15.0
 
 
+class PartitionAttester(Protocol):
+    """Runs beside an owned partition's writer, e.g. signing checkpoints of what it wrote."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+AttesterFactory = Callable[[str, int], PartitionAttester]
+"""Builds the attester of (topic, partition); `security.wiring.checkpoint_runners` does."""
+
+
 @dataclass(frozen=True)
 class StoredHistory:
     """What the local store holds for an aggregate: a snapshot (if any) and the events after."""
@@ -63,9 +76,16 @@ class EventStore:
     """Appends with an expected version, exactly once per request id, on owned partitions."""
 
     def __init__(
-        self, config: EventStoreConfig, producer_factory: ProducerFactory = transactional_producer
+        self,
+        config: EventStoreConfig,
+        producer_factory: ProducerFactory = transactional_producer,
+        *,
+        attester_factory: AttesterFactory | None = None,
     ) -> None:
         self._config = config
+        # Optional, so tests and benchmarks need no Vault: services pass checkpoint runners.
+        self._attester_factory = attester_factory
+        self._attesters: list[PartitionAttester] = []
         self._producer_factory = producer_factory
         self._topic = event_topic_spec(
             config.service,
@@ -109,11 +129,23 @@ class EventStore:
                 writer.store.close()
             raise failures[0]
         self._writers.update(writers)
+        if self._attester_factory is not None:
+            for partition in self.owned_partitions:
+                attester = self._attester_factory(self.topic, partition)
+                try:
+                    await attester.start()
+                except BaseException:
+                    await self.stop()
+                    raise
+                self._attesters.append(attester)
         logger.info(
             "event store ready", extra={"topic": self.topic, "owned": self.owned_partitions}
         )
 
     async def stop(self) -> None:
+        for attester in self._attesters:
+            await attester.stop()
+        self._attesters.clear()
         for writer in self._writers.values():
             await writer.stop()
             writer.store.close()

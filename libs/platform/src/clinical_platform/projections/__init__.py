@@ -1,6 +1,10 @@
 """Read models fed from the event topics: projections, their runner, rebuilds, versioned upserts."""
 
-from clinical_platform.projections.documents import upsert_versioned, wait_for_version
+from clinical_platform.projections.documents import (
+    ensure_indexes,
+    upsert_versioned,
+    wait_for_version,
+)
 from clinical_platform.projections.projection import MessageProjection, Projection
 from clinical_platform.projections.rebuild import rebuild_projection
 from clinical_platform.projections.runner import ProjectionRunner, dead_letter_topic
@@ -10,6 +14,7 @@ __all__ = [
     "Projection",
     "ProjectionRunner",
     "dead_letter_topic",
+    "ensure_indexes",
     "rebuild_projection",
     "upsert_versioned",
     "wait_for_version",

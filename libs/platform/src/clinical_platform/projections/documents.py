@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -58,3 +59,16 @@ async def wait_for_version(
         if time.monotonic() >= deadline:
             return None
         await asyncio.sleep(poll_s)
+
+
+async def ensure_indexes(collection: AsyncCollection[Any], indexes: Sequence[IndexModel]) -> None:
+    """Create the indexes a read model needs, skipping those that already exist.
+
+    Projections call this on every start. It asks first rather than relying on
+    ``create_indexes`` being a no-op for existing indexes: FerretDB 1.24 drops the connection
+    when an existing compound index is created again.
+    """
+    existing = {tuple(spec["key"].items()) async for spec in await collection.list_indexes()}
+    for index in indexes:
+        if tuple(index.document["key"].items()) not in existing:
+            await collection.create_indexes([index])

@@ -41,6 +41,18 @@ class Projection(Protocol):
 
 
 @runtime_checkable
+class ForgettingProjection(Protocol):
+    """A projection with its own "forgotten" marker for an event it can no longer read.
+
+    The runner calls ``apply_forgotten`` instead of ``apply`` when the event's payload is
+    encrypted under the key of a forgotten patient. Projections without it get the default:
+    every document about the patient in their collections becomes a marker.
+    """
+
+    async def apply_forgotten(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None: ...
+
+
+@runtime_checkable
 class MessageProjection(Protocol[MessageT]):
     """A read model of a topic whose records are not Envelopes, e.g. the access records.
 

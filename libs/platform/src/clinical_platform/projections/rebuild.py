@@ -26,6 +26,7 @@ from clinical_platform.projections.runner import (
     dead_letter_producer,
     group_id,
 )
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ async def rebuild_projection(
     database: AsyncDatabase[Any],
     progress: bool = True,
     topic_pattern: str | None = None,
+    cipher: EnvelopeCipher | None = None,
 ) -> int:
     """Replay every event of the projection's topics into fresh collections; return the count.
 
@@ -60,7 +62,7 @@ async def rebuild_projection(
     dead_letters = dead_letter_producer(bootstrap_servers)
     await consumer.start()
     await dead_letters.start()
-    applier = EventApplier(projection, database, dead_letters)
+    applier = EventApplier(projection, database, dead_letters, cipher=cipher)
     try:
         partitions = await _partitions(topics, bootstrap_servers)
         consumer.assign(partitions)

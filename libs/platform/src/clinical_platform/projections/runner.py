@@ -21,12 +21,20 @@ from pymongo.errors import ConnectionFailure
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic
-from clinical_platform.projections.projection import MessageProjection, Projection
+from clinical_platform.projections.projection import (
+    ForgettingProjection,
+    MessageProjection,
+    Projection,
+)
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.errors import KeyServiceUnavailableError, PatientForgottenError
+from clinical_platform.security.forgetting import forget_patient_documents
 
 logger = logging.getLogger(__name__)
 
 # MongoDB being away is not the event's fault: retry these, never dead-letter for them.
-TRANSIENT = (ConnectionFailure,)
+# Nor is Vault being away: the payload is fine, its key is just out of reach for now.
+TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
 # How soon a pattern subscription sees a topic created after the runner started.
 PATTERN_METADATA_MAX_AGE_MS = 30_000
 
@@ -51,7 +59,9 @@ def decoder_of(projection: AnyProjection) -> Callable[[bytes], Any]:
 
 
 class EventApplier:
-    """Applies one record to a projection: retries while MongoDB is away, quarantines poison."""
+    """Applies one record to a projection: retries while MongoDB or Vault is away, quarantines
+    poison, decrypts payloads first when given a cipher (and writes the "forgotten" marker for
+    a forgotten patient's event)."""
 
     def __init__(
         self,
@@ -59,21 +69,27 @@ class EventApplier:
         database: AsyncDatabase[Any],
         dead_letters: AIOKafkaProducer,
         retry_delay_s: float = 1.0,
+        cipher: EnvelopeCipher | None = None,
     ) -> None:
         self._projection = projection
         self._decode = decoder_of(projection)
         self._db = database
         self._dead_letters = dead_letters
         self._retry_delay_s = retry_delay_s
+        self._cipher = cipher
         self.applied = 0
         self.dead_lettered = 0
 
     async def apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         while True:
             try:
-                await self._projection.apply(self._decode(record.value), self._db)
-            except TRANSIENT:
-                logger.warning("read model unreachable; retrying", extra=_origin(record))
+                await self._apply(self._decode(record.value))
+            except TRANSIENT as transient:
+                error = type(transient).__name__
+                logger.warning(
+                    "read model or key service unreachable; retrying",
+                    extra={**_origin(record), "error": error},
+                )
                 await asyncio.sleep(self._retry_delay_s)
                 continue
             except (DecodeError, Exception) as poison:
@@ -82,6 +98,24 @@ class EventApplier:
                 return
             self.applied += 1
             return
+
+    async def _apply(self, decoded: Any) -> None:
+        if self._cipher is None or not isinstance(decoded, Envelope):
+            await self._projection.apply(decoded, self._db)
+            return
+        try:
+            plain = await self._cipher.decrypted(decoded)
+        except PatientForgottenError:
+            await self._apply_forgotten(decoded)
+            return
+        await self._projection.apply(plain, self._db)
+
+    async def _apply_forgotten(self, envelope: Envelope) -> None:
+        if isinstance(self._projection, ForgettingProjection):
+            await self._projection.apply_forgotten(envelope, self._db)
+            return
+        for collection in self._projection.collections:
+            await forget_patient_documents(self._db[collection], envelope.patient_id)
 
 
 class ProjectionRunner:
@@ -101,8 +135,10 @@ class ProjectionRunner:
         database: AsyncDatabase[Any],
         replication_factor: int = 1,
         topic_pattern: str | None = None,
+        cipher: EnvelopeCipher | None = None,
     ) -> None:
         self._projection = projection
+        self._cipher = cipher
         self._bootstrap = bootstrap_servers
         self._db = database
         self._replication_factor = replication_factor
@@ -133,7 +169,9 @@ class ProjectionRunner:
             # Inside the try: a runner restarted after Kafka was away must not leak clients.
             await consumer.start()
             await dead_letters.start()
-            self.applier = EventApplier(self._projection, self._db, dead_letters)
+            self.applier = EventApplier(
+                self._projection, self._db, dead_letters, cipher=self._cipher
+            )
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
                 for records in batch.values():

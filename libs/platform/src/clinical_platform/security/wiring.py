@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
 import hvac
 
+from clinical_platform.clients.vault import build_vault_client, log_in
+from clinical_platform.security.checkpoint_log import (
+    CheckpointRunnerConfig,
+    PartitionCheckpointRunner,
+)
+from clinical_platform.security.checkpoints import CheckpointPolicy
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.keys import KeyringConfig, PatientKeyring
+from clinical_platform.security.ports import Signer
+from clinical_platform.security.token_renewal import VaultTokenRenewer
 from clinical_platform.security.vault_adapters import (
     KvWrappedKeyStore,
     TransitKeyEncryption,
@@ -25,3 +39,47 @@ def build_keyring(client: hvac.Client, settings: BaseServiceSettings) -> Patient
 def build_signer(client: hvac.Client, settings: BaseServiceSettings) -> TransitSigner:
     """The audit checkpoint signer on the configured ed25519 Transit key."""
     return TransitSigner(client, settings.vault_audit_signing_key, settings.vault_transit_mount)
+
+
+def checkpoint_runners(
+    signer: Signer, settings: BaseServiceSettings
+) -> partial[PartitionCheckpointRunner]:
+    """The EventStore's ``attester_factory``: a checkpoint runner per owned partition."""
+    return partial(_checkpoint_runner, signer, settings)
+
+
+def _checkpoint_runner(
+    signer: Signer, settings: BaseServiceSettings, topic: str, partition: int
+) -> PartitionCheckpointRunner:
+    config = CheckpointRunnerConfig(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic=topic,
+        partition=partition,
+        policy=CheckpointPolicy.from_settings(settings),
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
+    return PartitionCheckpointRunner(config, signer)
+
+
+@dataclass(frozen=True)
+class SecurityKernel:
+    """What a writing service's bootstrap wires in: keys, payload cipher, checkpoint signer."""
+
+    keyring: PatientKeyring
+    cipher: EnvelopeCipher
+    signer: TransitSigner
+
+
+@asynccontextmanager
+async def running_security(settings: BaseServiceSettings) -> AsyncIterator[SecurityKernel]:
+    """Log in to Vault, keep the token renewed and the keyring watching Vault's seal."""
+    client = build_vault_client(settings)
+    async with AsyncExitStack() as stack:
+        renewer = VaultTokenRenewer(client, partial(log_in, client, settings))
+        await renewer.start()
+        stack.push_async_callback(renewer.stop)
+        keyring = build_keyring(client, settings)
+        await keyring.start()
+        stack.push_async_callback(keyring.stop)
+        yield SecurityKernel(keyring, EnvelopeCipher(keyring), build_signer(client, settings))

@@ -115,6 +115,30 @@ def transit_key(vault: hvac.Client) -> Iterator[TransitKeyFactory]:
 
 
 @pytest.fixture
+def vault_keyring(vault: hvac.Client, transit_key: TransitKeyFactory, key_store_mount: str) -> Any:
+    """A `PatientKeyring` on the session's OpenBao, with a KEK and key store of its own."""
+    # Imported here: the security kernel is not needed by tests that never ask for this.
+    from clinical_platform.security import KeyringConfig, PatientKeyring  # noqa: PLC0415
+    from clinical_platform.security.vault_adapters import (  # noqa: PLC0415
+        KvWrappedKeyStore,
+        TransitKeyEncryption,
+    )
+
+    return PatientKeyring(
+        TransitKeyEncryption(vault, transit_key()), KvWrappedKeyStore(vault, key_store_mount),
+        KeyringConfig(),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def vault_cipher(vault_keyring: Any) -> Any:
+    """An `EnvelopeCipher` over `vault_keyring`."""
+    from clinical_platform.security import EnvelopeCipher  # noqa: PLC0415
+
+    return EnvelopeCipher(vault_keyring)
+
+
+@pytest.fixture
 def key_store_mount(vault: hvac.Client) -> Iterator[str]:
     """A KV v2 mount only this test uses, configured like ``clinical-keys/``; removed after."""
     # Imported here: the security kernel is not needed by tests that never ask for this.

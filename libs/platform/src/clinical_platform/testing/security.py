@@ -19,9 +19,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.errors import DataKeyRefusedError, KeyServiceUnavailableError
+from clinical_platform.security.keys import KeyringConfig, PatientKeyring
 from clinical_platform.security.ports import WrappedKeyRecord, transit_key_version
 from clinical_platform.testing.eventlog import make_envelope
+
+
+def in_memory_cipher() -> EnvelopeCipher:
+    """A real `EnvelopeCipher` over in-memory fakes of Vault: for unit tests and benchmarks."""
+    return EnvelopeCipher(PatientKeyring(InMemoryTransit(), InMemoryKeyStore(), KeyringConfig()))
 
 
 def patient_envelope(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -23,6 +23,7 @@ from audit.adapters.documents import (
 from clinical.audit.v1.access_pb2 import AccessRecord
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.clients.mongo import MongoDocument
+from clinical_platform.projections import ensure_indexes
 
 _POSITION = [("at", ASCENDING), ("seq", ASCENDING), ("_id", ASCENDING)]
 
@@ -39,9 +40,13 @@ class ChangeHistory:
         self.collections: Sequence[str] = (HISTORY_COLLECTION,)
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
-        history = db[HISTORY_COLLECTION]
-        await history.create_index([("patient_id", ASCENDING), *_POSITION])
-        await history.create_index([("aggregate_id", ASCENDING), *_POSITION])
+        await ensure_indexes(
+            db[HISTORY_COLLECTION],
+            [
+                IndexModel([("patient_id", ASCENDING), *_POSITION]),
+                IndexModel([("aggregate_id", ASCENDING), *_POSITION]),
+            ],
+        )
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         if not envelope.event_id:
@@ -58,9 +63,13 @@ class AccessLog:
         self.collections: Sequence[str] = (ACCESS_COLLECTION,)
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
-        access = db[ACCESS_COLLECTION]
-        await access.create_index([("patient_id", ASCENDING), *_POSITION])
-        await access.create_index([("actor_subject", ASCENDING), *_POSITION])
+        await ensure_indexes(
+            db[ACCESS_COLLECTION],
+            [
+                IndexModel([("patient_id", ASCENDING), *_POSITION]),
+                IndexModel([("actor_subject", ASCENDING), *_POSITION]),
+            ],
+        )
 
     def decode(self, value: bytes) -> AccessRecord:
         return AccessRecord.FromString(value)

@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import orders_events_pb2 as events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import upsert_versioned
+from clinical_platform.projections import ensure_indexes, upsert_versioned
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ class OrdersProjection:
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
         """Indexes for "a patient's orders, newest first", optionally by status."""
-        await db[self._collection].create_indexes(
+        await ensure_indexes(
+            db[self._collection],
             [
                 IndexModel(
                     [("patient_id", ASCENDING), ("placed_at", DESCENDING), ("_id", ASCENDING)],
@@ -124,7 +125,7 @@ class OrdersProjection:
                     [("patient_id", ASCENDING), ("status", ASCENDING), ("placed_at", DESCENDING)],
                     name="patient_status_placed",
                 ),
-            ]
+            ],
         )
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:

@@ -12,6 +12,7 @@ from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate,
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for, invalid_argument
+from clinical_platform.security.errors import SecurityError
 from orders.application import OrdersApp, ReadModelBehind
 from orders.domain.errors import (
     InvalidOrder,
@@ -30,8 +31,12 @@ STAFF_READERS = (Role.CLINICIAN, Role.LAB, Role.AUDITOR)
 # Answer a little before the caller's deadline, so the caller hears why.
 _DEADLINE_MARGIN_S = 0.2
 
-_Failure = OrderDomainError | EventLogError | ReadModelBehind | InvalidPageTokenError
-_FAILURES = (OrderDomainError, EventLogError, ReadModelBehind, InvalidPageTokenError)
+_Failure = (
+    OrderDomainError | EventLogError | SecurityError | ReadModelBehind | InvalidPageTokenError
+)
+_FAILURES = (
+    OrderDomainError, EventLogError, SecurityError, ReadModelBehind, InvalidPageTokenError,
+)  # fmt: skip
 
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
@@ -191,6 +196,6 @@ async def _abort(
             await deny(context, principal, str(failure))
         case ReadModelBehind():
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(failure))
-        case EventLogError():
+        case EventLogError() | SecurityError():
             await abort_for(context, failure)
     raise failure

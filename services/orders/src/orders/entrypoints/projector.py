@@ -18,6 +18,7 @@ from importlib.metadata import version
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.projections import ProjectionRunner, rebuild_projection
 from clinical_platform.runtime import service_runtime
+from clinical_platform.security.wiring import SecurityKernel, running_security
 from clinical_platform.settings import load_settings_or_exit
 from orders.bootstrap import SERVICE, orders_projection
 from orders.settings import OrdersSettings
@@ -25,13 +26,22 @@ from orders.settings import OrdersSettings
 
 async def project(settings: OrdersSettings, *, rebuild: bool) -> int:
     """Rebuild (returning the number of events replayed) or run until SIGTERM (returning 0)."""
+    # Payloads are encrypted: the projection decrypts with the service's keys.
+    async with running_security(settings) as security:
+        return await _project(settings, security, rebuild=rebuild)
+
+
+async def _project(settings: OrdersSettings, security: SecurityKernel, *, rebuild: bool) -> int:
     projection = orders_projection(settings)
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
     try:
         if rebuild:
             return await rebuild_projection(
-                projection, bootstrap_servers=settings.kafka_bootstrap_servers, database=database
+                projection,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                database=database,
+                cipher=security.cipher,
             )
         runner = asyncio.create_task(
             ProjectionRunner(
@@ -39,6 +49,7 @@ async def project(settings: OrdersSettings, *, rebuild: bool) -> int:
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 database=database,
                 replication_factor=settings.kafka_replication_factor,
+                cipher=security.cipher,
             ).run()
         )
         loop = asyncio.get_running_loop()

@@ -27,8 +27,11 @@ class InMemoryPatients:
     outcomes: dict[tuple[UUID, str], int] = field(default_factory=dict)
     events: list[tuple[UUID, str]] = field(default_factory=list)
 
-    def get(self, aggregate_id: UUID) -> Patient | None:
+    async def get(self, aggregate_id: UUID) -> Patient | None:
         return self.aggregates.get(aggregate_id)
+
+    def evict(self, aggregate_id: UUID) -> None:
+        return None
 
     async def execute(
         self,
@@ -87,3 +90,13 @@ class InMemoryIndex:
 
     async def review_queue(self, limit: int) -> list[ReviewItem]:
         return []
+
+
+@dataclass
+class InMemoryKeys:
+    """The keyring's forgetting, recorded instead of destroying anything."""
+
+    forgotten: list[str] = field(default_factory=list)
+
+    async def forget(self, patient_id: str) -> None:
+        self.forgotten.append(patient_id)

@@ -8,6 +8,7 @@ different interleaving of partitions, ends in the same documents.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
@@ -17,7 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.codec import DomainEvent
-from clinical_platform.projections import upsert_versioned
+from clinical_platform.projections import ensure_indexes, upsert_versioned
 from patient.adapters.documents import demographics_document, search_terms
 from patient.adapters.event_catalog import PATIENT_EVENTS
 from patient.adapters.golden_records import GOLDEN_RECORDS, LINKS, PATIENTS, refresh_golden_records
@@ -54,18 +55,19 @@ class PatientIndexProjection:
         return (PATIENTS, LINKS, REVIEW_QUEUE, GOLDEN_RECORDS)
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
-        await db[PATIENTS].create_indexes(
+        await ensure_indexes(
+            db[PATIENTS],
             [
                 IndexModel([("blocking_keys", ASCENDING)]),
                 IndexModel([("search.family", ASCENDING), ("search.given", ASCENDING)]),
                 IndexModel([("search.given", ASCENDING)]),
                 IndexModel([("demographics.birth_date", ASCENDING)]),
                 IndexModel([("search.identifiers", ASCENDING)]),
-            ]
+            ],
         )
-        await db[LINKS].create_indexes([IndexModel([("patient_ids", ASCENDING)])])
-        await db[REVIEW_QUEUE].create_indexes([IndexModel([("queued", ASCENDING)])])
-        await db[GOLDEN_RECORDS].create_indexes([IndexModel([("member_patient_ids", ASCENDING)])])
+        await ensure_indexes(db[LINKS], [IndexModel([("patient_ids", ASCENDING)])])
+        await ensure_indexes(db[REVIEW_QUEUE], [IndexModel([("queued", ASCENDING)])])
+        await ensure_indexes(db[GOLDEN_RECORDS], [IndexModel([("member_patient_ids", ASCENDING)])])
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
@@ -80,6 +82,13 @@ class PatientIndexProjection:
         patient_id = envelope.aggregate_id
         version = envelope.aggregate_version
         await self._apply(envelope.event_type, event, patient_id, version, db)
+
+    async def apply_forgotten(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        """An event encrypted under a forgotten patient's destroyed key: the record's marker."""
+        if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
+            return
+        occurred_at = envelope.occurred_at.ToDatetime(tzinfo=UTC)
+        await _mark_forgotten(db, envelope.aggregate_id, envelope.aggregate_version, occurred_at)
 
     async def _apply(
         self,
@@ -108,6 +117,8 @@ class PatientIndexProjection:
                                                 candidate.score)  # fmt: skip
             case "PatientsLinked" | "PatientsUnlinked":
                 other = str(attributes["linked_patient_id"])
+                if await _is_forgotten(db, other):
+                    return  # its links went with it (see _mark_forgotten)
                 linked = event_type == "PatientsLinked"
                 await upsert_versioned(
                     db[LINKS], pair_id(patient_id, other), version,
@@ -118,14 +129,34 @@ class PatientIndexProjection:
                 # The record's version last: a reader waiting for it sees the link's effects.
                 await upsert_versioned(patients, patient_id, version, {})
             case "PatientForgotten":
-                fields = _record_fields(FORGOTTEN, forgotten=True)
-                await upsert_versioned(
-                    patients, patient_id, version, {**fields, "updated_at": occurred_at}
-                )
-                await refresh_golden_records(db, [patient_id])
+                await _mark_forgotten(db, patient_id, version, occurred_at)
             case _:
                 msg = f"no projection for {event_type}"
                 raise TypeError(msg)
+
+
+async def _mark_forgotten(
+    db: AsyncDatabase[Any], patient_id: str, version: int, occurred_at: Any
+) -> None:
+    """The record's marker, and no links or review items: a replay cannot read those recorded
+    on the forgotten record's events (their payloads are shredded), so the live model drops
+    them too."""
+    fields = _record_fields(FORGOTTEN, forgotten=True)
+    await upsert_versioned(db[PATIENTS], patient_id, version, {**fields, "updated_at": occurred_at})
+    linked = [
+        other
+        async for link in db[LINKS].find({"patient_ids": patient_id})
+        for other in link["patient_ids"]
+    ]
+    await db[LINKS].delete_many({"patient_ids": patient_id})
+    await db[REVIEW_QUEUE].delete_many({"_id": {"$regex": f"(^|:){re.escape(patient_id)}($|:)"}})
+    await refresh_golden_records(db, [patient_id, *linked])
+
+
+async def _is_forgotten(db: AsyncDatabase[Any], patient_id: str) -> bool:
+    return (
+        await db[PATIENTS].find_one({"_id": patient_id, "forgotten": True}, {"_id": 1}) is not None
+    )
 
 
 def _record_fields(demographics: PatientDemographics, *, forgotten: bool) -> dict[str, Any]:
@@ -140,6 +171,8 @@ def _record_fields(demographics: PatientDemographics, *, forgotten: bool) -> dic
 async def _queue_for_review(
     db: AsyncDatabase[Any], patient_id: str, candidate_id: str, score: float
 ) -> None:
+    if await _is_forgotten(db, candidate_id):
+        return  # its review items went with it (see _mark_forgotten)
     # Fields set here and the resolution set by a link decision commute, so whichever event is
     # applied first (they may sit in different partitions) the item ends the same.
     await db[REVIEW_QUEUE].update_one(
@@ -151,6 +184,8 @@ async def _queue_for_review(
 
 
 async def _resolve_review(db: AsyncDatabase[Any], first: str, second: str, decision: str) -> None:
+    if await _is_forgotten(db, second):
+        return
     await db[REVIEW_QUEUE].update_one(
         {"_id": pair_id(first, second)}, {"$set": {"resolution": decision}}, upsert=True
     )

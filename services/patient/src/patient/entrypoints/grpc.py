@@ -15,6 +15,7 @@ from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for, invalid_argument
+from clinical_platform.security.errors import SecurityError
 from patient.application import PatientApp
 from patient.domain.demographics import PatientIdentifier
 from patient.domain.errors import (
@@ -243,7 +244,7 @@ async def _errors(context: Context) -> AsyncIterator[None]:
     except ReadModelBehind:
         await _abort(context, grpc.StatusCode.DEADLINE_EXCEEDED,
                      "the read model did not reach the requested version in time")  # fmt: skip
-    except EventLogError as error:
+    except (EventLogError, SecurityError) as error:
         await abort_for(context, error)
 
 

@@ -19,6 +19,7 @@ from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.projections import ProjectionRunner, rebuild_projection
 from clinical_platform.runtime import service_runtime
+from clinical_platform.security.wiring import SecurityKernel, running_security
 from clinical_platform.settings import load_settings_or_exit
 from patient.bootstrap import SERVICE, patient_projection
 from patient.settings import PatientSettings
@@ -26,13 +27,24 @@ from patient.settings import PatientSettings
 
 async def project(settings: PatientSettings, *, rebuild: bool, service: str = SERVICE) -> int:
     """Rebuild (returning the number of events replayed) or run until SIGTERM (returning 0)."""
+    # Payloads are encrypted: the projection decrypts with the service's keys.
+    async with running_security(settings) as security:
+        return await _project(settings, security, rebuild=rebuild, service=service)
+
+
+async def _project(
+    settings: PatientSettings, security: SecurityKernel, *, rebuild: bool, service: str = SERVICE
+) -> int:
     projection = patient_projection(service, events_topic(service))
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
     try:
         if rebuild:
             return await rebuild_projection(
-                projection, bootstrap_servers=settings.kafka_bootstrap_servers, database=database
+                projection,
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                database=database,
+                cipher=security.cipher,
             )
         runner = asyncio.create_task(
             ProjectionRunner(
@@ -40,6 +52,7 @@ async def project(settings: PatientSettings, *, rebuild: bool, service: str = SE
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 database=database,
                 replication_factor=settings.kafka_replication_factor,
+                cipher=security.cipher,
             ).run()
         )
         loop = asyncio.get_running_loop()

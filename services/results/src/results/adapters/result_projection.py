@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import results_events_pb2 as events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import upsert_versioned
+from clinical_platform.projections import ensure_indexes, upsert_versioned
 from results.adapters.observation_documents import Document, observation_document
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ class ResultsProjection:
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
         """Indexes for a patient's results and an order's results, newest first."""
-        await db[self._collection].create_indexes(
+        await ensure_indexes(
+            db[self._collection],
             [
                 IndexModel(
                     [("patient_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
@@ -66,7 +67,7 @@ class ResultsProjection:
                     [("order_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
                     name="order_issued",
                 ),
-            ]
+            ],
         )
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:

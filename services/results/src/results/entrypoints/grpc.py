@@ -12,6 +12,7 @@ from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate,
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for, invalid_argument
+from clinical_platform.security.errors import SecurityError
 from results.application import PostResult, ReadModelBehind, ResultsApp, ReviseResult
 from results.domain.errors import (
     InvalidResult,
@@ -30,8 +31,12 @@ STAFF_READERS = (Role.CLINICIAN, Role.LAB, Role.AUDITOR)
 # Answer a little before the caller's deadline, so the caller hears why.
 _DEADLINE_MARGIN_S = 0.2
 
-_Failure = ResultDomainError | EventLogError | ReadModelBehind | InvalidPageTokenError
-_FAILURES = (ResultDomainError, EventLogError, ReadModelBehind, InvalidPageTokenError)
+_Failure = (
+    ResultDomainError | EventLogError | SecurityError | ReadModelBehind | InvalidPageTokenError
+)
+_FAILURES = (
+    ResultDomainError, EventLogError, SecurityError, ReadModelBehind, InvalidPageTokenError,
+)  # fmt: skip
 
 
 class ResultServicer(results_pb2_grpc.ResultServiceServicer):
@@ -181,6 +186,6 @@ async def _abort(context: grpc.aio.ServicerContext, failure: _Failure) -> NoRetu
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(failure))
         case ReadModelBehind():
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(failure))
-        case EventLogError():
+        case EventLogError() | SecurityError():
             await abort_for(context, failure)
     raise failure

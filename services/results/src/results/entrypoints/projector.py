@@ -18,6 +18,7 @@ from importlib.metadata import version
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.projections import ProjectionRunner, rebuild_projection
 from clinical_platform.runtime import service_runtime
+from clinical_platform.security.wiring import SecurityKernel, running_security
 from clinical_platform.settings import load_settings_or_exit
 from results.bootstrap import SERVICE, results_projections
 from results.settings import ResultsSettings
@@ -25,6 +26,12 @@ from results.settings import ResultsSettings
 
 async def project(settings: ResultsSettings, *, rebuild: bool) -> int:
     """Rebuild (returning the number of events replayed) or run until SIGTERM (returning 0)."""
+    # Payloads are encrypted: the projection decrypts with the service's keys.
+    async with running_security(settings) as security:
+        return await _project(settings, security, rebuild=rebuild)
+
+
+async def _project(settings: ResultsSettings, security: SecurityKernel, *, rebuild: bool) -> int:
     projections = results_projections(settings)
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
@@ -34,7 +41,7 @@ async def project(settings: ResultsSettings, *, rebuild: bool) -> int:
             for projection in projections:
                 replayed += await rebuild_projection(
                     projection, bootstrap_servers=settings.kafka_bootstrap_servers,
-                    database=database,
+                    database=database, cipher=security.cipher,
                 )  # fmt: skip
             return replayed
         runners = asyncio.gather(
@@ -42,6 +49,7 @@ async def project(settings: ResultsSettings, *, rebuild: bool) -> int:
                 ProjectionRunner(
                     projection, bootstrap_servers=settings.kafka_bootstrap_servers,
                     database=database, replication_factor=settings.kafka_replication_factor,
+                    cipher=security.cipher,
                 ).run()
                 for projection in projections
             )

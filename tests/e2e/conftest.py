@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.isolated import SERVER_ENV, free_port
-from clinical_platform.testing.service_process import ServiceProcess, StartService
+from clinical_platform.testing.isolated import SERVER_ENV
+from clinical_platform.testing.service_process import ServiceProcess, StartService, free_tcp_port
 from clinical_platform.testing.tokens import TokenMint
 
 
@@ -29,7 +29,7 @@ def start_service(
 
     def start(module: str, **settings: str) -> ServiceProcess:
         prefix = module.upper()
-        port = free_port()
+        port = free_tcp_port()
         env = inherited | servers.as_env() | {
             "JWT_PUBLIC_KEYS": token_mint.public_pem,
             f"{prefix}_GRPC_PORT": str(port),

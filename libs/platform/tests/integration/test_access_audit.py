@@ -15,10 +15,10 @@ import pytest
 
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.service_process import free_tcp_port
 from clinical_platform.testing.access import read_access_records
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.plugin import TopicFactory
+from clinical_platform.testing.service_process import free_tcp_port
 
 pytestmark = pytest.mark.integration
 

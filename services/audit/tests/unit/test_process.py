@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clinical_platform.service_process import ServiceProcess, free_tcp_port, run_until_exit
+from clinical_platform.testing.service_process import ServiceProcess, free_tcp_port, run_until_exit
 
 pytestmark = pytest.mark.unit
 
@@ -25,11 +25,11 @@ def _unreachable_servers(state_dir: Path) -> dict[str, str]:
     }
 
 
-def test_reports_serving_then_exits_zero_within_grace_on_sigterm(tmp_path: Path) -> None:
+async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(tmp_path: Path) -> None:
     env = {"AUDIT_GRPC_GRACE_SECONDS": str(GRACE_SECONDS), **_unreachable_servers(tmp_path)}
-    with ServiceProcess("audit", port_variable="AUDIT_GRPC_PORT", env=env) as service:
-        service.wait_until_serving()
-        assert service.terminate(within=GRACE_SECONDS) == 0
+    with ServiceProcess.on_free_port("audit", port_variable="AUDIT_GRPC_PORT", env=env) as service:
+        await service.wait_serving()
+        assert await service.terminate(GRACE_SECONDS) == 0
 
 
 def test_malformed_port_stops_start_up_with_one_line_naming_the_variable() -> None:

@@ -2,18 +2,20 @@
 
 import pytest
 
-from clinical_platform.service_process import ServiceProcess, run_until_exit
+from clinical_platform.testing.service_process import ServiceProcess, run_until_exit
 
 pytestmark = pytest.mark.unit
 
 GRACE_SECONDS = 5
 
 
-def test_reports_serving_then_exits_zero_within_grace_on_sigterm() -> None:
+async def test_reports_serving_then_exits_zero_within_grace_on_sigterm() -> None:
     grace = {"GATEWAY_GRPC_GRACE_SECONDS": str(GRACE_SECONDS)}
-    with ServiceProcess("gateway", port_variable="GATEWAY_GRPC_PORT", env=grace) as service:
-        service.wait_until_serving()
-        assert service.terminate(within=GRACE_SECONDS) == 0
+    with ServiceProcess.on_free_port(
+        "gateway", port_variable="GATEWAY_GRPC_PORT", env=grace
+    ) as service:
+        await service.wait_serving()
+        assert await service.terminate(GRACE_SECONDS) == 0
 
 
 def test_malformed_port_stops_start_up_with_one_line_naming_the_variable() -> None:

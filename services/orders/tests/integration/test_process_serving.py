@@ -12,9 +12,9 @@ from pymongo import MongoClient
 
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.service_process import ServiceProcess
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.plugin import unique_name
+from clinical_platform.testing.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +51,11 @@ async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(
     servers: ServerEndpoints, isolated_env: dict[str, str]
 ) -> None:
     try:
-        with ServiceProcess(
+        with ServiceProcess.on_free_port(
             "orders", port_variable="ORDERS_GRPC_PORT", env=isolated_env
         ) as service:
-            service.wait_until_serving()
-            assert service.terminate(within=GRACE_SECONDS) == 0
+            await service.wait_serving()
+            assert await service.terminate(GRACE_SECONDS) == 0
     finally:
         await _delete_topics(
             servers.kafka_bootstrap_servers,

@@ -4,16 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from clinical_platform.service_process import ServiceProcess
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.plugin import unique_name
+from clinical_platform.testing.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
 GRACE_SECONDS = 5
 
 
-def test_reports_serving_then_exits_zero_within_grace_on_sigterm(
+async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(
     servers: ServerEndpoints, tmp_path: Path
 ) -> None:
     env = {
@@ -23,6 +23,8 @@ def test_reports_serving_then_exits_zero_within_grace_on_sigterm(
         "PATIENT_STATE_DIR": str(tmp_path / "state"),
         "PATIENT_MONGODB_DATABASE": unique_name("test_"),
     }
-    with ServiceProcess("patient", port_variable="PATIENT_GRPC_PORT", env=env) as service:
-        service.wait_until_serving(timeout=60)
-        assert service.terminate(within=GRACE_SECONDS + 5) == 0
+    with ServiceProcess.on_free_port(
+        "patient", port_variable="PATIENT_GRPC_PORT", env=env
+    ) as service:
+        await service.wait_serving(within_s=60)
+        assert await service.terminate(GRACE_SECONDS + 5) == 0

@@ -7,18 +7,13 @@ nothing is rebuilt.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from clinical_platform.testing.service_process import free_tcp_port
+
 SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class IsolatedInfra:
@@ -30,10 +25,10 @@ class IsolatedInfra:
         self.env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
         self.env.update(
             CLINICAL_INFRA_DIR=str(data_dir),
-            CLINICAL_KAFKA_PORT=str(free_port()),
-            CLINICAL_KAFKA_CONTROLLER_PORT=str(free_port()),
-            CLINICAL_MONGO_PORT=str(free_port()),
-            CLINICAL_VAULT_PORT=str(free_port()),
+            CLINICAL_KAFKA_PORT=str(free_tcp_port()),
+            CLINICAL_KAFKA_CONTROLLER_PORT=str(free_tcp_port()),
+            CLINICAL_MONGO_PORT=str(free_tcp_port()),
+            CLINICAL_VAULT_PORT=str(free_tcp_port()),
             PYTHONPATH=str(repo_root / "infra" / "local"),
         )
 

@@ -1,23 +1,58 @@
-"""Services as real processes (``python -m <service>``) for e2e tests: start, await, stop.
+"""Services as real processes (``python -m <service>``): start, await SERVING, stop.
 
 Only the public surface is used: the process, its environment and its gRPC health service.
+Process-level specifications (starts, reports SERVING, exits 0 on SIGTERM, exits 2 on bad
+settings) and the e2e tests all use this one harness.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def free_tcp_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment plus `overrides`, never exporting telemetry anywhere."""
+    environment = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
+    return environment | dict(overrides)
+
+
+def run_until_exit(
+    module: str, env: Mapping[str, str], timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module`` to completion and capture its output."""
+    return subprocess.run(  # noqa: S603  # our interpreter and module name, not user input
+        [sys.executable, "-m", module],
+        env=child_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class ServiceExitedError(Exception):
@@ -52,7 +87,11 @@ async def wait_until_serving(
 
 
 class ServiceProcess:
-    """One ``python -m <module>`` child with its output in ``log_path``."""
+    """One ``python -m <module>`` child with its output in ``log_path``; killed on leaving ``with``.
+
+    ``ServiceProcess.on_free_port("orders", port_variable="ORDERS_GRPC_PORT", env=...)`` picks
+    the port and the log file itself.
+    """
 
     def __init__(self, module: str, port: int, env: Mapping[str, str], log_path: Path) -> None:
         self.module = module
@@ -65,6 +104,33 @@ class ServiceProcess:
                 [sys.executable, "-m", module],
                 env=dict(env), stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
+
+    @classmethod
+    def on_free_port(
+        cls,
+        module: str,
+        *,
+        port_variable: str,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> ServiceProcess:
+        """Start ``module`` on a free loopback port, with the test's environment plus ``env``."""
+        port = free_tcp_port()
+        if log_path is None:
+            log_path = Path(tempfile.mkdtemp(prefix=f"{module}-")) / f"{module}.log"
+        environment = child_environment({**(env or {}), port_variable: str(port)})
+        return cls(module, port, environment, log_path)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.kill()
 
     def exited(self) -> str | None:
         """None while running; else the exit code and the end of the log."""

@@ -19,9 +19,9 @@ from clinical_platform.security.errors import (
 )
 from clinical_platform.security.keys import KeyringConfig, PatientKeyring
 from clinical_platform.security.vault_adapters import KvWrappedKeyStore, TransitKeyEncryption
-from clinical_platform.testing.isolated import free_port
 from clinical_platform.testing.plugin import TransitKeyFactory
 from clinical_platform.testing.security import patient_envelope
+from clinical_platform.testing.service_process import free_tcp_port
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +131,7 @@ async def test_forgetting_a_patient_destroys_their_key_for_every_reader(keys: Va
 
 async def test_unreachable_vault_fails_closed_and_nothing_is_encrypted() -> None:
     # Nothing listens on a port we just found free.
-    closed = hvac.Client(url=f"http://127.0.0.1:{free_port()}", token="unused", timeout=2)  # noqa: S106
+    closed = hvac.Client(url=f"http://127.0.0.1:{free_tcp_port()}", token="unused", timeout=2)  # noqa: S106
     keyring = PatientKeyring(
         TransitKeyEncryption(closed, "clinical-phi"),
         KvWrappedKeyStore(closed),

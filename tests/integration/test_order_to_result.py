@@ -27,7 +27,7 @@ from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, ev
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
+from clinical_platform.testing.plugin import TopicFactory, unique_name
 from clinical_platform.testing.tokens import TokenMint
 from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
@@ -55,14 +55,16 @@ async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio
 @pytest.fixture
 async def clinic(
     servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], token_mint: TokenMint,
-    tmp_path: Path,
+    tmp_path: Path, kafka_topic: TopicFactory,
 ) -> AsyncIterator[Clinic]:  # fmt: skip
     orders_log, results_log = unique_name("orders-"), unique_name("results-")
+    access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     shared = {
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
         "VAULT_ADDR": servers.vault_addr,
         "VAULT_TOKEN": servers.vault_token,
         "MONGODB_URL": servers.mongodb_url, "grpc_port": 0, "event_partitions": 3,
+        "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
     }  # fmt: skip
     orders_settings = OrdersSettings.model_validate(
         shared | {

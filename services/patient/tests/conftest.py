@@ -27,7 +27,7 @@ from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
+from clinical_platform.testing.plugin import TopicFactory, unique_name
 from clinical_platform.testing.tokens import TokenMint
 from patient.bootstrap import RunningPatient, running_patient
 from patient.domain.demographics import (
@@ -51,6 +51,7 @@ class PatientUnderTest:
     settings: PatientSettings
     service: str
     database: AsyncDatabase[Any]
+    access_topic: str
 
     @property
     def topic(self) -> str:
@@ -63,9 +64,11 @@ async def patient_service(
     mongo_database: AsyncDatabase[Any],
     token_mint: TokenMint,
     tmp_path: Path,
+    kafka_topic: TopicFactory,
 ) -> AsyncIterator[PatientUnderTest]:
     """A running patient service on a free loopback port, and a stub to call it."""
     service = unique_name("patient-")
+    access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     settings = PatientSettings.model_validate(
         {
             "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
@@ -77,6 +80,8 @@ async def patient_service(
             "state_dir": tmp_path / "state",
             "event_partitions": 3,
             "read_wait_max_s": 10.0,
+            "ACCESS_AUDIT_TOPIC": access_topic,
+            "ACCESS_AUDIT_PARTITIONS": 1,
         }
     )
     try:
@@ -84,7 +89,7 @@ async def patient_service(
             server = await start_grpc_server(host="127.0.0.1", port=0, services=up.services)
             async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
                 stub = patient_pb2_grpc.PatientServiceStub(channel)
-                yield PatientUnderTest(stub, up, settings, service, mongo_database)
+                yield PatientUnderTest(stub, up, settings, service, mongo_database, access_topic)
             await server.stop(0)
     finally:
         admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)

@@ -14,6 +14,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2_grpc
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.auth import TokenVerifier
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
@@ -60,13 +62,15 @@ class RunningOrders:
     services: Sequence[GrpcService]
     app: OrdersApp
     store: EventStore
+    access_log: AccessAuditLog
 
 
 @asynccontextmanager
 async def running_orders(
     settings: OrdersSettings, *, verifier: TokenVerifier | None = None
 ) -> AsyncIterator[RunningOrders]:
-    """Start the event store and the projections; stop them after the caller is done serving.
+    """Start the access log, the event store and the projections; stop them (in reverse) after
+    the caller is done serving.
 
     ``verifier`` replaces the one built from the JWT settings (tests pass their own).
     """
@@ -88,7 +92,14 @@ async def _running_orders(
     )
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
-    await store.start()
+    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=SERVICE))
+    await access_log.start()
+    try:
+        await store.start()
+    except BaseException:
+        await access_log.stop()
+        await mongo.close()
+        raise
     orders = AggregateRepository(
         store, ORDER_EVENTS, source=f"//clinical/{service}",
         cipher=security.cipher, patient_of=lambda order: str(order.patient_id),
@@ -113,14 +124,15 @@ async def _running_orders(
         for p in projections
     ]
     servicer = OrderServicer(
-        app, verifier or token_verifier(settings), max_wait_s=settings.read_wait_max_s
+        app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
     )
     register = partial(orders_pb2_grpc.add_OrderServiceServicer_to_server, servicer)
     try:
-        yield RunningOrders([GrpcService(GRPC_SERVICE_NAME, register)], app, store)
+        yield RunningOrders([GrpcService(GRPC_SERVICE_NAME, register)], app, store, access_log)
     finally:
         await _stop(runners)
         await store.stop()
+        await access_log.stop()
         await mongo.close()
 
 

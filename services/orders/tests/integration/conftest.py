@@ -45,6 +45,7 @@ async def orders_settings(
 ) -> AsyncIterator[OrdersSettings]:
     """Settings of an orders service with an event log, results topic and database of its own."""
     results_topic = await kafka_topic(prefix="clinical.results-test.", partitions=3)
+    access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     settings = OrdersSettings.model_validate(
         {
             "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
@@ -58,6 +59,8 @@ async def orders_settings(
             "event_partitions": 3,
             "results_events_topic": results_topic,
             "read_wait_max_s": 5.0,
+            "ACCESS_AUDIT_TOPIC": access_topic,
+            "ACCESS_AUDIT_PARTITIONS": 1,
         }
     )
     yield settings

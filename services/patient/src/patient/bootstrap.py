@@ -14,6 +14,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.auth import TokenVerifier
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
@@ -56,13 +58,15 @@ class RunningPatient:
     store: EventStore
     database: AsyncDatabase[Any]
     cipher: EnvelopeCipher
+    access_log: AccessAuditLog
 
 
 @asynccontextmanager
 async def running_patient(
     settings: PatientSettings, *, service: str = SERVICE, verifier: TokenVerifier | None = None
 ) -> AsyncIterator[RunningPatient]:
-    """Start the event store and the projection; stop them after the caller is done serving.
+    """Start the access log, the event store and the projection; stop them (in reverse) after
+    the caller is done serving.
 
     ``service`` names the event log (topic ``clinical.<service>.events.v1``) and the consumer
     group; tests pass a unique one.
@@ -87,7 +91,14 @@ async def _running_patient(
     )
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
-    await store.start()
+    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=SERVICE))
+    await access_log.start()
+    try:
+        await store.start()
+    except BaseException:
+        await access_log.stop()
+        await mongo.close()
+        raise
     matcher = Matcher(
         thresholds=Thresholds(match=settings.match_threshold, review=settings.review_threshold)
     )
@@ -112,17 +123,19 @@ async def _running_patient(
     )
     projecting = asyncio.create_task(_run(runner), name="projection patient-index")
     servicer = PatientServicer(
-        app, verifier or token_verifier(settings), max_wait_s=settings.read_wait_max_s
+        app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
     )
     register = partial(patient_pb2_grpc.add_PatientServiceServicer_to_server, servicer)
     try:
         yield RunningPatient(
-            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, database, security.cipher
-        )
+            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, database, security.cipher,
+            access_log,
+        )  # fmt: skip
     finally:
         projecting.cancel()
         await asyncio.gather(projecting, return_exceptions=True)
         await store.stop()
+        await access_log.stop()
         await mongo.close()
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.results.v1 import results_pb2_grpc
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.auth import TokenVerifier
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
@@ -65,13 +67,15 @@ class RunningResults:
     services: Sequence[GrpcService]
     app: ResultsApp
     store: EventStore
+    access_log: AccessAuditLog
 
 
 @asynccontextmanager
 async def running_results(
     settings: ResultsSettings, *, verifier: TokenVerifier | None = None
 ) -> AsyncIterator[RunningResults]:
-    """Start the event store and the projections; stop them after the caller is done serving.
+    """Start the access log, the event store and the projections; stop them (in reverse) after
+    the caller is done serving.
 
     ``verifier`` replaces the one built from the JWT settings (tests pass their own).
     """
@@ -93,7 +97,14 @@ async def _running_results(
     )
     mongo = build_mongo_client(settings)
     database = mongo[settings.mongodb_database]
-    await store.start()
+    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=SERVICE))
+    await access_log.start()
+    try:
+        await store.start()
+    except BaseException:
+        await access_log.stop()
+        await mongo.close()
+        raise
     results = AggregateRepository(
         store, RESULT_EVENTS, source=f"//clinical/{service}",
         cipher=security.cipher, patient_of=lambda result: str(result.patient_id),
@@ -111,14 +122,15 @@ async def _running_results(
         for p in results_projections(settings)
     ]
     servicer = ResultServicer(
-        app, verifier or token_verifier(settings), max_wait_s=settings.read_wait_max_s
+        app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
     )
     register = partial(results_pb2_grpc.add_ResultServiceServicer_to_server, servicer)
     try:
-        yield RunningResults([GrpcService(GRPC_SERVICE_NAME, register)], app, store)
+        yield RunningResults([GrpcService(GRPC_SERVICE_NAME, register)], app, store, access_log)
     finally:
         await _stop(runners)
         await store.stop()
+        await access_log.stop()
         await mongo.close()
 
 

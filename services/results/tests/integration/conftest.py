@@ -56,6 +56,7 @@ async def results_settings(
 ) -> AsyncIterator[ResultsSettings]:
     """Settings of a results service with an event log, orders topic and database of its own."""
     orders_topic = await kafka_topic(prefix="clinical.orders-test.", partitions=3)
+    access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     settings = ResultsSettings.model_validate(
         {
             "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
@@ -69,6 +70,8 @@ async def results_settings(
             "event_partitions": 3,
             "orders_events_topic": orders_topic,
             "read_wait_max_s": 5.0,
+            "ACCESS_AUDIT_TOPIC": access_topic,
+            "ACCESS_AUDIT_PARTITIONS": 1,
         }
     )
     yield settings

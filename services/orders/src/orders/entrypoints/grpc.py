@@ -8,6 +8,8 @@ import grpc
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.records import AccessAction
 from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context
@@ -28,6 +30,8 @@ from orders.views import InvalidPageTokenError
 SIGN_PRIVILEGE = "orders:sign"
 # Staff who read any patient's orders; a patient principal reads only their own.
 STAFF_READERS = (Role.CLINICIAN, Role.LAB, Role.AUDITOR)
+RECORD_TYPE = "Order"
+CATEGORY = "orders"
 # Answer a little before the caller's deadline, so the caller hears why.
 _DEADLINE_MARGIN_S = 0.2
 
@@ -42,9 +46,17 @@ _FAILURES = (
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     """The public API of the orders service."""
 
-    def __init__(self, app: OrdersApp, verifier: TokenVerifier, *, max_wait_s: float) -> None:
+    def __init__(
+        self,
+        app: OrdersApp,
+        verifier: TokenVerifier,
+        access_log: AccessAuditLog,
+        *,
+        max_wait_s: float,
+    ) -> None:
         self._app = app
         self._verifier = verifier
+        self._access_log = access_log
         self._max_wait_s = max_wait_s
 
     async def PlaceOrder(  # noqa: N802 - named by the proto service
@@ -53,7 +65,11 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Place a draft order as the calling clinician."""
         principal = await authenticate(context, self._verifier)
         if not principal.has(Role.CLINICIAN):
-            await deny(context, principal, "only clinicians place orders")
+            await deny(
+                context, principal, "only clinicians place orders", access_log=self._access_log,
+                patient_id=request.patient_id, record_type=RECORD_TYPE, category=CATEGORY,
+                action=AccessAction.CREATE, operation="PlaceOrder",
+            )  # fmt: skip
         violations = Violations()
         command = messages.place_order(request, violations)
         await _refuse_if_any(context, violations)
@@ -61,7 +77,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         try:
             placed = await self._app.place_order(command, provenance)
         except _FAILURES as failure:
-            await _abort(context, principal, failure)
+            await self._abort(context, principal, failure, "PlaceOrder")
         return pb.PlaceOrderResponse(order_id=str(placed.order_id), version=placed.version)
 
     async def SignOrder(  # noqa: N802 - named by the proto service
@@ -70,9 +86,15 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Sign a draft order; needs a clinician with orders:sign and an MFA-asserting token."""
         principal = await authenticate(context, self._verifier)
         if not principal.has(Role.CLINICIAN) or SIGN_PRIVILEGE not in principal.privileges:
-            await deny(context, principal, f"signing orders needs the {SIGN_PRIVILEGE} privilege")
+            await self._deny_write(
+                context, principal, f"signing orders needs the {SIGN_PRIVILEGE} privilege",
+                request.order_id, "SignOrder",
+            )  # fmt: skip
         if not principal.mfa:
-            await deny(context, principal, "signing orders needs multi-factor authentication")
+            await self._deny_write(
+                context, principal, "signing orders needs multi-factor authentication",
+                request.order_id, "SignOrder",
+            )  # fmt: skip
         violations = Violations()
         violations.request_id(request.request_id)
         order_id = violations.uuid("order_id", request.order_id)
@@ -86,7 +108,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 order_id, provenance, mfa=principal.mfa, expected_version=expected
             )
         except _FAILURES as failure:
-            await _abort(context, principal, failure)
+            await self._abort(context, principal, failure, "SignOrder", request.order_id)
         return pb.SignOrderResponse(version=version)
 
     async def CancelOrder(  # noqa: N802 - named by the proto service
@@ -95,7 +117,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Cancel a draft or signed order, with a reason (clinicians)."""
         principal = await authenticate(context, self._verifier)
         if not principal.has(Role.CLINICIAN):
-            await deny(context, principal, "only clinicians cancel orders")
+            await self._deny_write(
+                context, principal, "only clinicians cancel orders", request.order_id,
+                "CancelOrder",
+            )  # fmt: skip
         violations = Violations()
         violations.request_id(request.request_id)
         order_id = violations.uuid("order_id", request.order_id)
@@ -109,14 +134,14 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 order_id, provenance, reason=request.reason, expected_version=expected
             )
         except _FAILURES as failure:
-            await _abort(context, principal, failure)
+            await self._abort(context, principal, failure, "CancelOrder", request.order_id)
         return pb.CancelOrderResponse(version=version)
 
     async def GetOrder(  # noqa: N802 - named by the proto service
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
         """Read one order at min_version or later (staff; a patient their own)."""
-        principal = await self._reader(context)
+        principal = await self._reader(context, "GetOrder")
         violations = Violations()
         order_id = violations.uuid("order_id", request.order_id)
         await _refuse_if_any(context, violations)
@@ -125,21 +150,35 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 order_id, min_version=request.min_version, wait_s=self._wait_s(context)
             )
         except _FAILURES as failure:
-            await _abort(context, principal, failure)
+            await self._abort(context, principal, failure, "GetOrder", request.order_id)
         if not principal.has(*STAFF_READERS) and view.patient_id != principal.patient_id:
-            await deny(context, principal, "a patient reads only their own orders")
+            await deny(
+                context, principal, "a patient reads only their own orders",
+                access_log=self._access_log, patient_id=str(view.patient_id),
+                record_type=RECORD_TYPE, record_ids=[request.order_id], category=CATEGORY,
+                operation="GetOrder",
+            )  # fmt: skip
+        await self._access_log.record_read(
+            context, principal, patient_id=str(view.patient_id), record_type=RECORD_TYPE,
+            record_ids=[str(view.order_id)], category=CATEGORY, action=AccessAction.READ,
+            operation="GetOrder",
+        )  # fmt: skip
         return pb.GetOrderResponse(order=messages.order_message(view))
 
     async def ListOrders(  # noqa: N802 - named by the proto service
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
         """List a patient's orders, newest first (staff; a patient their own)."""
-        principal = await self._reader(context)
+        principal = await self._reader(context, "ListOrders", AccessAction.SEARCH)
         patient_id = request.patient_id
         if not principal.has(*STAFF_READERS):
             patient_id = patient_id or principal.patient_id
             if patient_id != principal.patient_id:
-                await deny(context, principal, "a patient reads only their own orders")
+                await deny(
+                    context, principal, "a patient reads only their own orders",
+                    access_log=self._access_log, patient_id=patient_id, record_type=RECORD_TYPE,
+                    category=CATEGORY, action=AccessAction.SEARCH, operation="ListOrders",
+                )  # fmt: skip
         violations = Violations()
         if patient_id:
             violations.uuid("patient_id", patient_id)
@@ -154,19 +193,62 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         try:
             page = await self._app.list_orders(query, after=after, wait_s=self._wait_s(context))
         except _FAILURES as failure:
-            await _abort(context, principal, failure)
+            await self._abort(context, principal, failure, "ListOrders")
+        await self._access_log.record_read(
+            context, principal, patient_id=patient_id, record_type=RECORD_TYPE,
+            record_ids=[str(view.order_id) for view in page.orders], category=CATEGORY,
+            action=AccessAction.SEARCH, operation="ListOrders",
+        )  # fmt: skip
         return pb.ListOrdersResponse(
             orders=[messages.order_message(view) for view in page.orders],
             next_page_token=page.next_page_token,
         )
 
-    async def _reader(self, context: grpc.aio.ServicerContext) -> Principal:
+    async def _reader(
+        self,
+        context: grpc.aio.ServicerContext,
+        operation: str,
+        action: AccessAction = AccessAction.READ,
+    ) -> Principal:
         principal = await authenticate(context, self._verifier)
+        reason = ""
         if not principal.has(*STAFF_READERS, Role.PATIENT):
-            await deny(context, principal, "this role does not read orders")
-        if not principal.has(*STAFF_READERS) and not principal.patient_id:
-            await deny(context, principal, "the patient token names no patient")
+            reason = "this role does not read orders"
+        elif not principal.has(*STAFF_READERS) and not principal.patient_id:
+            reason = "the patient token names no patient"
+        if reason:
+            await deny(
+                context, principal, reason, access_log=self._access_log,
+                patient_id=principal.patient_id, record_type=RECORD_TYPE, category=CATEGORY,
+                action=action, operation=operation,
+            )  # fmt: skip
         return principal
+
+    async def _deny_write(
+        self,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        reason: str,
+        order_id: str,
+        operation: str,
+    ) -> NoReturn:
+        await deny(
+            context, principal, reason, access_log=self._access_log, record_type=RECORD_TYPE,
+            record_ids=[order_id], category=CATEGORY, action=AccessAction.UPDATE,
+            operation=operation,
+        )  # fmt: skip
+
+    async def _abort(
+        self,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        failure: _Failure,
+        operation: str,
+        order_id: str = "",
+    ) -> NoReturn:
+        if isinstance(failure, SignatureWithoutMfa):
+            await self._deny_write(context, principal, str(failure), order_id, operation)
+        await _abort(context, failure)
 
     def _wait_s(self, context: grpc.aio.ServicerContext) -> float:
         remaining: float | None = context.time_remaining()
@@ -180,9 +262,7 @@ async def _refuse_if_any(context: grpc.aio.ServicerContext, violations: Violatio
         await invalid_argument(context, violations)
 
 
-async def _abort(
-    context: grpc.aio.ServicerContext, principal: Principal, failure: _Failure
-) -> NoReturn:
+async def _abort(context: grpc.aio.ServicerContext, failure: _Failure) -> NoReturn:
     match failure:
         case InvalidOrder():
             await invalid_argument(context, failure.violations)
@@ -192,8 +272,6 @@ async def _abort(
             await context.abort(grpc.StatusCode.NOT_FOUND, "order not found")
         case OrderStateConflict():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(failure))
-        case SignatureWithoutMfa():
-            await deny(context, principal, str(failure))
         case ReadModelBehind():
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(failure))
         case EventLogError() | SecurityError():

@@ -10,6 +10,8 @@ import grpc
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.records import AccessAction
 from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
@@ -44,23 +46,33 @@ READERS = (Role.CLINICIAN, Role.REGISTRAR, Role.AUDITOR)
 DEFAULT_READ_WAIT_S = 5.0
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+RECORD_TYPE = "Patient"
+CATEGORY = "demographics"
 
 
 class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
     """clinical.patient.v1.PatientService over `PatientApp`."""
 
     def __init__(
-        self, app: PatientApp, verifier: TokenVerifier, *, max_wait_s: float = DEFAULT_READ_WAIT_S
+        self,
+        app: PatientApp,
+        verifier: TokenVerifier,
+        access_log: AccessAuditLog,
+        *,
+        max_wait_s: float = DEFAULT_READ_WAIT_S,
     ) -> None:
         self._app = app
         self._verifier = verifier
+        self._access_log = access_log
         self._max_wait_s = max_wait_s
 
     async def RegisterPatient(  # noqa: N802 - named by the proto service
         self, request: pb.RegisterPatientRequest, context: Context
     ) -> pb.RegisterPatientResponse:
         """Register a record; a MATCH is linked, a POSSIBLE_MATCH queued for review."""
-        principal = await self._principal(context, WRITERS, "registering patients")
+        principal = await self._principal(
+            context, WRITERS, "registering patients", "RegisterPatient", AccessAction.CREATE
+        )
         async with _errors(context):
             require_request_id(request.request_id)
             registration = await self._app.register_patient(
@@ -79,7 +91,10 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         self, request: pb.UpdateDemographicsRequest, context: Context
     ) -> pb.UpdateDemographicsResponse:
         """Replace a record's demographics (optionally only at ``expected_version``)."""
-        principal = await self._principal(context, WRITERS, "updating patients")
+        principal = await self._principal(
+            context, WRITERS, "updating patients", "UpdateDemographics", AccessAction.UPDATE,
+            patient_id=request.patient_id,
+        )  # fmt: skip
         async with _errors(context):
             require_request_id(request.request_id)
             version = await self._app.update_demographics(
@@ -99,13 +114,28 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         principal = await authenticate(context, self._verifier)
         own_record = principal.has(Role.PATIENT) and principal.patient_id == request.patient_id
         if not (principal.has(*READERS) or own_record):
-            await deny(context, principal, "patients may read only their own record")
+            await deny(
+                context, principal, "patients may read only their own record",
+                access_log=self._access_log, patient_id=request.patient_id,
+                record_type=RECORD_TYPE, record_ids=[request.patient_id], category=CATEGORY,
+                operation="GetPatient",
+            )  # fmt: skip
         async with _errors(context):
             record = await self._app.get_patient(
                 patient_id_from(request.patient_id),
                 min_version=request.min_version,
                 timeout_s=self._read_wait(context),
             )
+        # The golden record merges the demographics of every linked record: each is read.
+        read = [record.patient.patient_id]
+        if record.golden_record is not None:
+            read += [p for p in record.golden_record.member_patient_ids if p not in read]
+        for patient_id in read:
+            await self._access_log.record_read(
+                context, principal, patient_id=patient_id, record_type=RECORD_TYPE,
+                record_ids=[patient_id], category=CATEGORY, action=AccessAction.READ,
+                operation="GetPatient",
+            )  # fmt: skip
         response = pb.GetPatientResponse(patient=patient_to(record.patient))
         if record.golden_record is not None:
             response.golden_record.CopyFrom(golden_record_to(record.golden_record))
@@ -115,7 +145,9 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         self, request: pb.SearchPatientsRequest, context: Context
     ) -> pb.SearchPatientsResponse:
         """Records by normalised name, birth date and identifier (all criteria must hold)."""
-        await self._principal(context, READERS, "searching patients")
+        principal = await self._principal(
+            context, READERS, "searching patients", "SearchPatients", AccessAction.SEARCH
+        )
         async with _errors(context):
             identifier = None
             if request.HasField("identifier"):
@@ -134,13 +166,19 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
             patients = await self._app.search_patients(
                 query, after=after, timeout_s=self._read_wait(context)
             )
+        await self._record_search(
+            context, principal, [p.patient_id for p in patients], "SearchPatients"
+        )
         return pb.SearchPatientsResponse(patients=[patient_to(p) for p in patients])
 
     async def FindMatches(  # noqa: N802 - named by the proto service
         self, request: pb.FindMatchesRequest, context: Context
     ) -> pb.FindMatchesResponse:
         """Candidates for some demographics or a record, scored and explained field by field."""
-        await self._principal(context, READERS, "matching patients")
+        principal = await self._principal(
+            context, READERS, "matching patients", "FindMatches", AccessAction.SEARCH,
+            patient_id=request.patient_id,
+        )  # fmt: skip
         limit = min(request.max_results or 10, MAX_PAGE)
         async with _errors(context):
             subject = request.WhichOneof("subject")
@@ -155,13 +193,20 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
                 )
             else:
                 raise InvalidRequest([_violation("subject", "demographics or patient_id")])
+        found = [str(c.patient_id) for c in candidates]
+        if subject == "patient_id" and request.patient_id not in found:
+            found.insert(0, request.patient_id)
+        await self._record_search(context, principal, found, "FindMatches")
         return pb.FindMatchesResponse(candidates=[candidate_to(c) for c in candidates])
 
     async def LinkPatients(  # noqa: N802 - named by the proto service
         self, request: pb.LinkPatientsRequest, context: Context
     ) -> pb.LinkPatientsResponse:
         """Record that two records are the same person (registrars only)."""
-        principal = await self._principal(context, (Role.REGISTRAR,), "linking patients")
+        principal = await self._principal(
+            context, (Role.REGISTRAR,), "linking patients", "LinkPatients", AccessAction.UPDATE,
+            patient_id=request.patient_id,
+        )  # fmt: skip
         async with _errors(context):
             require_request_id(request.request_id)
             outcome = await self._app.link_patients(
@@ -177,7 +222,10 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         self, request: pb.UnlinkPatientsRequest, context: Context
     ) -> pb.UnlinkPatientsResponse:
         """Reverse a link (registrars only)."""
-        principal = await self._principal(context, (Role.REGISTRAR,), "unlinking patients")
+        principal = await self._principal(
+            context, (Role.REGISTRAR,), "unlinking patients", "UnlinkPatients",
+            AccessAction.UPDATE, patient_id=request.patient_id,
+        )  # fmt: skip
         async with _errors(context):
             require_request_id(request.request_id)
             outcome = await self._app.unlink_patients(
@@ -194,7 +242,10 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         self, request: pb.ForgetPatientRequest, context: Context
     ) -> pb.ForgetPatientResponse:
         """Record the right to erasure; read models drop the demographics (registrars only)."""
-        principal = await self._principal(context, (Role.REGISTRAR,), "forgetting patients")
+        principal = await self._principal(
+            context, (Role.REGISTRAR,), "forgetting patients", "ForgetPatient",
+            AccessAction.DELETE, patient_id=request.patient_id,
+        )  # fmt: skip
         async with _errors(context):
             require_request_id(request.request_id)
             version = await self._app.forget_patient(
@@ -211,11 +262,36 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         # Answer a little before the deadline, so the caller gets our status and not its own.
         return max(0.0, min(remaining - 0.2, self._max_wait_s))
 
-    async def _principal(self, context: Context, roles: tuple[Role, ...], what: str) -> Principal:
+    async def _principal(
+        self,
+        context: Context,
+        roles: tuple[Role, ...],
+        what: str,
+        operation: str,
+        action: AccessAction,
+        *,
+        patient_id: str = "",
+    ) -> Principal:
         principal = await authenticate(context, self._verifier)
         if not principal.has(*roles):
-            await deny(context, principal, f"{what} needs the role {' or '.join(roles)}")
+            await deny(
+                context, principal, f"{what} needs the role {' or '.join(roles)}",
+                access_log=self._access_log, patient_id=patient_id, record_type=RECORD_TYPE,
+                record_ids=[patient_id] if patient_id else [], category=CATEGORY,
+                action=action, operation=operation,
+            )  # fmt: skip
         return principal
+
+    async def _record_search(
+        self, context: Context, principal: Principal, patient_ids: list[str], operation: str
+    ) -> None:
+        """One access record per patient served; one without a patient when none was."""
+        for patient_id in patient_ids or [""]:
+            await self._access_log.record_read(
+                context, principal, patient_id=patient_id, record_type=RECORD_TYPE,
+                record_ids=[patient_id] if patient_id else [], category=CATEGORY,
+                action=AccessAction.SEARCH, operation=operation,
+            )  # fmt: skip
 
 
 def _command(context: Context, principal: Principal, request_id: str) -> CommandContext:

@@ -8,6 +8,8 @@ import grpc
 
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.records import AccessAction
 from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context
@@ -28,6 +30,8 @@ from results.views import InvalidPageTokenError
 
 # Staff who read any patient's results; a patient principal reads only their own.
 STAFF_READERS = (Role.CLINICIAN, Role.LAB, Role.AUDITOR)
+RECORD_TYPE = "Result"
+CATEGORY = "results"
 # Answer a little before the caller's deadline, so the caller hears why.
 _DEADLINE_MARGIN_S = 0.2
 
@@ -42,9 +46,17 @@ _FAILURES = (
 class ResultServicer(results_pb2_grpc.ResultServiceServicer):
     """The public API of the results service."""
 
-    def __init__(self, app: ResultsApp, verifier: TokenVerifier, *, max_wait_s: float) -> None:
+    def __init__(
+        self,
+        app: ResultsApp,
+        verifier: TokenVerifier,
+        access_log: AccessAuditLog,
+        *,
+        max_wait_s: float,
+    ) -> None:
         self._app = app
         self._verifier = verifier
+        self._access_log = access_log
         self._max_wait_s = max_wait_s
 
     async def PostResult(  # noqa: N802 - named by the proto service
@@ -53,7 +65,11 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         """Post the result of a signed order (laboratory staff); the caller is the performer."""
         principal = await authenticate(context, self._verifier)
         if not principal.has(Role.LAB):
-            await deny(context, principal, "only laboratory staff post results")
+            await deny(
+                context, principal, "only laboratory staff post results",
+                access_log=self._access_log, record_type=RECORD_TYPE, category=CATEGORY,
+                action=AccessAction.CREATE, operation="PostResult",
+            )  # fmt: skip
         violations = Violations()
         violations.request_id(request.request_id)
         order_id = violations.uuid("order_id", request.order_id)
@@ -80,7 +96,12 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         """Amend or correct a result, keeping the earlier revision (laboratory staff)."""
         principal = await authenticate(context, self._verifier)
         if not principal.has(Role.LAB):
-            await deny(context, principal, "only laboratory staff amend results")
+            await deny(
+                context, principal, "only laboratory staff amend results",
+                access_log=self._access_log, record_type=RECORD_TYPE,
+                record_ids=[request.result_id], category=CATEGORY, action=AccessAction.UPDATE,
+                operation="AmendResult",
+            )  # fmt: skip
         violations = Violations()
         violations.request_id(request.request_id)
         command = ReviseResult(
@@ -104,7 +125,7 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         self, request: pb.GetResultRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetResultResponse:
         """Read one result with its revisions (staff; a patient their own)."""
-        principal = await self._reader(context)
+        principal = await self._reader(context, "GetResult")
         violations = Violations()
         result_id = violations.uuid("result_id", request.result_id)
         await _refuse_if_any(context, violations)
@@ -115,19 +136,33 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         except _FAILURES as failure:
             await _abort(context, failure)
         if not principal.has(*STAFF_READERS) and view.patient_id != principal.patient_id:
-            await deny(context, principal, "a patient reads only their own results")
+            await deny(
+                context, principal, "a patient reads only their own results",
+                access_log=self._access_log, patient_id=view.patient_id,
+                record_type=RECORD_TYPE, record_ids=[request.result_id], category=CATEGORY,
+                operation="GetResult",
+            )  # fmt: skip
+        await self._access_log.record_read(
+            context, principal, patient_id=view.patient_id, record_type=RECORD_TYPE,
+            record_ids=[view.result_id], category=CATEGORY, action=AccessAction.READ,
+            operation="GetResult",
+        )  # fmt: skip
         return pb.GetResultResponse(result=messages.result_message(view))
 
     async def ListResults(  # noqa: N802 - named by the proto service
         self, request: pb.ListResultsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListResultsResponse:
         """List results by patient and/or order, newest first (staff; a patient their own)."""
-        principal = await self._reader(context)
+        principal = await self._reader(context, "ListResults", AccessAction.SEARCH)
         patient_id = request.patient_id
         if not principal.has(*STAFF_READERS):
             patient_id = patient_id or principal.patient_id
             if patient_id != principal.patient_id:
-                await deny(context, principal, "a patient reads only their own results")
+                await deny(
+                    context, principal, "a patient reads only their own results",
+                    access_log=self._access_log, patient_id=patient_id, record_type=RECORD_TYPE,
+                    category=CATEGORY, action=AccessAction.SEARCH, operation="ListResults",
+                )  # fmt: skip
         violations = Violations()
         if not (patient_id or request.order_id):
             violations.append(FieldViolation("patient_id", "give a patient_id or an order_id"))
@@ -145,17 +180,40 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
             page = await self._app.list_results(query, after=after, wait_s=self._wait_s(context))
         except _FAILURES as failure:
             await _abort(context, failure)
+        # One access record per patient whose results are served (a list by order may span
+        # patients only in theory, but the record must never name the wrong one).
+        by_patient: dict[str, list[str]] = {patient_id: []} if patient_id else {}
+        for view in page.results:
+            by_patient.setdefault(view.patient_id, []).append(view.result_id)
+        for served_patient, result_ids in (by_patient or {"": []}).items():
+            await self._access_log.record_read(
+                context, principal, patient_id=served_patient, record_type=RECORD_TYPE,
+                record_ids=result_ids, category=CATEGORY, action=AccessAction.SEARCH,
+                operation="ListResults",
+            )  # fmt: skip
         return pb.ListResultsResponse(
             results=[messages.result_message(view) for view in page.results],
             next_page_token=page.next_page_token,
         )
 
-    async def _reader(self, context: grpc.aio.ServicerContext) -> Principal:
+    async def _reader(
+        self,
+        context: grpc.aio.ServicerContext,
+        operation: str,
+        action: AccessAction = AccessAction.READ,
+    ) -> Principal:
         principal = await authenticate(context, self._verifier)
+        reason = ""
         if not principal.has(*STAFF_READERS, Role.PATIENT):
-            await deny(context, principal, "this role does not read results")
-        if not principal.has(*STAFF_READERS) and not principal.patient_id:
-            await deny(context, principal, "the patient token names no patient")
+            reason = "this role does not read results"
+        elif not principal.has(*STAFF_READERS) and not principal.patient_id:
+            reason = "the patient token names no patient"
+        if reason:
+            await deny(
+                context, principal, reason, access_log=self._access_log,
+                patient_id=principal.patient_id, record_type=RECORD_TYPE, category=CATEGORY,
+                action=action, operation=operation,
+            )  # fmt: skip
         return principal
 
     def _wait_s(self, context: grpc.aio.ServicerContext) -> float:

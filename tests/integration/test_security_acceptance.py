@@ -1,0 +1,455 @@
+"""Security acceptance: no plaintext PHI on any topic, and every read or refusal is audited.
+
+Patient, orders and results run in-process against the real servers, each with its own event
+log, database and state, and all three with one access topic of this test's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.audit.v1 import access_pb2
+from clinical.audit.v1.access_pb2 import AccessRecord
+from clinical.orders.v1 import orders_pb2
+from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
+from clinical.patient.v1 import patient_pb2
+from clinical.patient.v1.patient_pb2_grpc import PatientServiceStub
+from clinical.results.v1 import results_pb2
+from clinical.results.v1.results_pb2_grpc import ResultServiceStub
+from clinical_platform.auth import Role
+from clinical_platform.eventlog.topics import (
+    ensure_topic,
+    event_topic_spec,
+    events_topic,
+    partition_count,
+)
+from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.projections import dead_letter_topic
+from clinical_platform.testing.access import read_access_records
+from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.testing.plugin import TopicFactory, unique_name
+from clinical_platform.testing.tokens import TokenMint
+from orders.bootstrap import running_orders
+from orders.settings import OrdersSettings
+from patient.bootstrap import running_patient
+from patient.settings import PatientSettings
+from results.bootstrap import running_results
+from results.settings import ResultsSettings
+
+pytestmark = pytest.mark.integration
+
+Metadata = tuple[tuple[str, str], ...]
+TIMEOUT_S = 20.0
+USER_AGENT = "acceptance-suite/1.0"
+
+# Distinctive values: none of them may appear in clear on any topic.
+GIVEN = "Zephyrine"
+FAMILY = "Quillfeatherington"
+BIRTH_DATE = "1947-11-23"
+MRN = "MRN-QX-8841273"
+RESULT_VALUE = "6.9173"
+
+
+@dataclass
+class Hospital:
+    patient: PatientServiceStub
+    orders: OrderServiceStub
+    results: ResultServiceStub
+    mint: TokenMint
+    bootstrap_servers: str
+    patient_topic: str
+    orders_topic: str
+    results_topic: str
+    access_topic: str
+
+    def clinician(self) -> Metadata:
+        return self.mint.metadata("dr-acceptance", Role.CLINICIAN)
+
+    def registrar(self) -> Metadata:
+        return self.mint.metadata("registrar-acceptance", Role.REGISTRAR)
+
+    def signer(self) -> Metadata:
+        return self.mint.metadata(
+            "dr-signing", Role.CLINICIAN, privileges=["orders:sign"], mfa=True
+        )
+
+    def lab(self) -> Metadata:
+        return self.mint.metadata("lab-acceptance", Role.LAB)
+
+
+async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio.Channel:
+    server = await start_grpc_server(host="127.0.0.1", port=0, services=services)
+    stack.push_async_callback(server.stop, 0)
+    return await stack.enter_async_context(
+        grpc.aio.insecure_channel(
+            f"127.0.0.1:{server.port}", options=[("grpc.primary_user_agent", USER_AGENT)]
+        )
+    )
+
+
+@pytest.fixture
+async def hospital(
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], token_mint: TokenMint,
+    tmp_path: Path, kafka_topic: TopicFactory,
+) -> AsyncIterator[Hospital]:  # fmt: skip
+    patient_log = unique_name("patient-")
+    orders_log, results_log = unique_name("orders-"), unique_name("results-")
+    access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
+    shared = {
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+        "VAULT_ADDR": servers.vault_addr,
+        "VAULT_TOKEN": servers.vault_token,
+        "MONGODB_URL": servers.mongodb_url, "grpc_port": 0, "event_partitions": 3,
+        "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
+    }  # fmt: skip
+    patient_settings = PatientSettings.model_validate(
+        shared | {
+            "mongodb_database": f"{mongo_database.name}_p", "state_dir": tmp_path / "patient",
+            "read_wait_max_s": 10.0,
+        }
+    )  # fmt: skip
+    orders_settings = OrdersSettings.model_validate(
+        shared | {
+            "event_log_name": orders_log, "mongodb_database": f"{mongo_database.name}_o",
+            "state_dir": tmp_path / "orders", "results_events_topic": events_topic(results_log),
+        }
+    )  # fmt: skip
+    results_settings = ResultsSettings.model_validate(
+        shared | {
+            "event_log_name": results_log, "mongodb_database": f"{mongo_database.name}_r",
+            "state_dir": tmp_path / "results", "orders_events_topic": events_topic(orders_log),
+        }
+    )  # fmt: skip
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    await admin.start()
+    for log in (orders_log, results_log):
+        spec = event_topic_spec(log, partitions=3, replication_factor=1, min_insync_replicas=1)
+        await ensure_topic(admin, spec)
+    try:
+        async with AsyncExitStack() as stack:
+            patient = await stack.enter_async_context(
+                running_patient(patient_settings, service=patient_log, verifier=token_mint.verifier)
+            )
+            orders = await stack.enter_async_context(
+                running_orders(orders_settings, verifier=token_mint.verifier)
+            )
+            results = await stack.enter_async_context(
+                running_results(results_settings, verifier=token_mint.verifier)
+            )
+            yield Hospital(
+                patient=PatientServiceStub(await _serve(stack, list(patient.services))),
+                orders=OrderServiceStub(await _serve(stack, list(orders.services))),
+                results=ResultServiceStub(await _serve(stack, list(results.services))),
+                mint=token_mint,
+                bootstrap_servers=servers.kafka_bootstrap_servers,
+                patient_topic=events_topic(patient_log),
+                orders_topic=events_topic(orders_log),
+                results_topic=events_topic(results_log),
+                access_topic=access_topic,
+            )
+    finally:
+        topics = [events_topic(log) for log in (patient_log, orders_log, results_log)]
+        await admin.delete_topics(topics + [dead_letter_topic(topic) for topic in topics])
+        await admin.close()
+        for suffix in ("_p", "_o", "_r"):
+            await mongo_database.client.drop_database(f"{mongo_database.name}{suffix}")
+
+
+def _demographics() -> patient_pb2.Demographics:
+    return patient_pb2.Demographics(
+        name=patient_pb2.HumanName(given=[GIVEN], family=FAMILY),
+        birth_date=BIRTH_DATE,
+        sex=patient_pb2.ADMINISTRATIVE_SEX_FEMALE,
+        identifiers=[patient_pb2.Identifier(system="urn:mrn:acceptance-hospital", value=MRN)],
+    )
+
+
+async def _register(hospital: Hospital) -> patient_pb2.RegisterPatientResponse:
+    request = patient_pb2.RegisterPatientRequest(
+        request_id=str(uuid.uuid4()), demographics=_demographics()
+    )
+    response: patient_pb2.RegisterPatientResponse = await hospital.patient.RegisterPatient(
+        request, metadata=hospital.registrar(), timeout=TIMEOUT_S
+    )
+    return response
+
+
+async def _raw_records(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record's value and headers (keys too) on ``topic``, read raw from offset 0."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[bytes] = []
+        for partition in partitions:
+            while await consumer.position(partition) < ends[partition]:
+                fetched = await consumer.getmany(partition, timeout_ms=1000)
+                for record in fetched.get(partition, []):
+                    found.append(record.value or b"")
+                    found.append(record.key or b"")
+                    found += [name.encode() + b"=" + value for name, value in record.headers]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def _access_records(
+    hospital: Hospital, wanted: int, *, timeout_s: float = TIMEOUT_S
+) -> list[AccessRecord]:
+    """The access topic's records, once it holds at least ``wanted`` (published off-path)."""
+    records: list[AccessRecord] = []
+    async with asyncio.timeout(timeout_s):
+        while True:
+            records = [
+                r for _key, r in await read_access_records(
+                    hospital.bootstrap_servers, hospital.access_topic
+                )
+            ]  # fmt: skip
+            if len(records) >= wanted:
+                return records
+            await asyncio.sleep(0.25)
+
+
+async def test_raw_topic_bytes_hold_no_plaintext_phi(hospital: Hospital) -> None:
+    registered = await _register(hospital)
+    patient_id = registered.patient_id
+    placed = await hospital.orders.PlaceOrder(
+        orders_pb2.PlaceOrderRequest(
+            request_id=str(uuid.uuid4()), patient_id=patient_id, test_code="2823-3",
+            priority=orders_pb2.PRIORITY_STAT,
+            reason_codes=[orders_pb2.ReasonCode(system=orders_pb2.CODE_SYSTEM_ICD10, code="N18.3")],
+        ),
+        metadata=hospital.clinician(), timeout=TIMEOUT_S,
+    )  # fmt: skip
+    signed = await hospital.orders.SignOrder(
+        orders_pb2.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=placed.order_id),
+        metadata=hospital.signer(), timeout=TIMEOUT_S,
+    )  # fmt: skip
+    posted = await hospital.results.PostResult(
+        results_pb2.PostResultRequest(
+            request_id=str(uuid.uuid4()), order_id=placed.order_id,
+            order_min_version=signed.version,
+            observations=[results_pb2.Observation(
+                code="2823-3", quantity=results_pb2.Quantity(value=RESULT_VALUE, unit="mmol/L"),
+            )],
+        ),
+        metadata=hospital.lab(), timeout=TIMEOUT_S,
+    )  # fmt: skip
+    read = await hospital.patient.GetPatient(
+        patient_pb2.GetPatientRequest(patient_id=patient_id, min_version=registered.version),
+        metadata=hospital.clinician(), timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert read.patient.demographics.name.family == FAMILY  # served decrypted to the caller
+    result = await hospital.results.GetResult(
+        results_pb2.GetResultRequest(result_id=posted.result_id, min_version=posted.version),
+        metadata=hospital.clinician(), timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert result.result.observations[0].quantity.value == RESULT_VALUE
+    # GetPatient and GetResult were audited; wait until both records are on the access topic.
+    await _access_records(hospital, 2)
+
+    topics = [
+        hospital.patient_topic, hospital.orders_topic, hospital.results_topic,
+        hospital.access_topic,
+    ]  # fmt: skip
+    secrets = [GIVEN, FAMILY, BIRTH_DATE, BIRTH_DATE.replace("-", ""), MRN, RESULT_VALUE]
+    for topic in topics:
+        raw = await _raw_records(hospital.bootstrap_servers, topic)
+        assert raw, f"{topic} holds no records"
+        for value in raw:
+            for secret in secrets:
+                assert secret.encode() not in value, f"{secret!r} in clear on {topic}"
+                assert secret.lower().encode() not in value.lower(), f"{secret!r} on {topic}"
+
+
+async def test_query_rpcs_and_denials_leave_access_records_with_ip_and_user_agent(
+    hospital: Hospital,
+) -> None:
+    registered = await _register(hospital)
+    patient_id = registered.patient_id
+    await hospital.patient.GetPatient(
+        patient_pb2.GetPatientRequest(patient_id=patient_id, min_version=registered.version),
+        metadata=hospital.clinician(), timeout=TIMEOUT_S,
+    )  # fmt: skip
+    other_patient = hospital.mint.metadata(
+        "patient-portal-user", Role.PATIENT, patient_id=str(uuid.uuid4())
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await hospital.patient.GetPatient(
+            patient_pb2.GetPatientRequest(patient_id=patient_id),
+            metadata=other_patient, timeout=TIMEOUT_S,
+        )  # fmt: skip
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    records = await _access_records(hospital, 2)
+    about = [r for r in records if r.patient_id == patient_id and r.operation == "GetPatient"]
+    by_outcome = {r.outcome: r for r in about}
+    assert set(by_outcome) == {
+        access_pb2.ACCESS_OUTCOME_SUCCESS,
+        access_pb2.ACCESS_OUTCOME_DENIED,
+    }
+    read = by_outcome[access_pb2.ACCESS_OUTCOME_SUCCESS]
+    denied = by_outcome[access_pb2.ACCESS_OUTCOME_DENIED]
+    assert read.actor.subject == "dr-acceptance"
+    assert denied.actor.subject == "patient-portal-user"
+    assert read.action == denied.action == access_pb2.ACCESS_ACTION_READ
+    assert read.record_type == denied.record_type == "Patient"
+    assert list(read.accessed_record_ids) == [patient_id]
+    assert denied.reason
+    for record in (read, denied):
+        assert record.source_ip == "127.0.0.1"
+        assert USER_AGENT in record.user_agent
+        assert record.source.endswith("/patient")
+
+
+class VaultProxy:
+    """A TCP relay in front of Vault that the test can take away and bring back (same port)."""
+
+    def __init__(self, target: str) -> None:
+        host_port = target.split("//", 1)[-1].rstrip("/")
+        host, _, port = host_port.rpartition(":")
+        self._target = (host, int(port))
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @property
+    def addr(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._relay, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+async def _topic_size(bootstrap: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def test_vault_unavailable_fails_registration_closed_and_appends_nothing(
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], token_mint: TokenMint,
+    tmp_path: Path, kafka_topic: TopicFactory,
+) -> None:  # fmt: skip
+    proxy = VaultProxy(servers.vault_addr)
+    await proxy.start()
+    service = unique_name("patient-")
+    settings = PatientSettings.model_validate(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+            "VAULT_ADDR": proxy.addr, "VAULT_TOKEN": servers.vault_token,
+            "VAULT_TIMEOUT_SECONDS": 2,
+            "MONGODB_URL": servers.mongodb_url, "grpc_port": 0, "event_partitions": 3,
+            "mongodb_database": mongo_database.name, "state_dir": tmp_path / "state",
+            "ACCESS_AUDIT_TOPIC": await kafka_topic(prefix="clinical.audit.access-test."),
+            "ACCESS_AUDIT_PARTITIONS": 1,
+        }
+    )  # fmt: skip
+    registrar = token_mint.metadata("registrar-acceptance", Role.REGISTRAR)
+    topic = events_topic(service)
+    try:
+        async with AsyncExitStack() as stack:
+            patient = await stack.enter_async_context(
+                running_patient(settings, service=service, verifier=token_mint.verifier)
+            )
+            stub = PatientServiceStub(await _serve(stack, list(patient.services)))
+
+            async def register() -> patient_pb2.RegisterPatientResponse:
+                request = patient_pb2.RegisterPatientRequest(
+                    request_id=str(uuid.uuid4()), demographics=_demographics()
+                )
+                response: patient_pb2.RegisterPatientResponse = await stub.RegisterPatient(
+                    request, metadata=registrar, timeout=TIMEOUT_S
+                )
+                return response
+
+            await proxy.stop()
+            before = await _topic_size(servers.kafka_bootstrap_servers, topic)
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await register()
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert await _topic_size(servers.kafka_bootstrap_servers, topic) == before
+
+            await proxy.start()
+            async with asyncio.timeout(TIMEOUT_S):
+                while True:  # the seal-status watch may take an interval to see Vault back
+                    try:
+                        registered = await register()
+                        break
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() != grpc.StatusCode.UNAVAILABLE:
+                            raise
+                        await asyncio.sleep(0.5)
+            assert registered.patient_id
+            assert await _topic_size(servers.kafka_bootstrap_servers, topic) > before
+    finally:
+        await proxy.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            await admin.delete_topics([topic, dead_letter_topic(topic)])
+        finally:
+            await admin.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import hvac
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -37,8 +38,12 @@ from clinical_platform.eventlog.topics import (
 )
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.projections import dead_letter_topic
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.errors import PatientForgottenError
+from clinical_platform.security.wiring import build_keyring
 from clinical_platform.testing.access import read_access_records
 from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.testing.eventlog import read_topic
 from clinical_platform.testing.plugin import TopicFactory, unique_name
 from clinical_platform.testing.tokens import TokenMint
 from orders.bootstrap import running_orders
@@ -64,6 +69,7 @@ RESULT_VALUE = "6.9173"
 
 @dataclass
 class Hospital:
+    keyring_settings: OrdersSettings
     patient: PatientServiceStub
     orders: OrderServiceStub
     results: ResultServiceStub
@@ -124,12 +130,14 @@ async def hospital(
         shared | {
             "event_log_name": orders_log, "mongodb_database": f"{mongo_database.name}_o",
             "state_dir": tmp_path / "orders", "results_events_topic": events_topic(results_log),
+            "patient_events_topic": events_topic(patient_log),
         }
     )  # fmt: skip
     results_settings = ResultsSettings.model_validate(
         shared | {
             "event_log_name": results_log, "mongodb_database": f"{mongo_database.name}_r",
             "state_dir": tmp_path / "results", "orders_events_topic": events_topic(orders_log),
+            "patient_events_topic": events_topic(patient_log),
         }
     )  # fmt: skip
     admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
@@ -158,6 +166,7 @@ async def hospital(
                 orders_topic=events_topic(orders_log),
                 results_topic=events_topic(results_log),
                 access_topic=access_topic,
+                keyring_settings=orders_settings,
             )
     finally:
         topics = [events_topic(log) for log in (patient_log, orders_log, results_log)]
@@ -230,7 +239,15 @@ async def _access_records(
             await asyncio.sleep(0.25)
 
 
-async def test_raw_topic_bytes_hold_no_plaintext_phi(hospital: Hospital) -> None:
+@dataclass(frozen=True)
+class Story:
+    registered: patient_pb2.RegisterPatientResponse
+    order_id: str
+    posted: results_pb2.PostResultResponse
+
+
+async def _order_and_result(hospital: Hospital) -> Story:
+    """Register a patient, place and sign an order for them, post its result."""
     registered = await _register(hospital)
     patient_id = registered.patient_id
     placed = await hospital.orders.PlaceOrder(
@@ -255,6 +272,12 @@ async def test_raw_topic_bytes_hold_no_plaintext_phi(hospital: Hospital) -> None
         ),
         metadata=hospital.lab(), timeout=TIMEOUT_S,
     )  # fmt: skip
+    return Story(registered, placed.order_id, posted)
+
+
+async def test_raw_topic_bytes_hold_no_plaintext_phi(hospital: Hospital) -> None:
+    story = await _order_and_result(hospital)
+    registered, patient_id, posted = story.registered, story.registered.patient_id, story.posted
     read = await hospital.patient.GetPatient(
         patient_pb2.GetPatientRequest(patient_id=patient_id, min_version=registered.version),
         metadata=hospital.clinician(), timeout=TIMEOUT_S,
@@ -453,3 +476,61 @@ async def test_vault_unavailable_fails_registration_closed_and_appends_nothing(
             await admin.delete_topics([topic, dead_letter_topic(topic)])
         finally:
             await admin.close()
+
+
+async def test_forgetting_a_patient_marks_their_orders_and_results_and_no_replay_can_decrypt(
+    hospital: Hospital, servers: ServerEndpoints
+) -> None:
+    story = await _order_and_result(hospital)
+    forgotten_id = story.registered.patient_id
+
+    await hospital.patient.ForgetPatient(
+        patient_pb2.ForgetPatientRequest(
+            request_id=str(uuid.uuid4()), patient_id=forgotten_id, reason="erasure request"
+        ),
+        metadata=hospital.registrar(), timeout=TIMEOUT_S,
+    )  # fmt: skip
+
+    # Orders and results hear PatientForgotten and turn their documents into markers.
+    for read in (
+        lambda: hospital.orders.GetOrder(
+            orders_pb2.GetOrderRequest(order_id=story.order_id),
+            metadata=hospital.clinician(), timeout=TIMEOUT_S,
+        ),
+        lambda: hospital.results.GetResult(
+            results_pb2.GetResultRequest(result_id=story.posted.result_id),
+            metadata=hospital.clinician(), timeout=TIMEOUT_S,
+        ),
+    ):  # fmt: skip
+        assert await _eventually_refused(read) == grpc.StatusCode.FAILED_PRECONDITION
+    # A full replay from offset 0 of every topic, with a keyring that never saw the key.
+    other = await _register(hospital)
+    client = hvac.Client(url=servers.vault_addr, token=servers.vault_token)
+    keyring = build_keyring(client, hospital.keyring_settings)
+    cipher = EnvelopeCipher(keyring)
+    outcomes: dict[str, set[str]] = {forgotten_id: set(), other.patient_id: set()}
+    for topic in (hospital.patient_topic, hospital.orders_topic, hospital.results_topic):
+        for envelope in await read_topic(hospital.bootstrap_servers, topic):
+            if envelope.patient_id not in outcomes:
+                continue
+            try:
+                await cipher.decrypt(envelope)
+            except PatientForgottenError:
+                outcomes[envelope.patient_id].add("forgotten")
+            else:
+                outcomes[envelope.patient_id].add("readable")
+    assert outcomes == {forgotten_id: {"forgotten"}, other.patient_id: {"readable"}}
+
+
+async def _eventually_refused(call: Any) -> grpc.StatusCode:
+    """The status the call fails with once the read model caught up (or OK's absence)."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
+    while True:
+        try:
+            await call()
+        except grpc.aio.AioRpcError as refused:
+            if refused.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                return refused.code()
+        if asyncio.get_running_loop().time() > deadline:
+            return grpc.StatusCode.OK
+        await asyncio.sleep(0.2)

@@ -30,6 +30,7 @@ from clinical_platform.runtime import (
     token_verifier,
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from orders.adapters.event_catalog import ORDER_EVENTS
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
@@ -116,7 +117,15 @@ async def _running_orders(
         owns=lambda order_id: store.partition_of(order_id) in store.owned_partitions,
         service_subject=f"service:{service}",
     )
-    projections: list[Projection] = [orders_projection(settings), listener]
+    # The live half of crypto-shredding: drop the patient's key and cached orders, mark the
+    # read model, as soon as the patient service records PatientForgotten.
+    forgotten = ForgottenPatients(
+        name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
+        patient_topic=settings.patient_events_topic,
+        marked_collections=[ORDERS_COLLECTION],
+        on_forgotten=[security.keyring.evict, orders.evict_patient],
+    )
+    projections: list[Projection] = [orders_projection(settings), listener, forgotten]
     runners = [
         asyncio.create_task(
             _run(p, settings, database, security.cipher), name=f"projection {p.name}"

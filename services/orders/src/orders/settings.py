@@ -22,5 +22,7 @@ class OrdersSettings(BaseServiceSettings):
     mongodb_database: str = "orders"
     # Where ResultPosted events come from (the results service's event topic).
     results_events_topic: str = events_topic("results")
+    # Where PatientForgotten comes from (the patient service's event topic).
+    patient_events_topic: str = events_topic("patient")
     # The longest a read waits for "at least version N" when the call has no deadline.
     read_wait_max_s: Annotated[float, Field(ge=0)] = 10.0

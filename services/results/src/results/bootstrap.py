@@ -30,6 +30,7 @@ from clinical_platform.runtime import (
     token_verifier,
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from results.adapters.event_catalog import RESULT_EVENTS
 from results.adapters.lab_catalogue import CsvLabCatalogue
@@ -115,11 +116,19 @@ async def _running_results(
         MongoOrderStates(database[ORDER_STATES_COLLECTION]),
         MongoResultReadModel(database[RESULTS_COLLECTION]),
     )
+    # The live half of crypto-shredding: drop the patient's key and cached results, mark the
+    # read models, as soon as the patient service records PatientForgotten.
+    forgotten = ForgottenPatients(
+        name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
+        patient_topic=settings.patient_events_topic,
+        marked_collections=[RESULTS_COLLECTION, ORDER_STATES_COLLECTION],
+        on_forgotten=[security.keyring.evict, results.evict_patient],
+    )
     runners = [
         asyncio.create_task(
             _run(p, settings, database, security.cipher), name=f"projection {p.name}"
         )
-        for p in results_projections(settings)
+        for p in [*results_projections(settings), forgotten]
     ]
     servicer = ResultServicer(
         app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s

@@ -22,5 +22,7 @@ class ResultsSettings(BaseServiceSettings):
     mongodb_database: str = "results"
     # Where the order states come from (the orders service's event topic).
     orders_events_topic: str = events_topic("orders")
+    # Where PatientForgotten comes from (the patient service's event topic).
+    patient_events_topic: str = events_topic("patient")
     # The longest a read waits for "at least version N" when the call has no deadline.
     read_wait_max_s: Annotated[float, Field(ge=0)] = 10.0

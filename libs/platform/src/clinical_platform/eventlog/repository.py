@@ -96,6 +96,13 @@ class AggregateRepository(Generic[TAggregate]):
         """Drop the cached aggregate (a forgotten patient's PHI must not outlive the key)."""
         self._cache.pop(aggregate_id, None)
 
+    def evict_patient(self, patient_id: str) -> None:
+        """Drop every cached aggregate about a patient (when that patient is forgotten)."""
+        for aggregate_id in [
+            a for a, agg in self._cache.items() if self._patient_of(agg) == patient_id
+        ]:
+            self._cache.pop(aggregate_id, None)
+
     async def execute(
         self,
         aggregate_id: UUID,

@@ -9,11 +9,17 @@ found by their ``patient_id`` field, so projections keep one in every document a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical.events.v1.envelope_pb2 import Envelope
 
 FORGOTTEN_FIELD = "forgotten"
+# The patient service's event type that announces a crypto-shredding.
+PATIENT_FORGOTTEN = "PatientForgotten"
 
 
 def forgotten_marker(patient_id: str, version: int) -> dict[str, Any]:
@@ -48,3 +54,46 @@ async def forget_patient_documents(collection: AsyncCollection[Any], patient_id:
         )
         replaced += 1
     return replaced
+
+
+class ForgottenPatients:
+    """The live half of crypto-shredding for a service that holds copies of patients' PHI.
+
+    It reads the patient topic and, for each ``PatientForgotten``, runs the service's
+    ``on_forgotten`` callbacks (evict the patient's data key and cached aggregates) and turns
+    the patient's documents in ``marked_collections`` into markers, so reads show "forgotten"
+    at once instead of after a rebuild. The event's own payload is unreadable by then (it is
+    encrypted under the destroyed key), so the clear envelope is all it uses.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        patient_topic: str,
+        marked_collections: Sequence[str],
+        on_forgotten: Sequence[Callable[[str], object]] = (),
+    ) -> None:
+        self.name = name
+        self.topics: Sequence[str] = (patient_topic,)
+        # It owns no collection: a rebuild of it must not drop the read model it marks.
+        self.collections: Sequence[str] = ()
+        self._marked = tuple(marked_collections)
+        self._on_forgotten = tuple(on_forgotten)
+
+    async def setup(self, db: AsyncDatabase[Any]) -> None:
+        """Nothing to index: it only rewrites documents of other projections."""
+
+    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        if envelope.event_type == PATIENT_FORGOTTEN and envelope.patient_id:
+            await self._forget(envelope.patient_id, db)
+
+    async def apply_forgotten(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        # Every event of a forgotten patient lands here on a replay; only the fact matters.
+        await self.apply(envelope, db)
+
+    async def _forget(self, patient_id: str, db: AsyncDatabase[Any]) -> None:
+        for callback in self._on_forgotten:
+            callback(patient_id)
+        for collection in self._marked:
+            await forget_patient_documents(db[collection], patient_id)

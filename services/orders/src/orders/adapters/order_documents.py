@@ -12,6 +12,8 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from clinical_platform.projections import wait_for_version
+from clinical_platform.security.forgetting import FORGOTTEN_FIELD
+from orders.domain.errors import RecordOfForgottenPatient
 from orders.domain.order import (
     CodeSystem,
     OrderedTest,
@@ -31,10 +33,12 @@ class MongoOrderReadModel:
 
     async def get(self, order_id: str, *, min_version: int, wait_s: float) -> OrderView | None:
         document = await wait_for_version(self._orders, order_id, min_version, timeout_s=wait_s)
+        if document is not None and document.get(FORGOTTEN_FIELD):
+            raise RecordOfForgottenPatient(order_id)
         return None if document is None else order_view(document)
 
     async def list(self, query: OrderQuery) -> OrderPage:
-        where: dict[str, Any] = {"patient_id": query.patient_id}
+        where: dict[str, Any] = {"patient_id": query.patient_id, FORGOTTEN_FIELD: {"$ne": True}}
         if query.status is not None:
             where["status"] = str(query.status)
         if query.page_token:

@@ -58,6 +58,13 @@ class OrderNotResultable(OrderStateConflict):
         super().__init__(order_id, status, "resulted")
 
 
+class RecordOfForgottenPatient(OrderDomainError):  # noqa: N818 - named after the rule
+    """The order is about a patient who was forgotten (crypto-shredded): nothing to show."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} is about a patient who was forgotten")
+
+
 class SignatureWithoutMfa(OrderDomainError):  # noqa: N818
     """An electronic signature needs a multi-factor authenticated signer (PERMISSION_DENIED)."""
 

@@ -21,6 +21,7 @@ from orders.domain.errors import (
     OrderDomainError,
     OrderNotFound,
     OrderStateConflict,
+    RecordOfForgottenPatient,
     SignatureWithoutMfa,
 )
 from orders.entrypoints import messages
@@ -270,7 +271,7 @@ async def _abort(context: grpc.aio.ServicerContext, failure: _Failure) -> NoRetu
             await invalid_argument(context, [FieldViolation("page_token", str(failure))])
         case OrderNotFound():
             await context.abort(grpc.StatusCode.NOT_FOUND, "order not found")
-        case OrderStateConflict():
+        case OrderStateConflict() | RecordOfForgottenPatient():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(failure))
         case ReadModelBehind():
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(failure))

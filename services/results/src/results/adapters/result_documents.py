@@ -13,7 +13,9 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from clinical_platform.projections import wait_for_version
+from clinical_platform.security.forgetting import FORGOTTEN_FIELD
 from results.adapters.observation_documents import Document, observation_from_document
+from results.domain.errors import RecordOfForgottenPatient
 from results.domain.result import OrderState, OrderStatus, ResultStatus
 from results.views import InvalidPageTokenError, ResultPage, ResultQuery, ResultView, Revision
 
@@ -26,10 +28,12 @@ class MongoResultReadModel:
 
     async def get(self, result_id: str, *, min_version: int, wait_s: float) -> ResultView | None:
         document = await wait_for_version(self._results, result_id, min_version, timeout_s=wait_s)
+        if document is not None and document.get(FORGOTTEN_FIELD):
+            raise RecordOfForgottenPatient(result_id)
         return None if document is None else result_view(document)
 
     async def list(self, query: ResultQuery) -> ResultPage:
-        where: dict[str, Any] = {}
+        where: dict[str, Any] = {FORGOTTEN_FIELD: {"$ne": True}}
         if query.patient_id:
             where["patient_id"] = query.patient_id
         if query.order_id:

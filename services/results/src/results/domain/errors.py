@@ -28,6 +28,13 @@ class ResultNotFound(ResultDomainError):  # noqa: N818
         super().__init__(f"result {result_id} not found")
 
 
+class RecordOfForgottenPatient(ResultDomainError):  # noqa: N818 - named after the rule
+    """The result is about a patient who was forgotten (crypto-shredded): nothing to show."""
+
+    def __init__(self, result_id: str) -> None:
+        super().__init__(f"result {result_id} is about a patient who was forgotten")
+
+
 class OrderNotFound(ResultDomainError):  # noqa: N818
     """The results service has not seen this order (NOT_FOUND)."""
 

@@ -20,6 +20,7 @@ from results.domain.errors import (
     InvalidResult,
     OrderNotFound,
     OrderNotResultable,
+    RecordOfForgottenPatient,
     ResultAlreadyPosted,
     ResultDomainError,
     ResultNotFound,
@@ -238,6 +239,8 @@ async def _abort(context: grpc.aio.ServicerContext, failure: _Failure) -> NoRetu
             await context.abort(grpc.StatusCode.NOT_FOUND, "result not found")
         case OrderNotFound():
             await context.abort(grpc.StatusCode.NOT_FOUND, "order not found")
+        case RecordOfForgottenPatient():
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(failure))
         case OrderNotResultable():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(failure))
         case ResultAlreadyPosted():

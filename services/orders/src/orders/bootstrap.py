@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
-from typing import Any
-
-from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
@@ -22,14 +17,14 @@ from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
-from clinical_platform.projections import Projection, ProjectionRunner
+from clinical_platform.projections import Projection
+from clinical_platform.projections.background import start_projections, stop_projections
 from clinical_platform.runtime import (
     event_store_config,
     serve_grpc,
     service_runtime,
     token_verifier,
 )
-from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from orders.adapters.event_catalog import ORDER_EVENTS
@@ -40,11 +35,6 @@ from orders.application import OrdersApp
 from orders.entrypoints.grpc import OrderServicer
 from orders.entrypoints.results_listener import ResultsListener
 from orders.settings import OrdersSettings
-
-logger = logging.getLogger(__name__)
-
-_STOP_ATTEMPTS = 5
-_STOP_WAIT_S = 2.0
 
 SERVICE = "orders"
 GRPC_SERVICE_NAME = "clinical.orders.v1.OrderService"
@@ -126,12 +116,7 @@ async def _running_orders(
         on_forgotten=[security.keyring.evict, orders.evict_patient],
     )
     projections: list[Projection] = [orders_projection(settings), listener, forgotten]
-    runners = [
-        asyncio.create_task(
-            _run(p, settings, database, security.cipher), name=f"projection {p.name}"
-        )
-        for p in projections
-    ]
+    runners = start_projections(projections, settings, database, security.cipher)
     servicer = OrderServicer(
         app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
     )
@@ -139,49 +124,10 @@ async def _running_orders(
     try:
         yield RunningOrders([GrpcService(GRPC_SERVICE_NAME, register)], app, store, access_log)
     finally:
-        await _stop(runners)
+        await stop_projections(runners)
         await store.stop()
         await access_log.stop()
         await mongo.close()
-
-
-async def _run(
-    projection: Projection,
-    settings: OrdersSettings,
-    database: AsyncDatabase[Any],
-    cipher: EnvelopeCipher,
-) -> None:
-    runner = ProjectionRunner(
-        projection,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        database=database,
-        replication_factor=settings.kafka_replication_factor,
-        cipher=cipher,
-    )
-    try:
-        await runner.run()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        # A projection that stops must be loud: its read model would silently fall behind.
-        logger.exception("projection stopped", extra={"projection": projection.name})
-        raise
-
-
-async def _stop(runners: list[asyncio.Task[None]]) -> None:
-    # Cancelled again until they end: aiokafka's consumer can swallow a cancellation
-    # (aio-libs/aiokafka#983), which would leave a projection running after shutdown.
-    pending = set(runners)
-    for _attempt in range(_STOP_ATTEMPTS):
-        for runner in pending:
-            runner.cancel()
-        done, pending = await asyncio.wait(pending, timeout=_STOP_WAIT_S)
-        for runner in done:
-            if not runner.cancelled():
-                runner.exception()  # logged by _run already; retrieved so asyncio stays quiet
-        if not pending:
-            return
-    logger.error("projections did not stop", extra={"tasks": sorted(t.get_name() for t in pending)})
 
 
 async def serve(settings: OrdersSettings) -> None:

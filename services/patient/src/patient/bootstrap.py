@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.grpc_server import GrpcService
-from clinical_platform.projections import ProjectionRunner
+from clinical_platform.projections.background import start_projections, stop_projections
 from clinical_platform.runtime import (
     event_store_config,
     serve_grpc,
@@ -37,8 +35,6 @@ from patient.application import PatientApp
 from patient.entrypoints.grpc import PatientServicer
 from patient.matching.matcher import Matcher, Thresholds
 from patient.settings import PatientSettings
-
-logger = logging.getLogger(__name__)
 
 SERVICE = "patient"
 GRPC_SERVICE_NAME = "clinical.patient.v1.PatientService"
@@ -114,14 +110,9 @@ async def _running_patient(
         matcher,
         security.keyring,
     )
-    runner = ProjectionRunner(
-        patient_projection(service, store.topic),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        database=database,
-        replication_factor=settings.kafka_replication_factor,
-        cipher=security.cipher,
+    projecting = start_projections(
+        [patient_projection(service, store.topic)], settings, database, security.cipher
     )
-    projecting = asyncio.create_task(_run(runner), name="projection patient-index")
     servicer = PatientServicer(
         app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
     )
@@ -132,22 +123,10 @@ async def _running_patient(
             access_log,
         )  # fmt: skip
     finally:
-        projecting.cancel()
-        await asyncio.gather(projecting, return_exceptions=True)
+        await stop_projections(projecting)
         await store.stop()
         await access_log.stop()
         await mongo.close()
-
-
-async def _run(runner: ProjectionRunner) -> None:
-    try:
-        await runner.run()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        # A projection that stops must be loud: its read model would silently fall behind.
-        logger.exception("patient projection stopped")
-        raise
 
 
 async def serve(settings: PatientSettings) -> None:

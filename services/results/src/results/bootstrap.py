@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
-from typing import Any
-
-from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.results.v1 import results_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
@@ -22,14 +17,14 @@ from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
-from clinical_platform.projections import Projection, ProjectionRunner
+from clinical_platform.projections import Projection
+from clinical_platform.projections.background import start_projections, stop_projections
 from clinical_platform.runtime import (
     event_store_config,
     serve_grpc,
     service_runtime,
     token_verifier,
 )
-from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from results.adapters.event_catalog import RESULT_EVENTS
@@ -40,11 +35,6 @@ from results.adapters.result_projection import RESULTS_COLLECTION, ResultsProjec
 from results.application import ResultsApp
 from results.entrypoints.grpc import ResultServicer
 from results.settings import ResultsSettings
-
-logger = logging.getLogger(__name__)
-
-_STOP_ATTEMPTS = 5
-_STOP_WAIT_S = 2.0
 
 SERVICE = "results"
 GRPC_SERVICE_NAME = "clinical.results.v1.ResultService"
@@ -124,12 +114,9 @@ async def _running_results(
         marked_collections=[RESULTS_COLLECTION, ORDER_STATES_COLLECTION],
         on_forgotten=[security.keyring.evict, results.evict_patient],
     )
-    runners = [
-        asyncio.create_task(
-            _run(p, settings, database, security.cipher), name=f"projection {p.name}"
-        )
-        for p in [*results_projections(settings), forgotten]
-    ]
+    runners = start_projections(
+        [*results_projections(settings), forgotten], settings, database, security.cipher
+    )
     servicer = ResultServicer(
         app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
     )
@@ -137,49 +124,10 @@ async def _running_results(
     try:
         yield RunningResults([GrpcService(GRPC_SERVICE_NAME, register)], app, store, access_log)
     finally:
-        await _stop(runners)
+        await stop_projections(runners)
         await store.stop()
         await access_log.stop()
         await mongo.close()
-
-
-async def _run(
-    projection: Projection,
-    settings: ResultsSettings,
-    database: AsyncDatabase[Any],
-    cipher: EnvelopeCipher,
-) -> None:
-    runner = ProjectionRunner(
-        projection,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        database=database,
-        replication_factor=settings.kafka_replication_factor,
-        cipher=cipher,
-    )
-    try:
-        await runner.run()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        # A projection that stops must be loud: its read model would silently fall behind.
-        logger.exception("projection stopped", extra={"projection": projection.name})
-        raise
-
-
-async def _stop(runners: list[asyncio.Task[None]]) -> None:
-    # Cancelled again until they end: aiokafka's consumer can swallow a cancellation
-    # (aio-libs/aiokafka#983), which would leave a projection running after shutdown.
-    pending = set(runners)
-    for _attempt in range(_STOP_ATTEMPTS):
-        for runner in pending:
-            runner.cancel()
-        done, pending = await asyncio.wait(pending, timeout=_STOP_WAIT_S)
-        for runner in done:
-            if not runner.cancelled():
-                runner.exception()  # logged by _run already; retrieved so asyncio stays quiet
-        if not pending:
-            return
-    logger.error("projections did not stop", extra={"tasks": sorted(t.get_name() for t in pending)})
 
 
 async def serve(settings: ResultsSettings) -> None:

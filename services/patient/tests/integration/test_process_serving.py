@@ -16,9 +16,7 @@ GRACE_SECONDS = 5
 async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(
     servers: ServerEndpoints, tmp_path: Path
 ) -> None:
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-        "MONGODB_URL": servers.mongodb_url,
+    env = servers.as_env() | {
         "PATIENT_GRPC_GRACE_SECONDS": str(GRACE_SECONDS),
         "PATIENT_STATE_DIR": str(tmp_path / "state"),
         "PATIENT_MONGODB_DATABASE": unique_name("test_"),

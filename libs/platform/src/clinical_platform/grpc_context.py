@@ -12,6 +12,9 @@ from clinical_platform.eventlog.envelope import current_trace_context
 DEFAULT_PURPOSE_OF_USE = "TREAT"
 
 
+_DEADLINE_MARGIN_S = 0.2
+
+
 def command_context(
     context: grpc.aio.ServicerContext, *, actor: Actor, request_id: str
 ) -> CommandContext:
@@ -46,3 +49,12 @@ def peer_ip(peer: str) -> str:
     if transport == "ipv6":
         return address.rpartition(":")[0].removeprefix("[").removesuffix("]")
     return ""
+
+
+def read_wait_s(context: grpc.aio.ServicerContext, *, max_wait_s: float) -> float:
+    """How long a read may wait for "at least version N": up to ``max_wait_s``, and a little
+    before the call's deadline, so the caller gets our status rather than its own timeout."""
+    remaining: float | None = context.time_remaining()
+    if remaining is None:
+        return max_wait_s
+    return max(0.0, min(max_wait_s, remaining - _DEADLINE_MARGIN_S))

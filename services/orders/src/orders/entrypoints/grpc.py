@@ -12,7 +12,7 @@ from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
 from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
-from clinical_platform.grpc_context import command_context
+from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import abort_for, invalid_argument
 from clinical_platform.security.errors import SecurityError
 from orders.application import OrdersApp, ReadModelBehind
@@ -34,7 +34,6 @@ STAFF_READERS = (Role.CLINICIAN, Role.LAB, Role.AUDITOR)
 RECORD_TYPE = "Order"
 CATEGORY = "orders"
 # Answer a little before the caller's deadline, so the caller hears why.
-_DEADLINE_MARGIN_S = 0.2
 
 _Failure = (
     OrderDomainError | EventLogError | SecurityError | ReadModelBehind | InvalidPageTokenError
@@ -148,7 +147,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         await _refuse_if_any(context, violations)
         try:
             view = await self._app.get_order(
-                order_id, min_version=request.min_version, wait_s=self._wait_s(context)
+                order_id,
+                min_version=request.min_version,
+                wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )
         except _FAILURES as failure:
             await self._abort(context, principal, failure, "GetOrder", request.order_id)
@@ -192,7 +193,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             after = (order_id, request.min_version)
         await _refuse_if_any(context, violations)
         try:
-            page = await self._app.list_orders(query, after=after, wait_s=self._wait_s(context))
+            page = await self._app.list_orders(
+                query, after=after, wait_s=read_wait_s(context, max_wait_s=self._max_wait_s)
+            )
         except _FAILURES as failure:
             await self._abort(context, principal, failure, "ListOrders")
         await self._access_log.record_read(
@@ -250,12 +253,6 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         if isinstance(failure, SignatureWithoutMfa):
             await self._deny_write(context, principal, str(failure), order_id, operation)
         await _abort(context, failure)
-
-    def _wait_s(self, context: grpc.aio.ServicerContext) -> float:
-        remaining: float | None = context.time_remaining()
-        if remaining is None:
-            return self._max_wait_s
-        return max(0.0, min(self._max_wait_s, remaining - _DEADLINE_MARGIN_S))
 
 
 async def _refuse_if_any(context: grpc.aio.ServicerContext, violations: Violations) -> None:

@@ -15,7 +15,7 @@ from clinical_platform.access.records import AccessAction
 from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
-from clinical_platform.grpc_context import command_context
+from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import abort_for, invalid_argument
 from clinical_platform.security.errors import SecurityError
 from patient.application import PatientApp
@@ -124,7 +124,7 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
             record = await self._app.get_patient(
                 patient_id_from(request.patient_id),
                 min_version=request.min_version,
-                timeout_s=self._read_wait(context),
+                timeout_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )
         # The golden record merges the demographics of every linked record: each is read.
         read = [record.patient.patient_id]
@@ -164,7 +164,7 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
                 after = (patient_id_from(request.written_patient_id, "written_patient_id"),
                          request.min_version)  # fmt: skip
             patients = await self._app.search_patients(
-                query, after=after, timeout_s=self._read_wait(context)
+                query, after=after, timeout_s=read_wait_s(context, max_wait_s=self._max_wait_s)
             )
         await self._record_search(
             context, principal, [p.patient_id for p in patients], "SearchPatients"
@@ -185,7 +185,7 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
             if subject == "patient_id":
                 candidates = await self._app.find_matches_for(
                     patient_id_from(request.patient_id), min_version=request.min_version,
-                    timeout_s=self._read_wait(context), limit=limit,
+                    timeout_s=read_wait_s(context, max_wait_s=self._max_wait_s), limit=limit,
                 )  # fmt: skip
             elif subject == "demographics":
                 candidates = await self._app.find_matches(
@@ -254,13 +254,6 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
                 reason=request.reason,
             )
         return pb.ForgetPatientResponse(version=version)
-
-    def _read_wait(self, context: Context) -> float:
-        remaining: float | None = context.time_remaining()
-        if remaining is None:
-            return self._max_wait_s
-        # Answer a little before the deadline, so the caller gets our status and not its own.
-        return max(0.0, min(remaining - 0.2, self._max_wait_s))
 
     async def _principal(
         self,

@@ -12,7 +12,7 @@ from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
 from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
-from clinical_platform.grpc_context import command_context
+from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import abort_for, invalid_argument
 from clinical_platform.security.errors import SecurityError
 from results.application import PostResult, ReadModelBehind, ResultsApp, ReviseResult
@@ -34,7 +34,6 @@ STAFF_READERS = (Role.CLINICIAN, Role.LAB, Role.AUDITOR)
 RECORD_TYPE = "Result"
 CATEGORY = "results"
 # Answer a little before the caller's deadline, so the caller hears why.
-_DEADLINE_MARGIN_S = 0.2
 
 _Failure = (
     ResultDomainError | EventLogError | SecurityError | ReadModelBehind | InvalidPageTokenError
@@ -86,7 +85,9 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         )
         provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
         try:
-            posted = await self._app.post_result(command, provenance, wait_s=self._wait_s(context))
+            posted = await self._app.post_result(
+                command, provenance, wait_s=read_wait_s(context, max_wait_s=self._max_wait_s)
+            )
         except _FAILURES as failure:
             await _abort(context, failure)
         return pb.PostResultResponse(result_id=str(posted.result_id), version=posted.version)
@@ -132,7 +133,9 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         await _refuse_if_any(context, violations)
         try:
             view = await self._app.get_result(
-                result_id, min_version=request.min_version, wait_s=self._wait_s(context)
+                result_id,
+                min_version=request.min_version,
+                wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )
         except _FAILURES as failure:
             await _abort(context, failure)
@@ -178,7 +181,9 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
             after = (result_id, request.min_version)
         await _refuse_if_any(context, violations)
         try:
-            page = await self._app.list_results(query, after=after, wait_s=self._wait_s(context))
+            page = await self._app.list_results(
+                query, after=after, wait_s=read_wait_s(context, max_wait_s=self._max_wait_s)
+            )
         except _FAILURES as failure:
             await _abort(context, failure)
         # One access record per patient whose results are served (a list by order may span
@@ -216,12 +221,6 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
                 action=action, operation=operation,
             )  # fmt: skip
         return principal
-
-    def _wait_s(self, context: grpc.aio.ServicerContext) -> float:
-        remaining: float | None = context.time_remaining()
-        if remaining is None:
-            return self._max_wait_s
-        return max(0.0, min(self._max_wait_s, remaining - _DEADLINE_MARGIN_S))
 
 
 async def _refuse_if_any(context: grpc.aio.ServicerContext, violations: Violations) -> None:

@@ -1,13 +1,47 @@
 """Configuration of the notify service; its own variables start with NOTIFY_."""
 
+from typing import Annotated
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.settings import BaseServiceSettings, Port
+
+_HOUR_S = 3600.0
 
 
 class NotifySettings(BaseServiceSettings):
-    """Shared connections plus NOTIFY_GRPC_HOST, NOTIFY_GRPC_PORT, NOTIFY_GRPC_REFLECTION, ..."""
+    """Shared connections plus NOTIFY_GRPC_PORT, NOTIFY_WEBHOOK_RETRY_HORIZON_S, ..."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFY_")
 
     grpc_port: Port = 50054
+    # Decides the event topic (clinical.<name>.events.v1) and prefixes the consumer groups.
+    # Only an isolated copy of the service (a test) has a reason to change it.
+    event_log_name: str = "notify"
+    # Subscriptions, their numbered notifications and webhook delivery state.
+    mongodb_database: str = "notify"
+    # What is matched: the orders and results topics; PatientForgotten from the patient topic.
+    orders_events_topic: str = events_topic("orders")
+    results_events_topic: str = events_topic("results")
+    patient_events_topic: str = events_topic("patient")
+    # The Transit key that encrypts webhook signing secrets on the log (created when missing).
+    secret_key: str = "clinical-notify"  # noqa: S105 - a key's name
+    # How long a rotated-out webhook secret keeps signing next to the new one.
+    secret_overlap_s: Annotated[float, Field(ge=0)] = 24 * _HOUR_S
+    # Idle streams get a heartbeat this often.
+    heartbeat_s: Annotated[float, Field(gt=0)] = 15.0
+    # Events from different partitions are merged in commit-time order; a partition with
+    # nothing buffered holds the merge back at most this long (per-patient log order).
+    ordering_grace_s: Annotated[float, Field(ge=0)] = 0.2
+    # Webhooks: http:// endpoints are refused unless allowed (local runs and tests only).
+    webhook_allow_http: bool = False
+    webhook_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # Retries: exponential from the first delay, capped, with jitter, for at most the horizon;
+    # then the notification is dead-lettered and the webhook turned off.
+    webhook_retry_first_s: Annotated[float, Field(gt=0)] = 5.0
+    webhook_retry_max_s: Annotated[float, Field(gt=0)] = 2 * _HOUR_S
+    webhook_retry_horizon_s: Annotated[float, Field(gt=0)] = 72 * _HOUR_S
+    # How often a replica looks for changes made through another replica (Resend, deletes).
+    poll_interval_s: Annotated[float, Field(gt=0)] = 1.0

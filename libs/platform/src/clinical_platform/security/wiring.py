@@ -69,6 +69,8 @@ class SecurityKernel:
     keyring: PatientKeyring
     cipher: EnvelopeCipher
     signer: TransitSigner
+    # The logged-in client (its token kept renewed), for a service's own Transit keys.
+    vault: hvac.Client
 
 
 @asynccontextmanager
@@ -82,4 +84,6 @@ async def running_security(settings: BaseServiceSettings) -> AsyncIterator[Secur
         keyring = build_keyring(client, settings)
         await keyring.start()
         stack.push_async_callback(keyring.stop)
-        yield SecurityKernel(keyring, EnvelopeCipher(keyring), build_signer(client, settings))
+        yield SecurityKernel(
+            keyring, EnvelopeCipher(keyring), build_signer(client, settings), client
+        )

@@ -1,0 +1,128 @@
+"""POSTs signed notifications to webhook endpoints (Standard Webhooks).
+
+Each request carries ``webhook-id`` (the notification's id: the same on every retry, so the
+receiver can drop duplicates), ``webhook-timestamp`` (the attempt's time, seconds) and
+``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` per signing secret,
+space-separated, so a receiver holding either secret verifies during a rotation.
+
+Failures are described without the response body or the URL (either may echo PHI or
+credentials): ``HTTP 503``, ``timed out``, ``connection failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets as random_tokens
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
+
+import aiohttp
+from standardwebhooks.webhooks import Webhook
+
+HANDSHAKE_TYPE = "webhook.handshake"
+_MAX_HANDSHAKE_BODY = 4096
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one POST achieved: ``error`` is None for a 2xx."""
+
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.error is None
+
+
+def signed_headers(
+    message_id: str, body: str, secrets: Sequence[str], at: datetime
+) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``, one signature per secret."""
+    signatures = " ".join(Webhook(secret).sign(message_id, at, body) for secret in secrets)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signatures,
+        "content-type": "application/json",
+    }
+
+
+def webhook_body(event_type: str, at: datetime, data: dict[str, Any]) -> str:
+    """The JSON body: ``{"type", "timestamp", "data"}``, compact and key-ordered."""
+    payload = {"type": event_type, "timestamp": at.isoformat(), "data": data}
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+
+class WebhookSender:
+    """One HTTP client for every endpoint; a slow or dead endpoint costs only its own request."""
+
+    def __init__(self, *, timeout_s: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._user_agent = f"clinical-notify/{version('clinical-notify')}"
+
+    async def start(self) -> None:
+        # No connection limit per host: subscriptions sharing a host must not queue behind
+        # each other's retries; each request is bounded by the timeout instead.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, headers={"user-agent": self._user_agent}
+        )
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, message_id: str, body: str, secrets: Sequence[str]) -> Outcome:
+        """POST once; never raises for the endpoint's failures."""
+        outcome, _ = await self._post(url, message_id, body, secrets)
+        return outcome
+
+    async def handshake(self, url: str, subscription_id: str, secret: str) -> Outcome:
+        """Ask the endpoint to echo a random challenge, signed with the new secret."""
+        challenge = random_tokens.token_urlsafe(24)
+        now = datetime.now(UTC)
+        body = webhook_body(
+            HANDSHAKE_TYPE, now, {"subscription_id": subscription_id, "challenge": challenge}
+        )
+        message_id = f"handshake_{random_tokens.token_hex(12)}"
+        outcome, answer = await self._post(url, message_id, body, [secret], read_body=True)
+        if not outcome.delivered:
+            return outcome
+        try:
+            echoed = json.loads(answer or b"").get("challenge")
+        except (ValueError, AttributeError):
+            echoed = None
+        if echoed != challenge:
+            return Outcome("the response did not echo the challenge")
+        return outcome
+
+    async def _post(
+        self, url: str, message_id: str, body: str, secrets: Sequence[str],
+        *, read_body: bool = False,
+    ) -> tuple[Outcome, bytes | None]:  # fmt: skip
+        if self._session is None:
+            msg = "WebhookSender.start() was not called"
+            raise RuntimeError(msg)
+        headers = signed_headers(message_id, body, secrets, datetime.now(UTC))
+        try:
+            async with self._session.post(
+                url, data=body.encode(), headers=headers, allow_redirects=False
+            ) as response:
+                answer = await response.content.read(_MAX_HANDSHAKE_BODY) if read_body else None
+                if 200 <= response.status < 300:
+                    return Outcome(None), answer
+                return Outcome(f"HTTP {response.status}"), None
+        except TimeoutError:
+            return Outcome("timed out"), None
+        except aiohttp.ClientError as failed:
+            return Outcome(f"connection failed ({type(failed).__name__})"), None
+        except asyncio.CancelledError:
+            raise
+        except (OSError, ValueError) as failed:
+            return Outcome(f"request failed ({type(failed).__name__})"), None

@@ -1,0 +1,59 @@
+"""Why the notify service refuses a command or a query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from clinical_platform.eventlog.errors import FieldViolation
+
+
+class NotifyDomainError(Exception):
+    """A refusal the caller can act on; never holds PHI."""
+
+
+class InvalidSubscription(NotifyDomainError):  # noqa: N818 - a refusal, like the others
+    """INVALID_ARGUMENT: the request breaks these rules."""
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        self.violations = tuple(violations)
+        super().__init__("; ".join(f"{v.field} {v.description}" for v in self.violations))
+
+
+class SubscriptionNotFound(NotifyDomainError):  # noqa: N818
+    """NOT_FOUND."""
+
+    def __init__(self, subscription_id: UUID | str) -> None:
+        super().__init__(f"subscription {subscription_id} does not exist")
+
+
+class SubscriptionDeleted(NotifyDomainError):  # noqa: N818
+    """NOT_FOUND: it existed, but was deleted."""
+
+    def __init__(self, subscription_id: UUID | str) -> None:
+        super().__init__(f"subscription {subscription_id} was deleted")
+
+
+class NotTheOwner(NotifyDomainError):  # noqa: N818
+    """PERMISSION_DENIED: only a subscription's owner uses it."""
+
+    def __init__(self) -> None:
+        super().__init__("only the subscription's owner may use it")
+
+
+class HandshakeFailed(NotifyDomainError):  # noqa: N818
+    """FAILED_PRECONDITION: the webhook endpoint did not answer the handshake correctly."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the webhook endpoint did not complete the handshake: {reason}")
+
+
+class NothingToResend(NotifyDomainError):  # noqa: N818
+    """FAILED_PRECONDITION: the notification was never delivered, or there is no webhook."""
+
+
+class NoSuchNotification(NotifyDomainError):  # noqa: N818
+    """NOT_FOUND: the subscription has no notification with that number (yet)."""
+
+    def __init__(self, sequence: int) -> None:
+        super().__init__(f"the subscription has no notification {sequence}")

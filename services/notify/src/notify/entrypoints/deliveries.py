@@ -1,0 +1,163 @@
+"""Webhook delivery: one worker per webhook subscription this replica owns.
+
+A worker sends its subscription's notifications one at a time, in sequence order (so a
+patient's events arrive in log order), each until the endpoint answers 2xx. A failure is
+retried with exponential backoff and jitter; once a notification has failed for the whole
+horizon it is dead-lettered and the webhook turned off, until Resend turns it back on.
+Workers share nothing but the HTTP client, so a dead or slow endpoint delays only its own
+subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pymongo.errors import ConnectionFailure
+
+from clinical_platform.security.errors import KeyServiceUnavailableError
+from notify.adapters.documents import Delivery, DeliveryState, NotifyDocuments
+from notify.adapters.rendering import as_json
+from notify.adapters.secrets import TransitSecretBox
+from notify.adapters.webhooks import WebhookSender, webhook_body
+from notify.application import NotifyApp, Wakeups
+from notify.domain.backoff import RetrySchedule
+from notify.domain.subscription import SubscriptionView
+
+logger = logging.getLogger(__name__)
+_TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class WebhookDeliveries:
+    """Starts and stops the per-subscription workers as the matcher learns of subscriptions."""
+
+    def __init__(
+        self,
+        app: NotifyApp,
+        documents: NotifyDocuments,
+        *,
+        secrets: TransitSecretBox,
+        sender: WebhookSender,
+        wakeups: Wakeups,
+        schedule: RetrySchedule,
+        poll_interval_s: float,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._app = app
+        self._documents = documents
+        self._secrets = secrets
+        self._sender = sender
+        self._wakeups = wakeups
+        self._schedule = schedule
+        self._poll_s = poll_interval_s
+        self._clock = clock
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def track(self, view: SubscriptionView) -> None:
+        """Deliver this subscription's webhook from now on (no-op without one, or if running)."""
+        key = view.subscription_id
+        if not view.webhook_url or view.deleted_at is not None:
+            return
+        if key in self._workers and not self._workers[key].done():
+            return
+        self._workers[key] = asyncio.create_task(self._run(key), name=f"webhook {key}")
+
+    def forget(self, subscription_id: str) -> None:
+        task = self._workers.pop(subscription_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def stop(self) -> None:
+        tasks = list(self._workers.values())
+        self._workers.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _run(self, subscription_id: str) -> None:
+        while True:
+            try:
+                if not await self._step(subscription_id):
+                    return
+            except _TRANSIENT as transient:
+                logger.warning(
+                    "read model or key service unreachable; retrying",
+                    extra={"subscription": subscription_id, "error": type(transient).__name__},
+                )
+                await asyncio.sleep(self._poll_s)
+            except Exception:
+                logger.exception("webhook worker failed; restarting it",
+                                 extra={"subscription": subscription_id})  # fmt: skip
+                await asyncio.sleep(self._poll_s)
+
+    async def _step(self, subscription_id: str) -> bool:
+        """Try the next notification once (or wait for one); False when the worker is done."""
+        view = await self._documents.subscription(subscription_id)
+        if view is None or view.deleted_at is not None or not view.webhook_url:
+            return False
+        delivery = await self._documents.delivery(subscription_id)
+        target = _next_target(delivery)
+        entry = await self._documents.entry(subscription_id, target) if target else None
+        now = self._clock()
+        if entry is None:
+            await self._wakeups.wait(subscription_id, self._poll_s)
+            return True
+        if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
+            wait = (delivery.next_attempt_at - now).total_seconds()
+            await self._wakeups.wait(subscription_id, min(wait, self._poll_s))
+            return True
+        notification = await self._app.render(view, entry)
+        body = webhook_body(notification.type, now, as_json(notification))
+        secrets = [await self._secrets.open(c) for c in view.signing_secrets(now)]
+        outcome = await self._sender.post(
+            view.webhook_url, notification.notification_id, body, secrets
+        )
+        now = self._clock()
+        if outcome.error is None:
+            _succeeded(delivery, entry.sequence, now)
+            await self._documents.save_delivery(subscription_id, delivery, sent=entry.sequence)
+            return True
+        delivery.failed_attempts += 1
+        delivery.attempts += 1
+        delivery.first_failure_at = delivery.first_failure_at or now
+        delivery.last_error, delivery.last_error_at = outcome.error, now
+        retry_at = self._schedule.next_attempt(delivery.attempts, delivery.first_failure_at, now)
+        if retry_at is None:
+            origin = {"subscription": subscription_id, "sequence": entry.sequence}
+            logger.warning("webhook retries ran out; notification dead-lettered", extra=origin)
+            delivery.dead_lettered += 1
+            delivery.state = DeliveryState.OFF
+            delivery.attempts, delivery.first_failure_at, delivery.next_attempt_at = 0, None, None
+            await self._documents.dead_letter(subscription_id, delivery, entry.sequence)
+            return True
+        delivery.state = DeliveryState.ERROR
+        delivery.next_attempt_at = retry_at
+        await self._documents.save_delivery(subscription_id, delivery, sent=-1)
+        return True
+
+
+def _next_target(delivery: Delivery) -> int | None:
+    """Resends first; then the notification after the cursor, unless the webhook is off."""
+    if delivery.resend:
+        return min(delivery.resend)
+    if delivery.state == DeliveryState.OFF:
+        return None
+    return delivery.cursor + 1
+
+
+def _succeeded(delivery: Delivery, sequence: int, now: datetime) -> None:
+    if sequence == delivery.cursor + 1:
+        delivery.cursor = sequence
+    delivery.delivered += 1
+    delivery.state = DeliveryState.ACTIVE
+    delivery.attempts, delivery.first_failure_at, delivery.next_attempt_at = 0, None, None
+    delivery.last_success_at = now

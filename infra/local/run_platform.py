@@ -1,10 +1,12 @@
 """`make run`: the local servers plus every service in the foreground, with prefixed logs.
 
-Ctrl-C (or SIGTERM) stops the services gracefully, then the servers this run started.
-Servers that were already running (say from `make infra-up`) are left running. Existing servers
-named by KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, VAULT_ADDR and VAULT_TOKEN (all four set) win: then
-no local server is started. Service state lives in CLINICAL_INFRA_DIR (default `.infra`), as the
-servers' data does.
+Once notify serves, the companion app example (examples/companion_app.py) starts too, with a
+clinician dev token, and prints every notification it receives; it is a client, so its exit does
+not stop the platform. Ctrl-C (or SIGTERM) stops the services gracefully, then the servers this
+run started. Servers that were already running (say from `make infra-up`) are left running.
+Existing servers named by KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, VAULT_ADDR and VAULT_TOKEN (all
+four set) win: then no local server is started. Service state lives in CLINICAL_INFRA_DIR
+(default `.infra`), as the servers' data does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from clinical_platform.auth import Role, mint_token
 from clinical_platform.devtokens import ensure_dev_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +40,9 @@ SERVICES = {
     "audit": 50055,
 }
 GRACE_SECONDS = 15
+COMPANION = "companion"
+COMPANION_SCRIPT = REPO_ROOT / "examples" / "companion_app.py"
+LOG_PREFIX_WIDTH = max(map(len, [*SERVICES, COMPANION]))
 
 
 def _localinfra(*args: str) -> subprocess.CompletedProcess[str]:
@@ -49,15 +60,51 @@ def _exports() -> dict[str, str]:
 
 
 async def _relay(name: str, stream: asyncio.StreamReader) -> None:
-    width = max(map(len, SERVICES))
     while line := await stream.readline():
-        sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+        sys.stdout.write(f"{name:<{LOG_PREFIX_WIDTH}} | {line.decode(errors='replace')}")
         sys.stdout.flush()
 
 
 def _state_root() -> Path:
     # The folder localinfra keeps the servers' data in: the services' state belongs beside it.
     return Path(os.environ.get("CLINICAL_INFRA_DIR") or REPO_ROOT / ".infra").resolve() / "state"
+
+
+def _companion_token() -> str:
+    """A clinician token signed with the dev key, as `make -s token ROLE=clinician` mints one."""
+    key = load_pem_private_key((DEV_KEY_DIR / "private.pem").read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise TypeError(f"{DEV_KEY_DIR / 'private.pem'} is not an Ed25519 key")
+    return mint_token(key, subject="dev-companion", roles=[Role.CLINICIAN], ttl_s=7 * 24 * 3600)
+
+
+async def _wait_serving(address: str) -> None:
+    """Return once the gRPC health service at `address` reports SERVING."""
+    request = health_pb2.HealthCheckRequest()
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                response = await stub.Check(request, timeout=2)
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.5)
+
+
+async def _start_companion(
+    env: dict[str, str], relays: list[asyncio.Task[None]]
+) -> asyncio.subprocess.Process:
+    """The companion app example, once notify serves; its output is relayed like a service's."""
+    notify = f"127.0.0.1:{SERVICES['notify']}"
+    await _wait_serving(notify)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(COMPANION_SCRIPT), "--notify", notify, "--delete-on-exit",
+        env={**env, "CLINICAL_TOKEN": _companion_token()},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    if process.stdout is not None:
+        relays.append(asyncio.create_task(_relay(COMPANION, process.stdout)))
+    return process
 
 
 async def _run_services(env: dict[str, str]) -> int:
@@ -71,6 +118,9 @@ async def _run_services(env: dict[str, str]) -> int:
             # Reflection on for local exploration with grpcurl; it is off by default.
             f"{name.upper()}_GRPC_REFLECTION": "true",
         }
+        if name == "notify":
+            # Local runs only: the companion app's webhook is plain http on loopback.
+            service_env["NOTIFY_WEBHOOK_ALLOW_HTTP"] = "true"
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", name, env=service_env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -82,6 +132,7 @@ async def _run_services(env: dict[str, str]) -> int:
     print("\nservices (gRPC, plaintext, 127.0.0.1 only):")
     for name, port in SERVICES.items():
         print(f"  {name:<8} 127.0.0.1:{port}")
+    print(f"  {COMPANION:<8} examples/companion_app.py, once notify serves")
     print("tokens for calling them: make -s token ROLE=clinician (see make help)")
     print("press Ctrl-C to stop everything\n", flush=True)
 
@@ -90,24 +141,50 @@ async def _run_services(env: dict[str, str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     exits = [asyncio.create_task(p.wait()) for p in processes.values()]
+    companion = asyncio.create_task(_start_companion(env, relays))
+    companion.add_done_callback(_report_companion)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
     crashed = [n for n, p in processes.items() if p.returncode is not None]
     if crashed:
         print(f"\nstopping: {', '.join(crashed)} exited", flush=True)
 
-    for process in processes.values():
+    companion.cancel()  # still waiting for notify: nothing to stop
+    everything = list(processes.values())
+    if companion.done() and not companion.cancelled() and companion.exception() is None:
+        everything.append(companion.result())
+        exits.append(asyncio.create_task(companion.result().wait()))
+    for process in everything:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
     try:
         await asyncio.wait_for(asyncio.gather(*exits), GRACE_SECONDS + 5)
     except TimeoutError:
-        for process in processes.values():
+        for process in everything:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
     await asyncio.gather(*relays, return_exceptions=True)
     stopper.cancel()
     return 1 if crashed else 0
+
+
+def _report_companion(task: asyncio.Task[asyncio.subprocess.Process]) -> None:
+    """Say when the companion app ends by itself (a client: the services keep running)."""
+    if task.cancelled():
+        return
+    if (error := task.exception()) is not None:
+        print(f"{COMPANION} did not start: {error}", flush=True)
+        return
+
+    async def report(process: asyncio.subprocess.Process) -> None:
+        code = await process.wait()
+        if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+            print(f"{COMPANION} exited with {code}; the services keep running", flush=True)
+
+    _background.add(asyncio.create_task(report(task.result())))
+
+
+_background: set[asyncio.Task[None]] = set()
 
 
 def main() -> int:

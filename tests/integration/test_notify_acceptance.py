@@ -122,7 +122,7 @@ async def _endpoint(stack: AsyncExitStack) -> Endpoint:
     stack.push_async_callback(runner.cleanup)
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     endpoint.url = f"http://127.0.0.1:{port}/hook"
     return endpoint
 
@@ -160,6 +160,7 @@ async def platform(
             "state_dir": tmp_path / "notify", "orders_events_topic": orders_topic,
             "results_events_topic": results_topic, "webhook_allow_http": True,
             "webhook_timeout_s": 2.0, "webhook_retry_first_s": 0.05, "webhook_retry_max_s": 0.2,
+            "webhook_retry_horizon_s": 3.0,
             "heartbeat_s": 0.5, "poll_interval_s": 0.2, "secret_key": unique_name("notify-"),
         }
     )  # fmt: skip
@@ -244,7 +245,9 @@ async def subscribe(
     )
     if endpoint is not None:
         request.webhook.url = endpoint.url
-    created = await platform.notify.CreateSubscription(request, metadata=metadata, timeout=10)
+    created: pb.CreateSubscriptionResponse = await platform.notify.CreateSubscription(
+        request, metadata=metadata, timeout=10
+    )
     if endpoint is not None:
         endpoint.secrets.append(created.webhook_secret)
     return created
@@ -294,13 +297,231 @@ async def test_signed_orders_and_posted_results_reach_the_stream_and_the_webhook
     assert [(d["sequence"], d["type"]) for d in endpoint.accepted] == [
         (1, "order.signed"), (2, "result.posted"),
     ]  # fmt: skip
-    assert streamed[0].order_id == order_id and streamed[0].patient_id == patient
-    assert streamed[1].result_id == result_id and streamed[1].order_id == order_id
+    assert (streamed[0].order_id, streamed[0].patient_id) == (order_id, patient)
+    assert (streamed[1].result_id, streamed[1].order_id) == (result_id, order_id)
     assert endpoint.accepted[0]["notification_id"] == streamed[0].notification_id
     # id-only by default: no clinical detail on either channel
-    assert not streamed[1].HasField("result") and "observations" not in json.dumps(endpoint.accepted)
+    assert not streamed[1].HasField("result")
+    assert "observations" not in json.dumps(endpoint.accepted)
     status = await platform.notify.GetStatus(
         pb.GetStatusRequest(subscription_id=subscription_id), metadata=platform.clinician
     )
     assert status.state == pb.DELIVERY_STATE_ACTIVE
     assert (status.head_sequence, status.delivered_sequence, status.delivered_count) == (2, 2, 2)
+
+
+async def patient_story(platform: Platform, patient: str, orders: int) -> list[tuple[str, str]]:
+    """Sign and result ``orders`` orders one after another; the events in the order acked."""
+    expected = []
+    for _ in range(orders):
+        order_id = await place_and_sign(platform, patient)
+        expected.append(("order.signed", order_id))
+        await post_result(platform, order_id)
+        expected.append(("result.posted", order_id))
+    return expected
+
+
+def per_patient(notifications: list[dict[str, Any]], patient: str) -> list[tuple[str, str]]:
+    return [(n["type"], n["order_id"]) for n in notifications if n["patient_id"] == patient]
+
+
+async def test_a_webhook_failing_then_recovering_gets_every_event_once_in_order_per_patient(
+    platform: Platform,
+) -> None:
+    endpoint = await platform.endpoint()
+    endpoint.fail_first = 4
+    await subscribe(platform, platform.clinician, endpoint)
+    patients = [str(uuid.uuid4()) for _ in range(3)]
+
+    stories = await asyncio.gather(*(patient_story(platform, p, orders=2) for p in patients))
+
+    total = sum(len(story) for story in stories)
+    await until(lambda: len(endpoint.accepted) == total, f"{total} webhook deliveries")
+    await asyncio.sleep(0.5)  # nothing more may arrive
+    assert len(endpoint.accepted_ids) == len(set(endpoint.accepted_ids)) == total
+    assert [d["sequence"] for d in endpoint.accepted] == list(range(1, total + 1))
+    for patient, story in zip(patients, stories, strict=True):
+        assert per_patient(endpoint.accepted, patient) == story
+    assert endpoint.attempts == total + 4
+
+
+async def test_a_stream_cut_mid_flow_and_resumed_with_its_last_number_sees_no_gap(
+    platform: Platform,
+) -> None:
+    created = await subscribe(platform, platform.clinician, topics=[pb.TOPIC_ORDER_SIGNED])
+    subscription_id = created.subscription.subscription_id
+    patient = str(uuid.uuid4())
+    first = [await place_and_sign(platform, patient) for _ in range(3)]
+
+    before_cut = await stream(platform, platform.clinician, subscription_id, count=2)
+    later = [await place_and_sign(platform, patient) for _ in range(3)]
+    after_cut = await stream(
+        platform, platform.clinician, subscription_id,
+        resume_after=before_cut[-1].sequence, count=4,
+    )  # fmt: skip
+
+    seen = before_cut + after_cut
+    assert [n.sequence for n in seen] == [1, 2, 3, 4, 5, 6]
+    assert [n.order_id for n in seen] == first + later
+    replayed = await platform.notify.ListEvents(
+        pb.ListEventsRequest(subscription_id=subscription_id, since=3),
+        metadata=platform.clinician,
+    )  # fmt: skip
+    assert [n.sequence for n in replayed.notifications] == [4, 5, 6]
+    assert replayed.head_sequence == 6
+    with pytest.raises(grpc.aio.AioRpcError) as beyond:
+        await stream(platform, platform.clinician, subscription_id, resume_after=7, count=1)
+    assert beyond.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_idle_streams_get_heartbeats(platform: Platform) -> None:
+    created = await subscribe(platform, platform.clinician)
+    call = platform.notify.Subscribe(
+        pb.SubscribeRequest(subscription_id=created.subscription.subscription_id),
+        metadata=platform.clinician, timeout=WAIT_S,
+    )  # fmt: skip
+    message = await call.read()
+    call.cancel()
+    assert message.HasField("heartbeat")
+    assert message.heartbeat.head_sequence == 0
+
+
+async def test_a_dead_endpoint_does_not_delay_another_subscription(platform: Platform) -> None:
+    dead, alive = await platform.endpoint(), await platform.endpoint()
+    await subscribe(platform, platform.clinician, dead)
+    dead.dead = True
+    await subscribe(platform, platform.clinician, alive)
+    patient = str(uuid.uuid4())
+
+    story = await patient_story(platform, patient, orders=3)
+
+    await until(lambda: len(alive.accepted) == len(story), "the live endpoint's deliveries")
+    assert per_patient(alive.accepted, patient) == story
+    assert dead.accepted == []
+    assert dead.attempts >= 1
+
+
+async def test_retries_run_out_into_the_dead_letters_and_resend_delivers_them(
+    platform: Platform,
+) -> None:
+    endpoint = await platform.endpoint()
+    endpoint.dead = True
+    created = await subscribe(platform, platform.clinician, endpoint)
+    subscription_id = created.subscription.subscription_id
+    request = pb.GetStatusRequest(subscription_id=subscription_id)
+    patient = str(uuid.uuid4())
+    orders = [await place_and_sign(platform, patient) for _ in range(2)]
+
+    status = pb.GetStatusResponse()
+
+    async def is_off() -> bool:
+        nonlocal status
+        status = await platform.notify.GetStatus(request, metadata=platform.clinician)
+        return bool(status.state == pb.DELIVERY_STATE_OFF)
+
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not await is_off():
+        assert asyncio.get_running_loop().time() < deadline, "retries never ran out"
+        await asyncio.sleep(0.2)
+    assert list(status.dead_letters) == [1]
+    assert status.dead_lettered_count == 1
+    assert status.last_error == "HTTP 503"
+    assert status.delivered_sequence == 0
+    assert status.failed_attempts >= 2
+
+    endpoint.dead = False
+    resent = await platform.notify.Resend(
+        pb.ResendRequest(subscription_id=subscription_id), metadata=platform.clinician
+    )
+    assert resent.queued == 1
+    await until(lambda: len(endpoint.accepted) == 2, "the dead-lettered and the next delivery")
+    assert [d["order_id"] for d in endpoint.accepted] == orders
+    again = await platform.notify.Resend(
+        pb.ResendRequest(subscription_id=subscription_id, sequence=1), metadata=platform.clinician
+    )
+    assert again.queued == 1
+    status = await platform.notify.GetStatus(request, metadata=platform.clinician)
+    assert status.state == pb.DELIVERY_STATE_ACTIVE
+    assert status.dead_letters == []
+
+
+async def test_events_of_patients_outside_the_subscribers_scope_are_never_delivered(
+    platform: Platform,
+) -> None:
+    mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+    patient = platform.token_mint.metadata("pat-1", Role.PATIENT, patient_id=mine)
+    endpoint = await platform.endpoint()
+    created = await subscribe(platform, patient, endpoint)
+    assert list(created.subscription.filter.patient_ids) == [mine]
+    filtered = await subscribe(platform, platform.clinician, filter=pb.Filter(patient_ids=[mine]))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await subscribe(platform, patient, filter=pb.Filter(patient_ids=[other]))
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    await place_and_sign(platform, other)
+    own_order = await place_and_sign(platform, mine)
+    await place_and_sign(platform, other)
+
+    streamed = await stream(platform, patient, created.subscription.subscription_id, count=1)
+    clinician_view = await stream(
+        platform, platform.clinician, filtered.subscription.subscription_id, count=1
+    )
+    await until(lambda: len(endpoint.accepted) == 1, "the patient's own event")
+    await asyncio.sleep(1.0)
+    assert [n.order_id for n in streamed] == [own_order]
+    assert [n.order_id for n in clinician_view] == [own_order]
+    assert [d["patient_id"] for d in endpoint.accepted] == [mine]
+    listed = await platform.notify.ListEvents(
+        pb.ListEventsRequest(subscription_id=created.subscription.subscription_id),
+        metadata=patient,
+    )  # fmt: skip
+    assert [n.patient_id for n in listed.notifications] == [mine]
+
+
+async def test_webhook_signatures_verify_across_a_secret_rotation(platform: Platform) -> None:
+    endpoint = await platform.endpoint()
+    created = await subscribe(platform, platform.clinician, endpoint)
+    subscription_id = created.subscription.subscription_id
+    old = created.webhook_secret
+    patient = str(uuid.uuid4())
+    await place_and_sign(platform, patient)
+    await until(lambda: len(endpoint.accepted) == 1, "the first delivery")
+
+    rotated = await platform.notify.RotateWebhookSecret(
+        pb.RotateWebhookSecretRequest(request_id="rotate-1", subscription_id=subscription_id),
+        metadata=platform.clinician,
+    )  # fmt: skip
+    new = rotated.webhook_secret
+    assert new.startswith("whsec_")
+    assert new != old
+    assert rotated.previous_secret_expires_at.ToDatetime(tzinfo=UTC) > datetime.now(UTC)
+    endpoint.secrets = [new]  # a receiver that switched at once
+    await place_and_sign(platform, patient)
+    await until(lambda: len(endpoint.accepted) == 2, "a delivery verified by the new secret")
+    endpoint.secrets = [old]  # a receiver that has not switched yet
+    await place_and_sign(platform, patient)
+    await until(lambda: len(endpoint.accepted) == 3, "a delivery verified by the old secret")
+    assert endpoint.rejected == 0
+    endpoint.secrets = ["whsec_" + "A" * 43 + "="]  # anyone else's secret
+    await place_and_sign(platform, patient)
+    await until(lambda: endpoint.rejected >= 1, "a delivery refused by a wrong secret")
+
+
+async def test_full_content_carries_the_decrypted_result(platform: Platform) -> None:
+    created = await subscribe(
+        platform, platform.clinician, topics=[pb.TOPIC_RESULT_POSTED], content=pb.CONTENT_FULL,
+        filter=pb.Filter(abnormal_only=True),
+    )  # fmt: skip
+    patient = str(uuid.uuid4())
+    normal = await place_and_sign(platform, patient)
+    await post_result(platform, normal, value="4.1")
+    high = await place_and_sign(platform, patient)
+    await post_result(platform, high, value="6.9")
+
+    [notification] = await stream(
+        platform, platform.clinician, created.subscription.subscription_id, count=1
+    )
+    assert notification.order_id == high
+    [observation] = notification.result.observations
+    assert (observation.code, observation.quantity.value) == ("2823-3", "6.9")
+    assert observation.interpretation in {"H", "HH"}

@@ -1,21 +1,14 @@
-"""The notify service as a process: serves health, stops on SIGTERM, rejects bad settings."""
+"""The notify service as a process: bad settings stop start-up before anything connects.
+
+That it serves health and stops on SIGTERM needs the servers (the event store starts before
+serving): tests/integration/test_process_serving.py.
+"""
 
 import pytest
 
-from clinical_platform.testing.service_process import ServiceProcess, run_until_exit
+from clinical_platform.testing.service_process import run_until_exit
 
 pytestmark = pytest.mark.unit
-
-GRACE_SECONDS = 5
-
-
-async def test_reports_serving_then_exits_zero_within_grace_on_sigterm() -> None:
-    grace = {"NOTIFY_GRPC_GRACE_SECONDS": str(GRACE_SECONDS)}
-    with ServiceProcess.on_free_port(
-        "notify", port_variable="NOTIFY_GRPC_PORT", env=grace
-    ) as service:
-        await service.wait_serving()
-        assert await service.terminate(GRACE_SECONDS) == 0
 
 
 def test_malformed_port_stops_start_up_with_one_line_naming_the_variable() -> None:
@@ -23,3 +16,9 @@ def test_malformed_port_stops_start_up_with_one_line_naming_the_variable() -> No
     assert exited.returncode == 2
     assert exited.stderr.count("\n") == 1
     assert exited.stderr.startswith("invalid settings: NOTIFY_GRPC_PORT: ")
+
+
+def test_a_negative_retry_horizon_is_refused_naming_the_variable() -> None:
+    exited = run_until_exit("notify", env={"NOTIFY_WEBHOOK_RETRY_HORIZON_S": "-1"})
+    assert exited.returncode == 2
+    assert "NOTIFY_WEBHOOK_RETRY_HORIZON_S" in exited.stderr

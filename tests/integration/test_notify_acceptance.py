@@ -20,10 +20,12 @@ from typing import Any
 import grpc
 import pytest
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo.asynchronous.database import AsyncDatabase
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1.notify_pb2_grpc import NotifyServiceStub
 from clinical.orders.v1 import orders_pb2 as orders_pb
@@ -105,6 +107,8 @@ class Platform:
     clinician: tuple[tuple[str, str], ...]
     signer: tuple[tuple[str, str], ...]
     lab: tuple[tuple[str, str], ...]
+    kafka: str
+    patient_topic: str
 
 
 async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio.Channel:
@@ -134,6 +138,7 @@ async def platform(
 ) -> AsyncIterator[Platform]:  # fmt: skip
     logs = {name: unique_name(f"{name}-") for name in ("orders", "results", "notify")}
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
+    patient_topic = await kafka_topic(prefix="clinical.patient-test.")
     shared = {
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
         "VAULT_ADDR": servers.vault_addr, "VAULT_TOKEN": servers.vault_token,
@@ -158,7 +163,8 @@ async def platform(
         shared | {
             "event_log_name": logs["notify"], "mongodb_database": f"{db}_n",
             "state_dir": tmp_path / "notify", "orders_events_topic": orders_topic,
-            "results_events_topic": results_topic, "webhook_allow_http": True,
+            "results_events_topic": results_topic, "patient_events_topic": patient_topic,
+            "webhook_allow_http": True,
             "webhook_timeout_s": 2.0, "webhook_retry_first_s": 0.05, "webhook_retry_max_s": 0.2,
             "webhook_retry_horizon_s": 3.0,
             "heartbeat_s": 0.5, "poll_interval_s": 0.2, "secret_key": unique_name("notify-"),
@@ -191,6 +197,8 @@ async def platform(
                     "dr-b", Role.CLINICIAN, privileges=["orders:sign"], mfa=True
                 ),
                 lab=token_mint.metadata("lab-1", Role.LAB),
+                kafka=servers.kafka_bootstrap_servers,
+                patient_topic=patient_topic,
             )
     finally:
         topics = [events_topic(log) for log in logs.values()]
@@ -525,3 +533,50 @@ async def test_full_content_carries_the_decrypted_result(platform: Platform) -> 
     [observation] = notification.result.observations
     assert (observation.code, observation.quantity.value) == ("2823-3", "6.9")
     assert observation.interpretation in {"H", "HH"}
+
+
+async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(
+    platform: Platform,
+) -> None:
+    endpoint = await platform.endpoint()
+    created = await subscribe(platform, platform.clinician, endpoint, content=pb.CONTENT_FULL)
+    subscription_id = created.subscription.subscription_id
+    forgotten, kept = str(uuid.uuid4()), str(uuid.uuid4())
+    await place_and_sign(platform, forgotten)
+    await place_and_sign(platform, kept)
+    await until(lambda: len(endpoint.accepted) == 2, "both deliveries")
+    assert endpoint.accepted[0]["order"]["test_code"] == "2823-3"
+
+    # What the patient service records when it forgets someone (their key is destroyed too).
+    producer = AIOKafkaProducer(bootstrap_servers=platform.kafka)
+    await producer.start()
+    try:
+        envelope = Envelope(
+            event_id=str(uuid.uuid4()), event_type="PatientForgotten", aggregate_type="Patient",
+            aggregate_id=forgotten, aggregate_version=2, patient_id=forgotten,
+        )  # fmt: skip
+        await producer.send_and_wait(platform.patient_topic, envelope.SerializeToString())
+    finally:
+        await producer.stop()
+
+    request = pb.ListEventsRequest(subscription_id=subscription_id)
+    listed = pb.ListEventsResponse()
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while True:
+        listed = await platform.notify.ListEvents(request, metadata=platform.clinician)
+        if listed.notifications[0].type == "notification.withheld":
+            break
+        assert asyncio.get_running_loop().time() < deadline, "never withheld"
+        await asyncio.sleep(0.2)
+    withheld, other = listed.notifications
+    assert (withheld.sequence, withheld.patient_id, withheld.order_id) == (1, "", "")
+    assert not withheld.HasField("order")
+    assert (other.type, other.patient_id) == ("order.signed", kept)
+    assert other.order.test_code == "2823-3"
+    await platform.notify.Resend(
+        pb.ResendRequest(subscription_id=subscription_id, sequence=1), metadata=platform.clinician
+    )
+    endpoint.accepted_ids.clear()
+    await until(lambda: len(endpoint.accepted) == 3, "the resent notification")
+    assert endpoint.accepted[2]["type"] == "notification.withheld"
+    assert forgotten not in json.dumps(endpoint.accepted[2])

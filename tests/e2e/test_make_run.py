@@ -1,4 +1,5 @@
-"""`make run` (infra/local/run_platform.py): every service comes up, and Ctrl-C stops them all.
+"""`make run` (infra/local/run_platform.py): every service comes up, the companion app example
+hears of a signed order on both channels, and Ctrl-C stops them all.
 
 run_platform is pointed at the session's servers through KAFKA_BOOTSTRAP_SERVERS & co. (existing
 servers win, so it starts none) and keeps its service state in a temporary CLINICAL_INFRA_DIR.
@@ -13,17 +14,27 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from clinical.orders.v1 import orders_pb2 as orders_pb
+from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
+from clinical_platform.auth import Role, mint_token
 from clinical_platform.testing.endpoints import ServerEndpoints
 from clinical_platform.testing.isolated import SERVER_ENV
 from clinical_platform.testing.service_process import wait_until_serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
+# run_platform signs the services' tokens with the checkout's dev key (as `make token` does).
+DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".infra" / "dev-jwt"
 # The fixed ports run_platform gives the services (gateway, patient, orders, results, notify,
 # audit).
 SERVICE_PORTS = range(50050, 50056)
@@ -72,7 +83,50 @@ def run_platform(
         process.wait()
 
 
-async def test_ctrl_c_stops_every_service_cleanly(
+async def _companion_hears_a_signed_order(log_path: Path) -> None:
+    """Wait for the companion's subscription, sign an order, wait for both channels' lines."""
+    await _wait_for_log(log_path, "companion | companion: subscription ")
+    key = load_pem_private_key((DEV_KEY_DIR / "private.pem").read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+
+    def metadata(subject: str, **claims: Any) -> tuple[tuple[str, str]]:
+        token = mint_token(key, subject=subject, roles=[Role.CLINICIAN], **claims)
+        return (("authorization", f"Bearer {token}"),)
+
+    async with grpc.aio.insecure_channel("127.0.0.1:50052") as channel:
+        orders = OrderServiceStub(channel)
+        placed = await orders.PlaceOrder(
+            orders_pb.PlaceOrderRequest(
+                request_id=str(uuid.uuid4()), patient_id=str(uuid.uuid4()), test_code="2345-7",
+                priority=orders_pb.PRIORITY_ROUTINE,
+                reason_codes=[
+                    orders_pb.ReasonCode(system=orders_pb.CODE_SYSTEM_ICD10, code="E11.9")
+                ],
+            ),
+            metadata=metadata("dev-clinician"), timeout=30,
+        )  # fmt: skip
+        await orders.SignOrder(
+            orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=placed.order_id),
+            metadata=metadata("dev-signer", privileges=["orders:sign"], mfa=True),
+            timeout=30,
+        )  # fmt: skip
+    for channel_name in ("stream ", "webhook"):
+        await _wait_for_log(log_path, f"{channel_name} #1 order.signed order={placed.order_id}")
+
+
+def _read(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")
+
+
+async def _wait_for_log(log_path: Path, text: str, within_s: float = 90.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while text not in (log := _read(log_path)):
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"no {text!r} in the log:\n{log[-4000:]}")
+        await asyncio.sleep(0.2)
+
+
+async def test_the_companion_hears_a_signed_order_and_ctrl_c_stops_everything(
     run_platform: tuple[subprocess.Popen[bytes], Path],
 ) -> None:
     process, log_path = run_platform
@@ -86,6 +140,7 @@ async def test_ctrl_c_stops_every_service_cleanly(
         *(wait_until_serving(f"127.0.0.1:{port}", within_s=120, exited=exited)
           for port in SERVICE_PORTS)
     )  # fmt: skip
+    await _companion_hears_a_signed_order(log_path)
     # Ctrl-C: the terminal signals the whole foreground process group, services included.
     os.killpg(process.pid, signal.SIGINT)
     try:

@@ -16,6 +16,7 @@ from clinical_platform.auth import Principal, TokenVerifier, authenticate
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for, invalid_argument
+from clinical_platform.request_checks import Violations
 from clinical_platform.security.errors import SecurityError
 from notify.adapters.documents import NotifyDocuments
 from notify.application import AccessRefused, NotifyApp
@@ -31,7 +32,6 @@ from notify.domain.errors import (
 )
 from notify.domain.policy import owner_of
 from notify.entrypoints import messages
-from notify.entrypoints.messages import Violations
 
 _FAILURES = (NotifyDomainError, AccessRefused, EventLogError, SecurityError)
 _Failure = NotifyDomainError | AccessRefused | EventLogError | SecurityError

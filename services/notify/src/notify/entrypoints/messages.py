@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import UTC, datetime
-from uuid import UUID
 
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.request_checks import Violations
 from notify.adapters.documents import Delivery, DeliveryState
 from notify.application import CreateSubscription, Status
 from notify.domain.subscription import Content, Filter, SubscriptionView, Topic
 
-MAX_REQUEST_ID_CHARS = 128
 DEFAULT_SUBSCRIPTIONS_PAGE = 50
 MAX_SUBSCRIPTIONS_PAGE = 500
 DEFAULT_EVENTS_PAGE = 100
@@ -36,30 +35,6 @@ _STATES = {
     DeliveryState.ERROR: pb.DELIVERY_STATE_ERROR,
     DeliveryState.OFF: pb.DELIVERY_STATE_OFF,
 }
-
-
-class Violations(list[FieldViolation]):
-    """The problems found while parsing one request."""
-
-    def uuid(self, field: str, text: str) -> UUID:
-        try:
-            parsed = UUID(text)
-        except ValueError:
-            parsed = None
-        if parsed is None or str(parsed) != text:
-            self.append(FieldViolation(field, "must be a lowercase hyphenated UUID"))
-            return UUID(int=0)
-        return parsed
-
-    def request_id(self, text: str) -> None:
-        if not (0 < len(text) <= MAX_REQUEST_ID_CHARS and text.isprintable()):
-            description = f"must be 1 to {MAX_REQUEST_ID_CHARS} printable characters"
-            self.append(FieldViolation("request_id", description))
-
-    def page_size(self, size: int, *, default: int, maximum: int) -> int:
-        if size < 0 or size > maximum:
-            self.append(FieldViolation("page_size", f"must be between 0 and {maximum}"))
-        return size or default
 
 
 def create_subscription(

@@ -14,6 +14,7 @@ from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate,
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import abort_for, invalid_argument
+from clinical_platform.request_checks import Violations
 from clinical_platform.security.errors import SecurityError
 from orders.application import OrdersApp, ReadModelBehind
 from orders.domain.errors import (
@@ -25,7 +26,6 @@ from orders.domain.errors import (
     SignatureWithoutMfa,
 )
 from orders.entrypoints import messages
-from orders.entrypoints.messages import Violations
 from orders.views import InvalidPageTokenError
 
 SIGN_PRIVILEGE = "orders:sign"

@@ -7,17 +7,15 @@ INVALID_ARGUMENT lists them all. Messages never include the offending values.
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.request_checks import Violations
 from orders.application import PlaceOrder
 from orders.domain.order import CodeSystem, OrderStatus, Priority, ReasonCode
 from orders.views import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderQuery, OrderView
-
-MAX_REQUEST_ID_CHARS = 128
 
 _PRIORITIES = {
     pb.PRIORITY_ROUTINE: Priority.ROUTINE,
@@ -34,25 +32,6 @@ _STATUSES = {
 _PRIORITY_NUMBERS = {priority: number for number, priority in _PRIORITIES.items()}
 _SYSTEM_NUMBERS = {system: number for number, system in _SYSTEMS.items()}
 _STATUS_NUMBERS = {status: number for number, status in _STATUSES.items()}
-
-
-class Violations(list[FieldViolation]):
-    """The problems found while parsing one request."""
-
-    def uuid(self, field: str, text: str) -> UUID:
-        try:
-            parsed = UUID(text)
-        except ValueError:
-            parsed = None
-        if parsed is None or str(parsed) != text:
-            self.append(FieldViolation(field, "must be a lowercase hyphenated UUID"))
-            return UUID(int=0)
-        return parsed
-
-    def request_id(self, text: str) -> None:
-        if not (0 < len(text) <= MAX_REQUEST_ID_CHARS and text.isprintable()):
-            description = f"must be 1 to {MAX_REQUEST_ID_CHARS} printable characters"
-            self.append(FieldViolation("request_id", description))
 
 
 def place_order(request: pb.PlaceOrderRequest, violations: Violations) -> PlaceOrder:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.results.v1 import results_pb2 as pb
+from clinical_platform import request_checks
 from clinical_platform.eventlog.errors import FieldViolation
 from results.domain.observation import (
     Coding,
@@ -25,8 +25,6 @@ from results.domain.observation import (
 )
 from results.domain.result import ResultStatus, RevisionKind
 from results.views import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ResultQuery, ResultView, Revision
-
-MAX_REQUEST_ID_CHARS = 128
 
 _KINDS = {
     pb.REVISION_KIND_AMENDMENT: RevisionKind.AMENDMENT,
@@ -46,23 +44,8 @@ _STATUSES = {
 }
 
 
-class Violations(list[FieldViolation]):
-    """The problems found while parsing one request."""
-
-    def uuid(self, field: str, text: str) -> UUID:
-        try:
-            parsed = UUID(text)
-        except ValueError:
-            parsed = None
-        if parsed is None or str(parsed) != text:
-            self.append(FieldViolation(field, "must be a lowercase hyphenated UUID"))
-            return UUID(int=0)
-        return parsed
-
-    def request_id(self, text: str) -> None:
-        if not (0 < len(text) <= MAX_REQUEST_ID_CHARS and text.isprintable()):
-            description = f"must be 1 to {MAX_REQUEST_ID_CHARS} printable characters"
-            self.append(FieldViolation("request_id", description))
+class Violations(request_checks.Violations):
+    """The kernel's checks plus the results service's own."""
 
     def decimal(self, field: str, text: str) -> Decimal | None:
         try:

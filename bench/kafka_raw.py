@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from uuid import uuid4
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.topics import create_topic, delete_topics
 
@@ -16,6 +16,9 @@ from bench.topics import create_topic, delete_topics
 # figures are the broker's pace for small records, not a replay of the append path.
 _VALUE = os.urandom(200)
 BATCH_MESSAGES = 1000
+_LATENCY_WARMUP_MESSAGES = 20
+# Generous: a message this late is a failure worth seeing, not a latency sample.
+_RECEIPT_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,54 @@ async def _transaction_rate(bootstrap_servers: str, topic: str, seconds: float) 
         return committed / (time.perf_counter() - started)
     finally:
         await producer.stop()
+
+
+async def measure_kafka_latency(bootstrap_servers: str, *, messages: int) -> list[float]:
+    """Producer to consumer, one message in flight: from just before ``send_and_wait`` to the
+    consumer holding the record (seconds), on a throwaway single-partition topic."""
+    topic = f"bench.raw.{uuid4().hex[:12]}"
+    await create_topic(bootstrap_servers, topic, partitions=1)
+    try:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
+        )
+        # read_committed: what every consumer of the event topics uses.
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await producer.start()
+        await consumer.start()
+        try:
+            partition = TopicPartition(topic, 0)
+            consumer.assign([partition])
+            await consumer.seek_to_end(partition)
+            await consumer.position(partition)  # positioned before the first send
+            await _round_trips(producer, consumer, topic, _LATENCY_WARMUP_MESSAGES)
+            return await _round_trips(producer, consumer, topic, messages)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+    finally:
+        await delete_topics(bootstrap_servers, [topic])
+
+
+async def _round_trips(
+    producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, topic: str, messages: int
+) -> list[float]:
+    latencies: list[float] = []
+    for _ in range(messages):
+        # The consumer waits from before the send, so its receipt is not delayed by the ack.
+        receipt = asyncio.create_task(_receive(consumer))
+        await asyncio.sleep(0)
+        sent = time.perf_counter()
+        await producer.send_and_wait(topic, _VALUE)
+        received = await asyncio.wait_for(receipt, _RECEIPT_TIMEOUT_S)
+        latencies.append(received - sent)
+    return latencies
+
+
+async def _receive(consumer: AIOKafkaConsumer) -> float:
+    await consumer.getone()
+    return time.perf_counter()

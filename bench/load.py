@@ -69,10 +69,15 @@ class LoadResult:
         return self.cpu.machine_busy
 
     def percentile_ms(self, percent: int) -> float:
-        if len(self.latencies_s) < 2:
-            return float("nan")
-        cut_points = statistics.quantiles(self.latencies_s, n=100, method="inclusive")
-        return cut_points[percent - 1] * 1000
+        return percentile_ms(self.latencies_s, percent)
+
+
+def percentile_ms(latencies_s: list[float], percent: int) -> float:
+    """The `percent` percentile of latencies in seconds, in milliseconds (NaN below 2)."""
+    if len(latencies_s) < 2:
+        return float("nan")
+    cut_points = statistics.quantiles(latencies_s, n=100, method="inclusive")
+    return cut_points[percent - 1] * 1000
 
 
 def command_requests(aggregate_ids: list[UUID]) -> RequestSource:

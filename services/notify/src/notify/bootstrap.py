@@ -127,7 +127,7 @@ async def _running_notify(
         name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
         patient_topic=settings.patient_events_topic,
         marked_collections=PATIENT_COLLECTIONS,
-        on_forgotten=[security.keyring.evict],
+        on_forgotten=[security.keyring.evict, matcher.forget_patient],
     )
     runners = start_projections([forgotten], settings, documents.database, security.cipher)
     servicer = NotifyServicer(

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pymongo.errors import ConnectionFailure
 
 from clinical_platform.security.errors import KeyServiceUnavailableError
-from notify.adapters.documents import Delivery, DeliveryState, NotifyDocuments
+from notify.adapters.documents import Delivery, DeliveryState, FeedEntry, NotifyDocuments
 from notify.adapters.rendering import as_json
 from notify.adapters.secrets import TransitSecretBox
 from notify.adapters.webhooks import WebhookSender, webhook_body
@@ -86,7 +88,7 @@ class WebhookDeliveries:
     async def _run(self, subscription_id: str) -> None:
         while True:
             try:
-                if not await self._step(subscription_id):
+                if not await self._deliver_for_a_while(subscription_id):
                     return
             except _TRANSIENT as transient:
                 logger.warning(
@@ -99,22 +101,44 @@ class WebhookDeliveries:
                                  extra={"subscription": subscription_id})  # fmt: skip
                 await asyncio.sleep(self._poll_s)
 
-    async def _step(self, subscription_id: str) -> bool:
-        """Try the next notification once (or wait for one); False when the worker is done."""
+    async def _deliver_for_a_while(self, subscription_id: str) -> bool:
+        """Deliver for up to one poll interval from the state as stored; False when done.
+
+        The worker is the only writer of its progress, so it keeps it in memory in between and
+        reads only new feed entries (a batch at a time); what others change (Resend, delete,
+        a rotated secret) is read again at the start of every interval.
+        """
         view = await self._documents.subscription(subscription_id)
         if view is None or view.deleted_at is not None or not view.webhook_url:
             return False
         delivery = await self._documents.delivery(subscription_id)
-        target = _next_target(delivery)
-        entry = await self._documents.entry(subscription_id, target) if target else None
+        pending: deque[FeedEntry] = deque()
+        until = time.monotonic() + self._poll_s
+        while (left := until - time.monotonic()) > 0:
+            target = _next_target(delivery)
+            if target is None:
+                await self._wakeups.wait(subscription_id, left)
+                return True
+            now = self._clock()
+            if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
+                wait = (delivery.next_attempt_at - now).total_seconds()
+                await asyncio.sleep(min(wait, left))
+                continue
+            if not pending or pending[0].sequence != target:
+                pending = deque(
+                    await self._documents.entries(subscription_id, after=target - 1, limit=100)
+                )
+                if not pending or pending[0].sequence != target:
+                    await self._wakeups.wait(subscription_id, left)
+                    continue
+            if await self._attempt(view, delivery, pending[0]):
+                pending.popleft()
+        return True
+
+    async def _attempt(self, view: SubscriptionView, delivery: Delivery, entry: FeedEntry) -> bool:
+        """POST one notification and record the outcome; True when it was delivered."""
+        key = view.subscription_id
         now = self._clock()
-        if entry is None:
-            await self._wakeups.wait(subscription_id, self._poll_s)
-            return True
-        if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
-            wait = (delivery.next_attempt_at - now).total_seconds()
-            await self._wakeups.wait(subscription_id, min(wait, self._poll_s))
-            return True
         notification = await self._app.render(view, entry)
         body = webhook_body(notification.type, now, as_json(notification))
         secrets = [await self._secrets.open(c) for c in view.signing_secrets(now)]
@@ -124,7 +148,7 @@ class WebhookDeliveries:
         now = self._clock()
         if outcome.error is None:
             _succeeded(delivery, entry.sequence, now)
-            await self._documents.save_delivery(subscription_id, delivery, sent=entry.sequence)
+            await self._documents.save_delivery(key, delivery, sent=entry.sequence)
             return True
         delivery.failed_attempts += 1
         delivery.attempts += 1
@@ -132,17 +156,20 @@ class WebhookDeliveries:
         delivery.last_error, delivery.last_error_at = outcome.error, now
         retry_at = self._schedule.next_attempt(delivery.attempts, delivery.first_failure_at, now)
         if retry_at is None:
-            origin = {"subscription": subscription_id, "sequence": entry.sequence}
+            origin = {"subscription": key, "sequence": entry.sequence}
             logger.warning("webhook retries ran out; notification dead-lettered", extra=origin)
             delivery.dead_lettered += 1
             delivery.state = DeliveryState.OFF
             delivery.attempts, delivery.first_failure_at, delivery.next_attempt_at = 0, None, None
-            await self._documents.dead_letter(subscription_id, delivery, entry.sequence)
-            return True
+            if entry.sequence in delivery.resend:
+                delivery.resend.remove(entry.sequence)
+            delivery.dead_letters.append(entry.sequence)
+            await self._documents.dead_letter(key, delivery, entry.sequence)
+            return False
         delivery.state = DeliveryState.ERROR
         delivery.next_attempt_at = retry_at
-        await self._documents.save_delivery(subscription_id, delivery, sent=-1)
-        return True
+        await self._documents.save_delivery(key, delivery, sent=-1)
+        return False
 
 
 def _next_target(delivery: Delivery) -> int | None:
@@ -155,7 +182,9 @@ def _next_target(delivery: Delivery) -> int | None:
 
 
 def _succeeded(delivery: Delivery, sequence: int, now: datetime) -> None:
-    if sequence == delivery.cursor + 1:
+    if sequence in delivery.resend:
+        delivery.resend.remove(sequence)
+    elif sequence == delivery.cursor + 1:
         delivery.cursor = sequence
     delivery.delivered += 1
     delivery.state = DeliveryState.ACTIVE

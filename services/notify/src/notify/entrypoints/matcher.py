@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +48,7 @@ _RETRY_S = 1.0
 _COMMIT_EVERY_S = 1.0
 # A partition whose end is unknown holds the merge back at most this long.
 _MAX_HOLD_S = 2.0
+_FACTS_CACHED = 100_000
 
 
 @dataclass
@@ -89,7 +90,15 @@ class Matcher:
         self._on_deleted = on_deleted
         self._grace_ms = grace_s * 1000
         self._active: dict[str, _Active] = {}
+        # The index facts of recent orders and results (write-through), so matching an event
+        # rarely costs a read of notify_index.
+        self._facts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.matched = 0
+
+    def forget_patient(self, patient_id: str) -> None:
+        """Drop the cached facts about a patient who was just forgotten."""
+        for aggregate_id in [a for a, f in self._facts.items() if f["patient_id"] == patient_id]:
+            del self._facts[aggregate_id]
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -228,9 +237,7 @@ class Matcher:
         topic = clinical_events.TOPIC_OF.get(envelope.event_type)
         if topic is None or not self._active:
             return
-        facts = await self._documents.indexed(envelope.aggregate_id)
-        if facts is not None and facts.get("kind") == "result":
-            facts = {**facts, "order_id": facts.get("order_id", "")}
+        facts = await self._indexed(envelope.aggregate_id)
         event = clinical_events.clinical_event(envelope, plain, facts)
         if event is None:
             return
@@ -252,10 +259,26 @@ class Matcher:
         order = None
         if plain.event_type == clinical_events.RESULT_POSTED:
             order_id = clinical_events.posted_order_id(plain)
-            order = await self._documents.indexed(order_id)
+            order = await self._indexed(order_id)
         update = clinical_events.index_update(plain, order)
         if update is not None:
             await self._documents.index(update.aggregate_id, update.version, update.fields)
+            self._remember(update.aggregate_id, update.fields)
+
+    async def _indexed(self, aggregate_id: str) -> dict[str, Any] | None:
+        if (facts := self._facts.get(aggregate_id)) is not None:
+            self._facts.move_to_end(aggregate_id)
+            return facts
+        document = await self._documents.indexed(aggregate_id)
+        if document is not None and not document.get("forgotten"):
+            self._remember(aggregate_id, document)
+        return document
+
+    def _remember(self, aggregate_id: str, facts: dict[str, Any]) -> None:
+        self._facts[aggregate_id] = facts
+        self._facts.move_to_end(aggregate_id)
+        if len(self._facts) > _FACTS_CACHED:
+            self._facts.popitem(last=False)
 
     async def _number(self, active: _Active, event: ClinicalEvent) -> None:
         subscription_id = active.view.subscription_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -515,7 +516,13 @@ async def test_webhook_signatures_verify_across_a_secret_rotation(platform: Plat
     await until(lambda: endpoint.rejected >= 1, "a delivery refused by a wrong secret")
 
 
-async def test_full_content_carries_the_decrypted_result(platform: Platform) -> None:
+async def test_full_content_carries_the_decrypted_result_and_no_log_holds_it(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Everything the services log at INFO, and notify's own loggers at DEBUG (the drivers log
+    # documents at DEBUG: clinical_platform.logs keeps them at WARNING in every service).
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="notify")
     created = await subscribe(
         platform, platform.clinician, topics=[pb.TOPIC_RESULT_POSTED], content=pb.CONTENT_FULL,
         filter=pb.Filter(abnormal_only=True),
@@ -533,6 +540,9 @@ async def test_full_content_carries_the_decrypted_result(platform: Platform) -> 
     [observation] = notification.result.observations
     assert (observation.code, observation.quantity.value) == ("2823-3", "6.9")
     assert observation.interpretation in {"H", "HH"}
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "6.9" not in logged
+    assert "mmol" not in logged
 
 
 async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(

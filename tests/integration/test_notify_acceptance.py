@@ -312,9 +312,11 @@ async def test_signed_orders_and_posted_results_reach_the_stream_and_the_webhook
     # id-only by default: no clinical detail on either channel
     assert not streamed[1].HasField("result")
     assert "observations" not in json.dumps(endpoint.accepted)
-    status = await platform.notify.GetStatus(
-        pb.GetStatusRequest(subscription_id=subscription_id), metadata=platform.clinician
-    )
+    request = pb.GetStatusRequest(subscription_id=subscription_id)
+    status = await platform.notify.GetStatus(request, metadata=platform.clinician)
+    while status.delivered_sequence < 2:  # progress is saved a moment after the 2xx
+        await asyncio.sleep(0.05)
+        status = await platform.notify.GetStatus(request, metadata=platform.clinician)
     assert status.state == pb.DELIVERY_STATE_ACTIVE
     assert (status.head_sequence, status.delivered_sequence, status.delivered_count) == (2, 2, 2)
 

@@ -280,10 +280,15 @@ class NotifyApp:
         view = await self.get(subscription_id, caller)
         entries = await self._documents.entries(view.subscription_id, after=since, limit=limit)
         head = await self._documents.head(view.subscription_id)
-        return [await self._renderer.render(view, entry) for entry in entries], head
+        return await self._renderer.render_all(view, entries), head
 
     async def render(self, view: SubscriptionView, entry: FeedEntry) -> pb.Notification:
         return await self._renderer.render(view, entry)
+
+    async def render_all(
+        self, view: SubscriptionView, entries: Sequence[FeedEntry]
+    ) -> list[pb.Notification]:
+        return await self._renderer.render_all(view, entries)
 
     async def status(self, subscription_id: UUID, caller: str) -> Status:
         view = await self.get(subscription_id, caller)

@@ -227,6 +227,14 @@ class NotifyDocuments:
             return None
         return bytes(document["envelope"])
 
+    async def event_envelopes(self, event_ids: Sequence[str]) -> dict[str, bytes | None]:
+        """The kept envelopes of several events at once (None: forgotten, or never kept)."""
+        found: dict[str, bytes | None] = dict.fromkeys(event_ids)
+        async for document in self._events.find({"_id": {"$in": list(set(event_ids))}}):
+            if not document.get(FORGOTTEN_FIELD):
+                found[document["_id"]] = bytes(document["envelope"])
+        return found
+
     async def index(self, aggregate_id: str, version: int, fields: Mapping[str, Any]) -> None:
         await upsert_versioned(self._index, aggregate_id, version, fields)
 
@@ -246,18 +254,19 @@ class NotifyDocuments:
                 fields[name] = fields[name].replace(tzinfo=UTC)
         return Delivery(**fields)
 
-    async def save_delivery(self, subscription_id: str, delivery: Delivery, *, sent: int) -> None:
-        """Write the worker's fields; ``sent`` leaves the resend queue if it was there."""
+    async def save_delivery(
+        self, subscription_id: str, delivery: Delivery, *, sent: Sequence[int] = ()
+    ) -> None:
+        """Write the worker's fields; ``sent`` numbers leave the resend queue if there."""
         fields = {
             name: getattr(delivery, name)
             for name in Delivery.__dataclass_fields__
             if name not in ("resend", "dead_letters")
         }
-        await self._delivery.update_one(
-            {"_id": subscription_id},
-            {"$set": fields, "$pull": {"resend": sent}},
-            upsert=True,
-        )
+        update: dict[str, Any] = {"$set": fields}
+        if sent:
+            update["$pull"] = {"resend": {"$in": list(sent)}}
+        await self._delivery.update_one({"_id": subscription_id}, update, upsert=True)
 
     async def dead_letter(self, subscription_id: str, delivery: Delivery, sequence: int) -> None:
         fields = {

@@ -7,6 +7,7 @@ is decrypted from the kept envelope only when the decision allows it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf import json_format
@@ -43,8 +44,22 @@ class NotificationRenderer:
         self._documents = documents
         self._cipher = cipher
 
+    async def render_all(
+        self, subscription: SubscriptionView, entries: Sequence[FeedEntry]
+    ) -> list[pb.Notification]:
+        """Several notifications, reading their kept envelopes in one query."""
+        envelopes = await self._documents.event_envelopes([e.event_id for e in entries])
+        return [
+            await self._render(subscription, entry, envelopes[entry.event_id]) for entry in entries
+        ]
+
     async def render(self, subscription: SubscriptionView, entry: FeedEntry) -> pb.Notification:
         envelope_bytes = await self._documents.event_envelope(entry.event_id)
+        return await self._render(subscription, entry, envelope_bytes)
+
+    async def _render(
+        self, subscription: SubscriptionView, entry: FeedEntry, envelope_bytes: bytes | None
+    ) -> pb.Notification:
         decision = decide(
             subscription.owner, subscription.content, entry.patient_id,
             forgotten=envelope_bytes is None,

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 
 from pymongo.errors import ConnectionFailure
 
+from clinical.notify.v1 import notify_pb2 as pb
 from clinical_platform.security.errors import KeyServiceUnavailableError
-from notify.adapters.documents import Delivery, DeliveryState, FeedEntry, NotifyDocuments
+from notify.adapters.documents import Delivery, DeliveryState, NotifyDocuments
 from notify.adapters.rendering import as_json
 from notify.adapters.secrets import TransitSecretBox
 from notify.adapters.webhooks import WebhookSender, webhook_body
@@ -31,6 +32,9 @@ from notify.domain.subscription import SubscriptionView
 
 logger = logging.getLogger(__name__)
 _TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
+# Notifications rendered per feed read, and how often a busy worker saves its progress.
+_BATCH = 50
+_SAVE_EVERY_S = 0.25
 
 
 def _now() -> datetime:
@@ -61,6 +65,7 @@ class WebhookDeliveries:
         self._poll_s = poll_interval_s
         self._clock = clock
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._progress = _Progress(documents)
 
     def track(self, view: SubscriptionView) -> None:
         """Deliver this subscription's webhook from now on (no-op without one, or if running)."""
@@ -112,64 +117,97 @@ class WebhookDeliveries:
         if view is None or view.deleted_at is not None or not view.webhook_url:
             return False
         delivery = await self._documents.delivery(subscription_id)
-        pending: deque[FeedEntry] = deque()
+        pending: deque[pb.Notification] = deque()
         until = time.monotonic() + self._poll_s
-        while (left := until - time.monotonic()) > 0:
-            target = _next_target(delivery)
-            if target is None:
-                await self._wakeups.wait(subscription_id, left)
-                return True
-            now = self._clock()
-            if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
-                wait = (delivery.next_attempt_at - now).total_seconds()
-                await asyncio.sleep(min(wait, left))
-                continue
-            if not pending or pending[0].sequence != target:
-                pending = deque(
-                    await self._documents.entries(subscription_id, after=target - 1, limit=100)
-                )
-                if not pending or pending[0].sequence != target:
+        try:
+            while (left := until - time.monotonic()) > 0:
+                target = _next_target(delivery)
+                if target is None:
+                    await self._progress.flush(subscription_id, delivery)
                     await self._wakeups.wait(subscription_id, left)
+                    return True
+                now = self._clock()
+                if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
+                    wait = (delivery.next_attempt_at - now).total_seconds()
+                    await asyncio.sleep(min(wait, left))
                     continue
-            if await self._attempt(view, delivery, pending[0]):
-                pending.popleft()
+                if not pending or pending[0].sequence != target:
+                    entries = await self._documents.entries(
+                        subscription_id, after=target - 1, limit=_BATCH
+                    )
+                    pending = deque(await self._app.render_all(view, entries))
+                    if not pending or pending[0].sequence != target:
+                        await self._progress.flush(subscription_id, delivery)
+                        await self._wakeups.wait(subscription_id, left)
+                        continue
+                if await self._attempt(view, delivery, pending[0]):
+                    pending.popleft()
+        finally:
+            await self._progress.flush(subscription_id, delivery)
         return True
 
-    async def _attempt(self, view: SubscriptionView, delivery: Delivery, entry: FeedEntry) -> bool:
-        """POST one notification and record the outcome; True when it was delivered."""
+    async def _attempt(
+        self, view: SubscriptionView, delivery: Delivery, notification: pb.Notification
+    ) -> bool:
+        """POST one notification and record the outcome; True when it was delivered.
+
+        Successes are saved in batches (`_Progress`): after a crash the last few are posted
+        again with the same webhook-ids, which receivers drop. Failures are saved at once.
+        """
         key = view.subscription_id
         now = self._clock()
-        notification = await self._app.render(view, entry)
         body = webhook_body(notification.type, now, as_json(notification))
         secrets = [await self._secrets.open(c) for c in view.signing_secrets(now)]
         outcome = await self._sender.post(
             view.webhook_url, notification.notification_id, body, secrets
         )
         now = self._clock()
+        sequence = notification.sequence
         if outcome.error is None:
-            _succeeded(delivery, entry.sequence, now)
-            await self._documents.save_delivery(key, delivery, sent=entry.sequence)
+            _succeeded(delivery, sequence, now)
+            await self._progress.delivered(key, delivery, sequence)
             return True
+        await self._progress.flush(key, delivery)
         delivery.failed_attempts += 1
         delivery.attempts += 1
         delivery.first_failure_at = delivery.first_failure_at or now
         delivery.last_error, delivery.last_error_at = outcome.error, now
         retry_at = self._schedule.next_attempt(delivery.attempts, delivery.first_failure_at, now)
         if retry_at is None:
-            origin = {"subscription": key, "sequence": entry.sequence}
+            origin = {"subscription": key, "sequence": sequence}
             logger.warning("webhook retries ran out; notification dead-lettered", extra=origin)
             delivery.dead_lettered += 1
             delivery.state = DeliveryState.OFF
             delivery.attempts, delivery.first_failure_at, delivery.next_attempt_at = 0, None, None
-            if entry.sequence in delivery.resend:
-                delivery.resend.remove(entry.sequence)
-            delivery.dead_letters.append(entry.sequence)
-            await self._documents.dead_letter(key, delivery, entry.sequence)
+            if sequence in delivery.resend:
+                delivery.resend.remove(sequence)
+            delivery.dead_letters.append(sequence)
+            await self._documents.dead_letter(key, delivery, sequence)
             return False
         delivery.state = DeliveryState.ERROR
         delivery.next_attempt_at = retry_at
-        await self._documents.save_delivery(key, delivery, sent=-1)
+        await self._documents.save_delivery(key, delivery)
         return False
+
+
+class _Progress:
+    """Saves a worker's successes at most every `_SAVE_EVERY_S` (and whenever it pauses)."""
+
+    def __init__(self, documents: NotifyDocuments) -> None:
+        self._documents = documents
+        self._unsaved: dict[str, list[int]] = {}
+        self._saved_at: dict[str, float] = {}
+
+    async def delivered(self, key: str, delivery: Delivery, sequence: int) -> None:
+        self._unsaved.setdefault(key, []).append(sequence)
+        if time.monotonic() - self._saved_at.get(key, 0.0) >= _SAVE_EVERY_S:
+            await self.flush(key, delivery)
+
+    async def flush(self, key: str, delivery: Delivery) -> None:
+        sent = self._unsaved.pop(key, [])
+        if sent:
+            await self._documents.save_delivery(key, delivery, sent=sent)
+        self._saved_at[key] = time.monotonic()
 
 
 def _next_target(delivery: Delivery) -> int | None:

@@ -147,10 +147,9 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         last_sent = time.monotonic()
         while True:
             entries = await self._documents.entries(key, after=cursor, limit=100)
-            for entry in entries:
-                notification = await self._app.render(view, entry)
+            for notification in await self._app.render_all(view, entries):
                 yield pb.SubscribeResponse(notification=notification)
-                cursor = entry.sequence
+                cursor = notification.sequence
                 last_sent = time.monotonic()
             if entries:
                 continue

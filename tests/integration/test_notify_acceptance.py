@@ -21,11 +21,12 @@ from typing import Any
 import grpc
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo.asynchronous.database import AsyncDatabase
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from clinical.audit.v1 import access_pb2
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1.notify_pb2_grpc import NotifyServiceStub
@@ -110,6 +111,7 @@ class Platform:
     lab: tuple[tuple[str, str], ...]
     kafka: str
     patient_topic: str
+    access_topic: str
 
 
 async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio.Channel:
@@ -200,6 +202,7 @@ async def platform(
                 lab=token_mint.metadata("lab-1", Role.LAB),
                 kafka=servers.kafka_bootstrap_servers,
                 patient_topic=patient_topic,
+                access_topic=access_topic,
             )
     finally:
         topics = [events_topic(log) for log in logs.values()]
@@ -319,6 +322,28 @@ async def test_signed_orders_and_posted_results_reach_the_stream_and_the_webhook
         status = await platform.notify.GetStatus(request, metadata=platform.clinician)
     assert status.state == pb.DELIVERY_STATE_ACTIVE
     assert (status.head_sequence, status.delivered_sequence, status.delivered_count) == (2, 2, 2)
+
+
+async def access_records(
+    platform: Platform, operation: str, *, count: int
+) -> list[access_pb2.AccessRecord]:
+    """The access records of one operation, once ``count`` of them are on the access topic."""
+    consumer = AIOKafkaConsumer(
+        platform.access_topic, bootstrap_servers=platform.kafka, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[access_pb2.AccessRecord] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while len(found) < count:
+            assert asyncio.get_running_loop().time() < deadline, "access records missing"
+            batch = await consumer.getmany(timeout_ms=200)
+            records = (access_pb2.AccessRecord.FromString(r.value or b"")
+                       for rs in batch.values() for r in rs)  # fmt: skip
+            found += [r for r in records if r.operation == operation]
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def patient_story(platform: Platform, patient: str, orders: int) -> list[tuple[str, str]]:
@@ -542,6 +567,10 @@ async def test_full_content_carries_the_decrypted_result_and_no_log_holds_it(
     [observation] = notification.result.observations
     assert (observation.code, observation.quantity.value) == ("2823-3", "6.9")
     assert observation.interpretation in {"H", "HH"}
+    [disclosed] = await access_records(platform, "Subscribe", count=1)
+    assert (disclosed.record_type, list(disclosed.accessed_record_ids)) == (
+        "Result", [notification.result_id],
+    )  # fmt: skip
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "6.9" not in logged
     assert "mmol" not in logged
@@ -558,6 +587,12 @@ async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(
     await place_and_sign(platform, kept)
     await until(lambda: len(endpoint.accepted) == 2, "both deliveries")
     assert endpoint.accepted[0]["order"]["test_code"] == "2823-3"
+    # Full content is a disclosure: each delivery is in the access audit, before it was sent.
+    disclosed = await access_records(platform, "WebhookDelivery", count=2)
+    assert {r.request_id for r in disclosed} == {d["notification_id"] for d in endpoint.accepted}
+    assert {(r.actor.subject, r.patient_id) for r in disclosed} == {
+        ("dr-a", forgotten), ("dr-a", kept),
+    }  # fmt: skip
 
     # What the patient service records when it forgets someone (their key is destroyed too).
     producer = AIOKafkaProducer(bootstrap_servers=platform.kafka)

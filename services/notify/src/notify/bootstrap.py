@@ -11,6 +11,8 @@ from functools import partial
 from importlib.metadata import version
 
 from clinical.notify.v1 import notify_pb2_grpc
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.auth import TokenVerifier
 from clinical_platform.background import stop_tasks, supervise
 from clinical_platform.clients.mongo import build_mongo_client
@@ -27,6 +29,7 @@ from clinical_platform.runtime import (
 )
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
+from notify.adapters.disclosures import Disclosures
 from notify.adapters.documents import PATIENT_COLLECTIONS, NotifyDocuments
 from notify.adapters.event_catalog import SUBSCRIPTION_EVENTS
 from notify.adapters.rendering import NotificationRenderer
@@ -81,14 +84,18 @@ async def _running_notify(
     mongo = build_mongo_client(settings)
     documents = NotifyDocuments(mongo[settings.mongodb_database])
     sender = WebhookSender(timeout_s=settings.webhook_timeout_s)
+    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=SERVICE))
+    await access_log.start()
     try:
         await documents.setup()
         await sender.start()
         await store.start()
     except BaseException:
         await sender.stop()
+        await access_log.stop()
         await mongo.close()
         raise
+    disclosures = Disclosures(access_log)
     # Subscriptions are about no patient: their events pass the cipher in clear (the webhook
     # secrets in them are Transit ciphertext).
     subscriptions = AggregateRepository(
@@ -108,7 +115,7 @@ async def _running_notify(
     )
     deliveries = WebhookDeliveries(
         app, documents, secrets=secrets, sender=sender, wakeups=wakeups, schedule=schedule,
-        poll_interval_s=settings.poll_interval_s,
+        disclosures=disclosures, poll_interval_s=settings.poll_interval_s,
     )  # fmt: skip
     matcher = Matcher(
         group=f"{service}.matcher.r{settings.replica_ordinal}",
@@ -131,7 +138,7 @@ async def _running_notify(
     )
     runners = start_projections([forgotten], settings, documents.database, security.cipher)
     servicer = NotifyServicer(
-        app, documents, verifier or token_verifier(settings),
+        app, documents, verifier or token_verifier(settings), disclosures,
         heartbeat_s=settings.heartbeat_s, poll_interval_s=settings.poll_interval_s,
     )  # fmt: skip
     register = partial(notify_pb2_grpc.add_NotifyServiceServicer_to_server, servicer)
@@ -145,6 +152,7 @@ async def _running_notify(
         await deliveries.stop()
         await store.stop()
         await sender.stop()
+        await access_log.stop()
         await mongo.close()
 
 

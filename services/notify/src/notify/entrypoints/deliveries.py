@@ -21,7 +21,10 @@ from datetime import UTC, datetime
 from pymongo.errors import ConnectionFailure
 
 from clinical.notify.v1 import notify_pb2 as pb
+from clinical_platform.access.outbox import AccessAuditUnavailableError
+from clinical_platform.access.records import RequestOrigin
 from clinical_platform.security.errors import KeyServiceUnavailableError
+from notify.adapters.disclosures import Disclosures
 from notify.adapters.documents import Delivery, DeliveryState, NotifyDocuments
 from notify.adapters.rendering import as_json
 from notify.adapters.secrets import TransitSecretBox
@@ -31,7 +34,8 @@ from notify.domain.backoff import RetrySchedule
 from notify.domain.subscription import SubscriptionView
 
 logger = logging.getLogger(__name__)
-_TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
+# Also the access audit: a full-content notification waits until its disclosure is recorded.
+_TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError, AccessAuditUnavailableError)
 # Notifications rendered per feed read, and how often a busy worker saves its progress.
 _BATCH = 50
 _SAVE_EVERY_S = 0.25
@@ -53,6 +57,7 @@ class WebhookDeliveries:
         sender: WebhookSender,
         wakeups: Wakeups,
         schedule: RetrySchedule,
+        disclosures: Disclosures,
         poll_interval_s: float,
         clock: Callable[[], datetime] = _now,
     ) -> None:
@@ -62,6 +67,7 @@ class WebhookDeliveries:
         self._sender = sender
         self._wakeups = wakeups
         self._schedule = schedule
+        self._disclosures = disclosures
         self._poll_s = poll_interval_s
         self._clock = clock
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -156,6 +162,10 @@ class WebhookDeliveries:
         """
         key = view.subscription_id
         now = self._clock()
+        origin = RequestOrigin(request_id=notification.notification_id)
+        await self._disclosures.record(
+            view.owner, notification, channel="WebhookDelivery", origin=origin
+        )
         body = webhook_body(notification.type, now, as_json(notification))
         secrets = [await self._secrets.open(c) for c in view.signing_secrets(now)]
         outcome = await self._sender.post(
@@ -174,8 +184,8 @@ class WebhookDeliveries:
         delivery.last_error, delivery.last_error_at = outcome.error, now
         retry_at = self._schedule.next_attempt(delivery.attempts, delivery.first_failure_at, now)
         if retry_at is None:
-            origin = {"subscription": key, "sequence": sequence}
-            logger.warning("webhook retries ran out; notification dead-lettered", extra=origin)
+            where = {"subscription": key, "sequence": sequence}
+            logger.warning("webhook retries ran out; notification dead-lettered", extra=where)
             delivery.dead_lettered += 1
             delivery.state = DeliveryState.OFF
             delivery.attempts, delivery.first_failure_at, delivery.next_attempt_at = 0, None, None

@@ -12,12 +12,15 @@ import grpc
 
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1 import notify_pb2_grpc
+from clinical_platform.access.origin import request_origin
+from clinical_platform.access.outbox import AccessAuditUnavailableError
 from clinical_platform.auth import Principal, TokenVerifier, authenticate
 from clinical_platform.eventlog.errors import EventLogError, FieldViolation
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for, invalid_argument
 from clinical_platform.request_checks import Violations
 from clinical_platform.security.errors import SecurityError
+from notify.adapters.disclosures import Disclosures
 from notify.adapters.documents import NotifyDocuments
 from notify.application import AccessRefused, NotifyApp
 from notify.domain.errors import (
@@ -31,6 +34,7 @@ from notify.domain.errors import (
     SubscriptionNotFound,
 )
 from notify.domain.policy import owner_of
+from notify.domain.subscription import SubscriptionView
 from notify.entrypoints import messages
 
 _FAILURES = (NotifyDomainError, AccessRefused, EventLogError, SecurityError)
@@ -45,6 +49,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         app: NotifyApp,
         documents: NotifyDocuments,
         verifier: TokenVerifier,
+        disclosures: Disclosures,
         *,
         heartbeat_s: float,
         poll_interval_s: float,
@@ -52,6 +57,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         self._app = app
         self._documents = documents
         self._verifier = verifier
+        self._disclosures = disclosures
         self._heartbeat_s = heartbeat_s
         self._poll_s = poll_interval_s
 
@@ -148,6 +154,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         while True:
             entries = await self._documents.entries(key, after=cursor, limit=100)
             for notification in await self._app.render_all(view, entries):
+                await self._disclose(context, view, notification, "Subscribe")
                 yield pb.SubscribeResponse(notification=notification)
                 cursor = notification.sequence
                 last_sent = time.monotonic()
@@ -187,12 +194,15 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         )  # fmt: skip
         await _refuse_if_any(context, violations)
         try:
+            view = await self._app.get(subscription_id, principal.subject)
             notifications, head = await self._app.list_events(
                 subscription_id, principal.subject, since=request.since, limit=size
             )
         except _FAILURES as failure:
             await _abort(context, failure)
         await _refuse_beyond_head(context, "since", request.since, head)
+        for notification in notifications:
+            await self._disclose(context, view, notification, "ListEvents")
         return pb.ListEventsResponse(notifications=notifications, head_sequence=head)
 
     async def Resend(  # noqa: N802
@@ -205,6 +215,22 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         except _FAILURES as failure:
             await _abort(context, failure)
         return pb.ResendResponse(queued=queued)
+
+    async def _disclose(
+        self,
+        context: grpc.aio.ServicerContext,
+        view: SubscriptionView,
+        notification: pb.Notification,
+        operation: str,
+    ) -> None:
+        try:
+            await self._disclosures.record(
+                view.owner, notification, channel=operation, origin=request_origin(context)
+            )
+        except AccessAuditUnavailableError:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "the disclosure could not be audited; retry later"
+            )
 
     async def _caller(
         self,

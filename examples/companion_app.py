@@ -9,7 +9,14 @@ Copy it as a starting point. It
    ``id.timestamp.body``, several signatures while a secret rotates, timestamps within 5 minutes),
    prints each notification once (a retried delivery has the same ``webhook-id``) and answers 204;
 4. follows the Subscribe stream, resuming after the last sequence number it printed whenever the
-   stream breaks, so nothing is missed or printed twice.
+   stream breaks, so nothing is missed or printed twice;
+5. with ``--state-file``, keeps its subscription across restarts: the file (JSON, mode 0600: it
+   holds the secrets) records the subscription id, the webhook port, the secrets and the last
+   sequence number printed. On start the app checks the subscription still exists
+   (GetSubscription), serves the webhook on the saved port, trusts the saved secrets and resumes
+   the stream after the saved number; webhook deliveries that failed while it was down are retried
+   by the service and arrive once it is back. A subscription that is gone (or no longer ours, or
+   made with other options) is replaced, and the file overwritten.
 
 Output is one flushed line per notification and channel, ids only, e.g.::
 
@@ -31,10 +38,13 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -63,6 +73,14 @@ RETRYABLE = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,
         grpc.StatusCode.CANCELLED,
+    }
+)
+# GetSubscription answers these for a saved subscription that cannot be used: create a new one.
+GONE = frozenset(
+    {
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,  # a subscription id that is not a UUID (a bad file)
     }
 )
 UNARY_TIMEOUT_S = 30.0
@@ -311,11 +329,150 @@ class StreamFollower:
             self._on_notification(notification)
 
 
+# --- The state file ---------------------------------------------------------------------------
+
+
+class InvalidStateError(Exception):
+    """The state file is not what save_state writes."""
+
+
+@dataclass
+class CompanionState:
+    """What the app needs to carry on with the same subscription after a restart."""
+
+    subscription_id: str
+    webhook_port: int
+    secrets: list[str] = field(default_factory=list)  # the current one first
+    last_sequence: int = 0
+
+    @classmethod
+    def from_json(cls, data: Any) -> CompanionState:
+        if not isinstance(data, dict):
+            raise InvalidStateError("not a JSON object")
+        subscription_id, port = data.get("subscription_id"), data.get("webhook_port")
+        secrets, last = data.get("secrets"), data.get("last_sequence", 0)
+        if not isinstance(subscription_id, str) or not subscription_id:
+            raise InvalidStateError("no subscription_id")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise InvalidStateError("no webhook_port")
+        if not isinstance(secrets, list) or not all(isinstance(s, str) for s in secrets):
+            raise InvalidStateError("secrets is not a list of strings")
+        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+            raise InvalidStateError("last_sequence is not a sequence number")
+        return cls(subscription_id, port, list(secrets), last)
+
+
+def load_state(path: Path) -> CompanionState | None:
+    """The saved state; None when there is no file. InvalidStateError when it is unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return CompanionState.from_json(json.loads(text))
+    except ValueError as error:
+        raise InvalidStateError(str(error)) from error
+
+
+def save_state(path: Path, state: CompanionState) -> None:
+    """Write `state` atomically (a temporary file, then os.replace), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)  # mkstemp's mode already; said here because the file holds secrets
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(asdict(state), file, indent=2)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+class StateFile:
+    """Keeps a CompanionState on disk.
+
+    save() writes at once (a new subscription, a new secret); record_sequence() at most once per
+    `interval_s`, with a write scheduled for the end of the interval so the newest number reaches
+    the disk even when no other notification follows; flush() writes what is pending (on exit).
+    A number that did not reach the disk is only printed again after a crash, never missed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        state: CompanionState,
+        *,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self.state = state
+        self._interval_s = interval_s
+        self._clock = clock
+        self._written_at: float | None = None
+        self._dirty = False
+        self._pending: asyncio.TimerHandle | None = None
+
+    def save(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        try:
+            save_state(self.path, self.state)
+        except OSError as error:
+            print_diagnostic(f"could not write {self.path}: {error}")
+        self._written_at = self._clock()
+        self._dirty = False
+
+    def record_sequence(self, sequence: int) -> None:
+        if sequence <= self.state.last_sequence:
+            return
+        self.state.last_sequence = sequence
+        self._dirty = True
+        since = None if self._written_at is None else self._clock() - self._written_at
+        if since is None or since >= self._interval_s:
+            self.save()
+        elif self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(self._interval_s - since, self.flush)
+
+    def set_secrets(self, current_first: Iterable[str]) -> None:
+        self.state.secrets = list(current_first)
+        self.save()
+
+    def flush(self) -> None:
+        if self._dirty:
+            self.save()
+        elif self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+    def remove(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self._dirty = False
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
 # --- The app ----------------------------------------------------------------------------------
 
 
 class FatalError(Exception):
     """Something retrying cannot fix (a bad token, an unknown subscription, ...)."""
+
+
+StartWebhook = Callable[[int], Awaitable[int]]
+"""Serves the webhook endpoint on a port (0: a free one) and returns the port bound."""
+
+
+def webhook_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
 
 
 class CompanionApp:
@@ -326,24 +483,113 @@ class CompanionApp:
         self.verifier = WebhookVerifier()
         self.receiver = WebhookReceiver(self.verifier, emit)
         self.subscription_id = ""
+        self.state_file: StateFile | None = None
+        self._resume_after = 0
         self._rotated = asyncio.Event()
         self._printed = 0
 
-    async def run(self, stub: notify_pb2_grpc.NotifyServiceStub, webhook_url: str) -> None:
-        subscription = await self._create_subscription(stub, webhook_url)
-        self.subscription_id = subscription.subscription_id
-        print_diagnostic(
-            f"subscription {self.subscription_id}: webhook {webhook_url}, "
-            f"topics {', '.join(self._args.topic)}, content {self._args.content}"
-        )
-        follower = StreamFollower(
-            stub, self.subscription_id, self._metadata, self._emit,
-            on_notification=self._count,
-        )  # fmt: skip
+    async def run(
+        self, stub: notify_pb2_grpc.NotifyServiceStub, start_webhook: StartWebhook
+    ) -> None:
+        saved = await self._saved_subscription(stub)
+        if saved is not None:
+            port = await start_webhook(saved.webhook_port)
+            self.resume(StateFile(self._args.state_file, saved))
+            print_diagnostic(
+                f"subscription {self.subscription_id} (resumed after #{self._resume_after}): "
+                f"webhook {webhook_url(port)}"
+            )
+        else:
+            port = await start_webhook(self._args.webhook_port)
+            subscription = await self._create_subscription(stub, webhook_url(port))
+            self.subscription_id = subscription.subscription_id
+            if self._args.state_file is not None:
+                state = CompanionState(
+                    self.subscription_id, port, list(reversed(self.verifier.secrets))
+                )
+                self.state_file = StateFile(self._args.state_file, state)
+                self.state_file.save()
+            print_diagnostic(
+                f"subscription {self.subscription_id}: webhook {webhook_url(port)}, "
+                f"topics {', '.join(self._args.topic)}, content {self._args.content}"
+            )
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(follower.run())
+            tasks.create_task(self.follower(stub).run())
             if self._args.rotate_after:
                 tasks.create_task(self._rotate_when_due(stub))
+
+    def resume(self, state_file: StateFile) -> None:
+        """Carry on with a saved subscription: its secrets, and the stream after its number."""
+        state = state_file.state
+        self.state_file = state_file
+        self.subscription_id = state.subscription_id
+        for secret in reversed(state.secrets):  # the verifier holds the current one last
+            self.verifier.add_secret(secret)
+        self._resume_after = state.last_sequence
+
+    def follower(self, stub: notify_pb2_grpc.NotifyServiceStub) -> StreamFollower:
+        return StreamFollower(
+            stub, self.subscription_id, self._metadata, self._emit,
+            resume_after=self._resume_after, on_notification=self._count,
+        )  # fmt: skip
+
+    async def _saved_subscription(
+        self, stub: notify_pb2_grpc.NotifyServiceStub
+    ) -> CompanionState | None:
+        """The state file's subscription, if there is one and it is still ours and as asked."""
+        path: Path | None = self._args.state_file
+        if path is None:
+            return None
+        try:
+            state = load_state(path)
+        except (InvalidStateError, OSError) as error:
+            print_diagnostic(f"ignoring {path}: {error}")
+            return None
+        if state is None:
+            return None
+        request = notify_pb2.GetSubscriptionRequest(subscription_id=state.subscription_id)
+        backoff = Backoff(max_s=5.0)
+        while True:
+            try:
+                response: notify_pb2.GetSubscriptionResponse = await stub.GetSubscription(
+                    request, metadata=self._metadata, timeout=UNARY_TIMEOUT_S
+                )
+                break
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                if code in GONE:
+                    print_diagnostic(
+                        f"saved subscription {state.subscription_id} is gone ({code.name}); "
+                        "creating a new one"
+                    )
+                    return None
+                if code not in RETRYABLE:
+                    raise FatalError(f"GetSubscription: {code.name}: {error.details()}") from None
+                delay = backoff.next_delay()
+                print_diagnostic(f"notify not ready ({code.name}); retrying in {delay:.1f} s")
+                await asyncio.sleep(delay)
+        if (reason := self._differs(response.subscription, state)) is not None:
+            print_diagnostic(
+                f"saved subscription {state.subscription_id} has {reason}; replacing it"
+            )
+            self.subscription_id = state.subscription_id
+            await self.delete_subscription(stub)
+            self.subscription_id = ""
+            return None
+        return state
+
+    def _differs(self, subscription: notify_pb2.Subscription, state: CompanionState) -> str | None:
+        """What makes a saved subscription unlike the one these options would create, if any."""
+        args = self._args
+        differences = (
+            (set(subscription.topics) != {TOPICS[name] for name in args.topic}, "other topics"),
+            (subscription.content != CONTENTS[args.content], "another content"),
+            (set(subscription.filter.patient_ids) != set(args.patient_id), "another filter"),
+            (args.webhook_port not in (0, state.webhook_port), f"port {state.webhook_port}"),
+            (subscription.webhook.url != webhook_url(state.webhook_port), "another webhook"),
+            (not state.secrets, "no saved secret"),
+        )
+        return next((reason for differs, reason in differences if differs), None)
 
     async def _create_subscription(
         self, stub: notify_pb2_grpc.NotifyServiceStub, webhook_url: str
@@ -378,6 +624,7 @@ class CompanionApp:
         else:
             # A retry whose first attempt had succeeded (the secret is shown only once): ask for
             # a new one. The service signs with both during the overlap, so nothing is lost.
+            self.subscription_id = response.subscription.subscription_id
             await self._rotate(stub)
         return response.subscription
 
@@ -399,10 +646,21 @@ class CompanionApp:
         expires_in = response.previous_secret_expires_at.ToSeconds() - time.time()
         loop = asyncio.get_running_loop()
         for secret in old:
-            loop.call_later(max(expires_in, 0.0), self.verifier.remove_secret, secret)
+            loop.call_later(max(expires_in, 0.0), self._forget_secret, secret)
+        self._save_secrets()
         print_diagnostic("webhook secret rotated")
 
-    def _count(self, _: notify_pb2.Notification) -> None:
+    def _forget_secret(self, secret: str) -> None:
+        self.verifier.remove_secret(secret)
+        self._save_secrets()
+
+    def _save_secrets(self) -> None:
+        if self.state_file is not None:
+            self.state_file.set_secrets(reversed(self.verifier.secrets))  # the current one first
+
+    def _count(self, notification: notify_pb2.Notification) -> None:
+        if self.state_file is not None:
+            self.state_file.record_sequence(notification.sequence)
         self._printed += 1
         if self._args.rotate_after and self._printed >= self._args.rotate_after:
             self._rotated.set()
@@ -426,6 +684,13 @@ class CompanionApp:
             print_diagnostic(f"could not delete {self.subscription_id}: {error.code().name}")
         else:
             print_diagnostic(f"deleted subscription {self.subscription_id}")
+            if self.state_file is not None:
+                self.state_file.remove()  # nothing left to resume
+                self.state_file = None
+
+    def flush_state(self) -> None:
+        if self.state_file is not None:
+            self.state_file.flush()
 
 
 def _fatal_message(error: BaseException) -> str | None:
@@ -446,9 +711,14 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     app = CompanionApp(args, token)
     runner = web.AppRunner(app.receiver.application(), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", args.webhook_port).start()
-    port = runner.addresses[0][1]
-    webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+
+    async def start_webhook(port: int) -> int:
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        except OSError as error:
+            raise FatalError(f"cannot serve the webhook on 127.0.0.1:{port}: {error}") from None
+        bound: int = runner.addresses[0][1]
+        return bound
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -458,7 +728,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
     try:
         async with grpc.aio.insecure_channel(args.notify) as channel:
             stub = notify_pb2_grpc.NotifyServiceStub(channel)
-            main = asyncio.create_task(app.run(stub, webhook_url))
+            main = asyncio.create_task(app.run(stub, start_webhook))
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
@@ -473,6 +743,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
                     raise
                 print_diagnostic(message)
                 status = 1
+            app.flush_state()
             if args.delete_on_exit:
                 await app.delete_subscription(stub)
     finally:
@@ -484,7 +755,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notify", default="127.0.0.1:50054", help="the notify service")
     parser.add_argument("--token", help="bearer token (default: $CLINICAL_TOKEN)")
-    parser.add_argument("--webhook-port", type=int, default=0, help="0: a free port")
+    parser.add_argument(
+        "--webhook-port", type=int, default=0,
+        help="0: a free port (with a saved subscription: the port saved with it)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--state-file", type=Path, metavar="PATH",
+        help="keep the subscription across restarts: its id, webhook port, secrets and the last "
+        "sequence number are saved here (JSON, mode 0600) and resumed on the next start",
+    )  # fmt: skip
     parser.add_argument(
         "--topic", action="append", choices=list(TOPICS), help="repeatable (default: all four)"
     )

@@ -2,7 +2,9 @@
 
 Once notify serves, the companion app example (examples/companion_app.py) starts too, with a
 clinician dev token, and prints every notification it receives; it is a client, so its exit does
-not stop the platform. Ctrl-C (or SIGTERM) stops the services gracefully, then the servers this
+not stop the platform. Its webhook listens on 127.0.0.1:50056 and it keeps its subscription in
+`<state>/companion.json`, so the next `make run` resumes the same subscription instead of leaving
+one behind. Ctrl-C (or SIGTERM) stops the services gracefully, then the servers this
 run started. Servers that were already running (say from `make infra-up`) are left running.
 Existing servers named by KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, VAULT_ADDR and VAULT_TOKEN (all
 four set) win: then no local server is started. Service state lives in CLINICAL_INFRA_DIR
@@ -42,6 +44,8 @@ SERVICES = {
 GRACE_SECONDS = 15
 COMPANION = "companion"
 COMPANION_SCRIPT = REPO_ROOT / "examples" / "companion_app.py"
+# Fixed, so the subscription the companion keeps across runs finds its webhook again.
+COMPANION_WEBHOOK_PORT = 50056
 LOG_PREFIX_WIDTH = max(map(len, [*SERVICES, COMPANION]))
 
 
@@ -98,7 +102,9 @@ async def _start_companion(
     notify = f"127.0.0.1:{SERVICES['notify']}"
     await _wait_serving(notify)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(COMPANION_SCRIPT), "--notify", notify, "--delete-on-exit",
+        sys.executable, str(COMPANION_SCRIPT), "--notify", notify,
+        "--webhook-port", str(COMPANION_WEBHOOK_PORT),
+        "--state-file", str(_state_root() / "companion.json"),
         env={**env, "CLINICAL_TOKEN": _companion_token()},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
@@ -132,7 +138,10 @@ async def _run_services(env: dict[str, str]) -> int:
     print("\nservices (gRPC, plaintext, 127.0.0.1 only):")
     for name, port in SERVICES.items():
         print(f"  {name:<8} 127.0.0.1:{port}")
-    print(f"  {COMPANION:<8} examples/companion_app.py, once notify serves")
+    print(
+        f"  {COMPANION:<8} 127.0.0.1:{COMPANION_WEBHOOK_PORT} (webhook, http), "
+        "examples/companion_app.py, once notify serves"
+    )
     print("tokens for calling them: make -s token ROLE=clinician (see make help)")
     print("press Ctrl-C to stop everything\n", flush=True)
 

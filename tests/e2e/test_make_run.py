@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -38,11 +39,13 @@ DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".infra" / "dev-jwt"
 # The fixed ports run_platform gives the services (gateway, patient, orders, results, notify,
 # audit).
 SERVICE_PORTS = range(50050, 50056)
+# And the companion app's webhook, fixed so its saved subscription finds it again.
+COMPANION_WEBHOOK_PORT = 50056
 
 
 def _taken_ports() -> list[int]:
     taken = []
-    for port in SERVICE_PORTS:
+    for port in [*SERVICE_PORTS, COMPANION_WEBHOOK_PORT]:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -65,7 +68,7 @@ def run_platform(
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """run_platform.py in a process group of its own, as a shell runs a foreground job."""
     if taken := _taken_ports():
-        pytest.skip(f"`make run` needs 127.0.0.1:50050-50055; in use: {taken}")
+        pytest.skip(f"`make run` needs 127.0.0.1:50050-50056; in use: {taken}")
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV} | servers.as_env()
     env |= {"CLINICAL_INFRA_DIR": str(tmp_path / "infra"), "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "run_platform.log"
@@ -127,7 +130,7 @@ async def _wait_for_log(log_path: Path, text: str, within_s: float = 90.0) -> No
 
 
 async def test_the_companion_hears_a_signed_order_and_ctrl_c_stops_everything(
-    run_platform: tuple[subprocess.Popen[bytes], Path],
+    run_platform: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
 ) -> None:
     process, log_path = run_platform
 
@@ -150,3 +153,7 @@ async def test_the_companion_hears_a_signed_order_and_ctrl_c_stops_everything(
 
     assert code == 0, log_path.read_text()[-4000:]
     assert not _group_alive(process.pid), "service processes outlived run_platform"
+    # The companion keeps its subscription for the next run instead of deleting it.
+    state = json.loads((tmp_path / "infra" / "state" / "companion.json").read_text())
+    assert state["webhook_port"] == COMPANION_WEBHOOK_PORT
+    assert state["last_sequence"] >= 1

@@ -1,16 +1,23 @@
-"""examples/companion_app.py: webhook verification, secret rotation and the aiohttp handler.
+"""examples/companion_app.py: webhook verification, secret rotation, the aiohttp handler and the
+state file that keeps the subscription across restarts.
 
-No servers: requests are signed here with standardwebhooks, as the notify service signs them.
+No servers: requests are signed here with standardwebhooks, as the notify service signs them, and
+the stream comes from a fake stub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,10 +26,17 @@ from standardwebhooks.webhooks import Webhook
 from clinical.notify.v1 import notify_pb2
 from companion_app import (
     WEBHOOK_PATH,
+    CompanionApp,
+    CompanionState,
+    InvalidStateError,
     InvalidWebhookError,
+    StateFile,
     WebhookReceiver,
     WebhookVerifier,
     format_notification,
+    load_state,
+    parse_args,
+    save_state,
 )
 
 pytestmark = pytest.mark.unit
@@ -255,3 +269,195 @@ def test_notifications_print_ids_only_even_with_full_content() -> None:
     )  # fmt: skip
     line = format_notification("stream", notification)
     assert line == f"stream  #7 result.posted order={ORDER} result=r-1 patient={PATIENT} version=1"
+
+
+# --- The state file ---------------------------------------------------------------------------
+
+
+def test_the_state_file_round_trips_readable_by_the_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "companion.json"  # the folder is created too
+    state = CompanionState("sub-1", 50056, [new_secret(), new_secret()], last_sequence=7)
+    save_state(path, state)
+
+    assert load_state(path) == state
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(json.loads(path.read_text())) == {
+        "subscription_id", "webhook_port", "secrets", "last_sequence",
+    }  # fmt: skip
+    assert os.listdir(path.parent) == ["companion.json"]  # no temporary file left behind
+
+
+def test_saving_replaces_the_file_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "companion.json"
+    before = CompanionState("sub-1", 50056, [new_secret()], last_sequence=1)
+    save_state(path, before)
+    path.chmod(0o644)  # replaced, not rewritten in place: the new file has its own mode
+    replaced: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def replace(src: str, dst: str) -> None:
+        replaced.append((str(src), str(dst)))
+        assert load_state(path) == before  # the old file is whole until the rename
+        assert stat.S_IMODE(os.stat(src).st_mode) == 0o600
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    save_state(path, CompanionState("sub-1", 50056, before.secrets, last_sequence=2))
+    assert [dst for _, dst in replaced] == [str(path)]
+    assert Path(replaced[0][0]).parent == tmp_path  # same folder: the rename is atomic
+    assert load_state(path) == CompanionState("sub-1", 50056, before.secrets, last_sequence=2)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_failed_save_keeps_the_old_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "companion.json"
+    before = CompanionState("sub-1", 50056, [new_secret()], last_sequence=1)
+    save_state(path, before)
+
+    def fail(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        save_state(path, CompanionState("sub-1", 50056, before.secrets, last_sequence=2))
+    assert load_state(path) == before
+    assert os.listdir(tmp_path) == ["companion.json"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"webhook_port": 50056, "secrets": []}',
+        '{"subscription_id": "s", "webhook_port": "x", "secrets": []}',
+        '{"subscription_id": "s", "webhook_port": 50056, "secrets": "whsec_x"}',
+        '{"subscription_id": "s", "webhook_port": 50056, "secrets": [], "last_sequence": -1}',
+    ],
+)
+def test_an_unreadable_state_file_is_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "companion.json"
+    path.write_text(text)
+    with pytest.raises(InvalidStateError):
+        load_state(path)
+
+
+def test_no_state_file_is_no_state(tmp_path: Path) -> None:
+    assert load_state(tmp_path / "companion.json") is None
+
+
+async def test_sequence_numbers_are_written_at_most_once_per_interval(tmp_path: Path) -> None:
+    path = tmp_path / "companion.json"
+    now = [100.0]
+    state_file = StateFile(
+        path, CompanionState("sub-1", 50056, [new_secret()]), interval_s=0.2, clock=lambda: now[0]
+    )
+    state_file.save()
+    now[0] += 1.0
+    state_file.record_sequence(1)  # the interval has passed: written at once
+    assert _saved(path).last_sequence == 1
+    state_file.record_sequence(2)
+    state_file.record_sequence(3)  # within the interval: pending
+    assert _saved(path).last_sequence == 1
+    await asyncio.sleep(0.3)  # the scheduled write, although no notification followed
+    assert _saved(path).last_sequence == 3
+    state_file.record_sequence(4)
+    state_file.flush()  # on shutdown
+    assert _saved(path).last_sequence == 4
+    state_file.record_sequence(2)  # never backwards
+    assert state_file.state.last_sequence == 4
+
+
+def _saved(path: Path) -> CompanionState:
+    state = load_state(path)
+    assert state is not None
+    return state
+
+
+# --- Resuming a saved subscription ------------------------------------------------------------
+
+
+class FakeCall:
+    """A Subscribe call: the given responses, then an error retrying cannot fix."""
+
+    def __init__(self, responses: list[notify_pb2.SubscribeResponse]) -> None:
+        self._responses = list(responses)
+
+    async def read(self) -> notify_pb2.SubscribeResponse:
+        if self._responses:
+            return self._responses.pop(0)
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata(), "done"
+        )
+
+    def cancel(self) -> None:
+        pass
+
+
+class FakeStub:
+    def __init__(self, *sequences: int) -> None:
+        self.requests: list[notify_pb2.SubscribeRequest] = []
+        self._sequences = sequences
+
+    def Subscribe(  # noqa: N802  # the gRPC method's name
+        self, request: notify_pb2.SubscribeRequest, **_: Any
+    ) -> FakeCall:
+        self.requests.append(request)
+        return FakeCall(
+            [
+                notify_pb2.SubscribeResponse(
+                    notification=notify_pb2.Notification(
+                        sequence=n, type="order.signed", order_id=ORDER
+                    )
+                )
+                for n in self._sequences
+            ]
+        )
+
+
+async def test_a_loaded_state_gives_the_secrets_and_the_resume_point(tmp_path: Path) -> None:
+    path = tmp_path / "companion.json"
+    current, previous = new_secret(), new_secret()
+    save_state(path, CompanionState("sub-1", 50056, [current, previous], last_sequence=5))
+    printed: list[str] = []
+    app = CompanionApp(parse_args(["--state-file", str(path)]), "token", printed.append)
+
+    app.resume(StateFile(path, _saved(path)))
+
+    assert app.subscription_id == "sub-1"
+    assert set(app.verifier.secrets) == {current, previous}
+    body = notification_body()
+    app.verifier.verify(body.encode(), sign(body, current))
+    app.verifier.verify(body.encode(), sign(body, previous))
+
+    stub = FakeStub(5, 6, 7)  # 5 was printed before the restart
+    with pytest.raises(grpc.aio.AioRpcError):
+        await app.follower(stub).run()  # type: ignore[arg-type]  # a fake of the stub
+    assert [(r.subscription_id, r.resume_after) for r in stub.requests] == [("sub-1", 5)]
+    assert [line.split()[1] for line in printed] == ["#6", "#7"]
+    app.flush_state()
+    assert _saved(path) == CompanionState("sub-1", 50056, [current, previous], last_sequence=7)
+
+
+async def test_the_webhook_of_a_resumed_subscription_verifies_with_the_saved_secret(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "companion.json"
+    secret = new_secret()
+    save_state(path, CompanionState("sub-1", 50056, [secret], last_sequence=2))
+    printed: list[str] = []
+    app = CompanionApp(parse_args(["--state-file", str(path)]), "token", printed.append)
+    app.resume(StateFile(path, _saved(path)))
+
+    async with TestClient(TestServer(app.receiver.application(), host="127.0.0.1")) as client:
+        body = notification_body(sequence=3, notification_id="msg_3")
+        headers = sign(body, secret, msg_id="msg_3")
+        first = await client.post(WEBHOOK_PATH, data=body, headers=headers)
+        retry = await client.post(WEBHOOK_PATH, data=body, headers=headers)
+        handshake = await client.post(WEBHOOK_PATH, data=HANDSHAKE)  # unsigned: refused now
+    assert (first.status, retry.status, handshake.status) == (204, 204, 401)
+    assert printed == [f"webhook #3 order.signed order={ORDER} patient={PATIENT} version=2"]

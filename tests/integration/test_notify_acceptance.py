@@ -39,7 +39,7 @@ from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, ev
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, unique_name
+from clinical_platform.testing.plugin import TopicFactory, TransitKeyFactory, unique_name
 from clinical_platform.testing.tokens import TokenMint
 from notify.bootstrap import running_notify
 from notify.settings import NotifySettings
@@ -135,9 +135,9 @@ async def _endpoint(stack: AsyncExitStack) -> Endpoint:
 
 
 @pytest.fixture
-async def platform(
+async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
     servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], token_mint: TokenMint,
-    tmp_path: Path, kafka_topic: TopicFactory,
+    tmp_path: Path, kafka_topic: TopicFactory, transit_key: TransitKeyFactory,
 ) -> AsyncIterator[Platform]:  # fmt: skip
     logs = {name: unique_name(f"{name}-") for name in ("orders", "results", "notify")}
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
@@ -170,7 +170,7 @@ async def platform(
             "webhook_allow_http": True,
             "webhook_timeout_s": 2.0, "webhook_retry_first_s": 0.05, "webhook_retry_max_s": 0.2,
             "webhook_retry_horizon_s": 3.0,
-            "heartbeat_s": 0.5, "poll_interval_s": 0.2, "secret_key": unique_name("notify-"),
+            "heartbeat_s": 0.5, "poll_interval_s": 0.2, "secret_key": transit_key(),
         }
     )  # fmt: skip
     admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)

@@ -26,7 +26,7 @@ from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, unique_name
+from clinical_platform.testing.plugin import TopicFactory, TransitKeyFactory, unique_name
 from clinical_platform.testing.tokens import TokenMint
 from notify.bootstrap import RunningNotify, running_notify
 from notify.settings import NotifySettings
@@ -37,9 +37,9 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 @pytest.fixture
-async def notify_service(
+async def notify_service(  # noqa: PLR0917 - pytest passes fixtures by name
     servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], kafka_topic: TopicFactory,
-    tmp_path: Path, token_mint: TokenMint,
+    tmp_path: Path, token_mint: TokenMint, transit_key: TransitKeyFactory,
 ) -> AsyncIterator[RunningNotify]:  # fmt: skip
     settings = NotifySettings.model_validate(
         {
@@ -48,7 +48,7 @@ async def notify_service(
             "MONGODB_URL": servers.mongodb_url, "grpc_port": 0, "event_partitions": 3,
             "event_log_name": unique_name("notify-"), "mongodb_database": mongo_database.name,
             "state_dir": tmp_path / "state", "webhook_allow_http": True,
-            "webhook_timeout_s": 2.0, "secret_key": unique_name("notify-"),
+            "webhook_timeout_s": 2.0, "secret_key": transit_key(),
             "orders_events_topic": await kafka_topic(prefix="clinical.orders-test."),
             "results_events_topic": await kafka_topic(prefix="clinical.results-test."),
             "ACCESS_AUDIT_TOPIC": await kafka_topic(prefix="clinical.audit.access-test."),

@@ -275,9 +275,9 @@ class NotifyApp:
         return subscription
 
     async def list_events(
-        self, subscription_id: UUID, caller: str, *, since: int, limit: int
+        self, view: SubscriptionView, *, since: int, limit: int
     ) -> tuple[list[pb.Notification], int]:
-        view = await self.get(subscription_id, caller)
+        """Notifications after ``since`` of a subscription the caller was allowed to `get`."""
         entries = await self._documents.entries(view.subscription_id, after=since, limit=limit)
         head = await self._documents.head(view.subscription_id)
         return await self._renderer.render_all(view, entries), head

@@ -141,12 +141,6 @@ class NotifyDocuments:
         document = await self._subscriptions.find_one({"_id": subscription_id})
         return _subscription_view(document) if document else None
 
-    async def subscription_document(self, subscription_id: str) -> dict[str, Any] | None:
-        document: dict[str, Any] | None = await self._subscriptions.find_one(
-            {"_id": subscription_id}
-        )
-        return document
-
     async def subscriptions_of(
         self, owner: str, *, after: tuple[datetime, str] | None, limit: int
     ) -> list[SubscriptionView]:
@@ -164,9 +158,13 @@ class NotifyDocuments:
                 break
         return views
 
-    async def live_subscriptions(self) -> list[dict[str, Any]]:
-        """Every subscription not deleted (the matcher's start-up state)."""
-        return [d async for d in self._subscriptions.find({"deleted_at": None})]
+    async def live_subscriptions(self) -> list[tuple[SubscriptionView, int | None]]:
+        """Every subscription not deleted, with the Kafka timestamp of its creation once the
+        matcher has seen it (the matcher's start-up state)."""
+        return [
+            (_subscription_view(d), d.get("created_ts"))
+            async for d in self._subscriptions.find({"deleted_at": None})
+        ]
 
     # The feed
 
@@ -345,7 +343,6 @@ def _subscription_view(document: Mapping[str, Any]) -> SubscriptionView:
         created_at=document["created_at"].replace(tzinfo=UTC),
         version=int(document["version"]),
         deleted_at=deleted_at.replace(tzinfo=UTC) if deleted_at else None,
-        extra={k: document[k] for k in ("created_ts", "deleted_ts") if k in document},
     )  # fmt: skip
 
 

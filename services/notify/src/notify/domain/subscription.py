@@ -8,7 +8,7 @@ interest is a different subscription, so every number in its sequence means the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -222,7 +222,6 @@ class SubscriptionView:
     created_at: datetime
     version: int
     deleted_at: datetime | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         return tuple(

@@ -195,9 +195,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         await _refuse_if_any(context, violations)
         try:
             view = await self._app.get(subscription_id, principal.subject)
-            notifications, head = await self._app.list_events(
-                subscription_id, principal.subject, since=request.since, limit=size
-            )
+            notifications, head = await self._app.list_events(view, since=request.since, limit=size)
         except _FAILURES as failure:
             await _abort(context, failure)
         await _refuse_beyond_head(context, "since", request.since, head)

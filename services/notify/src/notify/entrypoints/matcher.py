@@ -118,16 +118,13 @@ class Matcher:
 
     async def _load(self) -> None:
         """The owned live subscriptions and their next numbers, as the last run left them."""
-        for document in await _retrying(self._documents.live_subscriptions):
-            view = await self._documents.subscription(document["_id"])
-            if view is None or not self._owns(view.subscription_id):
+        for view, created_ts in await _retrying(self._documents.live_subscriptions):
+            if not self._owns(view.subscription_id):
                 continue
             self._on_subscription(view)
-            if "created_ts" in document:
+            if created_ts is not None:
                 head = await self._documents.head(view.subscription_id)
-                self._active[view.subscription_id] = _Active(
-                    view, int(document["created_ts"]), head + 1
-                )
+                self._active[view.subscription_id] = _Active(view, int(created_ts), head + 1)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         buffers: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]] = {}

@@ -753,7 +753,7 @@ async def serve(args: argparse.Namespace, token: str) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--notify", default="127.0.0.1:50054", help="the notify service")
+    parser.add_argument("--notify", default="127.0.0.1:18054", help="the notify service")
     parser.add_argument("--token", help="bearer token (default: $CLINICAL_TOKEN)")
     parser.add_argument(
         "--webhook-port", type=int, default=0,

@@ -2,7 +2,7 @@
 
 Once notify serves, the companion app example (examples/companion_app.py) starts too, with a
 clinician dev token, and prints every notification it receives; it is a client, so its exit does
-not stop the platform. Its webhook listens on 127.0.0.1:50056 and it keeps its subscription in
+not stop the platform. Its webhook listens on 127.0.0.1:18056 and it keeps its subscription in
 `<state>/companion.json`, so the next `make run` resumes the same subscription instead of leaving
 one behind. Ctrl-C (or SIGTERM) stops the services gracefully, then the servers this
 run started. Servers that were already running (say from `make infra-up`) are left running.
@@ -34,18 +34,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_KEY_DIR = REPO_ROOT / ".infra" / "dev-jwt"
 SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
 SERVICES = {
-    "gateway": 50050,
-    "patient": 50051,
-    "orders": 50052,
-    "results": 50053,
-    "notify": 50054,
-    "audit": 50055,
+    "gateway": 18050,
+    "patient": 18051,
+    "orders": 18052,
+    "results": 18053,
+    "notify": 18054,
+    "audit": 18055,
 }
 GRACE_SECONDS = 15
 COMPANION = "companion"
 COMPANION_SCRIPT = REPO_ROOT / "examples" / "companion_app.py"
 # Fixed, so the subscription the companion keeps across runs finds its webhook again.
-COMPANION_WEBHOOK_PORT = 50056
+COMPANION_WEBHOOK_PORT = 18056
 LOG_PREFIX_WIDTH = max(map(len, [*SERVICES, COMPANION]))
 
 

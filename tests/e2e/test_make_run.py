@@ -38,9 +38,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".infra" / "dev-jwt"
 # The fixed ports run_platform gives the services (gateway, patient, orders, results, notify,
 # audit).
-SERVICE_PORTS = range(50050, 50056)
+SERVICE_PORTS = range(18050, 18056)
 # And the companion app's webhook, fixed so its saved subscription finds it again.
-COMPANION_WEBHOOK_PORT = 50056
+COMPANION_WEBHOOK_PORT = 18056
 
 
 def _taken_ports() -> list[int]:
@@ -68,7 +68,7 @@ def run_platform(
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """run_platform.py in a process group of its own, as a shell runs a foreground job."""
     if taken := _taken_ports():
-        pytest.skip(f"`make run` needs 127.0.0.1:50050-50056; in use: {taken}")
+        pytest.skip(f"`make run` needs 127.0.0.1:18050-18056; in use: {taken}")
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV} | servers.as_env()
     env |= {"CLINICAL_INFRA_DIR": str(tmp_path / "infra"), "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "run_platform.log"
@@ -96,7 +96,7 @@ async def _companion_hears_a_signed_order(log_path: Path) -> None:
         token = mint_token(key, subject=subject, roles=[Role.CLINICIAN], **claims)
         return (("authorization", f"Bearer {token}"),)
 
-    async with grpc.aio.insecure_channel("127.0.0.1:50052") as channel:
+    async with grpc.aio.insecure_channel("127.0.0.1:18052") as channel:
         orders = OrderServiceStub(channel)
         placed = await orders.PlaceOrder(
             orders_pb.PlaceOrderRequest(

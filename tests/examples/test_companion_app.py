@@ -276,7 +276,7 @@ def test_notifications_print_ids_only_even_with_full_content() -> None:
 
 def test_the_state_file_round_trips_readable_by_the_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "state" / "companion.json"  # the folder is created too
-    state = CompanionState("sub-1", 50056, [new_secret(), new_secret()], last_sequence=7)
+    state = CompanionState("sub-1", 18056, [new_secret(), new_secret()], last_sequence=7)
     save_state(path, state)
 
     assert load_state(path) == state
@@ -291,7 +291,7 @@ def test_saving_replaces_the_file_atomically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "companion.json"
-    before = CompanionState("sub-1", 50056, [new_secret()], last_sequence=1)
+    before = CompanionState("sub-1", 18056, [new_secret()], last_sequence=1)
     save_state(path, before)
     path.chmod(0o644)  # replaced, not rewritten in place: the new file has its own mode
     replaced: list[tuple[str, str]] = []
@@ -304,10 +304,10 @@ def test_saving_replaces_the_file_atomically(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace)
-    save_state(path, CompanionState("sub-1", 50056, before.secrets, last_sequence=2))
+    save_state(path, CompanionState("sub-1", 18056, before.secrets, last_sequence=2))
     assert [dst for _, dst in replaced] == [str(path)]
     assert Path(replaced[0][0]).parent == tmp_path  # same folder: the rename is atomic
-    assert load_state(path) == CompanionState("sub-1", 50056, before.secrets, last_sequence=2)
+    assert load_state(path) == CompanionState("sub-1", 18056, before.secrets, last_sequence=2)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -315,7 +315,7 @@ def test_a_failed_save_keeps_the_old_file_and_no_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "companion.json"
-    before = CompanionState("sub-1", 50056, [new_secret()], last_sequence=1)
+    before = CompanionState("sub-1", 18056, [new_secret()], last_sequence=1)
     save_state(path, before)
 
     def fail(src: str, dst: str) -> None:
@@ -323,7 +323,7 @@ def test_a_failed_save_keeps_the_old_file_and_no_temporary(
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        save_state(path, CompanionState("sub-1", 50056, before.secrets, last_sequence=2))
+        save_state(path, CompanionState("sub-1", 18056, before.secrets, last_sequence=2))
     assert load_state(path) == before
     assert os.listdir(tmp_path) == ["companion.json"]
 
@@ -333,10 +333,10 @@ def test_a_failed_save_keeps_the_old_file_and_no_temporary(
     [
         "not json",
         "[]",
-        '{"webhook_port": 50056, "secrets": []}',
+        '{"webhook_port": 18056, "secrets": []}',
         '{"subscription_id": "s", "webhook_port": "x", "secrets": []}',
-        '{"subscription_id": "s", "webhook_port": 50056, "secrets": "whsec_x"}',
-        '{"subscription_id": "s", "webhook_port": 50056, "secrets": [], "last_sequence": -1}',
+        '{"subscription_id": "s", "webhook_port": 18056, "secrets": "whsec_x"}',
+        '{"subscription_id": "s", "webhook_port": 18056, "secrets": [], "last_sequence": -1}',
     ],
 )
 def test_an_unreadable_state_file_is_refused(tmp_path: Path, text: str) -> None:
@@ -354,7 +354,7 @@ async def test_sequence_numbers_are_written_at_most_once_per_interval(tmp_path: 
     path = tmp_path / "companion.json"
     now = [100.0]
     state_file = StateFile(
-        path, CompanionState("sub-1", 50056, [new_secret()]), interval_s=0.2, clock=lambda: now[0]
+        path, CompanionState("sub-1", 18056, [new_secret()]), interval_s=0.2, clock=lambda: now[0]
     )
     state_file.save()
     now[0] += 1.0
@@ -422,7 +422,7 @@ class FakeStub:
 async def test_a_loaded_state_gives_the_secrets_and_the_resume_point(tmp_path: Path) -> None:
     path = tmp_path / "companion.json"
     current, previous = new_secret(), new_secret()
-    save_state(path, CompanionState("sub-1", 50056, [current, previous], last_sequence=5))
+    save_state(path, CompanionState("sub-1", 18056, [current, previous], last_sequence=5))
     printed: list[str] = []
     app = CompanionApp(parse_args(["--state-file", str(path)]), "token", printed.append)
 
@@ -440,7 +440,7 @@ async def test_a_loaded_state_gives_the_secrets_and_the_resume_point(tmp_path: P
     assert [(r.subscription_id, r.resume_after) for r in stub.requests] == [("sub-1", 5)]
     assert [line.split()[1] for line in printed] == ["#6", "#7"]
     app.flush_state()
-    assert _saved(path) == CompanionState("sub-1", 50056, [current, previous], last_sequence=7)
+    assert _saved(path) == CompanionState("sub-1", 18056, [current, previous], last_sequence=7)
 
 
 async def test_the_webhook_of_a_resumed_subscription_verifies_with_the_saved_secret(
@@ -448,7 +448,7 @@ async def test_the_webhook_of_a_resumed_subscription_verifies_with_the_saved_sec
 ) -> None:
     path = tmp_path / "companion.json"
     secret = new_secret()
-    save_state(path, CompanionState("sub-1", 50056, [secret], last_sequence=2))
+    save_state(path, CompanionState("sub-1", 18056, [secret], last_sequence=2))
     printed: list[str] = []
     app = CompanionApp(parse_args(["--state-file", str(path)]), "token", printed.append)
     app.resume(StateFile(path, _saved(path)))

@@ -7,7 +7,7 @@ port and any extra fields::
 
     class OrdersSettings(BaseServiceSettings):
         model_config = SettingsConfigDict(env_prefix="ORDERS_")
-        grpc_port: Port = 50052
+        grpc_port: Port = 18052
 
 Tests build settings with keyword arguments: service fields by name (``grpc_port=0``), shared
 connections by their variable (``VAULT_TOKEN="..."``), exactly as the environment would name them.

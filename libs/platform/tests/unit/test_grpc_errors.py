@@ -40,7 +40,7 @@ FAILURES: dict[str, EventLogError | SecurityError] = {
         ]
     ),
     "concurrent": ConcurrencyError("0b6f9a6e-3f0e-4a53-9a50-0d5d4f1f6b1e", 3, 4),
-    "not-owner": NotPartitionOwnerError(7, "10.0.0.12:50052"),
+    "not-owner": NotPartitionOwnerError(7, "10.0.0.12:18052"),
     "fenced": WriterFencedError(7),
     "unavailable": EventLogUnavailableError("broker timed out"),
     "vault-sealed": KeyServiceUnavailableError("unwrap a data key: Vault is sealed"),
@@ -110,7 +110,7 @@ async def test_non_owner_is_unavailable_and_points_at_the_owner(channel: grpc.ai
 
     assert await call.code() == grpc.StatusCode.UNAVAILABLE
     trailing = await call.trailing_metadata()
-    assert trailing.get("x-partition-owner") == "10.0.0.12:50052"
+    assert trailing.get("x-partition-owner") == "10.0.0.12:18052"
 
 
 @pytest.mark.parametrize("failure", ["fenced", "unavailable"])

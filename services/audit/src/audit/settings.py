@@ -19,7 +19,7 @@ class AuditSettings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="AUDIT_")
 
-    grpc_port: Port = 50055
+    grpc_port: Port = 18055
     # The audit read model's database.
     mongodb_database: str = "audit"
     # Names the read model's consumer groups (projection.<name>.history, ...). Only an isolated

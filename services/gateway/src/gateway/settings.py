@@ -10,4 +10,4 @@ class GatewaySettings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
-    grpc_port: Port = 50050
+    grpc_port: Port = 18050

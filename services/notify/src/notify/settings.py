@@ -16,7 +16,7 @@ class NotifySettings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="NOTIFY_")
 
-    grpc_port: Port = 50054
+    grpc_port: Port = 18054
     # Decides the event topic (clinical.<name>.events.v1) and prefixes the consumer groups.
     # Only an isolated copy of the service (a test) has a reason to change it.
     event_log_name: str = "notify"

@@ -14,7 +14,7 @@ class OrdersSettings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="ORDERS_")
 
-    grpc_port: Port = 50052
+    grpc_port: Port = 18052
     # Decides the event topic (clinical.<name>.events.v1) and prefixes the consumer groups.
     # Only an isolated copy of the service (a test) has a reason to change it.
     event_log_name: str = "orders"

@@ -13,7 +13,7 @@ class PatientSettings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="PATIENT_")
 
-    grpc_port: Port = 50051
+    grpc_port: Port = 18051
     mongodb_database: str = "patient"
     # Fellegi-Sunter score thresholds (log2 likelihood ratio); docs/matching.md explains them.
     match_threshold: float = 20.0

@@ -14,7 +14,7 @@ class ResultsSettings(BaseServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="RESULTS_")
 
-    grpc_port: Port = 50053
+    grpc_port: Port = 18053
     # Decides the event topic (clinical.<name>.events.v1) and prefixes the consumer groups.
     # Only an isolated copy of the service (a test) has a reason to change it.
     event_log_name: str = "results"

@@ -20,7 +20,7 @@ class PartitionOwnership:
 
     It suits a Kubernetes StatefulSet, whose pods keep their ordinal (orders-0, orders-1, ...)
     across restarts. ``address_template`` formats an ordinal into the replica's gRPC address,
-    e.g. "orders-{ordinal}.orders:50052", so a refused command can name the owner.
+    e.g. "orders-{ordinal}.orders:18052", so a refused command can name the owner.
     """
 
     replica_ordinal: int

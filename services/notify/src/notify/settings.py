@@ -32,9 +32,9 @@ class NotifySettings(BaseServiceSettings):
     secret_overlap_s: Annotated[float, Field(ge=0)] = 24 * _HOUR_S
     # Idle streams get a heartbeat this often.
     heartbeat_s: Annotated[float, Field(gt=0)] = 15.0
-    # Events from different partitions are merged in commit-time order; a partition with
-    # nothing buffered holds the merge back at most this long (per-patient log order).
-    ordering_grace_s: Annotated[float, Field(ge=0)] = 0.2
+    # Events from different partitions are merged in commit order (causes before effects);
+    # events committed at nearly the same moment wait this long to be ordered by timestamp.
+    ordering_grace_s: Annotated[float, Field(ge=0)] = 0.05
     # Webhooks: http:// endpoints are refused unless allowed (local runs and tests only).
     webhook_allow_http: bool = False
     webhook_timeout_s: Annotated[float, Field(gt=0)] = 10.0

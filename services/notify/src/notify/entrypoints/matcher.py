@@ -46,9 +46,42 @@ logger = logging.getLogger(__name__)
 _TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
 _RETRY_S = 1.0
 _COMMIT_EVERY_S = 1.0
-# A partition whose end is unknown holds the merge back at most this long.
-_MAX_HOLD_S = 2.0
+# A partition that cannot be read to its end (a transaction left open) holds the merge back
+# at most this long.
+_MAX_HOLD_S = 5.0
 _FACTS_CACHED = 100_000
+_ENDS_KEPT = 64
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """A record waiting in the merge, with the partitions' ends when it became visible."""
+
+    record: ConsumerRecord[bytes, bytes]
+    fetched_ms: int  # when the fetch response holding it came (wall clock, as aiokafka keeps)
+    arrived: float
+
+
+class _Ends:
+    """Per partition, the high watermarks fetch responses reported, and when they came."""
+
+    def __init__(self) -> None:
+        self._seen: dict[TopicPartition, deque[tuple[int, int]]] = {}
+
+    def observe(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            at, end = consumer.last_poll_timestamp(tp), consumer.highwater(tp)
+            if at is None or end is None:
+                continue
+            seen = self._seen.setdefault(tp, deque(maxlen=_ENDS_KEPT))
+            if not seen or seen[-1][0] != at:
+                seen.append((at, end))
+
+    def after(self, tp: TopicPartition, fetched_ms: int) -> int | None:
+        """The partition's end in the first response at or after ``fetched_ms`` (None: none
+        yet). Once that one is forgotten, a later one: a higher end, so still safe."""
+        seen = self._seen.get(tp, ())
+        return next((end for at, end in seen if at >= fetched_ms), None)
 
 
 @dataclass
@@ -127,29 +160,26 @@ class Matcher:
                 self._active[view.subscription_id] = _Active(view, int(created_ts), head + 1)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        buffers: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]] = {}
-        arrived: dict[TopicPartition, float] = {}
+        buffers: dict[TopicPartition, deque[_Arrival]] = {}
+        ends = _Ends()
         emitted: dict[TopicPartition, int] = {}
         last_commit = time.monotonic()
         while True:
             batch = await consumer.getmany(timeout_ms=100, max_records=1000)
+            ends.observe(consumer)
             now = time.monotonic()
             for tp, records in batch.items():
+                fetched_ms = consumer.last_poll_timestamp(tp) or 0
                 queue = buffers.setdefault(tp, deque())
-                if not queue:
-                    arrived[tp] = now
-                queue.extend(records)
-            assignment = consumer.assignment()
-            caught_up = {tp: await _caught_up(consumer, tp) for tp in assignment}
+                queue.extend(_Arrival(record, fetched_ms, now) for record in records)
+            positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
             while (head_tp := _earliest(buffers)) is not None:
-                record = buffers[head_tp][0]
-                if not self._may_emit(record, head_tp, buffers, caught_up, arrived):
+                head = buffers[head_tp][0]
+                if not self._may_emit(head, head_tp, buffers, positions, ends):
                     break
                 buffers[head_tp].popleft()
-                if buffers[head_tp]:
-                    arrived[head_tp] = time.monotonic()
-                await self._handle(record)
-                emitted[head_tp] = record.offset
+                await self._handle(head.record)
+                emitted[head_tp] = head.record.offset
             if emitted and time.monotonic() - last_commit >= _COMMIT_EVERY_S:
                 offsets = {tp: OffsetAndMetadata(o + 1, "") for tp, o in emitted.items()}
                 await consumer.commit(offsets)
@@ -158,23 +188,32 @@ class Matcher:
 
     def _may_emit(
         self,
-        record: ConsumerRecord[bytes, bytes],
-        record_tp: TopicPartition,
-        buffers: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]],
-        caught_up: dict[TopicPartition, bool],
-        arrived: dict[TopicPartition, float],
+        head: _Arrival,
+        head_tp: TopicPartition,
+        buffers: dict[TopicPartition, deque[_Arrival]],
+        positions: dict[TopicPartition, int],
+        ends: _Ends,
     ) -> bool:
-        """Whether no partition can still produce a record committed before this one."""
-        if time.monotonic() - arrived.get(record_tp, 0.0) >= _MAX_HOLD_S:
+        """Whether no partition can still produce a record committed before this one.
+
+        Every other partition must either have a later record buffered (this one is the
+        earliest), or have been read up to its end as a fetch response no older than this
+        record's showed it: a record committed before this one was visible sits below that
+        end, even while its transaction's commit marker (written after the producer's commit
+        returns) is still on its way. So causes always come before their effects (an order's
+        signature before its result). The grace only orders events committed at nearly the
+        same moment by their timestamps. A partition that cannot be read to its end (a hung
+        transaction) holds the merge back at most `_MAX_HOLD_S`.
+        """
+        if time.monotonic() - head.arrived >= _MAX_HOLD_S:
             return True
-        for tp, is_caught_up in caught_up.items():
-            if tp == record_tp or buffers.get(tp):
-                continue  # a buffered partition's head is later (record is the earliest)
-            if not is_caught_up:
+        for tp, position in positions.items():
+            if tp == head_tp or buffers.get(tp):
+                continue
+            end = ends.after(tp, head.fetched_ms)
+            if end is None or position < end:
                 return False
-        # Every other partition is caught up: only a transaction still in flight could hold
-        # an earlier record, and it commits within the grace.
-        return bool(record.timestamp <= time.time() * 1000 - self._grace_ms)
+        return bool(head.record.timestamp <= time.time() * 1000 - self._grace_ms)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
@@ -299,17 +338,8 @@ class Matcher:
         logger.error("could not number a notification", extra={"subscription": subscription_id})
 
 
-async def _caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
-    end = consumer.last_stable_offset(tp)
-    if end is None:
-        return False
-    return bool(await consumer.position(tp) >= end)
-
-
-def _earliest(
-    buffers: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]],
-) -> TopicPartition | None:
-    heads = [(q[0].timestamp, tp.topic, tp.partition, tp) for tp, q in buffers.items() if q]
+def _earliest(buffers: dict[TopicPartition, deque[_Arrival]]) -> TopicPartition | None:
+    heads = [(q[0].record.timestamp, tp.topic, tp.partition, tp) for tp, q in buffers.items() if q]
     return min(heads)[3] if heads else None
 
 

@@ -105,7 +105,9 @@ async def test_a_record_left_by_a_crash_is_published_on_restart_and_recorded_onc
     assert key == patient.encode()
     assert [r.record_id for r in _served_by_orders(answer)] == [record.record_id]
     delivered = await read_access_records(servers.kafka_bootstrap_servers, crashed.config.topic)
-    assert [r.record_id for _, r in delivered].count(record.record_id) == 2
+    # At least the publisher's copy and ours; the publisher itself may have sent it twice
+    # (at-least-once: a send whose acknowledgement came late is sent again).
+    assert [r.record_id for _, r in delivered].count(record.record_id) >= 2
 
 
 async def test_access_log_of_one_user_lists_their_accesses_across_patients(

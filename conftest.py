@@ -1,7 +1,2 @@
-"""Fixtures shared by every test in the repository (real servers, isolated names, tokens)."""
-
-pytest_plugins = [
-    "clinical_platform.testing.plugin",
-    "clinical_platform.testing.eventlog",
-    "clinical_platform.testing.tokens",
-]
+"""The shared fixtures (real servers, isolated names, tokens) come from the clinical_testing plugin,
+which pytest loads through its entry point."""

@@ -11,6 +11,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from uuid import uuid4
 
+from clinical_testing.endpoints import ServerEndpoints
+
 from bench.append_path import AppendRun, bench_store_config, measure_append
 from bench.catch_up import CatchUpRun, measure_catch_up
 from bench.grpc_floor import measure_grpc_floor
@@ -22,7 +24,6 @@ from bench.report import Figure, machine_line, render
 from bench.servers import running_servers
 from bench.topics import delete_topics
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILE_DUMP = REPO_ROOT / "bench" / "results" / "append.prof"

@@ -13,6 +13,8 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import grpc
+from clinical_testing.counter import COUNTER_EVENTS, Counter, open_or_increment
+from clinical_testing.security import in_memory_cipher
 
 from bench.load import (
     LoadResult,
@@ -30,8 +32,6 @@ from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore, EventStoreConfig
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for
-from clinical_platform.testing.counter import COUNTER_EVENTS, Counter, open_or_increment
-from clinical_platform.testing.security import in_memory_cipher
 
 _ACTOR = Actor("bench-clinician", ("clinician",))
 

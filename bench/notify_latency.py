@@ -24,6 +24,8 @@ import grpc
 import hvac
 from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
 
 from bench.topics import create_topic, delete_topics
@@ -31,12 +33,10 @@ from clinical.notify.v1 import notify_pb2 as notify_pb
 from clinical.notify.v1.notify_pb2_grpc import NotifyServiceStub
 from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.tokens import TokenMint
 from notify.bootstrap import running_notify
 from notify.settings import NotifySettings
 from orders.bootstrap import running_orders

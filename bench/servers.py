@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from clinical_platform.testing.endpoints import ServerEndpoints, endpoints_from_env
-from clinical_platform.testing.native import NativeServers
+from clinical_testing.endpoints import ServerEndpoints, endpoints_from_env
+from clinical_testing.native import NativeServers
 
 
 @contextmanager

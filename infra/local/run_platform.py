@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clinical_platform.auth import Role, mint_token
-from clinical_platform.devtokens import ensure_dev_key
+from clinical_platform.devtokens import ensure_dev_key, mint_token
+from clinical_platform.principals import Role
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `make token` finds the key, whatever CLINICAL_INFRA_DIR says.

@@ -6,11 +6,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.isolated import SERVER_ENV
-from clinical_platform.testing.service_process import ServiceProcess, StartService, free_tcp_port
-from clinical_platform.testing.tokens import TokenMint
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.isolated import SERVER_ENV
+from clinical_testing.service_process import ServiceProcess, StartService, free_tcp_port
+from clinical_testing.tokens import TokenMint
 
 
 # Module scope: starting three services takes ~10 s, so a module's tests share one set.

@@ -19,6 +19,10 @@ import grpc
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import unique_name
+from clinical_testing.service_process import ServiceProcess, StartService
+from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
 
 from clinical.orders.v1 import orders_pb2 as orders_pb
@@ -27,13 +31,9 @@ from clinical.patient.v1 import patient_pb2 as patient_pb
 from clinical.patient.v1.patient_pb2_grpc import PatientServiceStub
 from clinical.results.v1 import results_pb2 as results_pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
-from clinical_platform.testing.service_process import ServiceProcess, StartService
-from clinical_platform.testing.tokens import TokenMint
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -22,15 +22,16 @@ from typing import Any
 
 import grpc
 import pytest
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.isolated import SERVER_ENV
+from clinical_testing.service_process import wait_until_serving
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
-from clinical_platform.auth import Role, mint_token
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.isolated import SERVER_ENV
-from clinical_platform.testing.service_process import wait_until_serving
+from clinical_platform.devtokens import mint_token
+from clinical_platform.principals import Role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

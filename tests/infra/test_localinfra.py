@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from clinical_platform.testing.isolated import IsolatedInfra
+from clinical_testing.isolated import IsolatedInfra
 
 pytestmark = pytest.mark.integration
 

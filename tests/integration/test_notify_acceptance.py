@@ -23,6 +23,9 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from clinical_testing.tokens import TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -34,13 +37,10 @@ from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
 from clinical.results.v1 import results_pb2 as results_pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, TransitKeyFactory, unique_name
-from clinical_platform.testing.tokens import TokenMint
 from notify.bootstrap import running_notify
 from notify.settings import NotifySettings
 from orders.bootstrap import running_orders

@@ -19,6 +19,11 @@ import hvac
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.access import read_access_records
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import read_topic
+from clinical_testing.plugin import TopicFactory, unique_name
+from clinical_testing.tokens import TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.audit.v1 import access_pb2
@@ -29,7 +34,6 @@ from clinical.patient.v1 import patient_pb2
 from clinical.patient.v1.patient_pb2_grpc import PatientServiceStub
 from clinical.results.v1 import results_pb2
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import (
     ensure_topic,
     event_topic_spec,
@@ -37,6 +41,7 @@ from clinical_platform.eventlog.topics import (
     partition_count,
 )
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.security.chain import VerificationReport
 from clinical_platform.security.checkpoint_log import read_checkpoints, read_partition
@@ -46,11 +51,6 @@ from clinical_platform.security.errors import PatientForgottenError
 from clinical_platform.security.vault_adapters import TransitSigner
 from clinical_platform.security.verification import verify_partition
 from clinical_platform.security.wiring import build_keyring, build_signer
-from clinical_platform.testing.access import read_access_records
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import read_topic
-from clinical_platform.testing.plugin import TopicFactory, unique_name
-from clinical_platform.testing.tokens import TokenMint
 from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
 from patient.bootstrap import running_patient

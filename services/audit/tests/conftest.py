@@ -18,6 +18,10 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from clinical_testing.security import patient_envelope
+from clinical_testing.tokens import TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.bootstrap import RunningAudit, running_audit
@@ -26,14 +30,10 @@ from clinical.audit.v1 import audit_pb2_grpc
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, TransitKeyFactory, unique_name
-from clinical_platform.testing.security import patient_envelope
-from clinical_platform.testing.tokens import TokenMint
 
 Metadata = tuple[tuple[str, str], ...]
 T = TypeVar("T")

@@ -18,17 +18,17 @@ from typing import Any
 import grpc
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory, unique_name
+from clinical_testing.tokens import TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, unique_name
-from clinical_platform.testing.tokens import TokenMint
 from patient.bootstrap import RunningPatient, running_patient
 from patient.domain.demographics import (
     AdministrativeSex,

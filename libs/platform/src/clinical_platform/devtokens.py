@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -20,9 +24,40 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from clinical_platform.auth import Role, mint_token
+from clinical_platform.principals import Role
+from clinical_platform.tokens import ALGORITHM, DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
 DEFAULT_KEY_DIR = Path(".infra/dev-jwt")
+
+
+def mint_token(
+    private_key: Ed25519PrivateKey,
+    *,
+    subject: str,
+    roles: Iterable[Role | str] = (),
+    privileges: Iterable[str] = (),
+    mfa: bool = False,
+    patient_id: str = "",
+    client_id: str = "",
+    on_behalf_of: str = "",
+    issuer: str = DEFAULT_ISSUER,
+    audience: str = DEFAULT_AUDIENCE,
+    ttl_s: int = 900,
+) -> str:
+    """Sign a token for tests, local runs and the gateway's token exchange."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer, "aud": audience, "sub": subject, "iat": now, "exp": now + ttl_s,
+        "roles": [str(Role(r)) for r in roles], "privileges": sorted(privileges),
+        "amr": ["pwd", "mfa"] if mfa else ["pwd"],
+    }  # fmt: skip
+    if patient_id:
+        claims["patient_id"] = patient_id
+    if client_id:
+        claims["client_id"] = client_id
+    if on_behalf_of:
+        claims["act"] = {"sub": on_behalf_of}
+    return jwt.encode(claims, private_key, algorithm=ALGORITHM)
 
 
 def ensure_dev_key(key_dir: Path = DEFAULT_KEY_DIR) -> str:

@@ -6,7 +6,8 @@ logs, and request values may be patient data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import NoReturn
 
 import grpc
@@ -21,18 +22,54 @@ from clinical_platform.eventlog.errors import (
     EventLogError,
     EventLogUnavailableError,
     EventRejectedError,
-    FieldViolation,
     NotPartitionOwnerError,
     WriterFencedError,
 )
+from clinical_platform.reads import InvalidPageToken, ReadModelBehind
 from clinical_platform.security.errors import (
     KeyServiceUnavailableError,
     PatientForgottenError,
     SecurityError,
 )
+from clinical_platform.validation import FieldViolation, InvalidRequest
 
 PARTITION_OWNER_METADATA_KEY = "x-partition-owner"
 """Trailing metadata naming the replica to retry at, on UNAVAILABLE from a non-owner."""
+
+StatusTable = Mapping[type[Exception], grpc.StatusCode]
+"""A service's own refusals and the status each is answered with (the first match wins)."""
+
+
+@asynccontextmanager
+async def failures_as_status(
+    context: grpc.aio.ServicerContext, statuses: StatusTable
+) -> AsyncIterator[None]:
+    """Answer what the application raises with the status it maps to; re-raise anything else.
+
+    The kernel's failures map the same way in every service: `InvalidRequest` (and every domain
+    error that subclasses it) INVALID_ARGUMENT with field violations, a foreign page token
+    INVALID_ARGUMENT on ``page_token``, a read model that stayed behind DEADLINE_EXCEEDED, event
+    log and key service failures as `abort_for` says. ``statuses`` maps the service's own errors;
+    their messages must name ids and rules, never request values.
+    """
+    try:
+        yield
+    except InvalidRequest as invalid:
+        await invalid_argument(context, invalid.violations)
+    except InvalidPageToken as invalid:
+        await invalid_argument(context, [FieldViolation("page_token", str(invalid))])
+    except ReadModelBehind:
+        await context.abort(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "the read model did not reach the requested version in time",
+        )
+    except (EventLogError, SecurityError) as failure:
+        await abort_for(context, failure)
+    except Exception as failure:
+        for kind, code in statuses.items():
+            if isinstance(failure, kind):
+                await context.abort(code, str(failure))
+        raise
 
 
 async def abort_for(

@@ -13,13 +13,13 @@ from contextlib import asynccontextmanager
 
 import grpc
 
-from clinical_platform.auth import TokenVerifier
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStoreConfig
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.logs import configure_logging
 from clinical_platform.settings import BaseServiceSettings
 from clinical_platform.telemetry import Telemetry, configure_telemetry
+from clinical_platform.tokens import TokenVerifier
 
 logger = logging.getLogger(__name__)
 

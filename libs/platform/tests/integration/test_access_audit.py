@@ -12,13 +12,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from clinical_testing.access import read_access_records
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory
+from clinical_testing.service_process import free_tcp_port
 
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.testing.access import read_access_records
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory
-from clinical_platform.testing.service_process import free_tcp_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,8 @@ import asyncio, os, signal, sys
 from pathlib import Path
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.auth import Principal, Role
-from clinical_platform.testing.access import FakeServicerContext
+from clinical_platform.principals import Principal, Role
+from clinical_testing.access import FakeServicerContext
 
 async def main() -> None:
     outbox, topic, patient, broker = sys.argv[1:5]

@@ -2,9 +2,8 @@
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, unique_name
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory, unique_name
 
 pytestmark = pytest.mark.integration
 

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import make_envelope
+from clinical_testing.plugin import TopicFactory
 from google.protobuf.wrappers_pb2 import StringValue
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.projections import MessageProjection, ProjectionRunner, rebuild_projection
 from clinical_platform.projections.runner import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import make_envelope
-from clinical_platform.testing.plugin import TopicFactory
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from clinical_testing.counter import COUNTER_EVENTS, Counter, open_or_increment
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import EventStoreFactory
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
@@ -24,9 +27,6 @@ from clinical_platform.projections import (
     wait_for_version,
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
-from clinical_platform.testing.counter import COUNTER_EVENTS, Counter, open_or_increment
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import EventStoreFactory
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,7 @@ import base64
 
 import hvac
 import pytest
-
-from clinical_platform.testing.plugin import TransitKeyFactory
+from clinical_testing.plugin import TransitKeyFactory
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from clinical_platform.auth import AuthenticationError, Role, TokenVerifier, mint_token
+from clinical_platform.devtokens import mint_token
+from clinical_platform.principals import Role
+from clinical_platform.tokens import AuthenticationError, TokenVerifier
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from clinical_platform.auth import Role, TokenVerifier
 from clinical_platform.devtokens import ensure_dev_key, main
+from clinical_platform.principals import Role
+from clinical_platform.tokens import TokenVerifier
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,6 @@ from clinical_platform.eventlog.errors import (
     EventLogError,
     EventLogUnavailableError,
     EventRejectedError,
-    FieldViolation,
     NotPartitionOwnerError,
     WriterFencedError,
 )
@@ -24,6 +23,7 @@ from clinical_platform.security.errors import (
     PayloadIntegrityError,
     SecurityError,
 )
+from clinical_platform.validation import FieldViolation
 
 pytestmark = pytest.mark.unit
 

@@ -26,7 +26,6 @@ from audit.settings import AuditSettings
 from clinical.audit.v1 import audit_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.auth import TokenVerifier
 from clinical_platform.background import stop_tasks, supervise
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.clients.vault import build_vault_client
@@ -35,6 +34,7 @@ from clinical_platform.projections import ProjectionRunner
 from clinical_platform.projections.runner import AnyProjection
 from clinical_platform.runtime import serve_grpc, service_runtime, token_verifier
 from clinical_platform.security.wiring import build_signer
+from clinical_platform.tokens import TokenVerifier
 
 SERVICE = "audit"
 GRPC_SERVICE_NAME = "clinical.audit.v1.AuditService"

@@ -9,20 +9,21 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from clinical_testing.access import (
+    AbortedError,
+    FakeServicerContext,
+    InMemoryAccessTopic,
+    read_access_records,
+)
+from clinical_testing.endpoints import ServerEndpoints
 
 from clinical.audit.v1 import access_pb2
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.access.records import AccessAction
-from clinical_platform.auth import Principal, Role, deny
-from clinical_platform.testing.access import (
-    AbortedError,
-    FakeServicerContext,
-    InMemoryAccessTopic,
-    read_access_records,
-)
-from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_platform.grpc_auth import deny
+from clinical_platform.principals import Principal, Role
 
 pytestmark = pytest.mark.integration
 

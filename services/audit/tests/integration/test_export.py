@@ -9,15 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from clinical_testing.access import FakeServicerContext
+from clinical_testing.eventlog import EventStoreFactory
 from fhir.resources.R4B.auditevent import AuditEvent
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
-from clinical_platform.auth import Principal, Role
-from clinical_platform.testing.access import FakeServicerContext
-from clinical_platform.testing.eventlog import EventStoreFactory
+from clinical_platform.principals import Principal, Role
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import pytest
+from clinical_testing.eventlog import EventStoreFactory
 
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
-from clinical_platform.testing.eventlog import EventStoreFactory
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,9 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import EventStoreFactory
+from clinical_testing.plugin import unique_name
 
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical.events.v1.envelope_pb2 import Envelope
@@ -27,9 +30,6 @@ from clinical_platform.security.checkpoints import Checkpointer, CheckpointPolic
 from clinical_platform.security.vault_adapters import TransitSigner
 from clinical_platform.security.verification import attested_hash
 from clinical_platform.security.wiring import build_signer
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import EventStoreFactory
-from clinical_platform.testing.plugin import unique_name
 
 pytestmark = pytest.mark.integration
 

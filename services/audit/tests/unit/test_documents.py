@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from clinical_testing.security import patient_envelope
 
 from audit.adapters.documents import (
     access_document,
@@ -15,7 +16,6 @@ from audit.adapters.documents import (
 from audit.domain.queries import Position
 from clinical.audit.v1 import access_pb2
 from clinical.events.v1.payload_encryption_pb2 import ENCRYPTION_ALGORITHM_AES_256_GCM
-from clinical_platform.testing.security import patient_envelope
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,7 @@ the background. The servers here are unreachable ports, so nothing real is touch
 from pathlib import Path
 
 import pytest
-
-from clinical_platform.testing.service_process import ServiceProcess, free_tcp_port, run_until_exit
+from clinical_testing.service_process import ServiceProcess, free_tcp_port, run_until_exit
 
 pytestmark = pytest.mark.unit
 

@@ -1,8 +1,7 @@
 """The gateway service as a process: serves health, stops on SIGTERM, rejects bad settings."""
 
 import pytest
-
-from clinical_platform.testing.service_process import ServiceProcess, run_until_exit
+from clinical_testing.service_process import ServiceProcess, run_until_exit
 
 pytestmark = pytest.mark.unit
 

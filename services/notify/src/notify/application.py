@@ -20,8 +20,8 @@ from uuid import UUID
 
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.eventlog.errors import FieldViolation
 from clinical_platform.eventlog.writer import AppendResult
+from clinical_platform.validation import FieldViolation
 from notify.adapters.documents import Delivery, FeedEntry, NotifyDocuments
 from notify.adapters.rendering import NotificationRenderer
 from notify.adapters.secrets import TransitSecretBox, new_webhook_secret

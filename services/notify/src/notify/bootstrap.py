@@ -13,7 +13,6 @@ from importlib.metadata import version
 from clinical.notify.v1 import notify_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.auth import TokenVerifier
 from clinical_platform.background import stop_tasks, supervise
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
@@ -29,6 +28,7 @@ from clinical_platform.runtime import (
 )
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
+from clinical_platform.tokens import TokenVerifier
 from notify.adapters.disclosures import Disclosures
 from notify.adapters.documents import PATIENT_COLLECTIONS, NotifyDocuments
 from notify.adapters.event_catalog import SUBSCRIPTION_EVENTS

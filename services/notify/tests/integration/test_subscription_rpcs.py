@@ -16,18 +16,18 @@ import grpc
 import pytest
 from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from clinical_testing.tokens import TokenMint
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1.notify_pb2_grpc import NotifyServiceStub
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, TransitKeyFactory, unique_name
-from clinical_platform.testing.tokens import TokenMint
+from clinical_platform.principals import Role
 from notify.bootstrap import RunningNotify, running_notify
 from notify.settings import NotifySettings
 

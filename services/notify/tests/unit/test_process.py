@@ -5,8 +5,7 @@ serving): tests/integration/test_process_serving.py.
 """
 
 import pytest
-
-from clinical_platform.testing.service_process import run_until_exit
+from clinical_testing.service_process import run_until_exit
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,6 @@ from importlib.metadata import version
 from clinical.orders.v1 import orders_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.auth import TokenVerifier
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
@@ -27,6 +26,7 @@ from clinical_platform.runtime import (
 )
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
+from clinical_platform.tokens import TokenVerifier
 from orders.adapters.event_catalog import ORDER_EVENTS
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
 from orders.adapters.order_documents import MongoOrderReadModel

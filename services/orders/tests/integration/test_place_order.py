@@ -8,14 +8,14 @@ from typing import Any
 
 import grpc
 import pytest
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import read_topic
+from clinical_testing.tokens import TokenMint
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import read_topic
-from clinical_platform.testing.tokens import TokenMint
+from clinical_platform.principals import Role
 from orders.settings import OrdersSettings
 
 pytestmark = pytest.mark.integration

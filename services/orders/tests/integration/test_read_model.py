@@ -10,18 +10,18 @@ from typing import Any
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import unique_name
+from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
-from clinical_platform.testing.tokens import TokenMint
 from orders.adapters.order_projection import ORDERS_COLLECTION
 from orders.bootstrap import running_orders
 from orders.entrypoints.projector import project

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import read_topic
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
@@ -18,8 +20,6 @@ from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import read_topic
 from orders.settings import OrdersSettings
 
 pytestmark = pytest.mark.integration

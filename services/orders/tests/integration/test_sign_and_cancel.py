@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
+from clinical_testing.tokens import TokenMint
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
-from clinical_platform.auth import Role
-from clinical_platform.testing.tokens import TokenMint
+from clinical_platform.principals import Role
 
 pytestmark = pytest.mark.integration
 

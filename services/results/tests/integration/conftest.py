@@ -17,6 +17,9 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory, unique_name
+from clinical_testing.tokens import TokenMint
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
@@ -27,13 +30,10 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
-from clinical_platform.auth import Role
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, unique_name
-from clinical_platform.testing.tokens import TokenMint
 from results.bootstrap import RunningResults, running_results
 from results.settings import ResultsSettings
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 import pytest
+from clinical_testing.tokens import TokenMint
 
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
-from clinical_platform.auth import Role
-from clinical_platform.testing.tokens import TokenMint
+from clinical_platform.principals import Role
 
 pytestmark = pytest.mark.integration
 

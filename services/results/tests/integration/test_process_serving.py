@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import unique_name
+from clinical_testing.service_process import ServiceProcess
 from pymongo import MongoClient
 
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
-from clinical_platform.testing.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

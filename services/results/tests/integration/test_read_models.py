@@ -10,6 +10,9 @@ from typing import Any
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import unique_name
+from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,9 +20,6 @@ from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.projections import dead_letter_topic
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
-from clinical_platform.testing.tokens import TokenMint
 from results.adapters.order_state_projection import ORDER_STATES_COLLECTION
 from results.adapters.result_projection import RESULTS_COLLECTION
 from results.bootstrap import running_results

@@ -8,5 +8,5 @@ least once and consumers deduplicate by ``record_id``. docs/security.md ("Read-a
 explains the design.
 
 Import from the modules (``access.log``, ``access.records``): this package imports nothing, so
-`clinical_platform.auth` can use `access.records` without an import cycle.
+`clinical_platform.grpc_auth` can use `access.records` without an import cycle.
 """

@@ -7,7 +7,7 @@ In a query RPC, after the data is fetched and before it is returned::
         record_ids=[order.id], category="orders", action=AccessAction.READ, operation="GetOrder",
     )
 
-and for a refusal, through `clinical_platform.auth.deny`::
+and for a refusal, through `clinical_platform.grpc_auth.deny`::
 
     await deny(context, principal, "not this patient's record", access_log=self._access_log,
                patient_id=request.patient_id, record_type="Order", operation="GetOrder")
@@ -44,7 +44,7 @@ from clinical_platform.access.records import (
 from clinical_platform.background import stop_tasks
 
 if TYPE_CHECKING:
-    from clinical_platform.auth import Principal
+    from clinical_platform.principals import Principal
 
 logger = logging.getLogger(__name__)
 

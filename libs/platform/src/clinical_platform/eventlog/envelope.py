@@ -17,7 +17,8 @@ from opentelemetry import propagate
 from clinical.events.v1 import envelope_pb2, payload_encryption_pb2, provenance_pb2
 from clinical_platform.eventlog.codec import DomainEvent, EventCatalog
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.eventlog.errors import EventRejectedError, FieldViolation
+from clinical_platform.eventlog.errors import EventRejectedError
+from clinical_platform.validation import FieldViolation
 
 _EVENT_TYPE = re.compile(r"^[A-Z][A-Za-z0-9]{1,63}$")
 _AGGREGATE_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

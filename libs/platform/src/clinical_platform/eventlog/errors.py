@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from clinical_platform.validation import FieldViolation
 
 
 class EventLogError(Exception):
     """Base class of every event log failure."""
-
-
-@dataclass(frozen=True)
-class FieldViolation:
-    """One reason an event or command was refused, named after the offending field."""
-
-    field: str
-    description: str
 
 
 class EventRejectedError(EventLogError):

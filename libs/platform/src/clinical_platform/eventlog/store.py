@@ -15,7 +15,6 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.envelope import validate_envelope
 from clinical_platform.eventlog.errors import (
     EventRejectedError,
-    FieldViolation,
     NotPartitionOwnerError,
     WriterFencedError,
 )
@@ -30,6 +29,7 @@ from clinical_platform.eventlog.writer import (
     WriterConfig,
     transactional_producer,
 )
+from clinical_platform.validation import FieldViolation
 
 logger = logging.getLogger(__name__)
 

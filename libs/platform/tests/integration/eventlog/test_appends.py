@@ -7,12 +7,12 @@ import uuid
 from collections import Counter
 
 import pytest
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import EventStoreFactory, make_envelope, read_topic
 
 from clinical_platform.eventlog.errors import ConcurrencyError, EventRejectedError
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.security.chain import verify_chain
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import EventStoreFactory, make_envelope, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clinical_testing.eventlog import EventStoreFactory, make_envelope, read_topic
+from clinical_testing.isolated import IsolatedInfra
 
 from clinical_platform.eventlog.errors import EventLogUnavailableError
 from clinical_platform.eventlog.store import EventStore
-from clinical_platform.testing.eventlog import EventStoreFactory, make_envelope, read_topic
-from clinical_platform.testing.isolated import IsolatedInfra
 
 pytestmark = pytest.mark.integration
 

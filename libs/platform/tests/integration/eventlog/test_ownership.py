@@ -7,11 +7,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.eventlog import EventStoreFactory, make_envelope, read_topic
 
 from clinical_platform.eventlog.errors import NotPartitionOwnerError, WriterFencedError
 from clinical_platform.security.chain import verify_chain
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.eventlog import EventStoreFactory, make_envelope, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from clinical_testing.counter import COUNTER_EVENTS, Counter, open_or_increment
+from clinical_testing.eventlog import EventStoreFactory
 
 from clinical_platform.eventlog.context import Actor, CommandContext
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.security import EnvelopeCipher, PatientForgottenError, PatientKeyring
 from clinical_platform.security.payload_cipher import is_encrypted
-from clinical_platform.testing.counter import COUNTER_EVENTS, Counter, open_or_increment
-from clinical_platform.testing.eventlog import EventStoreFactory
 
 pytestmark = pytest.mark.integration
 

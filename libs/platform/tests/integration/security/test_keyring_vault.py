@@ -6,6 +6,9 @@ import uuid
 
 import hvac
 import pytest
+from clinical_testing.plugin import TransitKeyFactory
+from clinical_testing.security import patient_envelope
+from clinical_testing.service_process import free_tcp_port
 from google.protobuf.wrappers_pb2 import StringValue
 from hvac.exceptions import InvalidPath, InvalidRequest
 
@@ -19,9 +22,6 @@ from clinical_platform.security.errors import (
 )
 from clinical_platform.security.keys import KeyringConfig, PatientKeyring
 from clinical_platform.security.vault_adapters import KvWrappedKeyStore, TransitKeyEncryption
-from clinical_platform.testing.plugin import TransitKeyFactory
-from clinical_platform.testing.security import patient_envelope
-from clinical_platform.testing.service_process import free_tcp_port
 
 pytestmark = pytest.mark.integration
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import hvac
 import pytest
+from clinical_testing.isolated import IsolatedInfra
+from clinical_testing.security import patient_envelope
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.errors import KeyServiceUnavailableError
 from clinical_platform.security.keys import KeyringConfig, PatientKeyring
 from clinical_platform.security.vault_adapters import KvWrappedKeyStore, TransitKeyEncryption
-from clinical_platform.testing.isolated import IsolatedInfra
-from clinical_platform.testing.security import patient_envelope
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,9 @@ from dataclasses import replace
 import hvac
 import pytest
 from aiokafka import AIOKafkaProducer
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import TopicFactory, TransitKeyFactory
+from clinical_testing.security import patient_envelope
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
@@ -33,9 +36,6 @@ from clinical_platform.security.vault_adapters import (
     TransitSigner,
 )
 from clinical_platform.security.verification import attested_hash, verify_partition
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import TopicFactory, TransitKeyFactory
-from clinical_platform.testing.security import patient_envelope
 
 pytestmark = pytest.mark.integration
 

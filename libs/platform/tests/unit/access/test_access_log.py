@@ -8,19 +8,20 @@ from pathlib import Path
 
 import grpc
 import pytest
+from clinical_testing.access import (
+    AbortedError,
+    FakeServicerContext,
+    InMemoryAccessTopic,
+)
 
 from clinical.audit.v1 import access_pb2
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.outbox import AccessOutbox, OutboxEntry
 from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.access.records import AccessAction
-from clinical_platform.auth import Principal, Role, deny
+from clinical_platform.grpc_auth import deny
+from clinical_platform.principals import Principal, Role
 from clinical_platform.settings import BaseServiceSettings
-from clinical_platform.testing.access import (
-    AbortedError,
-    FakeServicerContext,
-    InMemoryAccessTopic,
-)
 
 pytestmark = pytest.mark.unit
 

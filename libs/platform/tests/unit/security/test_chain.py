@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from clinical_testing.eventlog import make_envelope
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical.events.v1.envelope_pb2 import Envelope
@@ -19,7 +20,6 @@ from clinical_platform.security.chain import (
     seal,
     verify_chain,
 )
-from clinical_platform.testing.eventlog import make_envelope
 
 pytestmark = pytest.mark.unit
 

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from clinical_testing.eventlog import make_envelope
+from clinical_testing.security import InMemorySigner
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical_platform.security.chain import ChainSealer
@@ -19,8 +21,6 @@ from clinical_platform.security.checkpoints import (
 from clinical_platform.security.errors import KeyServiceUnavailableError
 from clinical_platform.security.merkle import leaf_hash, merkle_root
 from clinical_platform.security.verification import attested_hash, verify_partition
-from clinical_platform.testing.eventlog import make_envelope
-from clinical_platform.testing.security import InMemorySigner
 
 pytestmark = pytest.mark.unit
 

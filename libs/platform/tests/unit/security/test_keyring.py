@@ -8,6 +8,11 @@ import logging
 import uuid
 
 import pytest
+from clinical_testing.security import (
+    InMemoryKeyStore,
+    InMemoryTransit,
+    patient_envelope,
+)
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
@@ -20,11 +25,6 @@ from clinical_platform.security.errors import (
 )
 from clinical_platform.security.keys import KeyringConfig, PatientKeyring
 from clinical_platform.security.ports import WrappedKeyRecord
-from clinical_platform.testing.security import (
-    InMemoryKeyStore,
-    InMemoryTransit,
-    patient_envelope,
-)
 
 pytestmark = pytest.mark.unit
 

@@ -6,6 +6,7 @@ import os
 import uuid
 
 import pytest
+from clinical_testing.security import patient_envelope
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical.events.v1 import payload_encryption_pb2
@@ -20,7 +21,6 @@ from clinical_platform.security.payload_cipher import (
     encrypt_payload,
     is_encrypted,
 )
-from clinical_platform.testing.security import patient_envelope
 
 pytestmark = pytest.mark.unit
 

@@ -26,10 +26,12 @@ from clinical.audit.v1 import audit_pb2 as pb
 from clinical.audit.v1 import audit_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
-from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.grpc_auth import authenticate, deny
 from clinical_platform.grpc_errors import abort_for, invalid_argument
+from clinical_platform.principals import Principal, Role
 from clinical_platform.security.errors import SecurityError
+from clinical_platform.tokens import TokenVerifier
+from clinical_platform.validation import FieldViolation
 
 Context: TypeAlias = grpc.aio.ServicerContext
 CATEGORY = "audit-trail"

@@ -16,7 +16,7 @@ from audit.domain.queries import (
 )
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical_platform.access.records import is_uuid
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.validation import FieldViolation
 
 MAX_FINDINGS = 100
 _MAX_SUBJECT_CHARS = 256

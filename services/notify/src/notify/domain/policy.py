@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from clinical_platform.auth import Principal, Role
+from clinical_platform.principals import Principal, Role
 from notify.domain.subscription import Content, Filter, Owner
 
 # Staff who may hear about any patient's orders and results.

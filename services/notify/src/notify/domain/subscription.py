@@ -16,8 +16,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from clinical_platform.eventlog.errors import FieldViolation
 from clinical_platform.terminology import loinc_problem
+from clinical_platform.validation import FieldViolation
 from notify.domain.errors import InvalidSubscription, SubscriptionDeleted
 
 MAX_FILTER_VALUES = 100

@@ -14,12 +14,14 @@ from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1 import notify_pb2_grpc
 from clinical_platform.access.origin import request_origin
 from clinical_platform.access.outbox import AccessAuditUnavailableError
-from clinical_platform.auth import Principal, TokenVerifier, authenticate
-from clinical_platform.eventlog.errors import EventLogError, FieldViolation
+from clinical_platform.eventlog.errors import EventLogError
+from clinical_platform.grpc_auth import authenticate
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import abort_for, invalid_argument
-from clinical_platform.request_checks import Violations
+from clinical_platform.principals import Principal
 from clinical_platform.security.errors import SecurityError
+from clinical_platform.tokens import TokenVerifier
+from clinical_platform.validation import FieldViolation, Violations
 from notify.adapters.disclosures import Disclosures
 from notify.adapters.documents import NotifyDocuments
 from notify.application import AccessRefused, NotifyApp

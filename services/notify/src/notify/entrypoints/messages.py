@@ -7,8 +7,7 @@ import binascii
 from datetime import UTC, datetime
 
 from clinical.notify.v1 import notify_pb2 as pb
-from clinical_platform.eventlog.errors import FieldViolation
-from clinical_platform.request_checks import Violations
+from clinical_platform.validation import FieldViolation, Violations
 from notify.adapters.documents import Delivery, DeliveryState
 from notify.application import CreateSubscription, Status
 from notify.domain.subscription import Content, Filter, SubscriptionView, Topic

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.validation import FieldViolation
 
 
 class OrderDomainError(Exception):

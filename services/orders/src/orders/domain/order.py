@@ -18,8 +18,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from clinical_platform.eventlog.errors import FieldViolation
 from clinical_platform.terminology import icd10_problem, loinc_problem, snomed_concept_problem
+from clinical_platform.validation import FieldViolation
 from orders.domain.errors import (
     InvalidOrder,
     OrderNotCancellable,

@@ -10,12 +10,14 @@ from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
-from clinical_platform.auth import Principal, Role, TokenVerifier, authenticate, deny
-from clinical_platform.eventlog.errors import EventLogError, FieldViolation
+from clinical_platform.eventlog.errors import EventLogError
+from clinical_platform.grpc_auth import authenticate, deny
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import abort_for, invalid_argument
-from clinical_platform.request_checks import Violations
+from clinical_platform.principals import Principal, Role
 from clinical_platform.security.errors import SecurityError
+from clinical_platform.tokens import TokenVerifier
+from clinical_platform.validation import FieldViolation, Violations
 from orders.application import OrdersApp, ReadModelBehind
 from orders.domain.errors import (
     InvalidOrder,

@@ -11,8 +11,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.orders.v1 import orders_pb2 as pb
-from clinical_platform.eventlog.errors import FieldViolation
-from clinical_platform.request_checks import Violations
+from clinical_platform.validation import FieldViolation, Violations
 from orders.application import PlaceOrder
 from orders.domain.order import CodeSystem, OrderStatus, Priority, ReasonCode
 from orders.views import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderQuery, OrderView

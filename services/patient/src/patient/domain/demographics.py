@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.validation import FieldViolation
 
 _MAX_TEXT = 200
 _EARLIEST_BIRTH_DATE = date(1850, 1, 1)

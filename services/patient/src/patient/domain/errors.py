@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.validation import FieldViolation
 
 
 class PatientDomainError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from clinical.patient.v1 import patient_pb2 as pb
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.validation import FieldViolation
 from patient.domain.assessment import MatchCandidate, MatchGrade
 from patient.domain.demographics import (
     AdministrativeSex,

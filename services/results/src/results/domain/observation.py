@@ -13,8 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from clinical_platform.eventlog.errors import FieldViolation
 from clinical_platform.terminology import loinc_problem, ucum_problem
+from clinical_platform.validation import FieldViolation
 from results.domain.errors import InvalidResult
 
 MAX_OBSERVATIONS = 50

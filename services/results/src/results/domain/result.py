@@ -17,7 +17,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform.validation import FieldViolation
 from results.domain.errors import InvalidResult, OrderNotResultable
 from results.domain.observation import (
     Observation,

@@ -13,8 +13,8 @@ from decimal import Decimal, InvalidOperation
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.results.v1 import results_pb2 as pb
-from clinical_platform import request_checks
-from clinical_platform.eventlog.errors import FieldViolation
+from clinical_platform import validation
+from clinical_platform.validation import FieldViolation
 from results.domain.observation import (
     Coding,
     Interpretation,
@@ -44,7 +44,7 @@ _STATUSES = {
 }
 
 
-class Violations(request_checks.Violations):
+class Violations(validation.Violations):
     """The kernel's checks plus the results service's own."""
 
     def decimal(self, field: str, text: str) -> Decimal | None:

@@ -23,7 +23,7 @@ from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.errors import DataKeyRefusedError, KeyServiceUnavailableError
 from clinical_platform.security.keys import KeyringConfig, PatientKeyring
 from clinical_platform.security.ports import WrappedKeyRecord, transit_key_version
-from clinical_platform.testing.eventlog import make_envelope
+from clinical_testing.eventlog import make_envelope
 
 
 def in_memory_cipher() -> EnvelopeCipher:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clinical_platform.testing.service_process import free_tcp_port
+from clinical_testing.service_process import free_tcp_port
 
 SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
 

@@ -8,7 +8,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from clinical_platform.auth import Role, TokenVerifier, mint_token
+from clinical_platform.devtokens import mint_token
+from clinical_platform.principals import Role
+from clinical_platform.tokens import TokenVerifier
 
 __all__ = ["Role", "TokenMint", "token_mint"]
 

@@ -17,8 +17,8 @@ from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStore, EventStoreConfig
 from clinical_platform.eventlog.topics import partition_count
-from clinical_platform.testing.endpoints import ServerEndpoints
-from clinical_platform.testing.plugin import unique_name
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.plugin import unique_name
 
 EventStoreFactory = Callable[..., Awaitable[EventStore]]
 

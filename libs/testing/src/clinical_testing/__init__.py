@@ -1,4 +1,4 @@
 """Test harness: real Kafka, MongoDB-protocol and Vault-API servers for integration tests.
 
-Loaded as a pytest plugin from the repository's root ``conftest.py``.
+A pytest plugin (entry point ``clinical``), loaded wherever this package is installed.
 """

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_testing.endpoints import ServerEndpoints
 
 
 class NativeServers:

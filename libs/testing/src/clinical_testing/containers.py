@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import hvac
 
 from clinical_platform.security.vault_adapters import ensure_key_store
-from clinical_platform.testing.endpoints import ServerEndpoints
+from clinical_testing.endpoints import ServerEndpoints
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
 FERRETDB_IMAGE = "ghcr.io/ferretdb/ferretdb:1.24.2"

@@ -21,9 +21,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from clinical_platform.testing.containers import ContainerServers, docker_engine_answers
-from clinical_platform.testing.endpoints import ServerEndpoints, endpoints_from_env
-from clinical_platform.testing.native import NativeServers
+from clinical_testing.containers import ContainerServers, docker_engine_answers
+from clinical_testing.endpoints import ServerEndpoints, endpoints_from_env
+from clinical_testing.native import NativeServers
+
+pytest_plugins = ["clinical_testing.eventlog", "clinical_testing.tokens"]
 
 TopicFactory = Callable[..., Awaitable[str]]
 TransitKeyFactory = Callable[..., str]

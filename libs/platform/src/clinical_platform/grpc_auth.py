@@ -1,0 +1,79 @@
+"""The gRPC side of identity: the caller's principal from its bearer token, and refusals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import NoReturn, Protocol
+
+import grpc
+
+from clinical_platform.access.records import AccessAction
+from clinical_platform.principals import Principal
+from clinical_platform.tokens import AuthenticationError, TokenVerifier
+
+logger = logging.getLogger(__name__)
+
+
+async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifier) -> Principal:
+    """The caller's principal, or abort the RPC with UNAUTHENTICATED."""
+    metadata = dict(context.invocation_metadata() or ())
+    scheme, _, token = str(metadata.get("authorization", "")).partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
+    try:
+        return verifier.verify(token)
+    except AuthenticationError:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid")
+    raise AssertionError("unreachable: abort raises")
+
+
+class DenialRecorder(Protocol):
+    """Records refused requests as access records (`access.log.AccessAuditLog` does)."""
+
+    async def record_denial(
+        self,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        *,
+        reason: str,
+        patient_id: str = "",
+        record_type: str = "",
+        record_ids: Sequence[str] = (),
+        category: str = "",
+        action: AccessAction = AccessAction.READ,
+        operation: str = "",
+    ) -> None: ...
+
+
+async def deny(
+    context: grpc.aio.ServicerContext,
+    principal: Principal,
+    reason: str,
+    *,
+    access_log: DenialRecorder | None = None,
+    patient_id: str = "",
+    record_type: str = "",
+    record_ids: Sequence[str] = (),
+    category: str = "",
+    action: AccessAction = AccessAction.READ,
+    operation: str = "",
+) -> NoReturn:
+    """Refuse the RPC with PERMISSION_DENIED, and record who was refused and why (no PHI).
+
+    With ``access_log``, the refusal also becomes an access record (outcome DENIED) naming what
+    was asked for: the patient, the kind and ids of the records, the action attempted. It is on
+    the local disk before the caller hears the refusal. ``reason`` is sent to the caller and
+    recorded, so it must be the service's own words, never request values.
+    """
+    logger.warning(
+        "permission denied",
+        extra={"subject": principal.subject, "roles": sorted(principal.roles), "reason": reason},
+    )
+    if access_log is not None:
+        await access_log.record_denial(
+            context, principal, reason=reason, patient_id=patient_id, record_type=record_type,
+            record_ids=record_ids, category=category, action=action, operation=operation,
+        )  # fmt: skip
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+    raise AssertionError("unreachable: abort raises")

@@ -1,41 +1,63 @@
-"""Kafka producer and consumer factories with the delivery guarantees clinical events need.
+"""The one place that builds Kafka clients, so every client connects the same way.
 
-aiokafka binds a client to the running event loop, so call these from async code (the
-composition root). Building a client does not connect; ``await client.start()`` does.
+A `KafkaConnection` holds what every client needs to reach the brokers (today the bootstrap
+servers; transport security and credentials plug in here, once, for every client). The builders
+add the guarantees clinical events need and take per-use options on top.
+
+aiokafka binds a client to the running event loop, so build clients from async code. Building a
+client does not connect; ``await client.start()`` does.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
-from clinical_platform.settings import BaseServiceSettings
+
+class _HasKafkaSettings(Protocol):
+    @property
+    def kafka_bootstrap_servers(self) -> str: ...
 
 
-def build_kafka_producer(settings: BaseServiceSettings, **overrides: Any) -> AIOKafkaProducer:
-    """Return an unstarted producer that waits for all in-sync replicas and never duplicates."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
+@dataclass(frozen=True)
+class KafkaConnection:
+    """How to reach the brokers: the options every Kafka client of the platform shares."""
+
+    bootstrap_servers: str
+
+    @classmethod
+    def from_settings(cls, settings: _HasKafkaSettings) -> KafkaConnection:
+        return cls(bootstrap_servers=settings.kafka_bootstrap_servers)
+
+    def client_options(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.bootstrap_servers}
+
+
+def build_producer(connection: KafkaConnection, **options: Any) -> AIOKafkaProducer:
+    """An unstarted producer that waits for all in-sync replicas and never duplicates."""
+    defaults: dict[str, Any] = {
         # acks=all + idempotence: a retried send must not duplicate or lose a clinical event.
         "acks": "all",
         "enable_idempotence": True,
     }
-    return AIOKafkaProducer(**(options | overrides))
+    return AIOKafkaProducer(**(connection.client_options() | defaults | options))
 
 
-def build_kafka_consumer(
-    settings: BaseServiceSettings,
-    *topics: str,
-    group_id: str,
-    **overrides: Any,
-) -> AIOKafkaConsumer:
-    """Return an unstarted consumer that commits explicitly and sees only committed events."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "group_id": group_id,
-        # Commit after the projection is written, so a crash re-delivers instead of skipping.
+def build_consumer(connection: KafkaConnection, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """An unstarted consumer that commits explicitly and sees only committed events."""
+    defaults: dict[str, Any] = {
+        # Commit after the effect is written, so a crash re-delivers instead of skipping.
         "enable_auto_commit": False,
-        # Events from aborted transactions never happened; projections must not see them.
+        # Events from aborted transactions never happened; nobody may act on them.
         "isolation_level": "read_committed",
         "auto_offset_reset": "earliest",
     }
-    return AIOKafkaConsumer(*topics, **(options | overrides))
+    return AIOKafkaConsumer(*topics, **(connection.client_options() | defaults | options))
+
+
+def build_admin(connection: KafkaConnection, **options: Any) -> AIOKafkaAdminClient:
+    """An unstarted admin client (topic creation and inspection)."""
+    return AIOKafkaAdminClient(**(connection.client_options() | options))

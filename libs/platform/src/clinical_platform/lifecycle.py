@@ -1,0 +1,85 @@
+"""One lifecycle for every service: start its parts in order, stop them in reverse, for sure.
+
+A composition root reads::
+
+    async with running_service(settings, service="orders") as parts:
+        store = await parts.event_store(service="orders")
+        app = OrdersApp(...)
+        parts.run_projections([...])
+        yield RunningOrders(...)
+
+Everything entered through `ServiceParts` is stopped when the block ends, last started first,
+also when starting a later part fails half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.background import stop_tasks
+from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.eventlog.store import EventStore
+from clinical_platform.projections.background import start_projections
+from clinical_platform.projections.projection import Projection
+from clinical_platform.runtime import event_store_config
+from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
+from clinical_platform.settings import BaseServiceSettings
+
+
+@dataclass(frozen=True)
+class ServiceParts:
+    """The shared parts of a running service, and the stack that stops what it starts."""
+
+    settings: BaseServiceSettings
+    security: SecurityKernel
+    database: AsyncDatabase[Any]
+    access_log: AccessAuditLog
+    stack: AsyncExitStack
+
+    async def event_store(self, *, service: str) -> EventStore:
+        """The service's event store, started; its partitions attested by checkpoints."""
+        store = EventStore(
+            event_store_config(self.settings, service=service),
+            attester_factory=checkpoint_runners(self.security.signer, self.settings),
+        )
+        await store.start()
+        self.stack.push_async_callback(store.stop)
+        return store
+
+    def run_projections(self, projections: Sequence[Projection]) -> None:
+        """Run ``projections`` as supervised tasks until the service stops."""
+        tasks = start_projections(projections, self.settings, self.database, self.security.cipher)
+        self.stack.push_async_callback(stop_tasks, tasks)
+
+    def run_task(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``work`` as a task until the service stops (cancelled on the way out)."""
+        task = asyncio.create_task(work(), name=name)
+        self.stack.push_async_callback(stop_tasks, [task])
+
+    def on_stop(self, stop: Callable[[], Awaitable[Any]]) -> None:
+        """Call ``stop`` when the service stops (before whatever was started earlier)."""
+        self.stack.push_async_callback(stop)
+
+
+@asynccontextmanager
+async def running_service(
+    settings: BaseServiceSettings, *, service: str, database: str
+) -> AsyncIterator[ServiceParts]:
+    """Vault (keys, signer), MongoDB database ``database`` and the access audit log of
+    ``service``, started in that order and stopped in reverse after the block."""
+    async with AsyncExitStack() as stack:
+        security = await stack.enter_async_context(running_security(settings))
+        mongo = build_mongo_client(settings)
+        stack.push_async_callback(mongo.close)
+        access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=service))
+        await access_log.start()
+        stack.push_async_callback(access_log.stop)
+        yield ServiceParts(settings, security, mongo[database], access_log, stack)

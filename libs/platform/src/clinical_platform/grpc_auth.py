@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
 import grpc
@@ -77,3 +78,71 @@ async def deny(
         )  # fmt: skip
     await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
     raise AssertionError("unreachable: abort raises")
+
+
+class ReadRecorder(DenialRecorder, Protocol):
+    """Records reads and refusals as access records (`access.log.AccessAuditLog` does)."""
+
+    async def record_read(
+        self,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        *,
+        patient_id: str,
+        record_type: str,
+        record_ids: Sequence[str],
+        category: str,
+        action: AccessAction,
+        operation: str,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class RecordGate:
+    """A servicer's door to one kind of record: who calls, refusals, and audited reads.
+
+    Every refusal and every read names the record type and category of the service's records,
+    so servicers state only what differs per call: the patient, the ids, the action.
+    """
+
+    verifier: TokenVerifier
+    access_log: ReadRecorder
+    record_type: str
+    category: str
+
+    async def caller(self, context: grpc.aio.ServicerContext) -> Principal:
+        return await authenticate(context, self.verifier)
+
+    async def refuse_if(
+        self,
+        reason: str | None,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        *,
+        operation: str,
+        action: AccessAction = AccessAction.READ,
+        patient_id: str = "",
+        record_ids: Sequence[str] = (),
+    ) -> None:
+        """Refuse (PERMISSION_DENIED, audited) when a policy decision gave a reason."""
+        if reason is not None:
+            await deny(
+                context, principal, reason, access_log=self.access_log, patient_id=patient_id,
+                record_type=self.record_type, record_ids=record_ids, category=self.category,
+                action=action, operation=operation,
+            )  # fmt: skip
+
+    async def record_read(
+        self,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        *,
+        operation: str,
+        patient_id: str,
+        record_ids: Sequence[str],
+        action: AccessAction = AccessAction.READ,
+    ) -> None:
+        await self.access_log.record_read(
+            context, principal, patient_id=patient_id, record_type=self.record_type,
+            record_ids=record_ids, category=self.category, action=action, operation=operation,
+        )  # fmt: skip

@@ -121,6 +121,25 @@ class BaseServiceSettings(BaseSettings):
         return f"{prefix}{field_or_alias}".upper()
 
 
+class RecordServiceSettings(BaseServiceSettings):
+    """Settings of a service that keeps clinical records: its read models and how reads wait.
+
+    A service sets its database name; the rest it inherits::
+
+        class OrdersSettings(RecordServiceSettings):
+            model_config = SettingsConfigDict(env_prefix="ORDERS_")
+            grpc_port: Port = 18052
+            mongodb_database: str = "orders"
+    """
+
+    # The read models' database.
+    mongodb_database: str
+    # Where PatientForgotten comes from (the patient service's event topic).
+    patient_events_topic: str = "clinical.patient.events.v1"
+    # The longest a read waits for "at least version N" when the call has no longer deadline.
+    read_wait_max_s: Annotated[float, Field(ge=0)] = 10.0
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 
 

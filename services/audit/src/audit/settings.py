@@ -7,14 +7,14 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.security.checkpoints import CHECKPOINTS_TOPIC
-from clinical_platform.settings import BaseServiceSettings, Port
+from clinical_platform.settings import Port, RecordServiceSettings
 
 # Every service's event topic, clinical.<service>.events.v1 (not their .dlq copies). Digits are
 # allowed in the service name: a topic the pattern misses would be a silent gap in the trail.
 EVENT_TOPIC_PATTERN = r"^clinical\.[a-z0-9-]+\.events\.v1$"
 
 
-class AuditSettings(BaseServiceSettings):
+class AuditSettings(RecordServiceSettings):
     """Shared connections plus AUDIT_GRPC_PORT, AUDIT_MONGODB_DATABASE, ..."""
 
     model_config = SettingsConfigDict(env_prefix="AUDIT_")

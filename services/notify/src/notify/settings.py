@@ -6,12 +6,12 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.settings import BaseServiceSettings, Port
+from clinical_platform.settings import Port, RecordServiceSettings
 
 _HOUR_S = 3600.0
 
 
-class NotifySettings(BaseServiceSettings):
+class NotifySettings(RecordServiceSettings):
     """Shared connections plus NOTIFY_GRPC_PORT, NOTIFY_WEBHOOK_RETRY_HORIZON_S, ..."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFY_")
@@ -22,10 +22,9 @@ class NotifySettings(BaseServiceSettings):
     event_log_name: str = "notify"
     # Subscriptions, their numbered notifications and webhook delivery state.
     mongodb_database: str = "notify"
-    # What is matched: the orders and results topics; PatientForgotten from the patient topic.
+    # What is matched: the orders and results topics.
     orders_events_topic: str = events_topic("orders")
     results_events_topic: str = events_topic("results")
-    patient_events_topic: str = events_topic("patient")
     # The Transit key that encrypts webhook signing secrets on the log (created when missing).
     secret_key: str = "clinical-notify"  # noqa: S105 - a key's name
     # How long a rotated-out webhook secret keeps signing next to the new one.

@@ -8,19 +8,17 @@ the Mongo read model, waiting (bounded) for "at least version N".
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import datetime
 from uuid import UUID
 
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.eventlog.writer import AppendResult
+from clinical_platform.reads import Clock, ReadModelBehind, utc_now
 from orders.domain.errors import OrderNotFound
 from orders.domain.order import LabTestCatalogue, Order, Priority, ReasonCode
-from orders.views import OrderPage, OrderQuery, OrderReadModel, OrderView
+from orders.ports import OrderPage, OrderQuery, OrderReadModel, OrderRepository, OrderView
 
-Clock = Callable[[], datetime]
 _ORDER_IDS = uuid.UUID("0b6a8f52-8f5e-4d7c-bc0e-5d1a3a9f4c21")
 
 
@@ -28,27 +26,6 @@ def order_id_for(subject: str, request_id: str) -> UUID:
     """The id a PlaceOrder creates: a retry by the same caller lands on the same order."""
     # The subject keeps two callers who happen to pick the same request id apart.
     return uuid.uuid5(_ORDER_IDS, f"{subject}\n{request_id}")
-
-
-class OrderRepository(Protocol):
-    """Loads orders and records their events (the kernel's AggregateRepository[Order])."""
-
-    async def execute(
-        self,
-        aggregate_id: UUID,
-        context: CommandContext,
-        command: Callable[[Order | None], Order],
-        *,
-        expected_version: int | None = None,
-    ) -> AppendResult: ...
-
-
-class ReadModelBehind(Exception):  # noqa: N818 - a state, like the domain's refusals
-    """The read model did not reach the requested version in time (DEADLINE_EXCEEDED)."""
-
-    def __init__(self, min_version: int) -> None:
-        self.min_version = min_version
-        super().__init__(f"the read model has not reached version {min_version} yet")
 
 
 @dataclass(frozen=True)
@@ -63,10 +40,6 @@ class PlaceOrder:
 class PlacedOrder:
     order_id: UUID
     version: int
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class OrdersApp:

@@ -10,22 +10,18 @@ from importlib.metadata import version
 
 from clinical.orders.v1 import orders_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
-from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
+from clinical_platform.lifecycle import running_service
 from clinical_platform.projections import Projection
-from clinical_platform.projections.background import start_projections, stop_projections
 from clinical_platform.runtime import (
-    event_store_config,
     serve_grpc,
     service_runtime,
     token_verifier,
 )
 from clinical_platform.security.forgetting import ForgottenPatients
-from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from clinical_platform.tokens import TokenVerifier
 from orders.adapters.event_catalog import ORDER_EVENTS
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
@@ -40,10 +36,10 @@ SERVICE = "orders"
 GRPC_SERVICE_NAME = "clinical.orders.v1.OrderService"
 
 
-def orders_projection(settings: OrdersSettings) -> OrdersProjection:
+def orders_projections(settings: OrdersSettings) -> list[Projection]:
     """The read model projection of the orders topic (consumer group ``<log name>.orders``)."""
     name = settings.event_log_name
-    return OrdersProjection(name=f"{name}.orders", topic=events_topic(name))
+    return [OrdersProjection(name=f"{name}.orders", topic=events_topic(name))]
 
 
 @dataclass(frozen=True)
@@ -65,69 +61,45 @@ async def running_orders(
 
     ``verifier`` replaces the one built from the JWT settings (tests pass their own).
     """
-    async with (
-        running_security(settings) as security,
-        _running_orders(settings, security, verifier) as orders,
-    ):
-        yield orders
-
-
-@asynccontextmanager
-async def _running_orders(
-    settings: OrdersSettings, security: SecurityKernel, verifier: TokenVerifier | None
-) -> AsyncIterator[RunningOrders]:
     service = settings.event_log_name
-    store = EventStore(
-        event_store_config(settings, service=service),
-        attester_factory=checkpoint_runners(security.signer, settings),
-    )
-    mongo = build_mongo_client(settings)
-    database = mongo[settings.mongodb_database]
-    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=SERVICE))
-    await access_log.start()
-    try:
-        await store.start()
-    except BaseException:
-        await access_log.stop()
-        await mongo.close()
-        raise
-    orders = AggregateRepository(
-        store, ORDER_EVENTS, source=f"//clinical/{service}",
-        cipher=security.cipher, patient_of=lambda order: str(order.patient_id),
-    )  # fmt: skip
-    app = OrdersApp(
-        orders,
-        CsvLabTestCatalogue.bundled(),
-        MongoOrderReadModel(database[ORDERS_COLLECTION]),
-    )
-    listener = ResultsListener(
-        app,
-        name=f"{service}.results-listener.r{settings.replica_ordinal}",
-        results_topic=settings.results_events_topic,
-        owns=lambda order_id: store.partition_of(order_id) in store.owned_partitions,
-        service_subject=f"service:{service}",
-    )
-    # The live half of crypto-shredding: drop the patient's key and cached orders, mark the
-    # read model, as soon as the patient service records PatientForgotten.
-    forgotten = ForgottenPatients(
-        name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
-        patient_topic=settings.patient_events_topic,
-        marked_collections=[ORDERS_COLLECTION],
-        on_forgotten=[security.keyring.evict, orders.evict_patient],
-    )
-    projections: list[Projection] = [orders_projection(settings), listener, forgotten]
-    runners = start_projections(projections, settings, database, security.cipher)
-    servicer = OrderServicer(
-        app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
-    )
-    register = partial(orders_pb2_grpc.add_OrderServiceServicer_to_server, servicer)
-    try:
-        yield RunningOrders([GrpcService(GRPC_SERVICE_NAME, register)], app, store, access_log)
-    finally:
-        await stop_projections(runners)
-        await store.stop()
-        await access_log.stop()
-        await mongo.close()
+    async with running_service(
+        settings, service=SERVICE, database=settings.mongodb_database
+    ) as parts:
+        store = await parts.event_store(service=service)
+        security = parts.security
+        orders = AggregateRepository(
+            store, ORDER_EVENTS, source=f"//clinical/{service}",
+            cipher=security.cipher, patient_of=lambda order: str(order.patient_id),
+        )  # fmt: skip
+        app = OrdersApp(
+            orders,
+            CsvLabTestCatalogue.bundled(),
+            MongoOrderReadModel(parts.database[ORDERS_COLLECTION]),
+        )
+        listener = ResultsListener(
+            app,
+            name=f"{service}.results-listener.r{settings.replica_ordinal}",
+            results_topic=settings.results_events_topic,
+            owns=lambda order_id: store.partition_of(order_id) in store.owned_partitions,
+            service_subject=f"service:{service}",
+        )
+        # The live half of crypto-shredding: drop the patient's key and cached orders, mark the
+        # read model, as soon as the patient service records PatientForgotten.
+        forgotten = ForgottenPatients(
+            name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
+            patient_topic=settings.patient_events_topic,
+            marked_collections=[ORDERS_COLLECTION],
+            on_forgotten=[security.keyring.evict, orders.evict_patient],
+        )
+        parts.run_projections([*orders_projections(settings), listener, forgotten])
+        servicer = OrderServicer(
+            app, verifier or token_verifier(settings), parts.access_log,
+            max_wait_s=settings.read_wait_max_s,
+        )  # fmt: skip
+        register = partial(orders_pb2_grpc.add_OrderServiceServicer_to_server, servicer)
+        yield RunningOrders(
+            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, parts.access_log
+        )
 
 
 async def serve(settings: OrdersSettings) -> None:

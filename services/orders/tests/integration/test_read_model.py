@@ -22,9 +22,9 @@ from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
+from clinical_platform.projections.entrypoint import project
 from orders.adapters.order_projection import ORDERS_COLLECTION
-from orders.bootstrap import running_orders
-from orders.entrypoints.projector import project
+from orders.bootstrap import orders_projections, running_orders
 from orders.settings import OrdersSettings
 
 pytestmark = pytest.mark.integration
@@ -80,10 +80,8 @@ async def test_replaying_the_topic_from_scratch_rebuilds_the_same_documents(
         await server.stop(0)
     live = await mongo_database[ORDERS_COLLECTION].find().sort("_id").to_list()
 
-    replayed = await project(
-        orders_settings.model_copy(update={"mongodb_database": second_database.name}),
-        rebuild=True,
-    )
+    rebuilt_settings = orders_settings.model_copy(update={"mongodb_database": second_database.name})
+    replayed = await project(rebuilt_settings, orders_projections(rebuilt_settings), rebuild=True)
 
     rebuilt = await second_database[ORDERS_COLLECTION].find().sort("_id").to_list()
     assert replayed == 7  # 4 placed, 2 signed, 1 cancelled

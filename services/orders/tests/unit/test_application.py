@@ -10,11 +10,12 @@ import pytest
 
 from clinical_platform.eventlog.context import Actor, CommandContext
 from clinical_platform.eventlog.writer import AppendResult
+from clinical_platform.reads import ReadModelBehind
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
-from orders.application import OrdersApp, PlaceOrder, ReadModelBehind, order_id_for
+from orders.application import OrdersApp, PlaceOrder, order_id_for
 from orders.domain.errors import OrderNotFound
 from orders.domain.order import CodeSystem, Order, OrderStatus, Priority, ReasonCode
-from orders.views import OrderPage, OrderQuery, OrderView
+from orders.ports import OrderPage, OrderQuery, OrderView
 
 pytestmark = pytest.mark.unit
 

@@ -1,15 +1,13 @@
 """Configuration of the results service; its own variables start with RESULTS_."""
 
-from typing import Annotated
 
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.settings import BaseServiceSettings, Port
+from clinical_platform.settings import Port, RecordServiceSettings
 
 
-class ResultsSettings(BaseServiceSettings):
+class ResultsSettings(RecordServiceSettings):
     """Shared connections plus RESULTS_GRPC_PORT, RESULTS_MONGODB_DATABASE, ..."""
 
     model_config = SettingsConfigDict(env_prefix="RESULTS_")
@@ -22,7 +20,3 @@ class ResultsSettings(BaseServiceSettings):
     mongodb_database: str = "results"
     # Where the order states come from (the orders service's event topic).
     orders_events_topic: str = events_topic("orders")
-    # Where PatientForgotten comes from (the patient service's event topic).
-    patient_events_topic: str = events_topic("patient")
-    # The longest a read waits for "at least version N" when the call has no deadline.
-    read_wait_max_s: Annotated[float, Field(ge=0)] = 10.0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +9,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from clinical_platform.projections import wait_for_version
+from clinical_platform.reads import InvalidPageToken, decode_page_token, encode_page_token
 from clinical_platform.security.forgetting import FORGOTTEN_FIELD
 from orders.domain.errors import RecordOfForgottenPatient
 from orders.domain.order import (
@@ -22,7 +20,7 @@ from orders.domain.order import (
     Priority,
     ReasonCode,
 )
-from orders.views import Cancellation, InvalidPageTokenError, OrderPage, OrderQuery, OrderView
+from orders.ports import Cancellation, OrderPage, OrderQuery, OrderView
 
 
 class MongoOrderReadModel:
@@ -83,13 +81,12 @@ def order_view(document: dict[str, Any]) -> OrderView:
 
 
 def _encode_token(placed_at: datetime, order_id: str) -> str:
-    position = json.dumps({"placed_at": placed_at.isoformat(), "id": order_id})
-    return base64.urlsafe_b64encode(position.encode()).decode()
+    return encode_page_token({"placed_at": placed_at.isoformat(), "id": order_id})
 
 
 def _decode_token(token: str) -> tuple[datetime, str]:
+    position = decode_page_token(token)
     try:
-        position = json.loads(base64.urlsafe_b64decode(token.encode()))
         return datetime.fromisoformat(position["placed_at"]), str(position["id"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidPageTokenError("page_token is not a token this service handed out") from None
+    except (ValueError, KeyError, TypeError):
+        raise InvalidPageToken from None

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from uuid import UUID
 
-from clinical_platform.validation import FieldViolation
+from clinical_platform.validation import InvalidRequest
 
 
 class OrderDomainError(Exception):
     """Base class of the orders domain's refusals."""
 
 
-class InvalidOrder(OrderDomainError):  # noqa: N818 - named after the rule, like its kin
+class InvalidOrder(InvalidRequest, OrderDomainError):  # noqa: N818 - named after the rule
     """The order's details break a rule (INVALID_ARGUMENT), listed by field."""
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
 
 
 class OrderNotFound(OrderDomainError):  # noqa: N818

@@ -1,86 +1,15 @@
-"""``python -m orders.entrypoints.projector [--rebuild]``: run or rebuild the orders read model.
-
-The service process runs the projection itself; this entrypoint is for running it apart (it
-joins the same consumer group, sharing the partitions) and for rebuilds. ``--rebuild`` drops
-the read model and replays the orders topic from offset 0 with a progress bar; stop the
-service's projection first (scale the service down, or run the rebuild before it starts).
-"""
+"""``python -m orders.entrypoints.projector [--rebuild]``: run or rebuild the orders read model
+(`clinical_platform.projections.entrypoint` says how)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import signal
-import sys
-from importlib.metadata import version
-
-from clinical_platform.clients.mongo import build_mongo_client
-from clinical_platform.projections import ProjectionRunner, rebuild_projection
-from clinical_platform.runtime import service_runtime
-from clinical_platform.security.wiring import SecurityKernel, running_security
-from clinical_platform.settings import load_settings_or_exit
-from orders.bootstrap import SERVICE, orders_projection
+from clinical_platform.projections.entrypoint import projector_main
+from orders.bootstrap import SERVICE, orders_projections
 from orders.settings import OrdersSettings
 
 
-async def project(settings: OrdersSettings, *, rebuild: bool) -> int:
-    """Rebuild (returning the number of events replayed) or run until SIGTERM (returning 0)."""
-    # Payloads are encrypted: the projection decrypts with the service's keys.
-    async with running_security(settings) as security:
-        return await _project(settings, security, rebuild=rebuild)
-
-
-async def _project(settings: OrdersSettings, security: SecurityKernel, *, rebuild: bool) -> int:
-    projection = orders_projection(settings)
-    mongo = build_mongo_client(settings)
-    database = mongo[settings.mongodb_database]
-    try:
-        if rebuild:
-            return await rebuild_projection(
-                projection,
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                database=database,
-                cipher=security.cipher,
-            )
-        runner = asyncio.create_task(
-            ProjectionRunner(
-                projection,
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                database=database,
-                replication_factor=settings.kafka_replication_factor,
-                cipher=security.cipher,
-            ).run()
-        )
-        loop = asyncio.get_running_loop()
-        for stop_signal in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(stop_signal, runner.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        return 0
-    finally:
-        await mongo.close()
-
-
-async def _main(settings: OrdersSettings, rebuild: bool) -> None:
-    async with service_runtime(
-        settings, name=f"{SERVICE}-projector", version=version("clinical-orders")
-    ):
-        replayed = await project(settings, rebuild=rebuild)
-    if rebuild:
-        print(f"orders read model rebuilt from {replayed} events", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run or rebuild the orders read model.")
-    parser.add_argument(
-        "--rebuild",
-        action="store_true",
-        help="drop the read model and replay the orders topic from the start",
-    )
-    args = parser.parse_args(argv)
-    settings = load_settings_or_exit(OrdersSettings)
-    asyncio.run(_main(settings, args.rebuild))
+    projector_main(OrdersSettings, service=SERVICE, projections=orders_projections, argv=argv)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ INVALID_ARGUMENT lists them all. Messages never include the offending values.
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -14,7 +15,7 @@ from clinical.orders.v1 import orders_pb2 as pb
 from clinical_platform.validation import FieldViolation, Violations
 from orders.application import PlaceOrder
 from orders.domain.order import CodeSystem, OrderStatus, Priority, ReasonCode
-from orders.views import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderQuery, OrderView
+from orders.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderQuery, OrderView
 
 _PRIORITIES = {
     pb.PRIORITY_ROUTINE: Priority.ROUTINE,
@@ -51,21 +52,39 @@ def place_order(request: pb.PlaceOrderRequest, violations: Violations) -> PlaceO
     return PlaceOrder(patient_id, request.test_code, priority or Priority.ROUTINE, reasons)
 
 
-def expected_version(has_it: bool, version: int) -> int | None:
-    return version if has_it else None
+def order_change(request: pb.SignOrderRequest | pb.CancelOrderRequest) -> tuple[UUID, int | None]:
+    """The order a sign or cancel names and the version it expects (None: any)."""
+    violations = Violations()
+    violations.request_id(request.request_id)
+    order_id = violations.uuid("order_id", request.order_id)
+    violations.raise_if_any()
+    expected = request.expected_version if request.HasField("expected_version") else None
+    return order_id, expected
 
 
-def order_query(
-    request: pb.ListOrdersRequest, patient_id: str, violations: Violations
-) -> OrderQuery:
+def order_listing(
+    request: pb.ListOrdersRequest, patient_id: str
+) -> tuple[OrderQuery, tuple[UUID, int] | None]:
+    """The page a list asks for, and the write (order id, version) to read after, if any."""
+    violations = Violations()
+    if patient_id:
+        violations.uuid("patient_id", patient_id)
+    else:
+        violations.add("patient_id", "is required")
     if request.page_size > MAX_PAGE_SIZE:
-        violations.append(FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}"))
-    return OrderQuery(
+        violations.add("page_size", f"must be at most {MAX_PAGE_SIZE}")
+    query = OrderQuery(
         patient_id=patient_id,
         status=_STATUSES.get(request.status),
         page_size=request.page_size or DEFAULT_PAGE_SIZE,
         page_token=request.page_token,
     )
+    after = None
+    if request.min_version:
+        order_id = violations.uuid("min_version_order_id", request.min_version_order_id)
+        after = (order_id, request.min_version)
+    violations.raise_if_any()
+    return query, after
 
 
 def order_message(view: OrderView) -> pb.Order:

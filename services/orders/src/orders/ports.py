@@ -1,12 +1,23 @@
-"""What order queries return, and the read-model port that answers them."""
+"""The ports of the orders application: its repository, its read model and what queries return."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
-from orders.domain.order import OrderedTest, OrderSignature, OrderStatus, Priority, ReasonCode
+from clinical_platform.eventlog.context import CommandContext
+from clinical_platform.eventlog.writer import AppendResult
+from orders.domain.order import (
+    Order,
+    OrderedTest,
+    OrderSignature,
+    OrderStatus,
+    Priority,
+    ReasonCode,
+)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -54,10 +65,6 @@ class OrderPage:
     next_page_token: str
 
 
-class InvalidPageTokenError(ValueError):
-    """The page token was not one this service handed out (INVALID_ARGUMENT)."""
-
-
 class OrderReadModel(Protocol):
     """The orders read model (fed by the orders projection)."""
 
@@ -66,3 +73,16 @@ class OrderReadModel(Protocol):
         ...
 
     async def list(self, query: OrderQuery) -> OrderPage: ...
+
+
+class OrderRepository(Protocol):
+    """Loads orders and records their events (the kernel's AggregateRepository[Order])."""
+
+    async def execute(
+        self,
+        aggregate_id: UUID,
+        context: CommandContext,
+        command: Callable[[Order | None], Order],
+        *,
+        expected_version: int | None = None,
+    ) -> AppendResult: ...

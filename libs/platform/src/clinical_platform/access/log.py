@@ -152,23 +152,6 @@ class AccessAuditLog:
         target = AccessTarget(patient_id, record_type, record_ids, category, action, operation)
         await self._record_quietly(context, principal, target, AccessOutcome.DENIED, reason)
 
-    async def record_failure(
-        self,
-        context: grpc.aio.ServicerContext,
-        principal: Principal,
-        *,
-        reason: str,
-        patient_id: str = "",
-        record_type: str = "",
-        record_ids: Sequence[str] = (),
-        category: str = "",
-        action: AccessAction = AccessAction.READ,
-        operation: str = "",
-    ) -> None:
-        """Record an authorised read that failed (e.g. the key service was down); never raises."""
-        target = AccessTarget(patient_id, record_type, record_ids, category, action, operation)
-        await self._record_quietly(context, principal, target, AccessOutcome.FAILURE, reason)
-
     async def _record_quietly(
         self,
         context: grpc.aio.ServicerContext,

@@ -20,10 +20,10 @@ from clinical_platform.eventlog.codec import EventCatalog, TAggregate, replay
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.envelope import build_envelope
 from clinical_platform.eventlog.errors import ConcurrencyError
+from clinical_platform.eventlog.ports import PayloadCipher
 from clinical_platform.eventlog.snapshots import aggregate_from_snapshot, snapshot_to_bytes
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.writer import AppendResult
-from clinical_platform.security.envelope_cipher import EnvelopeCipher
 
 Command = Callable[[TAggregate | None], TAggregate]
 """Takes the current aggregate (None when it does not exist yet) and returns it changed."""
@@ -47,7 +47,7 @@ class AggregateRepository(Generic[TAggregate]):
         catalog: EventCatalog[TAggregate],
         *,
         source: str,
-        cipher: EnvelopeCipher,
+        cipher: PayloadCipher,
         patient_of: PatientOf[TAggregate],
         snapshot_every: int = 100,
         attempts: int = 3,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -20,6 +19,7 @@ from clinical_platform.eventlog.errors import (
 )
 from clinical_platform.eventlog.local_store import PartitionStore, RecordedOutcome
 from clinical_platform.eventlog.partitioning import PartitionOwnership, partition_for
+from clinical_platform.eventlog.ports import AttesterFactory, PartitionAttester
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec
 from clinical_platform.eventlog.writer import (
     AppendResult,
@@ -50,18 +50,6 @@ class EventStoreConfig:
     max_batch: int = 500
     linger_s: float = 0.02
     commit_timeout_s: float = 15.0
-
-
-class PartitionAttester(Protocol):
-    """Runs beside an owned partition's writer, e.g. signing checkpoints of what it wrote."""
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-AttesterFactory = Callable[[str, int], PartitionAttester]
-"""Builds the attester of (topic, partition); `security.wiring.checkpoint_runners` does."""
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from clinical_platform.eventlog.errors import (
     EventLogUnavailableError,
     WriterFencedError,
 )
+from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
-from clinical_platform.security.chain import ChainSealer
 
 logger = logging.getLogger(__name__)
 

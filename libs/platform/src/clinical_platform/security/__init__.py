@@ -6,14 +6,9 @@ chain, signed checkpoints and verification.
 """
 
 from clinical_platform.security.chain import (
-    ChainSealer,
     Finding,
     VerificationReport,
-    canonical_bytes,
-    event_hash,
-    head_hash,
     record_hash,
-    seal,
     verify_chain,
 )
 from clinical_platform.security.checkpoint_log import (
@@ -46,7 +41,6 @@ from clinical_platform.security.wiring import build_keyring, build_signer
 
 __all__ = [
     "CHECKPOINTS_TOPIC",
-    "ChainSealer",
     "CheckpointPolicy",
     "CheckpointRunnerConfig",
     "Checkpointer",
@@ -68,16 +62,12 @@ __all__ = [
     "VerificationReport",
     "build_keyring",
     "build_signer",
-    "canonical_bytes",
-    "event_hash",
     "forget_patient_documents",
     "forgotten_marker",
-    "head_hash",
     "read_checkpoints",
     "read_partition",
     "record_hash",
     "replace_with_marker",
-    "seal",
     "verify_chain",
     "verify_partition",
 ]

@@ -1,8 +1,6 @@
-"""The per-aggregate hash chain: every event carries its own hash and its predecessor's.
+"""Verifying the per-aggregate hash chains that the writer seals (`eventlog.hash_chain`).
 
-``hash = SHA-256(canonical bytes)``, where the canonical bytes are the serialized Envelope
-without field 22 (``hash``): every other field, ``prev_hash`` and the payload ciphertext
-included. Verifiers strip field 22 from the record's bytes as stored on Kafka instead of
+Verifiers strip field 22 from the record's bytes as stored on Kafka instead of
 re-serializing a parsed envelope, so fields a verifier's schema doesn't know are still covered,
 byte for byte, and no protobuf library's serializer has to agree with the writer's.
 """
@@ -10,22 +8,14 @@ byte for byte, and no protobuf library's serializer has to agree with the writer
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.eventlog.hash_chain import event_hash
 
 HASH_FIELD_NUMBER = Envelope.DESCRIPTOR.fields_by_name["hash"].number
 _MAX_VARINT_BYTES = 10
-
-
-def canonical_bytes(envelope: Envelope) -> bytes:
-    """Deterministic serialization of the envelope with ``hash`` cleared."""
-    unhashed = Envelope()
-    unhashed.CopyFrom(envelope)
-    unhashed.ClearField("hash")
-    return unhashed.SerializeToString(deterministic=True)
 
 
 def record_canonical_bytes(value: bytes) -> bytes:
@@ -36,57 +26,9 @@ def record_canonical_bytes(value: bytes) -> bytes:
     return _without_field(value, HASH_FIELD_NUMBER)
 
 
-def event_hash(envelope: Envelope) -> bytes:
-    return hashlib.sha256(canonical_bytes(envelope)).digest()
-
-
 def record_hash(value: bytes) -> bytes:
     """The hash a stored record's envelope must carry."""
     return hashlib.sha256(record_canonical_bytes(value)).digest()
-
-
-def seal(envelope: Envelope, prev_hash: bytes) -> bytes:
-    """Chain the envelope after its aggregate's previous event; set and return its hash.
-
-    Call it last, once every other field (``recorded_at``, the encrypted payload) is final.
-    """
-    envelope.prev_hash = prev_hash
-    envelope.hash = event_hash(envelope)
-    return envelope.hash
-
-
-class _AggregateHistory(Protocol):
-    def current_version(self, aggregate_id: str) -> int: ...
-
-    def envelopes(self, aggregate_id: str, after_version: int = 0) -> list[Envelope]: ...
-
-
-def head_hash(store: _AggregateHistory, aggregate_id: str) -> bytes:
-    """The hash of the aggregate's last stored event; empty when it has none (a new chain)."""
-    version = store.current_version(aggregate_id)
-    if version == 0:
-        return b""
-    last = store.envelopes(aggregate_id, after_version=version - 1)
-    return last[-1].hash if last else b""
-
-
-class ChainSealer:
-    """Seals the envelopes of one commit in append order, several per aggregate if need be.
-
-    ``head_of(aggregate_id)`` gives the hash of the aggregate's last event already on the log
-    (`head_hash` over the partition's local store); later ones chain onto what was just sealed.
-    """
-
-    def __init__(self, head_of: Callable[[str], bytes]) -> None:
-        self._head_of = head_of
-        self._heads: dict[str, bytes] = {}
-
-    def seal(self, envelope: Envelope) -> bytes:
-        aggregate_id = envelope.aggregate_id
-        if aggregate_id not in self._heads:
-            self._heads[aggregate_id] = self._head_of(aggregate_id)
-        self._heads[aggregate_id] = seal(envelope, self._heads[aggregate_id])
-        return self._heads[aggregate_id]
 
 
 @dataclass(frozen=True)

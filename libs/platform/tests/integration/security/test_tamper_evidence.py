@@ -18,7 +18,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.security.chain import ChainSealer, seal
+from clinical_platform.eventlog.hash_chain import ChainSealer, seal
 from clinical_platform.security.checkpoint_log import (
     CheckpointRunnerConfig,
     PartitionCheckpointRunner,

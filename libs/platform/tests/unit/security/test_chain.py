@@ -11,13 +11,10 @@ from clinical_testing.eventlog import make_envelope
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.eventlog.hash_chain import ChainSealer, canonical_bytes, event_hash, seal
 from clinical_platform.security.chain import (
-    ChainSealer,
-    canonical_bytes,
-    event_hash,
     record_canonical_bytes,
     record_hash,
-    seal,
     verify_chain,
 )
 

@@ -11,7 +11,7 @@ from clinical_testing.eventlog import make_envelope
 from clinical_testing.security import InMemorySigner
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
-from clinical_platform.security.chain import ChainSealer
+from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.security.checkpoints import (
     Checkpointer,
     CheckpointPolicy,

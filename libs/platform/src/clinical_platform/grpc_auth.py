@@ -10,6 +10,7 @@ from typing import NoReturn, Protocol
 import grpc
 
 from clinical_platform.access.records import AccessAction
+from clinical_platform.authorization import PatientRecordReaders
 from clinical_platform.principals import Principal
 from clinical_platform.tokens import AuthenticationError, TokenVerifier
 
@@ -112,6 +113,22 @@ class RecordGate:
 
     async def caller(self, context: grpc.aio.ServicerContext) -> Principal:
         return await authenticate(context, self.verifier)
+
+    async def reader(
+        self,
+        context: grpc.aio.ServicerContext,
+        readers: PatientRecordReaders,
+        *,
+        operation: str,
+        action: AccessAction = AccessAction.READ,
+    ) -> Principal:
+        """The caller, if ``readers`` lets them read these records at all; refused otherwise."""
+        principal = await self.caller(context)
+        await self.refuse_if(
+            readers.refusal_to_read(principal), context, principal, operation=operation,
+            action=action, patient_id=principal.patient_id,
+        )  # fmt: skip
+        return principal
 
     async def refuse_if(
         self,

@@ -49,3 +49,17 @@ def decode_page_token(token: str) -> Any:
         return json.loads(text)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPageToken from None
+
+
+def encode_keyset_token(at: datetime, record_id: str) -> str:
+    """A token for the page after the record at (``at``, ``record_id``) in a newest-first list."""
+    return encode_page_token({"at": at.isoformat(), "id": record_id})
+
+
+def decode_keyset_token(token: str) -> tuple[datetime, str]:
+    """The (instant, record id) a keyset token stands for; `InvalidPageToken` for anything else."""
+    position = decode_page_token(token)
+    try:
+        return datetime.fromisoformat(position["at"]), str(position["id"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidPageToken from None

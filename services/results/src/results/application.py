@@ -6,41 +6,24 @@ never by calling the orders service: a result needs the order to be signed and n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import datetime
 from uuid import UUID
 
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.eventlog.writer import AppendResult
+from clinical_platform.reads import Clock, ReadModelBehind, utc_now
 from results.domain.errors import OrderNotFound, ResultAlreadyPosted, ResultNotFound
 from results.domain.observation import ReportedObservation, TestCatalogue
 from results.domain.result import LabResult, RevisionKind, result_id_for
-from results.views import OrderStates, ResultPage, ResultQuery, ResultReadModel, ResultView
-
-Clock = Callable[[], datetime]
-
-
-class ResultRepository(Protocol):
-    """Loads results and records their events (the kernel's AggregateRepository[LabResult])."""
-
-    async def execute(
-        self,
-        aggregate_id: UUID,
-        context: CommandContext,
-        command: Callable[[LabResult | None], LabResult],
-        *,
-        expected_version: int | None = None,
-    ) -> AppendResult: ...
-
-
-class ReadModelBehind(Exception):  # noqa: N818 - a state, like the domain's refusals
-    """A read model did not reach the requested version in time (DEADLINE_EXCEEDED)."""
-
-    def __init__(self, min_version: int) -> None:
-        self.min_version = min_version
-        super().__init__(f"the read model has not reached version {min_version} yet")
+from results.ports import (
+    OrderStates,
+    ResultPage,
+    ResultQuery,
+    ResultReadModel,
+    ResultRepository,
+    ResultView,
+)
 
 
 @dataclass(frozen=True)
@@ -64,10 +47,6 @@ class ReviseResult:
 class PostedResult:
     result_id: UUID
     version: int
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ResultsApp:

@@ -10,22 +10,18 @@ from importlib.metadata import version
 
 from clinical.results.v1 import results_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
-from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
+from clinical_platform.lifecycle import running_service
 from clinical_platform.projections import Projection
-from clinical_platform.projections.background import start_projections, stop_projections
 from clinical_platform.runtime import (
-    event_store_config,
     serve_grpc,
     service_runtime,
     token_verifier,
 )
 from clinical_platform.security.forgetting import ForgottenPatients
-from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from clinical_platform.tokens import TokenVerifier
 from results.adapters.event_catalog import RESULT_EVENTS
 from results.adapters.lab_catalogue import CsvLabCatalogue
@@ -70,64 +66,37 @@ async def running_results(
 
     ``verifier`` replaces the one built from the JWT settings (tests pass their own).
     """
-    async with (
-        running_security(settings) as security,
-        _running_results(settings, security, verifier) as results,
-    ):
-        yield results
-
-
-@asynccontextmanager
-async def _running_results(
-    settings: ResultsSettings, security: SecurityKernel, verifier: TokenVerifier | None
-) -> AsyncIterator[RunningResults]:
     service = settings.event_log_name
-    store = EventStore(
-        event_store_config(settings, service=service),
-        attester_factory=checkpoint_runners(security.signer, settings),
-    )
-    mongo = build_mongo_client(settings)
-    database = mongo[settings.mongodb_database]
-    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=SERVICE))
-    await access_log.start()
-    try:
-        await store.start()
-    except BaseException:
-        await access_log.stop()
-        await mongo.close()
-        raise
-    results = AggregateRepository(
-        store, RESULT_EVENTS, source=f"//clinical/{service}",
-        cipher=security.cipher, patient_of=lambda result: str(result.patient_id),
-    )  # fmt: skip
-    app = ResultsApp(
-        results,
-        CsvLabCatalogue.bundled(),
-        MongoOrderStates(database[ORDER_STATES_COLLECTION]),
-        MongoResultReadModel(database[RESULTS_COLLECTION]),
-    )
-    # The live half of crypto-shredding: drop the patient's key and cached results, mark the
-    # read models, as soon as the patient service records PatientForgotten.
-    forgotten = ForgottenPatients(
-        name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
-        patient_topic=settings.patient_events_topic,
-        marked_collections=[RESULTS_COLLECTION, ORDER_STATES_COLLECTION],
-        on_forgotten=[security.keyring.evict, results.evict_patient],
-    )
-    runners = start_projections(
-        [*results_projections(settings), forgotten], settings, database, security.cipher
-    )
-    servicer = ResultServicer(
-        app, verifier or token_verifier(settings), access_log, max_wait_s=settings.read_wait_max_s
-    )
-    register = partial(results_pb2_grpc.add_ResultServiceServicer_to_server, servicer)
-    try:
-        yield RunningResults([GrpcService(GRPC_SERVICE_NAME, register)], app, store, access_log)
-    finally:
-        await stop_projections(runners)
-        await store.stop()
-        await access_log.stop()
-        await mongo.close()
+    database = settings.mongodb_database
+    async with running_service(settings, service=SERVICE, database=database) as parts:
+        store = await parts.event_store(service=service)
+        security = parts.security
+        results = AggregateRepository(
+            store, RESULT_EVENTS, source=f"//clinical/{service}",
+            cipher=security.cipher, patient_of=lambda result: str(result.patient_id),
+        )  # fmt: skip
+        app = ResultsApp(
+            results,
+            CsvLabCatalogue.bundled(),
+            MongoOrderStates(parts.database[ORDER_STATES_COLLECTION]),
+            MongoResultReadModel(parts.database[RESULTS_COLLECTION]),
+        )
+        # The live half of crypto-shredding: drop the patient's key and cached results, mark
+        # the read models, as soon as the patient service records PatientForgotten.
+        forgotten = ForgottenPatients(
+            name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
+            patient_topic=settings.patient_events_topic,
+            marked_collections=[RESULTS_COLLECTION, ORDER_STATES_COLLECTION],
+            on_forgotten=[security.keyring.evict, results.evict_patient],
+        )
+        parts.run_projections([*results_projections(settings), forgotten])
+        servicer = ResultServicer(
+            app, verifier or token_verifier(settings), parts.access_log,
+            max_wait_s=settings.read_wait_max_s,
+        )  # fmt: skip
+        register = partial(results_pb2_grpc.add_ResultServiceServicer_to_server, servicer)
+        grpc_services = [GrpcService(GRPC_SERVICE_NAME, register)]
+        yield RunningResults(grpc_services, app, store, parts.access_log)
 
 
 async def serve(settings: ResultsSettings) -> None:

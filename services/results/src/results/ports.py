@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
+from clinical_platform.eventlog.context import CommandContext
+from clinical_platform.eventlog.writer import AppendResult
 from results.domain.observation import Observation
-from results.domain.result import OrderState, ResultStatus
+from results.domain.result import LabResult, OrderState, ResultStatus
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -57,10 +61,6 @@ class ResultPage:
     next_page_token: str
 
 
-class InvalidPageTokenError(ValueError):
-    """The page token was not one this service handed out (INVALID_ARGUMENT)."""
-
-
 class ResultReadModel(Protocol):
     """The results read model (fed by the results projection)."""
 
@@ -77,3 +77,16 @@ class OrderStates(Protocol):
     async def get(self, order_id: str, *, min_version: int, wait_s: float) -> OrderState | None:
         """The order once at ``min_version`` or later; None if unknown or behind after waiting."""
         ...
+
+
+class ResultRepository(Protocol):
+    """Loads results and records their events (the kernel's AggregateRepository[LabResult])."""
+
+    async def execute(
+        self,
+        aggregate_id: UUID,
+        context: CommandContext,
+        command: Callable[[LabResult | None], LabResult],
+        *,
+        expected_version: int | None = None,
+    ) -> AppendResult: ...

@@ -1,6 +1,5 @@
 """Configuration of the results service; its own variables start with RESULTS_."""
 
-
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.eventlog.topics import events_topic

@@ -20,10 +20,10 @@ from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.projections import dead_letter_topic
+from clinical_platform.projections.entrypoint import project
 from results.adapters.order_state_projection import ORDER_STATES_COLLECTION
 from results.adapters.result_projection import RESULTS_COLLECTION
-from results.bootstrap import running_results
-from results.entrypoints.projector import project
+from results.bootstrap import results_projections, running_results
 from results.settings import ResultsSettings
 
 pytestmark = pytest.mark.integration
@@ -91,10 +91,10 @@ async def test_replaying_the_topics_from_scratch_rebuilds_the_same_documents(
             )
         await server.stop(0)
 
-    replayed = await project(
-        results_settings.model_copy(update={"mongodb_database": second_database.name}),
-        rebuild=True,
+    rebuilt_settings = results_settings.model_copy(
+        update={"mongodb_database": second_database.name}
     )
+    replayed = await project(rebuilt_settings, results_projections(rebuilt_settings), rebuild=True)
 
     assert replayed == result_events + 3 * 2  # and each order's OrderPlaced and OrderSigned
     for collection in (RESULTS_COLLECTION, ORDER_STATES_COLLECTION):

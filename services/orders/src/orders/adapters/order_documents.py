@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from clinical_platform.projections import wait_for_version
-from clinical_platform.reads import InvalidPageToken, decode_page_token, encode_page_token
+from clinical_platform.reads import decode_keyset_token, encode_keyset_token
 from clinical_platform.security.forgetting import FORGOTTEN_FIELD
 from orders.domain.errors import RecordOfForgottenPatient
 from orders.domain.order import (
@@ -40,7 +39,7 @@ class MongoOrderReadModel:
         if query.status is not None:
             where["status"] = str(query.status)
         if query.page_token:
-            placed_at, order_id = _decode_token(query.page_token)
+            placed_at, order_id = decode_keyset_token(query.page_token)
             where["$or"] = [
                 {"placed_at": {"$lt": placed_at}},
                 {"placed_at": placed_at, "_id": {"$gt": order_id}},
@@ -53,7 +52,7 @@ class MongoOrderReadModel:
         documents = [document async for document in cursor]
         views = tuple(order_view(d) for d in documents[: query.page_size])
         more = len(documents) > query.page_size
-        token = _encode_token(views[-1].placed_at, views[-1].order_id) if more else ""
+        token = encode_keyset_token(views[-1].placed_at, views[-1].order_id) if more else ""
         return OrderPage(views, token)
 
 
@@ -78,15 +77,3 @@ def order_view(document: dict[str, Any]) -> OrderView:
         result_id=document.get("result_id"),
         resulted_at=document.get("resulted_at"),
     )
-
-
-def _encode_token(placed_at: datetime, order_id: str) -> str:
-    return encode_page_token({"placed_at": placed_at.isoformat(), "id": order_id})
-
-
-def _decode_token(token: str) -> tuple[datetime, str]:
-    position = decode_page_token(token)
-    try:
-        return datetime.fromisoformat(position["placed_at"]), str(position["id"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidPageToken from None

@@ -11,7 +11,6 @@ from clinical_platform.access.records import AccessAction
 from clinical_platform.grpc_auth import RecordGate
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import failures_as_status
-from clinical_platform.principals import Principal
 from clinical_platform.tokens import TokenVerifier
 from clinical_platform.validation import Violations
 from orders import policy
@@ -103,7 +102,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
         """Read one order at min_version or later (staff; a patient their own)."""
-        principal = await self._reader(context, "GetOrder", AccessAction.READ)
+        principal = await self._gate.reader(context, policy.READERS, operation="GetOrder")
         async with failures_as_status(context, STATUSES):
             violations = Violations()
             order_id = violations.uuid("order_id", request.order_id)
@@ -128,7 +127,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
         """List a patient's orders, newest first (staff; a patient their own)."""
-        principal = await self._reader(context, "ListOrders", AccessAction.SEARCH)
+        principal = await self._gate.reader(
+            context, policy.READERS, operation="ListOrders", action=AccessAction.SEARCH
+        )
         patient_id = policy.READERS.patient_to_list(principal, request.patient_id)
         await self._gate.refuse_if(
             policy.READERS.refusal_to_read_patient(principal, patient_id), context, principal,
@@ -147,13 +148,3 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             orders=[translate.order_message(view) for view in page.orders],
             next_page_token=page.next_page_token,
         )
-
-    async def _reader(
-        self, context: grpc.aio.ServicerContext, operation: str, action: AccessAction
-    ) -> Principal:
-        principal = await self._gate.caller(context)
-        await self._gate.refuse_if(
-            policy.READERS.refusal_to_read(principal), context, principal, operation=operation,
-            action=action, patient_id=principal.patient_id,
-        )  # fmt: skip
-        return principal

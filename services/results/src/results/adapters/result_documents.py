@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,11 +9,12 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from clinical_platform.projections import wait_for_version
+from clinical_platform.reads import decode_keyset_token, encode_keyset_token
 from clinical_platform.security.forgetting import FORGOTTEN_FIELD
 from results.adapters.observation_documents import Document, observation_from_document
 from results.domain.errors import RecordOfForgottenPatient
 from results.domain.result import OrderState, OrderStatus, ResultStatus
-from results.views import InvalidPageTokenError, ResultPage, ResultQuery, ResultView, Revision
+from results.ports import ResultPage, ResultQuery, ResultView, Revision
 
 
 class MongoResultReadModel:
@@ -39,7 +36,7 @@ class MongoResultReadModel:
         if query.order_id:
             where["order_id"] = query.order_id
         if query.page_token:
-            issued_at, result_id = _decode_token(query.page_token)
+            issued_at, result_id = decode_keyset_token(query.page_token)
             where["$or"] = [
                 {"issued_at": {"$lt": issued_at}},
                 {"issued_at": issued_at, "_id": {"$gt": result_id}},
@@ -52,7 +49,7 @@ class MongoResultReadModel:
         documents = [document async for document in cursor]
         views = tuple(result_view(d) for d in documents[: query.page_size])
         more = len(documents) > query.page_size
-        token = _encode_token(views[-1].issued_at, views[-1].result_id) if more else ""
+        token = encode_keyset_token(views[-1].issued_at, views[-1].result_id) if more else ""
         return ResultPage(views, token)
 
 
@@ -98,16 +95,3 @@ def result_view(document: Document) -> ResultView:
             for r in document.get("revisions", ())
         ),
     )
-
-
-def _encode_token(issued_at: datetime, result_id: str) -> str:
-    position = json.dumps({"issued_at": issued_at.isoformat(), "id": result_id})
-    return base64.urlsafe_b64encode(position.encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[datetime, str]:
-    try:
-        position = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(position["issued_at"]), str(position["id"])
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidPageTokenError("page_token is not a token this service handed out") from None

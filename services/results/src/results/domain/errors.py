@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from uuid import UUID
 
-from clinical_platform.validation import FieldViolation
+from clinical_platform.validation import InvalidRequest
 
 
 class ResultDomainError(Exception):
     """Base class of the results domain's refusals."""
 
 
-class InvalidResult(ResultDomainError):  # noqa: N818 - named after the rule, like its kin
+class InvalidResult(InvalidRequest, ResultDomainError):  # noqa: N818 - named after the rule
     """The result's content breaks a rule (INVALID_ARGUMENT), listed by field."""
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
 
 
 class ResultNotFound(ResultDomainError):  # noqa: N818

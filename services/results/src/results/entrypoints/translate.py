@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from uuid import UUID
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.results.v1 import results_pb2 as pb
 from clinical_platform import validation
 from clinical_platform.validation import FieldViolation
+from results.application import PostResult, ReviseResult
 from results.domain.observation import (
     Coding,
     Interpretation,
@@ -24,7 +26,7 @@ from results.domain.observation import (
     ReportedObservation,
 )
 from results.domain.result import ResultStatus, RevisionKind
-from results.views import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ResultQuery, ResultView, Revision
+from results.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ResultQuery, ResultView, Revision
 
 _KINDS = {
     pb.REVISION_KIND_AMENDMENT: RevisionKind.AMENDMENT,
@@ -97,17 +99,59 @@ def revision_kind(kind: pb.RevisionKind.ValueType, violations: Violations) -> Re
     return _KINDS[kind]
 
 
-def result_query(
-    request: pb.ListResultsRequest, patient_id: str, violations: Violations
-) -> ResultQuery:
+def post_result(request: pb.PostResultRequest) -> PostResult:
+    violations = Violations()
+    violations.request_id(request.request_id)
+    order_id = violations.uuid("order_id", request.order_id)
+    observations = violations.observations(request.observations)
+    violations.raise_if_any()
+    return PostResult(
+        order_id=order_id,
+        observations=observations,
+        effective_at=instant(request.effective_at) if request.HasField("effective_at") else None,
+        order_min_version=request.order_min_version,
+    )
+
+
+def revise_result(request: pb.AmendResultRequest) -> ReviseResult:
+    violations = Violations()
+    violations.request_id(request.request_id)
+    command = ReviseResult(
+        result_id=violations.uuid("result_id", request.result_id),
+        kind=revision_kind(request.kind, violations),
+        observations=violations.observations(request.observations),
+        reason=request.reason,
+        expected_version=request.expected_version if request.HasField("expected_version") else None,
+    )
+    violations.raise_if_any()
+    return command
+
+
+def result_listing(
+    request: pb.ListResultsRequest, patient_id: str
+) -> tuple[ResultQuery, tuple[UUID, int] | None]:
+    """The page a list asks for, and the write (result id, version) to read after, if any."""
+    violations = Violations()
+    if not (patient_id or request.order_id):
+        violations.add("patient_id", "give a patient_id or an order_id")
+    if patient_id:
+        violations.uuid("patient_id", patient_id)
+    if request.order_id:
+        violations.uuid("order_id", request.order_id)
     if request.page_size > MAX_PAGE_SIZE:
-        violations.append(FieldViolation("page_size", f"must be at most {MAX_PAGE_SIZE}"))
-    return ResultQuery(
+        violations.add("page_size", f"must be at most {MAX_PAGE_SIZE}")
+    query = ResultQuery(
         patient_id=patient_id,
         order_id=request.order_id,
         page_size=request.page_size or DEFAULT_PAGE_SIZE,
         page_token=request.page_token,
     )
+    after = None
+    if request.min_version:
+        result_id = violations.uuid("min_version_result_id", request.min_version_result_id)
+        after = (result_id, request.min_version)
+    violations.raise_if_any()
+    return query, after
 
 
 def instant(timestamp: Timestamp) -> datetime:

@@ -9,15 +9,16 @@ and its own consumer group; the servicer listens on 127.0.0.1 on a free port.
 
 from __future__ import annotations
 
+import secrets
+import string
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
@@ -25,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
@@ -92,7 +94,7 @@ async def patient_service(
                 yield PatientUnderTest(stub, up, settings, service, mongo_database, access_topic)
             await server.stop(0)
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+        admin = build_admin(KafkaConnection(servers.kafka_bootstrap_servers))
         await admin.start()
         try:
             topic = events_topic(service)
@@ -199,3 +201,69 @@ def margaret() -> PatientDemographics:
         email="m.thornton@example.org",
         identifiers=(PatientIdentifier("urn:mrn:kedron-hospital", "K123456"),),
     )
+
+
+def _canary(alphabet: str = string.ascii_lowercase, length: int = 20) -> str:
+    """A value no id, timestamp or counter in a log line can hold by chance (>= 2**60)."""
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+@dataclass(frozen=True)
+class PhiCanaries:
+    """Margaret's demographics with high-entropy PHI: a log line holding one leaked it."""
+
+    family: str = field(default_factory=lambda: f"Thornton{_canary()}")
+    given: str = field(default_factory=lambda: f"Margaret{_canary()}")
+    street: str = field(default_factory=lambda: f"17 Wattle{_canary()} Street")
+    city: str = field(default_factory=lambda: f"Kedron{_canary()}")
+    postal_code: str = field(default_factory=_canary)
+    phone: str = field(default_factory=lambda: f"+61 {_canary(string.digits)}")
+    birth_date: str = "1961-04-12"
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """What must never be logged (the birth date, whose digits a clock never shows)."""
+        return (self.family, self.given, self.street, self.city, self.postal_code, self.phone,
+                self.phone.removeprefix("+61 "), self.birth_date)  # fmt: skip
+
+    def domain(self, margaret: PatientDemographics) -> PatientDemographics:
+        return replace(
+            margaret,
+            name=PatientName(given=(self.given,), family=self.family),
+            birth_date=self.birth_date,
+            address=PatientAddress((self.street,), self.city, "QLD", self.postal_code),
+            phone=self.phone,
+        )
+
+    def pb(self) -> pb.Demographics:
+        return margaret_demographics(
+            name=pb.HumanName(given=[self.given], family=self.family),
+            birth_date=self.birth_date,
+            address=pb.Address(lines=[self.street], city=self.city, district="QLD",
+                               postal_code=self.postal_code),
+            phone=self.phone,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def phi() -> PhiCanaries:
+    """Fresh PHI canaries for a test that searches logs or telemetry for patient data."""
+    return PhiCanaries()
+
+
+@pytest.fixture
+def phi_values(phi: PhiCanaries) -> tuple[str, ...]:
+    """The canaries a log line must never hold."""
+    return phi.values
+
+
+@pytest.fixture
+def phi_margaret(phi: PhiCanaries, margaret: PatientDemographics) -> PatientDemographics:
+    """Margaret carrying the canaries, as the domain holds her."""
+    return phi.domain(margaret)
+
+
+@pytest.fixture
+def phi_margaret_pb(phi: PhiCanaries) -> pb.Demographics:
+    """Margaret carrying the canaries, as a client sends her."""
+    return phi.pb()

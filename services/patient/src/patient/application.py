@@ -13,9 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid5
 
-from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.eventlog.errors import NotPartitionOwnerError
-from clinical_platform.security.errors import PatientForgottenError
 from patient.domain.assessment import LinkBasis, MatchAssessment, MatchCandidate
 from patient.domain.demographics import PatientDemographics
 from patient.domain.errors import PatientForgotten, PatientNotFound, PatientsAlreadyLinked
@@ -23,8 +20,18 @@ from patient.domain.patient import Patient, anchor_of
 from patient.matching.blocking import blocking_keys
 from patient.matching.matcher import Matcher
 from patient.matching.record import match_record
-from patient.ports import PatientIndex, PatientKeys, PatientRepository
-from patient.views import PatientRecordView, PatientSearch, PatientView, ReviewItem
+from patient.ports import (
+    CommandContext,
+    NotPartitionOwnerError,
+    PatientForgottenError,
+    PatientIndex,
+    PatientKeys,
+    PatientRecordView,
+    PatientRepository,
+    PatientSearch,
+    PatientView,
+    ReviewItem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +219,7 @@ class PatientApp:
     async def get_patient(
         self, patient_id: UUID, *, min_version: int, timeout_s: float
     ) -> PatientRecordView:
+        """The record once the read model reached ``min_version``, with its golden record."""
         view = await self._index.patient(patient_id, min_version=min_version, timeout_s=timeout_s)
         if view is None:
             raise PatientNotFound(patient_id)
@@ -237,12 +245,14 @@ class PatientApp:
     async def find_matches_for(
         self, patient_id: UUID, *, min_version: int, timeout_s: float, limit: int
     ) -> list[MatchCandidate]:
+        """Score the candidates of a recorded patient (the record itself excluded)."""
         record = await self.get_patient(patient_id, min_version=min_version, timeout_s=timeout_s)
         if record.patient.forgotten:
             raise PatientForgotten(patient_id)
         return await self.find_matches(record.patient.demographics, exclude=patient_id, limit=limit)
 
     async def review_queue(self, limit: int = 100) -> list[ReviewItem]:
+        """The POSSIBLE_MATCH pairs waiting for a registrar, highest score first."""
         return await self._index.review_queue(limit)
 
     async def _load(self, patient_id: UUID) -> Patient | None:

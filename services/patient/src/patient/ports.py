@@ -1,22 +1,87 @@
-"""The ports the application needs from the outside; adapters/ implements them over MongoDB."""
+"""The ports the application needs from the outside, and the values they speak.
+
+adapters/ implements them over Kafka, MongoDB and Vault. The kernel types below are part of
+the ports' contract: what a command carries (`CommandContext`), what an append returns, and
+what the repository raises (`NotPartitionOwnerError`, `PatientForgottenError`) or the index
+(`ReadModelBehind`); the application takes them from here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
 from clinical_platform.eventlog.context import CommandContext
+from clinical_platform.eventlog.errors import NotPartitionOwnerError
 from clinical_platform.eventlog.repository import Command
 from clinical_platform.eventlog.writer import AppendResult
+from clinical_platform.reads import ReadModelBehind
+from clinical_platform.security.errors import PatientForgottenError
+from patient.domain.demographics import PatientDemographics, PatientIdentifier
 from patient.domain.golden_record import GoldenRecord
 from patient.domain.patient import Patient
 from patient.matching.matcher import Candidate
-from patient.views import PatientSearch, PatientView, ReviewItem
+
+__all__ = [
+    "CandidateSource",
+    "CommandContext",
+    "NotPartitionOwnerError",
+    "PatientForgottenError",
+    "PatientIndex",
+    "PatientKeys",
+    "PatientRecordView",
+    "PatientRepository",
+    "PatientSearch",
+    "PatientView",
+    "ReadModelBehind",
+    "ReviewItem",
+]
 
 
-class ReadModelBehind(Exception):  # noqa: N818 - a state, not a failure of the caller
-    """The read model did not reach the version asked for within the time allowed."""
+@dataclass(frozen=True)
+class PatientView:
+    """A record as the read model holds it."""
+
+    patient_id: str
+    version: int
+    demographics: PatientDemographics
+    forgotten: bool
+    linked_patient_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PatientRecordView:
+    """A record and the golden record of its linked set."""
+
+    patient: PatientView
+    golden_record: GoldenRecord | None
+
+
+@dataclass(frozen=True)
+class PatientSearch:
+    """Criteria are combined with AND; names compare normalised, nicknames included."""
+
+    family_name: str = ""
+    given_name: str = ""
+    birth_date: str = ""
+    identifier: PatientIdentifier | None = None
+    limit: int = 50
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.family_name or self.given_name or self.birth_date or self.identifier)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A POSSIBLE_MATCH waiting for a registrar: the new record, the candidate, the evidence."""
+
+    pair_id: str
+    patient_id: str
+    candidate_patient_id: str
+    score: float
 
 
 class PatientRepository(Protocol):

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
 from pymongo import AsyncMongoClient
@@ -18,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.clients.kafka import KafkaConnection, build_consumer, build_producer
 from clinical_platform.projections import dead_letter_topic, rebuild_projection
 from patient.bootstrap import patient_projection
 
@@ -98,7 +98,7 @@ async def test_replaying_the_topic_from_scratch_rebuilds_the_same_read_model(
     projection = patient_projection(unique_name("replay-"), patient_service.topic)
     collections = list(projection.collections)
     replayed = await rebuild_projection(
-        projection, bootstrap_servers=servers.kafka_bootstrap_servers,
+        projection, kafka=KafkaConnection(servers.kafka_bootstrap_servers),
         database=second_database, progress=False, cipher=patient_service.running.cipher,
     )  # fmt: skip
     assert replayed >= 12
@@ -119,7 +119,7 @@ async def test_a_poison_event_goes_to_the_dead_letter_topic_and_projection_goes_
         aggregate_id=str(uuid.uuid4()), aggregate_version=1, payload=b"\xff\xff\xff",
     )  # fmt: skip
     poison.occurred_at.FromDatetime(datetime.now(UTC))
-    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap_servers)
+    producer = build_producer(KafkaConnection(servers.kafka_bootstrap_servers))
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -129,10 +129,9 @@ async def test_a_poison_event_goes_to_the_dead_letter_topic_and_projection_goes_
         await producer.stop()
     after = await register()  # read back: the projection went past the poison
     assert after.version == 2
-    consumer = AIOKafkaConsumer(
-        dead_letter_topic(patient_service.topic),
-        bootstrap_servers=servers.kafka_bootstrap_servers, auto_offset_reset="earliest",
-    )  # fmt: skip
+    consumer = build_consumer(
+        KafkaConnection(servers.kafka_bootstrap_servers), dead_letter_topic(patient_service.topic)
+    )
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), timeout=TIMEOUT_S)

@@ -105,13 +105,15 @@ async def test_updating_an_unknown_record_is_not_found(
 
 
 async def test_logs_never_carry_names_or_birth_dates(
-    app: PatientApp, index: InMemoryIndex, margaret: PatientDemographics,
-    caplog: pytest.LogCaptureFixture,
+    app: PatientApp, index: InMemoryIndex, phi_margaret: PatientDemographics,
+    phi_values: tuple[str, ...], caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)
-    first = await app.register_patient(_context("r1"), margaret)
-    index.add(first.patient_id, margaret)
-    await app.register_patient(_context("r2"), margaret)
+    demographics = phi_margaret
+    first = await app.register_patient(_context("r1"), demographics)
+    index.add(first.patient_id, demographics)
+    second = await app.register_patient(_context("r2"), demographics)
+    assert second.linked_patient_ids == (first.patient_id,)  # the duplicate logged its link too
     logged = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
-    for value in ("Margaret", "Thornton", "1961-04-12", "Wattle", "3350"):
+    for value in phi_values:
         assert value not in logged

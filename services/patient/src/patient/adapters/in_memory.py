@@ -16,7 +16,7 @@ from patient.domain.patient import Patient
 from patient.matching.blocking import blocking_keys
 from patient.matching.matcher import Candidate
 from patient.matching.record import match_record
-from patient.views import PatientSearch, PatientView, ReviewItem
+from patient.ports import PatientSearch, PatientView, ReviewItem
 
 
 @dataclass

@@ -15,8 +15,7 @@ from patient.adapters.projection import REVIEW_QUEUE
 from patient.domain.golden_record import GoldenRecord
 from patient.matching.matcher import Candidate
 from patient.matching.normalize import compact
-from patient.ports import ReadModelBehind
-from patient.views import PatientSearch, PatientView, ReviewItem
+from patient.ports import PatientSearch, PatientView, ReadModelBehind, ReviewItem
 
 # Blocking keeps candidate sets small; the cap keeps one pathological key from stalling a call.
 MAX_CANDIDATES = 500
@@ -50,7 +49,7 @@ class MongoPatientIndex:
         )
         if document is None:
             if min_version > 0:
-                raise ReadModelBehind
+                raise ReadModelBehind(min_version)
             return None
         return await self._view(document)
 

@@ -52,7 +52,3 @@ class MatchAssessment:
     @property
     def matches(self) -> tuple[MatchCandidate, ...]:
         return tuple(c for c in self.candidates if c.grade is MatchGrade.MATCH)
-
-    @property
-    def possible_matches(self) -> tuple[MatchCandidate, ...]:
-        return tuple(c for c in self.candidates if c.grade is MatchGrade.POSSIBLE_MATCH)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from clinical_platform.validation import FieldViolation
+from clinical_platform.validation import FieldViolation, InvalidRequest
 
 
 class PatientDomainError(Exception):
     """Base class of the patient domain's refusals."""
 
 
-class InvalidDemographics(PatientDomainError):  # noqa: N818 - named after the rule, like its kin
-    """The demographics break a rule (INVALID_ARGUMENT)."""
+class InvalidDemographics(PatientDomainError, InvalidRequest):  # noqa: N818 - like its kin
+    """The demographics break a rule (INVALID_ARGUMENT with the field violations)."""
 
     def __init__(self, violations: list[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+        InvalidRequest.__init__(self, violations)
 
 
 class PatientNotFound(PatientDomainError):  # noqa: N818

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Protocol
 from uuid import UUID
 
 from clinical.patient.v1 import patient_pb2 as pb
-from clinical_platform.validation import FieldViolation
+from clinical_platform.validation import Violations
 from patient.domain.assessment import MatchCandidate, MatchGrade
 from patient.domain.demographics import (
     AdministrativeSex,
@@ -15,7 +16,7 @@ from patient.domain.demographics import (
     PatientName,
 )
 from patient.domain.golden_record import GoldenRecord
-from patient.views import PatientView
+from patient.ports import PatientSearch, PatientView
 
 _SEX_TO_DOMAIN = {
     pb.ADMINISTRATIVE_SEX_UNSPECIFIED: AdministrativeSex.UNKNOWN,
@@ -37,29 +38,112 @@ _GRADE_TO_PROTO = {
 }
 
 
-class InvalidRequest(Exception):  # noqa: N818 - carries violations, like EventRejectedError
-    def __init__(self, violations: list[FieldViolation]) -> None:
-        self.violations = violations
-        super().__init__("; ".join(v.field for v in violations))
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+DEFAULT_MATCHES = 10
 
 
-def patient_id_from(value: str, field: str = "patient_id") -> UUID:
-    try:
-        parsed = UUID(value)
-    except ValueError:
-        raise InvalidRequest([FieldViolation(field, "must be a UUID")]) from None
-    return parsed
+class PairRequest(Protocol):
+    """LinkPatientsRequest and UnlinkPatientsRequest: the two records of a pair."""
+
+    request_id: str
+    patient_id: str
+    other_patient_id: str
 
 
-def require_request_id(request_id: str) -> None:
-    if not request_id:
-        raise InvalidRequest([FieldViolation("request_id", "is required")])
+def registration_from(request: pb.RegisterPatientRequest) -> PatientDemographics:
+    violations = Violations()
+    violations.request_id(request.request_id)
+    demographics = demographics_from(request.demographics, violations)
+    violations.raise_if_any()
+    return demographics
 
 
-def demographics_from(message: pb.Demographics) -> PatientDemographics:
+def update_from(
+    request: pb.UpdateDemographicsRequest,
+) -> tuple[UUID, PatientDemographics, int | None]:
+    """The patient, the new demographics and the expected version (None: any)."""
+    violations = Violations()
+    violations.request_id(request.request_id)
+    patient_id = violations.uuid("patient_id", request.patient_id)
+    demographics = demographics_from(request.demographics, violations)
+    violations.raise_if_any()
+    expected = request.expected_version if request.HasField("expected_version") else None
+    return patient_id, demographics, expected
+
+
+def pair_from(request: PairRequest) -> tuple[UUID, UUID]:
+    violations = Violations()
+    violations.request_id(request.request_id)
+    patient_id = violations.uuid("patient_id", request.patient_id)
+    other_patient_id = violations.uuid("other_patient_id", request.other_patient_id)
+    violations.raise_if_any()
+    return patient_id, other_patient_id
+
+
+def forget_from(request: pb.ForgetPatientRequest) -> UUID:
+    violations = Violations()
+    violations.request_id(request.request_id)
+    patient_id = violations.uuid("patient_id", request.patient_id)
+    violations.raise_if_any()
+    return patient_id
+
+
+def patient_id_from(text: str) -> UUID:
+    violations = Violations()
+    patient_id = violations.uuid("patient_id", text)
+    violations.raise_if_any()
+    return patient_id
+
+
+def search_from(request: pb.SearchPatientsRequest) -> tuple[PatientSearch, tuple[UUID, int] | None]:
+    """The criteria, and the record (with its version) the read model must hold first."""
+    violations = Violations()
+    identifier = None
+    if request.HasField("identifier"):
+        identifier = PatientIdentifier(request.identifier.system, request.identifier.value)
+    query = PatientSearch(
+        family_name=request.family_name, given_name=request.given_name,
+        birth_date=request.birth_date, identifier=identifier,
+        limit=violations.page_size(request.page_size, default=DEFAULT_PAGE, maximum=MAX_PAGE),
+    )  # fmt: skip
+    if query.is_empty:
+        violations.add("criteria", "at least one criterion is needed")
+    after = None
+    if request.written_patient_id:
+        written = violations.uuid("written_patient_id", request.written_patient_id)
+        after = (written, request.min_version)
+    violations.raise_if_any()
+    return query, after
+
+
+def match_subject_from(request: pb.FindMatchesRequest) -> UUID | PatientDemographics:
+    """A recorded patient's id, or demographics to match."""
+    violations = Violations()
+    subject: UUID | PatientDemographics
+    match request.WhichOneof("subject"):
+        case "patient_id":
+            subject = violations.uuid("patient_id", request.patient_id)
+        case "demographics":
+            subject = demographics_from(request.demographics, violations)
+        case _:
+            violations.add("subject", "demographics or patient_id")
+            subject = UUID(int=0)
+    violations.raise_if_any()
+    return subject
+
+
+def match_limit(request: pb.FindMatchesRequest) -> int:
+    # max_results caps the candidates, it is no page: anything above the maximum is the maximum.
+    return min(request.max_results or DEFAULT_MATCHES, MAX_PAGE)
+
+
+def demographics_from(message: pb.Demographics, violations: Violations) -> PatientDemographics:
+    """The demographics as typed; the domain checks their rules, this only the sex code."""
     sex = _SEX_TO_DOMAIN.get(message.sex)
     if sex is None:
-        raise InvalidRequest([FieldViolation("demographics.sex", "is not a known code")])
+        violations.add("demographics.sex", "is not a known code")
+        sex = AdministrativeSex.UNKNOWN
     return PatientDemographics(
         name=PatientName(
             tuple(message.name.given),

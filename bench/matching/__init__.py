@@ -1,0 +1,1 @@
+"""The parts of ``python -m bench.matching_eval``: FEBRL1, registering it, calibrating on it."""

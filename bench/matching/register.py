@@ -1,0 +1,123 @@
+"""Register records one at a time through the real patient service and score its links."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.matching.febrl import Pair, Records
+from clinical.patient.v1 import patient_pb2 as pb
+from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
+from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.devtokens import mint_token
+from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.principals import Role
+from clinical_platform.projections import dead_letter_topic
+from clinical_platform.tokens import TokenVerifier
+from patient.bootstrap import running_patient
+from patient.entrypoints.translate import demographics_to
+from patient.settings import PatientSettings
+
+CALL_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Link quality of one run: MATCH decisions between records against the true pairs."""
+
+    records: int
+    true_pairs: int
+    predicted: int
+    true_positives: int
+    outcomes: dict[str, int]
+    queued: int
+    seconds: float
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.predicted if self.predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.true_pairs if self.true_pairs else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if self.true_positives else 0.0
+
+    def render(self) -> str:
+        grades = ", ".join(f"{grade}={count}" for grade, count in sorted(self.outcomes.items()))
+        per_record_ms = 1000 * self.seconds / self.records if self.records else 0.0
+        return "\n".join((
+            f"FEBRL1 through RegisterPatient: {self.records} records, {self.true_pairs} true pairs",
+            f"  outcomes: {grades}; review queue: {self.queued} possible matches",
+            f"  predicted links {self.predicted}, correct {self.true_positives}",
+            f"  precision {self.precision:.4f}  recall {self.recall:.4f}  F1 {self.f1:.4f}",
+            f"  {self.seconds:.1f} s, {per_record_ms:.1f} ms per registration and read-back",
+        ))  # fmt: skip
+
+
+async def register_all(settings: PatientSettings, records: Records, truth: set[Pair]) -> Figures:
+    """Register ``records`` in order on a patient service of this run's own, then clean up."""
+    key = Ed25519PrivateKey.generate()
+    token = mint_token(key, subject="eval", roles=[Role.REGISTRAR], ttl_s=7200)
+    auth = (("authorization", f"Bearer {token}"),)
+    service = f"eval-{uuid.uuid4().hex[:10]}"
+    record_of: dict[str, str] = {}
+    predicted: set[Pair] = set()
+    outcomes: dict[str, int] = {}
+    started = time.perf_counter()
+    verifier = TokenVerifier((key.public_key(),))
+    try:
+        async with running_patient(settings, service=service, verifier=verifier) as patient:
+            server = await start_grpc_server(host="127.0.0.1", port=0, services=patient.services)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                stub = patient_pb2_grpc.PatientServiceStub(channel)
+                for rec_id, demographics in records.items():
+                    response = await stub.RegisterPatient(
+                        pb.RegisterPatientRequest(request_id=f"{service}-{rec_id}",
+                                                  demographics=demographics_to(demographics)),
+                        metadata=auth, timeout=CALL_TIMEOUT_S,
+                    )  # fmt: skip
+                    record_of[response.patient_id] = rec_id
+                    grade = pb.MatchGrade.Name(response.outcome)
+                    outcomes[grade] = outcomes.get(grade, 0) + 1
+                    predicted |= {
+                        frozenset((rec_id, record_of[p])) for p in response.linked_patient_ids
+                    }
+                    read_back = pb.GetPatientRequest(
+                        patient_id=response.patient_id, min_version=response.version
+                    )
+                    await stub.GetPatient(read_back, metadata=auth, timeout=CALL_TIMEOUT_S)
+                queued = len(await patient.app.review_queue(limit=10_000))
+            await server.stop(0)
+    finally:
+        await _clean_up(settings, service)
+    return Figures(
+        records=len(records), true_pairs=len(truth), predicted=len(predicted),
+        true_positives=len(predicted & truth), outcomes=outcomes, queued=queued,
+        seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+async def _clean_up(settings: PatientSettings, service: str) -> None:
+    """Drop this run's database and delete its topics (events, dead letters, access records)."""
+    mongo = build_mongo_client(settings)
+    try:
+        await mongo.drop_database(settings.mongodb_database)
+    finally:
+        await mongo.close()
+    admin = build_admin(KafkaConnection.from_settings(settings))
+    await admin.start()
+    try:
+        topic = events_topic(service)
+        await admin.delete_topics([topic, dead_letter_topic(topic), settings.access_audit_topic])
+    finally:
+        await admin.close()

@@ -11,6 +11,9 @@ class PatientSettings(RecordServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PATIENT_")
 
     grpc_port: Port = 18051
+    # Decides the event topic (clinical.<name>.events.v1) and prefixes the consumer groups.
+    # Only an isolated copy of the service (a test) has a reason to change it.
+    event_log_name: str = "patient"
     mongodb_database: str = "patient"
     # Fellegi-Sunter score thresholds (log2 likelihood ratio); docs/matching.md explains them.
     match_threshold: float = 20.0

@@ -1,31 +1,22 @@
 """The notify application: subscription commands and queries, replay, status and resend.
 
-Commands run through the event log's repository (the Subscription aggregate); the subscription
-read model is written straight after the append too, so the creator can use it at once. The
-matcher (entrypoints.matcher) numbers events into each subscription's feed; the webhook
-workers (entrypoints.deliveries) and streams read the feed.
+Commands run through the Subscriptions port (the event log's repository, with the read model
+written through). The matcher (entrypoints.matcher) numbers events into each subscription's
+feed; the webhook workers (entrypoints.deliveries) and streams read the feed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from clinical.notify.v1 import notify_pb2 as pb
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.eventlog.writer import AppendResult
+from clinical_platform.reads import Clock, utc_now
 from clinical_platform.validation import FieldViolation
-from notify.adapters.documents import Delivery, FeedEntry, NotifyDocuments
-from notify.adapters.rendering import NotificationRenderer
-from notify.adapters.secrets import TransitSecretBox, new_webhook_secret
-from notify.adapters.webhooks import WebhookSender
+from notify.domain.delivery import Delivery
 from notify.domain.errors import (
     HandshakeFailed,
     InvalidSubscription,
@@ -35,7 +26,7 @@ from notify.domain.errors import (
     SubscriptionDeleted,
     SubscriptionNotFound,
 )
-from notify.domain.policy import Refusal, creation_refusal, scoped_filter
+from notify.domain.notification import Notification
 from notify.domain.subscription import (
     Content,
     Filter,
@@ -44,10 +35,19 @@ from notify.domain.subscription import (
     SubscriptionView,
     Topic,
     WebhookSecret,
+    new_webhook_secret,
     webhook_url_problem,
 )
+from notify.ports import (
+    DeliveryProgress,
+    Feed,
+    Renderer,
+    SecretBox,
+    Subscriptions,
+    Wakeups,
+    WebhookSender,
+)
 
-Clock = Callable[[], datetime]
 _SUBSCRIPTION_IDS = uuid.UUID("7d0c2b9e-3f3a-4f7e-9c55-1a0e6f3b8d42")
 
 
@@ -56,46 +56,10 @@ def subscription_id_for(subject: str, request_id: str) -> UUID:
     return uuid.uuid5(_SUBSCRIPTION_IDS, f"{subject}\n{request_id}")
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class SubscriptionRepository(Protocol):
-    """The kernel's AggregateRepository[Subscription]."""
-
-    async def get(self, aggregate_id: UUID) -> Subscription | None: ...
-
-    async def execute(
-        self,
-        aggregate_id: UUID,
-        context: CommandContext,
-        command: Callable[[Subscription | None], Subscription],
-        *,
-        expected_version: int | None = None,
-    ) -> AppendResult: ...
-
-
-class Wakeups:
-    """In-process signals "subscription X has something new" for streams and webhook workers.
-
-    Another replica's changes are not signalled: waiters also poll, at the configured interval.
-    """
-
-    def __init__(self) -> None:
-        self._events: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
-
-    def wake(self, subscription_id: str) -> None:
-        event = self._events.pop(subscription_id, None)
-        if event is not None:
-            event.set()
-
-    async def wait(self, subscription_id: str, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._events[subscription_id].wait(), timeout_s)
-
-
 @dataclass(frozen=True)
 class CreateSubscription:
+    """The owner's filter must already be authorized (`notify.policy.authorized_filter`)."""
+
     topics: Sequence[Topic]
     event_filter: Filter
     content: Content
@@ -122,9 +86,12 @@ class Status:
     has_webhook: bool
 
 
-class AccessRefused(Exception):  # noqa: N818 - a refusal, carried to PERMISSION_DENIED
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.value)
+@dataclass(frozen=True)
+class Page:
+    """Notifications after a number, and the newest number."""
+
+    notifications: list[Notification]
+    head: int
 
 
 class NotifyApp:
@@ -132,11 +99,12 @@ class NotifyApp:
 
     def __init__(
         self,
-        subscriptions: SubscriptionRepository,
-        documents: NotifyDocuments,
+        subscriptions: Subscriptions,
+        feed: Feed,
+        progress: DeliveryProgress,
         *,
-        renderer: NotificationRenderer,
-        secrets: TransitSecretBox,
+        renderer: Renderer,
+        secrets: SecretBox,
         sender: WebhookSender,
         wakeups: Wakeups,
         allow_http: bool,
@@ -144,7 +112,8 @@ class NotifyApp:
         clock: Clock = utc_now,
     ) -> None:
         self._subscriptions = subscriptions
-        self._documents = documents
+        self._feed = feed
+        self._progress = progress
         self._renderer = renderer
         self._secrets = secrets
         self._sender = sender
@@ -153,16 +122,11 @@ class NotifyApp:
         self._overlap = secret_overlap
         self._clock = clock
 
-    @property
-    def wakeups(self) -> Wakeups:
-        return self._wakeups
-
     async def create(
         self, command: CreateSubscription, owner: Owner, context: CommandContext
     ) -> Created:
-        """Handshake with the webhook (if any), then record the subscription."""
-        if refusal := creation_refusal(owner, command.event_filter):
-            raise AccessRefused(refusal)
+        """Handshake with the webhook (if any), then record the subscription; a retry of the
+        same request returns the same subscription and secret."""
         if command.webhook_url and (
             problem := webhook_url_problem(command.webhook_url, allow_http=self._allow_http)
         ):
@@ -170,7 +134,7 @@ class NotifyApp:
         subscription_id = subscription_id_for(owner.subject, context.request_id)
         existing = await self._subscriptions.get(subscription_id)
         if existing is not None:  # a retry: same subscription, same secret
-            return await self._created(existing, await self._current_secret(existing))
+            return Created(await self._view(subscription_id), await self._current_secret(existing))
         secret = ""
         sealed = None
         if command.webhook_url:
@@ -187,23 +151,18 @@ class NotifyApp:
                 return current
             return Subscription.create(
                 subscription_id=subscription_id, owner=owner, topics=command.topics,
-                event_filter=scoped_filter(owner, command.event_filter),
-                content=command.content, webhook_url=command.webhook_url, secret=sealed,
-                at=self._clock(),
+                event_filter=command.event_filter, content=command.content,
+                webhook_url=command.webhook_url, secret=sealed, at=self._clock(),
             )  # fmt: skip
 
         await self._subscriptions.execute(subscription_id, context, create)
-        subscription = await self._subscriptions.get(subscription_id)
-        if subscription is None:  # pragma: no cover - just appended
-            raise SubscriptionNotFound(subscription_id)
-        return await self._created(subscription, secret)
+        return Created(await self._view(subscription_id), secret)
 
-    async def _created(self, subscription: Subscription, secret: str) -> Created:
-        await self._documents.save_subscription(subscription, subscription.version)
-        view = await self._documents.subscription(str(subscription.id))
-        if view is None:  # pragma: no cover - just written
-            raise SubscriptionNotFound(subscription.id)
-        return Created(view, secret)
+    async def _view(self, subscription_id: UUID) -> SubscriptionView:
+        view = await self._subscriptions.view(subscription_id)
+        if view is None:
+            raise SubscriptionNotFound(subscription_id)
+        return view
 
     async def _current_secret(self, subscription: Subscription) -> str:
         if not subscription.secrets:
@@ -212,15 +171,7 @@ class NotifyApp:
 
     async def get(self, subscription_id: UUID, caller: str) -> SubscriptionView:
         """The caller's live subscription; NOT_FOUND / PERMISSION_DENIED otherwise."""
-        view = await self._documents.subscription(str(subscription_id))
-        if view is None:
-            subscription = await self._subscriptions.get(subscription_id)
-            if subscription is None:
-                raise SubscriptionNotFound(subscription_id)
-            await self._documents.save_subscription(subscription, subscription.version)
-            view = await self._documents.subscription(str(subscription_id))
-            if view is None:  # pragma: no cover - just written
-                raise SubscriptionNotFound(subscription_id)
+        view = await self._view(subscription_id)
         if view.owner.subject != caller:
             raise NotTheOwner
         if view.deleted_at is not None:
@@ -230,9 +181,11 @@ class NotifyApp:
     async def list_subscriptions(
         self, caller: str, *, after: tuple[datetime, str] | None, limit: int
     ) -> list[SubscriptionView]:
-        return await self._documents.subscriptions_of(caller, after=after, limit=limit)
+        """The caller's live subscriptions, oldest first, after the ``after`` position."""
+        return await self._subscriptions.views_of(caller, after=after, limit=limit)
 
     async def delete(self, subscription_id: UUID, caller: str, context: CommandContext) -> int:
+        """Delete the caller's subscription (matching and delivery stop); its new version."""
         await self.get(subscription_id, caller)
 
         def delete(current: Subscription | None) -> Subscription:
@@ -241,14 +194,14 @@ class NotifyApp:
             current.delete(by=caller, at=self._clock())
             return current
 
-        result = await self._subscriptions.execute(subscription_id, context, delete)
-        await self._refresh(subscription_id)
-        self._wakeups.wake(str(subscription_id))
-        return result.version
+        executed = await self._subscriptions.execute(subscription_id, context, delete)
+        self._wakeups.changed(str(subscription_id))
+        return executed.version
 
     async def rotate_secret(
         self, subscription_id: UUID, caller: str, context: CommandContext
     ) -> Rotated:
+        """A new signing secret; the current one keeps signing too for the overlap."""
         await self.get(subscription_id, caller)
         secret = new_webhook_secret()
         sealed = WebhookSecret(await self._secrets.seal(secret))
@@ -260,40 +213,42 @@ class NotifyApp:
             current.rotate_secret(sealed, at=now, overlap=self._overlap)
             return current
 
-        result = await self._subscriptions.execute(subscription_id, context, rotate)
-        subscription = await self._refresh(subscription_id)
+        executed = await self._subscriptions.execute(subscription_id, context, rotate)
+        # The read model holds the new secrets now: the webhook worker must sign with them
+        # from its next POST on, not from its next poll.
+        self._wakeups.changed(str(subscription_id))
+        subscription = executed.subscription
         if subscription.secrets[0].ciphertext != sealed.ciphertext:  # a retried request
             secret = await self._current_secret(subscription)
         expires = subscription.secrets[1].valid_until if len(subscription.secrets) > 1 else now
-        return Rotated(secret, expires or now, result.version)
+        return Rotated(secret, expires or now, executed.version)
 
-    async def _refresh(self, subscription_id: UUID) -> Subscription:
-        subscription = await self._subscriptions.get(subscription_id)
-        if subscription is None:  # pragma: no cover - just appended
-            raise SubscriptionNotFound(subscription_id)
-        await self._documents.save_subscription(subscription, subscription.version)
-        return subscription
+    async def head(self, view: SubscriptionView) -> int:
+        """The newest number of a subscription the caller was allowed to `get` (0: none)."""
+        return await self._feed.head(view.subscription_id)
 
-    async def list_events(
+    async def notifications(
         self, view: SubscriptionView, *, since: int, limit: int
-    ) -> tuple[list[pb.Notification], int]:
-        """Notifications after ``since`` of a subscription the caller was allowed to `get`."""
-        entries = await self._documents.entries(view.subscription_id, after=since, limit=limit)
-        head = await self._documents.head(view.subscription_id)
-        return await self._renderer.render_all(view, entries), head
-
-    async def render(self, view: SubscriptionView, entry: FeedEntry) -> pb.Notification:
-        return await self._renderer.render(view, entry)
-
-    async def render_all(
-        self, view: SubscriptionView, entries: Sequence[FeedEntry]
-    ) -> list[pb.Notification]:
+    ) -> list[Notification]:
+        """Up to ``limit`` notifications after ``since``, as the owner may receive them now."""
+        entries = await self._feed.entries(view.subscription_id, after=since, limit=limit)
         return await self._renderer.render_all(view, entries)
 
+    async def list_events(self, view: SubscriptionView, *, since: int, limit: int) -> Page:
+        """Notifications after ``since`` of a subscription the caller was allowed to `get`."""
+        entries = await self._feed.entries(view.subscription_id, after=since, limit=limit)
+        head = await self._feed.head(view.subscription_id)
+        return Page(await self._renderer.render_all(view, entries), head)
+
+    async def wait_for_news(self, view: SubscriptionView, timeout_s: float) -> None:
+        """Return when the subscription has something new, or after ``timeout_s``."""
+        await self._wakeups.wait(view.subscription_id, timeout_s)
+
     async def status(self, subscription_id: UUID, caller: str) -> Status:
+        """The caller's subscription's webhook progress and newest number."""
         view = await self.get(subscription_id, caller)
-        delivery = await self._documents.delivery(view.subscription_id)
-        head = await self._documents.head(view.subscription_id)
+        delivery = await self._progress.delivery(view.subscription_id)
+        head = await self._feed.head(view.subscription_id)
         return Status(delivery, head, bool(view.webhook_url))
 
     async def resend(self, subscription_id: UUID, caller: str, sequence: int | None) -> int:
@@ -303,21 +258,21 @@ class NotifyApp:
         if not view.webhook_url:
             raise NothingToResend("the subscription has no webhook; replay it with ListEvents")
         key = view.subscription_id
-        delivery = await self._documents.delivery(key)
+        delivery = await self._progress.delivery(key)
         if sequence is None:
             queued = len(delivery.dead_letters)
-            await self._documents.queue_resend(key, [])
+            await self._progress.queue_resend(key, [])
         elif sequence in delivery.dead_letters:
             queued = 1
-            await self._documents.queue_resend(key, [])
+            await self._progress.queue_resend(key, [])
         else:
-            if sequence < 1 or sequence > await self._documents.head(key):
+            if sequence < 1 or sequence > await self._feed.head(key):
                 raise NoSuchNotification(sequence)
             if sequence > delivery.cursor:
                 raise NothingToResend(
                     f"notification {sequence} has not been delivered yet; it is on its way"
                 )
             queued = 1
-            await self._documents.queue_resend(key, [sequence])
+            await self._progress.queue_resend(key, [sequence])
         self._wakeups.wake(key)
         return queued

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,35 +10,39 @@ from functools import partial
 from importlib.metadata import version
 
 from clinical.notify.v1 import notify_pb2_grpc
-from clinical_platform.access.log import AccessAuditLog
-from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.background import stop_tasks, supervise
-from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.background import supervise
+from clinical_platform.clients.kafka import KafkaConnection
+from clinical_platform.consumers import consume_in_commit_order
+from clinical_platform.consumers.commit_order import Handler
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
-from clinical_platform.projections.background import start_projections, stop_projections
-from clinical_platform.runtime import (
-    event_store_config,
-    serve_grpc,
-    service_runtime,
-    token_verifier,
-)
+from clinical_platform.lifecycle import running_service
+from clinical_platform.runtime import serve_grpc, service_runtime, token_verifier
 from clinical_platform.security.forgetting import ForgottenPatients
-from clinical_platform.security.wiring import SecurityKernel, checkpoint_runners, running_security
 from clinical_platform.tokens import TokenVerifier
-from notify.adapters.disclosures import Disclosures
-from notify.adapters.documents import PATIENT_COLLECTIONS, NotifyDocuments
+from notify.adapters.delivery_documents import DeliveryDocuments
+from notify.adapters.disclosures import AuditedDisclosures
 from notify.adapters.event_catalog import SUBSCRIPTION_EVENTS
+from notify.adapters.fact_cache import FactCache
+from notify.adapters.feed_documents import FeedDocuments
+from notify.adapters.kept_events import (
+    PATIENT_COLLECTIONS,
+    EventIndexDocuments,
+    KeptEventDocuments,
+)
 from notify.adapters.rendering import NotificationRenderer
 from notify.adapters.secrets import TransitSecretBox
+from notify.adapters.subscription_documents import SubscriptionDocuments
+from notify.adapters.subscription_store import WriteThroughSubscriptions
+from notify.adapters.wakeups import InProcessWakeups
 from notify.adapters.webhooks import WebhookSender
-from notify.application import NotifyApp, Wakeups
+from notify.application import NotifyApp
 from notify.domain.backoff import RetrySchedule
-from notify.entrypoints.deliveries import WebhookDeliveries
+from notify.entrypoints.deliveries import DeliveryParts, WebhookDeliveries
 from notify.entrypoints.grpc import NotifyServicer
-from notify.entrypoints.matcher import Matcher
+from notify.entrypoints.matcher import Matcher, MatcherParts
 from notify.settings import NotifySettings
 
 SERVICE = "notify"
@@ -53,7 +56,6 @@ class RunningNotify:
     services: Sequence[GrpcService]
     app: NotifyApp
     store: EventStore
-    documents: NotifyDocuments
     matcher: Matcher
 
 
@@ -63,97 +65,91 @@ async def running_notify(
 ) -> AsyncIterator[RunningNotify]:
     """Start the event store, the matcher and the webhook workers; stop them (in reverse)
     after the caller is done serving. ``verifier`` replaces the one built from the settings."""
-    async with (
-        running_security(settings) as security,
-        _running_notify(settings, security, verifier) as notify,
-    ):
-        yield notify
-
-
-@asynccontextmanager
-async def _running_notify(
-    settings: NotifySettings, security: SecurityKernel, verifier: TokenVerifier | None
-) -> AsyncIterator[RunningNotify]:
     service = settings.event_log_name
-    secrets = TransitSecretBox(security.vault, settings.secret_key, settings.vault_transit_mount)
-    await secrets.ensure_key()
-    store = EventStore(
-        event_store_config(settings, service=service),
-        attester_factory=checkpoint_runners(security.signer, settings),
-    )
-    mongo = build_mongo_client(settings)
-    documents = NotifyDocuments(mongo[settings.mongodb_database])
-    sender = WebhookSender(timeout_s=settings.webhook_timeout_s)
-    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service=SERVICE))
-    await access_log.start()
-    try:
-        await documents.setup()
+    async with running_service(
+        settings, service=SERVICE, database=settings.mongodb_database
+    ) as parts:
+        security, database = parts.security, parts.database
+        secrets = TransitSecretBox(
+            security.vault, settings.secret_key, settings.vault_transit_mount
+        )
+        await secrets.ensure_key()
+        views, feed = SubscriptionDocuments(database), FeedDocuments(database)
+        kept, index = KeptEventDocuments(database), EventIndexDocuments(database)
+        progress = DeliveryDocuments(database)
+        for collection in (views, feed, kept, index):
+            await collection.setup()
+        sender = WebhookSender(timeout_s=settings.webhook_timeout_s)
         await sender.start()
-        await store.start()
-    except BaseException:
-        await sender.stop()
-        await access_log.stop()
-        await mongo.close()
-        raise
-    disclosures = Disclosures(access_log)
-    # Subscriptions are about no patient: their events pass the cipher in clear (the webhook
-    # secrets in them are Transit ciphertext).
-    subscriptions = AggregateRepository(
-        store, SUBSCRIPTION_EVENTS, source=f"//clinical/{service}", cipher=security.cipher,
-        patient_of=lambda _: "",
-    )  # fmt: skip
-    wakeups = Wakeups()
-    app = NotifyApp(
-        subscriptions, documents, renderer=NotificationRenderer(documents, security.cipher),
-        secrets=secrets, sender=sender, wakeups=wakeups, allow_http=settings.webhook_allow_http,
-        secret_overlap=timedelta(seconds=settings.secret_overlap_s),
-    )  # fmt: skip
-    schedule = RetrySchedule(
+        parts.on_stop(sender.stop)
+        store = await parts.event_store(service=service)
+        # Subscriptions are about no patient: their events pass the cipher in clear (the
+        # webhook secrets in them are Transit ciphertext).
+        repository = AggregateRepository(
+            store, SUBSCRIPTION_EVENTS, source=f"//clinical/{service}", cipher=security.cipher,
+            patient_of=lambda _: "",
+        )  # fmt: skip
+        subscriptions = WriteThroughSubscriptions(repository, views)
+        wakeups = InProcessWakeups()
+        renderer = NotificationRenderer(kept, index, security.cipher)
+        app = NotifyApp(
+            subscriptions, feed, progress, renderer=renderer, secrets=secrets, sender=sender,
+            wakeups=wakeups, allow_http=settings.webhook_allow_http,
+            secret_overlap=timedelta(seconds=settings.secret_overlap_s),
+        )  # fmt: skip
+        disclosures = AuditedDisclosures(parts.access_log)
+        deliveries = WebhookDeliveries(
+            DeliveryParts(views, feed, progress, renderer, secrets, sender, disclosures, wakeups),
+            schedule=_retry_schedule(settings), poll_interval_s=settings.poll_interval_s,
+        )  # fmt: skip
+        parts.on_stop(deliveries.stop)
+        facts = FactCache(index)
+        matcher = Matcher(
+            MatcherParts(subscriptions, views, feed, kept, facts, security.cipher, wakeups),
+            notify_topic=events_topic(service),
+            owns=lambda subscription_id: store.partition_of(subscription_id)
+            in store.owned_partitions,
+            on_subscription=deliveries.track, on_deleted=deliveries.forget,
+        )  # fmt: skip
+        topics = [
+            settings.orders_events_topic,
+            settings.results_events_topic,
+            events_topic(service),
+        ]
+        group = f"{service}.matcher.r{settings.replica_ordinal}"
+
+        def consume(handle: Handler) -> Awaitable[None]:
+            return consume_in_commit_order(
+                KafkaConnection.from_settings(settings), topics, group=group,
+                grace_s=settings.ordering_grace_s, handle=handle,
+            )  # fmt: skip
+
+        parts.run_task(
+            "matcher", partial(supervise, "notify matcher", partial(matcher.run, consume))
+        )
+        # Crypto-shredding: the kept envelopes and index facts of a forgotten patient become
+        # markers, so their notifications go out withheld from then on.
+        forgotten = ForgottenPatients(
+            name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
+            patient_topic=settings.patient_events_topic,
+            marked_collections=PATIENT_COLLECTIONS,
+            on_forgotten=[security.keyring.evict, facts.forget_patient],
+        )
+        parts.run_projections([forgotten])
+        servicer = NotifyServicer(
+            app, verifier or token_verifier(settings), disclosures,
+            heartbeat_s=settings.heartbeat_s, poll_interval_s=settings.poll_interval_s,
+        )  # fmt: skip
+        register = partial(notify_pb2_grpc.add_NotifyServiceServicer_to_server, servicer)
+        yield RunningNotify([GrpcService(GRPC_SERVICE_NAME, register)], app, store, matcher)
+
+
+def _retry_schedule(settings: NotifySettings) -> RetrySchedule:
+    return RetrySchedule(
         first=timedelta(seconds=settings.webhook_retry_first_s),
         maximum=timedelta(seconds=settings.webhook_retry_max_s),
         horizon=timedelta(seconds=settings.webhook_retry_horizon_s),
     )
-    deliveries = WebhookDeliveries(
-        app, documents, secrets=secrets, sender=sender, wakeups=wakeups, schedule=schedule,
-        disclosures=disclosures, poll_interval_s=settings.poll_interval_s,
-    )  # fmt: skip
-    matcher = Matcher(
-        group=f"{service}.matcher.r{settings.replica_ordinal}",
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        clinical_topics=[settings.orders_events_topic, settings.results_events_topic],
-        notify_topic=events_topic(service), documents=documents, subscriptions=subscriptions,
-        cipher=security.cipher,
-        owns=lambda subscription_id: store.partition_of(subscription_id) in store.owned_partitions,
-        wakeups=wakeups, on_subscription=deliveries.track, on_deleted=deliveries.forget,
-        grace_s=settings.ordering_grace_s,
-    )  # fmt: skip
-    matching = asyncio.create_task(supervise("notify matcher", matcher.run), name="matcher")
-    # Crypto-shredding: the kept envelopes and index facts of a forgotten patient become
-    # markers, so their notifications go out withheld from then on.
-    forgotten = ForgottenPatients(
-        name=f"{service}.forgotten-patients.r{settings.replica_ordinal}",
-        patient_topic=settings.patient_events_topic,
-        marked_collections=PATIENT_COLLECTIONS,
-        on_forgotten=[security.keyring.evict, matcher.forget_patient],
-    )
-    runners = start_projections([forgotten], settings, documents.database, security.cipher)
-    servicer = NotifyServicer(
-        app, documents, verifier or token_verifier(settings), disclosures,
-        heartbeat_s=settings.heartbeat_s, poll_interval_s=settings.poll_interval_s,
-    )  # fmt: skip
-    register = partial(notify_pb2_grpc.add_NotifyServiceServicer_to_server, servicer)
-    try:
-        yield RunningNotify(
-            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, documents, matcher
-        )
-    finally:
-        await stop_projections(runners)
-        await stop_tasks([matching])
-        await deliveries.stop()
-        await store.stop()
-        await sender.stop()
-        await access_log.stop()
-        await mongo.close()
 
 
 async def serve(settings: NotifySettings) -> None:

@@ -25,6 +25,11 @@ class Refusal(StrEnum):
     NO_PATIENT = "the patient principal names no patient record"
 
 
+class AccessRefused(Exception):  # noqa: N818 - a refusal, carried to PERMISSION_DENIED
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.value)
+
+
 def owner_of(principal: Principal) -> Owner:
     return Owner(
         subject=principal.subject,
@@ -49,6 +54,13 @@ def creation_refusal(owner: Owner, event_filter: Filter) -> Refusal | None:
     if any(patient_id != owner.patient_id for patient_id in event_filter.patient_ids):
         return Refusal.OTHER_PATIENT
     return None
+
+
+def authorized_filter(owner: Owner, event_filter: Filter) -> Filter:
+    """The filter ``owner`` subscribes with (`scoped_filter`); AccessRefused if they may not."""
+    if refusal := creation_refusal(owner, event_filter):
+        raise AccessRefused(refusal)
+    return scoped_filter(owner, event_filter)
 
 
 def scoped_filter(owner: Owner, event_filter: Filter) -> Filter:
@@ -79,17 +91,17 @@ class Withheld(StrEnum):
 
 
 @dataclass(frozen=True)
-class Delivery:
+class Decision:
     """The decision for one notification: what to send."""
 
     withheld: Withheld | None
     content: Content
 
 
-def decide(owner: Owner, content: Content, patient_id: str, *, forgotten: bool) -> Delivery:
+def decide(owner: Owner, content: Content, patient_id: str, *, forgotten: bool) -> Decision:
     """Re-check, at delivery, that the owner may receive this notification and in what form."""
     if forgotten:
-        return Delivery(Withheld.FORGOTTEN, Content.ID_ONLY)
+        return Decision(Withheld.FORGOTTEN, Content.ID_ONLY)
     if not in_scope(owner, patient_id):
-        return Delivery(Withheld.OUT_OF_SCOPE, Content.ID_ONLY)
-    return Delivery(None, content)
+        return Decision(Withheld.OUT_OF_SCOPE, Content.ID_ONLY)
+    return Decision(None, content)

@@ -11,7 +11,6 @@ import pytest
 from notify.domain.backoff import RetrySchedule
 from notify.domain.errors import InvalidSubscription
 from notify.domain.events import ClinicalEvent, matches
-from notify.domain.policy import Refusal, Withheld, creation_refusal, decide, scoped_filter
 from notify.domain.subscription import (
     Content,
     Filter,
@@ -21,6 +20,7 @@ from notify.domain.subscription import (
     WebhookSecret,
     webhook_url_problem,
 )
+from notify.policy import Refusal, Withheld, creation_refusal, decide, scoped_filter
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,6 @@ Identifier-only notifications carry no clinical content and are not recorded.
 
 from __future__ import annotations
 
-from clinical.notify.v1 import notify_pb2 as pb
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import (
     AccessAction,
@@ -20,23 +19,24 @@ from clinical_platform.access.records import (
     access_record,
 )
 from clinical_platform.eventlog.context import Actor
+from notify.domain.notification import Notification
 from notify.domain.subscription import Owner
 
 CATEGORY = "notify"
 
 
-class Disclosures:
+class AuditedDisclosures:
     def __init__(self, log: AccessAuditLog) -> None:
         self._log = log
 
     async def record(
-        self, owner: Owner, notification: pb.Notification, *, channel: str, origin: RequestOrigin
+        self, owner: Owner, notification: Notification, *, channel: str, origin: RequestOrigin
     ) -> None:
         """Record the disclosure of a full-content notification (no-op for the others).
 
         Raises `AccessAuditUnavailableError` when the record cannot be stored.
         """
-        if not (notification.HasField("order") or notification.HasField("result")):
+        if not notification.discloses:
             return
         is_result = bool(notification.result_id)
         target = AccessTarget(

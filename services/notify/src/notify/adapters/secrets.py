@@ -1,4 +1,4 @@
-"""Webhook signing secrets: generated here, kept on the log only as Transit ciphertext.
+"""Webhook signing secrets: kept on the log only as Transit ciphertext.
 
 Delivery needs the clear secret for every POST, so decrypted secrets stay in a small in-memory
 cache keyed by their ciphertext (a rotated secret has a new ciphertext, so nothing goes stale).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import secrets
 from collections import OrderedDict
 
 import hvac
@@ -16,14 +15,7 @@ from hvac import exceptions as vault
 
 from clinical_platform.security.vault_adapters import vault_call
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
-SECRET_BYTES = 32
 _CACHE_SIZE = 10_000
-
-
-def new_webhook_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
 class TransitSecretBox:

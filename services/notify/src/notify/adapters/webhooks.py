@@ -15,7 +15,6 @@ import asyncio
 import json
 import secrets as random_tokens
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
@@ -23,19 +22,10 @@ from typing import Any
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
+from notify.ports import Outcome
+
 HANDSHAKE_TYPE = "webhook.handshake"
 _MAX_HANDSHAKE_BODY = 4096
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one POST achieved: ``error`` is None for a 2xx."""
-
-    error: str | None
-
-    @property
-    def delivered(self) -> bool:
-        return self.error is None
 
 
 def signed_headers(

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from uuid import UUID
 
-from clinical_platform.validation import FieldViolation
+from clinical_platform.validation import InvalidRequest
 
 
 class NotifyDomainError(Exception):
     """A refusal the caller can act on; never holds PHI."""
 
 
-class InvalidSubscription(NotifyDomainError):  # noqa: N818 - a refusal, like the others
-    """INVALID_ARGUMENT: the request breaks these rules."""
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field} {v.description}" for v in self.violations))
+class InvalidSubscription(InvalidRequest, NotifyDomainError):  # noqa: N818 - a refusal
+    """INVALID_ARGUMENT: the request breaks these rules (field violations)."""
 
 
 class SubscriptionNotFound(NotifyDomainError):  # noqa: N818

@@ -7,6 +7,8 @@ interest is a different subscription, so every number in its sequence means the 
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +25,8 @@ from notify.domain.errors import InvalidSubscription, SubscriptionDeleted
 MAX_FILTER_VALUES = 100
 MAX_URL_CHARS = 2048
 PRIORITIES = frozenset({"routine", "urgent", "stat"})
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
+SECRET_BYTES = 32
 
 
 class Topic(StrEnum):
@@ -87,6 +91,11 @@ class WebhookSecret:
 
     ciphertext: str
     valid_until: datetime | None = None  # None: the current secret
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
 def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:

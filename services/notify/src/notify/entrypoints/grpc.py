@@ -1,11 +1,12 @@
-"""NotifyServicer: authenticate, check the request, call the application, map refusals to codes."""
+"""NotifyServicer: authenticate, translate, authorize through policy, map failures to codes."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Protocol, TypeAlias
 from uuid import UUID
 
 import grpc
@@ -14,33 +15,39 @@ from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1 import notify_pb2_grpc
 from clinical_platform.access.origin import request_origin
 from clinical_platform.access.outbox import AccessAuditUnavailableError
-from clinical_platform.eventlog.errors import EventLogError
 from clinical_platform.grpc_auth import authenticate
 from clinical_platform.grpc_context import command_context
-from clinical_platform.grpc_errors import abort_for, invalid_argument
-from clinical_platform.principals import Principal
-from clinical_platform.security.errors import SecurityError
+from clinical_platform.grpc_errors import StatusTable, failures_as_status
 from clinical_platform.tokens import TokenVerifier
-from clinical_platform.validation import FieldViolation, Violations
-from notify.adapters.disclosures import Disclosures
-from notify.adapters.documents import NotifyDocuments
-from notify.application import AccessRefused, NotifyApp
+from clinical_platform.validation import Violations
+from notify import policy
+from notify.application import NotifyApp
 from notify.domain.errors import (
     HandshakeFailed,
-    InvalidSubscription,
     NoSuchNotification,
     NothingToResend,
-    NotifyDomainError,
     NotTheOwner,
     SubscriptionDeleted,
     SubscriptionNotFound,
 )
-from notify.domain.policy import owner_of
+from notify.domain.notification import Notification
 from notify.domain.subscription import SubscriptionView
-from notify.entrypoints import messages
+from notify.entrypoints import translate
+from notify.ports import Disclosures
 
-_FAILURES = (NotifyDomainError, AccessRefused, EventLogError, SecurityError)
-_Failure = NotifyDomainError | AccessRefused | EventLogError | SecurityError
+Context: TypeAlias = grpc.aio.ServicerContext
+STATUSES: StatusTable = {
+    SubscriptionNotFound: grpc.StatusCode.NOT_FOUND,
+    SubscriptionDeleted: grpc.StatusCode.NOT_FOUND,
+    NoSuchNotification: grpc.StatusCode.NOT_FOUND,
+    NotTheOwner: grpc.StatusCode.PERMISSION_DENIED,
+    policy.AccessRefused: grpc.StatusCode.PERMISSION_DENIED,
+    HandshakeFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    NothingToResend: grpc.StatusCode.FAILED_PRECONDITION,
+    # Full content is not sent unless its disclosure is in the access audit.
+    AccessAuditUnavailableError: grpc.StatusCode.UNAVAILABLE,
+}
+_DISCLOSURE_UNAVAILABLE = "the disclosure could not be audited; retry later"
 
 
 class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
@@ -49,7 +56,6 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     def __init__(
         self,
         app: NotifyApp,
-        documents: NotifyDocuments,
         verifier: TokenVerifier,
         disclosures: Disclosures,
         *,
@@ -57,82 +63,89 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         poll_interval_s: float,
     ) -> None:
         self._app = app
-        self._documents = documents
         self._verifier = verifier
         self._disclosures = disclosures
         self._heartbeat_s = heartbeat_s
         self._poll_s = poll_interval_s
 
     async def CreateSubscription(  # noqa: N802 - named by the proto service
-        self, request: pb.CreateSubscriptionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateSubscriptionRequest, context: Context
     ) -> pb.CreateSubscriptionResponse:
+        """Subscribe the caller (clinicians and lab staff to anyone, patients to themselves)."""
         principal = await authenticate(context, self._verifier)
-        violations = Violations()
-        command = messages.create_subscription(request, violations)
-        await _refuse_if_any(context, violations)
-        provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
-        try:
-            created = await self._app.create(command, owner_of(principal), provenance)
-        except _FAILURES as failure:
-            await _abort(context, failure)
+        async with failures_as_status(context, STATUSES):
+            violations = Violations()
+            command = translate.create_subscription(request, violations)
+            violations.raise_if_any()
+            owner = policy.owner_of(principal)
+            command = replace(
+                command, event_filter=policy.authorized_filter(owner, command.event_filter)
+            )
+            provenance = command_context(
+                context, actor=principal.actor, request_id=request.request_id
+            )
+            created = await self._app.create(command, owner, provenance)
         return pb.CreateSubscriptionResponse(
-            subscription=messages.subscription_message(created.subscription),
+            subscription=translate.subscription_message(created.subscription),
             webhook_secret=created.webhook_secret,
         )
 
     async def GetSubscription(  # noqa: N802
-        self, request: pb.GetSubscriptionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetSubscriptionRequest, context: Context
     ) -> pb.GetSubscriptionResponse:
-        principal, subscription_id = await self._caller(context, request.subscription_id)
-        try:
-            view = await self._app.get(subscription_id, principal.subject)
-        except _FAILURES as failure:
-            await _abort(context, failure)
-        return pb.GetSubscriptionResponse(subscription=messages.subscription_message(view))
+        """One of the caller's own subscriptions."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            view = await self._app.get(_subscription_id(request), principal.subject)
+        return pb.GetSubscriptionResponse(subscription=translate.subscription_message(view))
 
     async def ListSubscriptions(  # noqa: N802
-        self, request: pb.ListSubscriptionsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListSubscriptionsRequest, context: Context
     ) -> pb.ListSubscriptionsResponse:
+        """The caller's live subscriptions, oldest first, a page at a time."""
         principal = await authenticate(context, self._verifier)
-        violations = Violations()
-        size = violations.page_size(
-            request.page_size, default=messages.DEFAULT_SUBSCRIPTIONS_PAGE,
-            maximum=messages.MAX_SUBSCRIPTIONS_PAGE,
-        )  # fmt: skip
-        after = messages.after_token(request.page_token, violations)
-        await _refuse_if_any(context, violations)
-        views = await self._app.list_subscriptions(principal.subject, after=after, limit=size + 1)
+        async with failures_as_status(context, STATUSES):
+            violations = Violations()
+            size = violations.page_size(
+                request.page_size, default=translate.DEFAULT_SUBSCRIPTIONS_PAGE,
+                maximum=translate.MAX_SUBSCRIPTIONS_PAGE,
+            )  # fmt: skip
+            after = translate.after_token(request.page_token, violations)
+            violations.raise_if_any()
+            views = await self._app.list_subscriptions(
+                principal.subject, after=after, limit=size + 1
+            )
         more = len(views) > size
         views = views[:size]
         return pb.ListSubscriptionsResponse(
-            subscriptions=[messages.subscription_message(v) for v in views],
-            next_page_token=messages.page_token(views[-1]) if more else "",
+            subscriptions=[translate.subscription_message(v) for v in views],
+            next_page_token=translate.page_token(views[-1]) if more else "",
         )
 
     async def DeleteSubscription(  # noqa: N802
-        self, request: pb.DeleteSubscriptionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DeleteSubscriptionRequest, context: Context
     ) -> pb.DeleteSubscriptionResponse:
-        principal, subscription_id = await self._caller(
-            context, request.subscription_id, request_id=request.request_id
-        )
-        provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
-        try:
+        """Delete one of the caller's subscriptions."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            subscription_id = _subscription_id(request, request_id=request.request_id)
+            provenance = command_context(
+                context, actor=principal.actor, request_id=request.request_id
+            )
             version = await self._app.delete(subscription_id, principal.subject, provenance)
-        except _FAILURES as failure:
-            await _abort(context, failure)
         return pb.DeleteSubscriptionResponse(version=version)
 
     async def RotateWebhookSecret(  # noqa: N802
-        self, request: pb.RotateWebhookSecretRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RotateWebhookSecretRequest, context: Context
     ) -> pb.RotateWebhookSecretResponse:
-        principal, subscription_id = await self._caller(
-            context, request.subscription_id, request_id=request.request_id
-        )
-        provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
-        try:
+        """A new signing secret for the caller's webhook; the old one signs too for a while."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            subscription_id = _subscription_id(request, request_id=request.request_id)
+            provenance = command_context(
+                context, actor=principal.actor, request_id=request.request_id
+            )
             rotated = await self._app.rotate_secret(subscription_id, principal.subject, provenance)
-        except _FAILURES as failure:
-            await _abort(context, failure)
         response = pb.RotateWebhookSecretResponse(
             webhook_secret=rotated.webhook_secret, version=rotated.version
         )
@@ -140,27 +153,28 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         return response
 
     async def Subscribe(  # noqa: N802
-        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SubscribeRequest, context: Context
     ) -> AsyncIterator[pb.SubscribeResponse]:
         """Replay after resume_after, then follow live; a heartbeat whenever idle that long."""
-        principal, subscription_id = await self._caller(context, request.subscription_id)
-        try:
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            subscription_id = _subscription_id(request)
             view = await self._app.get(subscription_id, principal.subject)
-            head = await self._documents.head(view.subscription_id)
-        except _FAILURES as failure:
-            await _abort(context, failure)
-        await _refuse_beyond_head(context, "resume_after", request.resume_after, head)
-        key = view.subscription_id
+            _refuse_beyond_head("resume_after", request.resume_after, await self._app.head(view))
         cursor = request.resume_after
         last_sent = time.monotonic()
         while True:
-            entries = await self._documents.entries(key, after=cursor, limit=100)
-            for notification in await self._app.render_all(view, entries):
-                await self._disclose(context, view, notification, "Subscribe")
-                yield pb.SubscribeResponse(notification=notification)
+            async with failures_as_status(context, STATUSES):
+                notifications = await self._app.notifications(view, since=cursor, limit=100)
+            for notification in notifications:
+                async with failures_as_status(context, STATUSES):
+                    await self._disclose(context, view, notification, "Subscribe")
+                yield pb.SubscribeResponse(
+                    notification=translate.notification_message(notification)
+                )
                 cursor = notification.sequence
                 last_sent = time.monotonic()
-            if entries:
+            if notifications:
                 continue
             idle = time.monotonic() - last_sent
             if idle >= self._heartbeat_s:
@@ -169,108 +183,81 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
                 yield pb.SubscribeResponse(heartbeat=beat)
                 last_sent = time.monotonic()
                 idle = 0.0
-            await self._app.wakeups.wait(key, min(self._poll_s, self._heartbeat_s - idle))
-            try:  # the owner may have deleted it meanwhile (through any replica)
+            await self._app.wait_for_news(view, min(self._poll_s, self._heartbeat_s - idle))
+            async with failures_as_status(context, STATUSES):
+                # The owner may have deleted it meanwhile (through any replica).
                 view = await self._app.get(subscription_id, principal.subject)
-            except _FAILURES as failure:
-                await _abort(context, failure)
 
     async def GetStatus(  # noqa: N802
-        self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetStatusRequest, context: Context
     ) -> pb.GetStatusResponse:
-        principal, subscription_id = await self._caller(context, request.subscription_id)
-        try:
-            status = await self._app.status(subscription_id, principal.subject)
-        except _FAILURES as failure:
-            await _abort(context, failure)
-        return messages.status_message(status)
+        """The webhook's delivery progress and the newest number."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            status = await self._app.status(_subscription_id(request), principal.subject)
+        return translate.status_message(status)
 
     async def ListEvents(  # noqa: N802
-        self, request: pb.ListEventsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListEventsRequest, context: Context
     ) -> pb.ListEventsResponse:
-        principal, subscription_id = await self._caller(context, request.subscription_id)
-        violations = Violations()
-        size = violations.page_size(
-            request.page_size, default=messages.DEFAULT_EVENTS_PAGE,
-            maximum=messages.MAX_EVENTS_PAGE,
-        )  # fmt: skip
-        await _refuse_if_any(context, violations)
-        try:
+        """Replay: the notifications after ``since``, a page at a time."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            subscription_id = _subscription_id(request)
+            violations = Violations()
+            size = violations.page_size(
+                request.page_size, default=translate.DEFAULT_EVENTS_PAGE,
+                maximum=translate.MAX_EVENTS_PAGE,
+            )  # fmt: skip
+            violations.raise_if_any()
             view = await self._app.get(subscription_id, principal.subject)
-            notifications, head = await self._app.list_events(view, since=request.since, limit=size)
-        except _FAILURES as failure:
-            await _abort(context, failure)
-        await _refuse_beyond_head(context, "since", request.since, head)
-        for notification in notifications:
-            await self._disclose(context, view, notification, "ListEvents")
-        return pb.ListEventsResponse(notifications=notifications, head_sequence=head)
+            page = await self._app.list_events(view, since=request.since, limit=size)
+            _refuse_beyond_head("since", request.since, page.head)
+            for notification in page.notifications:
+                await self._disclose(context, view, notification, "ListEvents")
+        return pb.ListEventsResponse(
+            notifications=[translate.notification_message(n) for n in page.notifications],
+            head_sequence=page.head,
+        )
 
     async def Resend(  # noqa: N802
-        self, request: pb.ResendRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ResendRequest, context: Context
     ) -> pb.ResendResponse:
-        principal, subscription_id = await self._caller(context, request.subscription_id)
+        """Deliver the dead letters (or one delivered notification) again."""
+        principal = await authenticate(context, self._verifier)
         sequence = request.sequence if request.HasField("sequence") else None
-        try:
-            queued = await self._app.resend(subscription_id, principal.subject, sequence)
-        except _FAILURES as failure:
-            await _abort(context, failure)
+        async with failures_as_status(context, STATUSES):
+            queued = await self._app.resend(_subscription_id(request), principal.subject, sequence)
         return pb.ResendResponse(queued=queued)
 
     async def _disclose(
-        self,
-        context: grpc.aio.ServicerContext,
-        view: SubscriptionView,
-        notification: pb.Notification,
-        operation: str,
+        self, context: Context, view: SubscriptionView, notification: Notification, operation: str
     ) -> None:
         try:
             await self._disclosures.record(
                 view.owner, notification, channel=operation, origin=request_origin(context)
             )
         except AccessAuditUnavailableError:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, "the disclosure could not be audited; retry later"
-            )
-
-    async def _caller(
-        self,
-        context: grpc.aio.ServicerContext,
-        subscription_id: str,
-        *,
-        request_id: str | None = None,
-    ) -> tuple[Principal, UUID]:
-        principal = await authenticate(context, self._verifier)
-        violations = Violations()
-        if request_id is not None:
-            violations.request_id(request_id)
-        parsed = violations.uuid("subscription_id", subscription_id)
-        await _refuse_if_any(context, violations)
-        return principal, parsed
+            raise AccessAuditUnavailableError(_DISCLOSURE_UNAVAILABLE) from None
 
 
-async def _refuse_if_any(context: grpc.aio.ServicerContext, violations: Violations) -> None:
-    if violations:
-        await invalid_argument(context, violations)
+class _HasSubscriptionId(Protocol):
+    @property
+    def subscription_id(self) -> str: ...
 
 
-async def _refuse_beyond_head(
-    context: grpc.aio.ServicerContext, field: str, after: int, head: int
-) -> None:
+def _subscription_id(request: _HasSubscriptionId, *, request_id: str | None = None) -> UUID:
+    """The request's subscription id (and request id, for commands), or InvalidRequest."""
+    violations = Violations()
+    if request_id is not None:
+        violations.request_id(request_id)
+    parsed = violations.uuid("subscription_id", request.subscription_id)
+    violations.raise_if_any()
+    return parsed
+
+
+def _refuse_beyond_head(field: str, after: int, head: int) -> None:
     if after > head:
-        description = f"is beyond the newest notification ({head})"
-        await invalid_argument(context, [FieldViolation(field, description)])
-
-
-async def _abort(context: grpc.aio.ServicerContext, failure: _Failure) -> NoReturn:
-    match failure:
-        case InvalidSubscription():
-            await invalid_argument(context, failure.violations)
-        case SubscriptionNotFound() | SubscriptionDeleted() | NoSuchNotification():
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(failure))
-        case NotTheOwner() | AccessRefused():
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(failure))
-        case HandshakeFailed() | NothingToResend():
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(failure))
-        case EventLogError() | SecurityError():
-            await abort_for(context, failure)
-    raise failure
+        violations = Violations()
+        violations.add(field, f"is beyond the newest notification ({head})")
+        violations.raise_if_any()

@@ -1,15 +1,19 @@
-"""Requests to application commands and views to responses, with every field checked."""
+"""Requests to application commands and queries, and views to responses, every field checked."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
+from typing import Any
 
+from google.protobuf import json_format
+
+from clinical.events.v1 import results_events_pb2
 from clinical.notify.v1 import notify_pb2 as pb
-from clinical_platform.validation import FieldViolation, Violations
-from notify.adapters.documents import Delivery, DeliveryState
+from clinical_platform.reads import InvalidPageToken, decode_page_token, encode_page_token
+from clinical_platform.validation import Violations
 from notify.application import CreateSubscription, Status
+from notify.domain.delivery import DeliveryState
+from notify.domain.notification import Notification, Observation
 from notify.domain.subscription import Content, Filter, SubscriptionView, Topic
 
 DEFAULT_SUBSCRIPTIONS_PAGE = 50
@@ -44,14 +48,14 @@ def create_subscription(
     for index, number in enumerate(request.topics):
         topic = _TOPICS.get(number)
         if topic is None:
-            violations.append(FieldViolation(f"topics[{index}]", "is not a known topic"))
+            violations.add(f"topics[{index}]", "is not a known topic")
         else:
             topics.append(topic)
     if not request.topics:
-        violations.append(FieldViolation("topics", "must name at least one topic"))
+        violations.add("topics", "must name at least one topic")
     content = _CONTENTS.get(request.content)
     if content is None:
-        violations.append(FieldViolation("content", "must be ID_ONLY or FULL"))
+        violations.add("content", "must be ID_ONLY or FULL")
     f = request.filter
     event_filter = Filter(
         patient_ids=tuple(f.patient_ids), orderers=tuple(f.orderers),
@@ -60,7 +64,7 @@ def create_subscription(
     )  # fmt: skip
     violations.extend(event_filter.problems())
     if request.HasField("webhook") and not request.webhook.url:
-        violations.append(FieldViolation("webhook.url", "is required with a webhook"))
+        violations.add("webhook.url", "is required with a webhook")
     return CreateSubscription(
         topics=topics, event_filter=event_filter, content=content or Content.ID_ONLY,
         webhook_url=request.webhook.url,
@@ -87,7 +91,7 @@ def subscription_message(view: SubscriptionView) -> pb.Subscription:
 
 
 def status_message(status: Status) -> pb.GetStatusResponse:
-    delivery: Delivery = status.delivery
+    delivery = status.delivery
     state = _STATES.get(delivery.state, pb.DELIVERY_STATE_ACTIVE)
     message = pb.GetStatusResponse(
         state=state if status.has_webhook else pb.DELIVERY_STATE_OFF,
@@ -106,16 +110,88 @@ def status_message(status: Status) -> pb.GetStatusResponse:
 
 
 def page_token(view: SubscriptionView) -> str:
-    key = f"{view.created_at.isoformat()}|{view.subscription_id}"
-    return base64.urlsafe_b64encode(key.encode()).decode()
+    return encode_page_token([view.created_at.isoformat(), view.subscription_id])
 
 
 def after_token(token: str, violations: Violations) -> tuple[datetime, str] | None:
     if not token:
         return None
     try:
-        created, subscription_id = base64.urlsafe_b64decode(token).decode().split("|")
-        return datetime.fromisoformat(created).astimezone(UTC), subscription_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        violations.append(FieldViolation("page_token", "is not a token this service issued"))
+        position = decode_page_token(token)
+        created, subscription_id = position
+        return datetime.fromisoformat(created).astimezone(UTC), str(subscription_id)
+    except (InvalidPageToken, TypeError, ValueError):
+        violations.add("page_token", str(InvalidPageToken()))
         return None
+
+
+def notification_message(notification: Notification) -> pb.Notification:
+    message = pb.Notification(
+        subscription_id=notification.subscription_id, sequence=notification.sequence,
+        notification_id=notification.notification_id, type=notification.type,
+        event_id=notification.event_id, patient_id=notification.patient_id,
+        order_id=notification.order_id, result_id=notification.result_id,
+        version=notification.version,
+    )  # fmt: skip
+    message.occurred_at.FromDatetime(notification.occurred_at)
+    if (order := notification.order) is not None:
+        details = message.order
+        details.test_code, details.test_display = order.test_code, order.test_display
+        details.priority, details.orderer, details.signer = (
+            order.priority,
+            order.orderer,
+            order.signer,
+        )
+        details.cancelled_by = order.cancelled_by
+        details.cancellation_reason = order.cancellation_reason
+        if order.signed_at is not None:
+            details.signed_at.FromDatetime(order.signed_at)
+        message.order.SetInParent()
+    if (result := notification.result) is not None:
+        outcome = message.result
+        outcome.observations.extend(_observation_message(o) for o in result.observations)
+        outcome.performer, outcome.revised_by = result.performer, result.revised_by
+        outcome.revision_reason, outcome.revision_kind = (
+            result.revision_reason,
+            result.revision_kind,
+        )
+        if result.effective_at is not None:
+            outcome.effective_at.FromDatetime(result.effective_at)
+        if result.issued_at is not None:
+            outcome.issued_at.FromDatetime(result.issued_at)
+        message.result.SetInParent()
+    return message
+
+
+def _observation_message(observation: Observation) -> results_events_pb2.ResultObservation:
+    message = results_events_pb2.ResultObservation(
+        code=observation.code, display=observation.display
+    )
+    if observation.quantity is not None:
+        message.quantity.SetInParent()
+        message.quantity.value, message.quantity.unit = observation.quantity
+    if observation.coded is not None:
+        message.coded.SetInParent()
+        message.coded.system, message.coded.code, message.coded.display = observation.coded
+    if observation.text is not None:
+        message.text = observation.text
+    if observation.reference_range is not None:
+        low, high = observation.reference_range
+        message.reference_range.SetInParent()
+        if low is not None:
+            message.reference_range.low = low
+        if high is not None:
+            message.reference_range.high = high
+    if observation.interpretation is not None:
+        message.interpretation = observation.interpretation
+    return message
+
+
+def as_json(notification: pb.Notification) -> dict[str, Any]:
+    """The webhook body's "data": proto field names, defaults included, 64-bit ints as numbers."""
+    data: dict[str, Any] = json_format.MessageToDict(
+        notification, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    for name in ("sequence", "version"):
+        data[name] = int(data[name])
+    return data

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
 from clinical_testing.security import patient_envelope
@@ -30,6 +29,7 @@ from clinical.audit.v1 import audit_pb2_grpc
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
@@ -135,7 +135,7 @@ def access_log_of(
 
     def build(audit: AuditUnderTest, outbox: str) -> AccessAuditLog:
         config = AccessAuditConfig(
-            bootstrap_servers=servers.kafka_bootstrap_servers,
+            kafka=KafkaConnection(servers.kafka_bootstrap_servers),
             outbox_path=tmp_path / outbox / "access-outbox.sqlite",
             source="//clinical/orders",
             topic=audit.settings.access_audit_topic,
@@ -173,7 +173,7 @@ async def _append_event(
 
 
 async def _delete_dead_letter_topics(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = build_admin(KafkaConnection(bootstrap))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

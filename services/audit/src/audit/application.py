@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from audit.domain.errors import NotAnEventTopic, PartitionOutOfRange, UnknownTopic
 from audit.domain.queries import AccessQuery, ExportQuery, HistoryQuery, Page
-from audit.fhir import access_audit_event, change_audit_event
-from audit.ports import AuditTrail, LogVerifier
-from clinical.audit.v1.access_pb2 import AccessRecord
-from clinical.audit.v1.audit_pb2 import Change
-from clinical_platform.security.chain import VerificationReport
+from audit.ports import AccessRecord, AuditTrail, Change, LogVerifier, VerificationReport
 
 
 @dataclass(frozen=True)
 class PartitionVerification:
+    """One partition's verification report."""
+
     partition: int
     report: VerificationReport
 
@@ -41,14 +38,9 @@ class AuditApp:
         """Reads and refusals of the patient's data (or by the user), by occurred_at."""
         return await self._trail.accesses(query)
 
-    async def export_audit_events(self, query: ExportQuery) -> Page[str]:
-        """The patient's changes and accesses as FHIR R4 AuditEvent JSON, in trail order."""
-        page = await self._trail.patient_trail(query)
-        events = [
-            access_audit_event(item) if isinstance(item, AccessRecord) else change_audit_event(item)
-            for item in page.items
-        ]
-        return Page([json.dumps(event, separators=(",", ":")) for event in events], page.next)
+    async def patient_trail(self, query: ExportQuery) -> Page[Change | AccessRecord]:
+        """The patient's changes and accesses in trail order (exported as FHIR AuditEvents)."""
+        return await self._trail.patient_trail(query)
 
     async def verify(self, topic: str, partitions: Sequence[int]) -> list[PartitionVerification]:
         """Verify the partitions (all when none are named) against their checkpoints.
@@ -57,10 +49,10 @@ class AuditApp:
         `KeyServiceUnavailableError` when Vault cannot check the signatures.
         """
         if not self._event_topic.match(topic):
-            raise NotAnEventTopic("only event topics are verified")
+            raise NotAnEventTopic
         count = await self._verifier.partitions(topic)
         if count is None:
-            raise UnknownTopic("no such topic")
+            raise UnknownTopic
         outside = sorted({p for p in partitions if p >= count})
         if outside:
             raise PartitionOutOfRange(outside, count)

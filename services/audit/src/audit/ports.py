@@ -1,4 +1,9 @@
-"""The ports the application needs; adapters/ implements them over MongoDB, Kafka and Vault."""
+"""The ports the application needs, and the values they speak; adapters/ implements them over
+MongoDB, Kafka and Vault.
+
+The trail items are the audit API's own messages (`Change`, `AccessRecord`): the read model
+stores them as the projections decode them, and the application passes them through untouched.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from audit.domain.queries import AccessQuery, ExportQuery, HistoryQuery, Page
 from clinical.audit.v1.access_pb2 import AccessRecord
 from clinical.audit.v1.audit_pb2 import Change
 from clinical_platform.security.chain import VerificationReport
+
+__all__ = ["AccessRecord", "AuditTrail", "Change", "LogVerifier", "VerificationReport"]
 
 
 class AuditTrail(Protocol):

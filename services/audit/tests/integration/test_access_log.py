@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from clinical_testing.access import (
     AbortedError,
     FakeServicerContext,
@@ -22,6 +21,7 @@ from clinical.audit.v1 import audit_pb2 as pb
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.access.records import AccessAction
+from clinical_platform.clients.kafka import KafkaConnection, build_producer
 from clinical_platform.grpc_auth import deny
 from clinical_platform.principals import Principal, Role
 
@@ -142,7 +142,7 @@ def _served_by_orders(response: pb.AccessLogResponse) -> list[access_pb2.AccessR
 async def _publish_again(
     bootstrap: str, config: AccessAuditConfig, key: bytes, record: access_pb2.AccessRecord
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = build_producer(KafkaConnection(bootstrap))
     await producer.start()
     try:
         await producer.send_and_wait(config.topic, record.SerializeToString(), key=key)

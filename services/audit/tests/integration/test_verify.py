@@ -10,14 +10,14 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import EventStoreFactory
 from clinical_testing.plugin import unique_name
 
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_producer
 from clinical_platform.clients.vault import build_vault_client
 from clinical_platform.security.checkpoint_log import (
     CheckpointRunnerConfig,
@@ -41,7 +41,7 @@ TAMPERED_AT = 3
 async def copy_topic(servers: ServerEndpoints) -> AsyncIterator[str]:
     """An empty one-partition topic named like an event topic, deleted afterwards."""
     name = f"clinical.{unique_name('copy-')}.events.v1"
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(KafkaConnection(servers.kafka_bootstrap_servers))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 1, 1)])
@@ -62,10 +62,10 @@ async def test_an_untampered_partition_verifies_and_a_tampered_copy_fails_where_
     audit = await audit_service(store.topic, copy_topic)
     settings = audit.settings
     signer = build_signer(build_vault_client(settings), settings)  # the service's signing key
-    bootstrap = settings.kafka_bootstrap_servers
-    records = await read_partition(bootstrap, store.topic, 0)
-    await _attest(bootstrap, store.topic, audit.settings.checkpoints_topic, signer, records)
-    await _tampered_copy(bootstrap, copy_topic, audit.settings.checkpoints_topic, signer, records)
+    kafka = KafkaConnection.from_settings(settings)
+    records = await read_partition(kafka, store.topic, 0)
+    await _attest(kafka, store.topic, audit.settings.checkpoints_topic, signer, records)
+    await _tampered_copy(kafka, copy_topic, audit.settings.checkpoints_topic, signer, records)
 
     intact = await audit.stub.Verify(pb.VerifyRequest(topic=store.topic), metadata=auditor)
     tampered = await audit.stub.Verify(
@@ -103,12 +103,12 @@ async def test_only_existing_event_topics_and_partitions_are_verified(
 
 
 async def _attest(
-    bootstrap: str, topic: str, checkpoints_topic: str, signer: TransitSigner,
+    kafka: KafkaConnection, topic: str, checkpoints_topic: str, signer: TransitSigner,
     records: list[StoredRecord],
 ) -> None:  # fmt: skip
     """Run the kernel's checkpoint runner until it has attested every record."""
     config = CheckpointRunnerConfig(
-        bootstrap, topic, 0, CheckpointPolicy(every_events=4, every_seconds=0.5),
+        kafka, topic, 0, CheckpointPolicy(every_events=4, every_seconds=0.5),
         checkpoints_topic=checkpoints_topic,
     )  # fmt: skip
     runner = PartitionCheckpointRunner(config, signer)
@@ -124,12 +124,12 @@ async def _attest(
 
 
 async def _tampered_copy(
-    bootstrap: str, copy: str, checkpoints_topic: str, signer: TransitSigner,
+    kafka: KafkaConnection, copy: str, checkpoints_topic: str, signer: TransitSigner,
     records: list[StoredRecord],
 ) -> None:  # fmt: skip
     """A restored "backup" of the partition whose record TAMPERED_AT had one payload byte
     flipped, with signed checkpoints of what the copy should hold."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = build_producer(kafka)
     await producer.start()
     try:
         for index, record in enumerate(records):
@@ -140,10 +140,7 @@ async def _tampered_copy(
             await producer.send_and_wait(copy, value, partition=0)
     finally:
         await producer.stop()
-    attesting = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-        transactional_id=f"{copy}.p0.checkpoints",
-    )  # fmt: skip
+    attesting = build_producer(kafka, transactional_id=f"{copy}.p0.checkpoints")
     await attesting.start()
     try:
         checkpointer = Checkpointer(

@@ -14,6 +14,7 @@ from audit.domain.queries import (
     Page,
     Position,
 )
+from audit.entrypoints.fhir import audit_event_json
 from audit.settings import EVENT_TOPIC_PATTERN
 from clinical.audit.v1 import access_pb2
 from clinical.audit.v1.audit_pb2 import Change
@@ -96,9 +97,10 @@ async def test_the_export_renders_each_item_of_the_trail_as_audit_event_json() -
                                      outcome=access_pb2.ACCESS_OUTCOME_SUCCESS)  # fmt: skip
     access.actor.subject = "dr-house"
 
-    page = await _app(Log({}, {}), Trail([change, access])).export_audit_events(
+    page = await _app(Log({}, {}), Trail([change, access])).patient_trail(
         ExportQuery(str(uuid.uuid4()))
     )
+    rendered = [audit_event_json(item) for item in page.items]
 
-    assert [json.loads(text)["id"] for text in page.items] == [change.event_id, access.record_id]
+    assert [json.loads(text)["id"] for text in rendered] == [change.event_id, access.record_id]
     assert page.next == Position(9, 0, "last")

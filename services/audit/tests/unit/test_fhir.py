@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 
-from audit.fhir import ACT_REASON, DICOM, OBJECT_ROLE, access_audit_event, change_audit_event
+from audit.entrypoints.fhir import (
+    ACT_REASON,
+    DICOM,
+    OBJECT_ROLE,
+    access_audit_event,
+    change_audit_event,
+)
 from clinical.audit.v1 import access_pb2
 from clinical.audit.v1.audit_pb2 import Change
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_ETREAT, PURPOSE_OF_USE_UNSPECIFIED

@@ -4,15 +4,18 @@ import uuid
 
 import pytest
 
-from audit.domain.queries import Position
+from audit.domain.queries import MAX_PAGE_SIZE, Position
 from audit.entrypoints.translate import (
-    InvalidRequest,
     access_query,
     export_query,
     history_query,
+    page_token,
+    position_of,
     verify_target,
 )
 from clinical.audit.v1 import audit_pb2 as pb
+from clinical_platform.reads import InvalidPageToken
+from clinical_platform.validation import InvalidRequest
 
 pytestmark = pytest.mark.unit
 
@@ -31,7 +34,7 @@ def _fields(problem: pytest.ExceptionInfo[InvalidRequest]) -> list[str]:
 
 
 def test_a_history_query_takes_the_patient_window_and_page() -> None:
-    token = Position(5, 1, "x").token()
+    token = page_token(Position(5, 1, "x"))
     request = pb.HistoryRequest(patient_id=PATIENT, recorded=_window(10, 20), page_size=5,
                                 page_token=token)  # fmt: skip
 
@@ -89,3 +92,32 @@ def test_verify_needs_a_topic() -> None:
 
     assert _fields(problem) == ["topic"]
     assert verify_target(pb.VerifyRequest(topic="t", partitions=[2, 0])) == ("t", [2, 0])
+
+
+def test_a_page_token_continues_exactly_after_its_position() -> None:
+    position = Position(1_700_000_000_123_456_789, 7, "0b7c1a9e-5d2f-4c1e-9a57-3f0d8e6b2c41")
+
+    assert position_of(page_token(position)) == position
+    assert page_token(None) == ""
+
+
+@pytest.mark.parametrize("token", ["forged", "cDE6eDp5Onc", "p1:1:2:x", "!!!", "WzEsMiwiIl0"])
+def test_tokens_this_service_did_not_issue_are_refused(token: str) -> None:
+    with pytest.raises(InvalidPageToken):
+        position_of(token)
+
+
+def test_page_size_zero_means_the_default_and_above_the_maximum_is_refused() -> None:
+    assert history_query(pb.HistoryRequest(patient_id=PATIENT)).page.size == 100
+    assert history_query(pb.HistoryRequest(patient_id=PATIENT, page_size=5)).page.size == 5
+    with pytest.raises(InvalidRequest) as problem:
+        history_query(pb.HistoryRequest(patient_id=PATIENT, page_size=MAX_PAGE_SIZE + 1))
+
+    assert _fields(problem) == ["page_size"]
+
+
+def test_ids_must_be_canonical_uuids() -> None:
+    with pytest.raises(InvalidRequest) as problem:
+        export_query(pb.ExportAuditEventsRequest(patient_id=PATIENT.upper()))
+
+    assert _fields(problem) == ["patient_id"]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka.admin import AIOKafkaAdminClient
-
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.topics import partition_count
 from clinical_platform.security.chain import VerificationReport
 from clinical_platform.security.checkpoint_log import read_checkpoints, read_partition
@@ -19,17 +18,19 @@ from clinical_platform.security.verification import verify_partition
 
 
 class KafkaPartitionVerifier:
+    """The `LogVerifier` port: partitions and checkpoints read from Kafka, checked by Vault."""
+
     def __init__(
-        self, bootstrap_servers: str, checkpoints_topic: str, signer: Signer, *, concurrency: int
+        self, kafka: KafkaConnection, checkpoints_topic: str, signer: Signer, *, concurrency: int
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._checkpoints_topic = checkpoints_topic
         self._signer = signer
         self._slots = asyncio.Semaphore(concurrency)
 
     async def partitions(self, topic: str) -> int | None:
         """The topic's partition count; None when there is no such topic."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = build_admin(self._kafka)
         await admin.start()
         try:
             if topic not in await admin.list_topics():
@@ -41,9 +42,9 @@ class KafkaPartitionVerifier:
     async def verify(self, topic: str, partition: int) -> VerificationReport:
         """Raises `KeyServiceUnavailableError` when Vault cannot check signatures."""
         async with self._slots:
-            records = await read_partition(self._bootstrap, topic, partition)
+            records = await read_partition(self._kafka, topic, partition)
             checkpoints = (
-                await read_checkpoints(self._bootstrap, self._checkpoints_topic, topic, partition)
+                await read_checkpoints(self._kafka, self._checkpoints_topic, topic, partition)
                 if await self.partitions(self._checkpoints_topic) is not None
                 else []  # no checkpoint was ever written: every record is unattested
             )

@@ -1,4 +1,4 @@
-"""AuditServicer: authenticate, allow auditors only, translate, audit the auditor, map errors.
+"""AuditServicer: authenticate, authorize by policy, translate, audit the auditor, map errors.
 
 Every answered call is itself an access record (category "audit-trail"), and so is every
 refusal: who looked at whose trail is part of the trail.
@@ -6,19 +6,20 @@ refusal: who looked at whose trail is part of the trail.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import TypeAlias
 
 import grpc
 
+from audit import policy
 from audit.application import AuditApp
-from audit.domain.errors import NotAnEventTopic, PartitionOutOfRange, UnknownTopic
+from audit.domain.errors import UnknownTopic
+from audit.entrypoints.fhir import audit_event_json
 from audit.entrypoints.translate import (
-    InvalidRequest,
     access_query,
     export_query,
     history_query,
+    page_token,
     verification_to,
     verify_target,
 )
@@ -27,16 +28,15 @@ from clinical.audit.v1 import audit_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
 from clinical_platform.grpc_auth import authenticate, deny
-from clinical_platform.grpc_errors import abort_for, invalid_argument
-from clinical_platform.principals import Principal, Role
-from clinical_platform.security.errors import SecurityError
+from clinical_platform.grpc_errors import StatusTable, failures_as_status
+from clinical_platform.principals import Principal
 from clinical_platform.tokens import TokenVerifier
-from clinical_platform.validation import FieldViolation
 
 Context: TypeAlias = grpc.aio.ServicerContext
 CATEGORY = "audit-trail"
 TRAIL_RECORD = "AuditEvent"
 LOG_RECORD = "EventLog"
+STATUSES: StatusTable = {UnknownTopic: grpc.StatusCode.NOT_FOUND}
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
@@ -52,13 +52,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     ) -> pb.HistoryResponse:
         """Every change to an aggregate, or to every aggregate about a patient."""
         principal = await self._auditor(context, "History", AccessAction.SEARCH, request.patient_id)
-        async with _errors(context):
+        async with failures_as_status(context, STATUSES):
             page = await self._app.history(history_query(request))
         patient = request.patient_id or next((c.patient_id for c in page.items), "")
         aggregates = [request.aggregate_id] if request.aggregate_id else []
         await self._audited(context, principal, "History", action=AccessAction.SEARCH,
                             patient_id=patient, record_ids=aggregates)  # fmt: skip
-        return pb.HistoryResponse(changes=page.items, next_page_token=page.next_page_token)
+        return pb.HistoryResponse(changes=page.items, next_page_token=page_token(page.next))
 
     async def AccessLog(  # noqa: N802
         self, request: pb.AccessLogRequest, context: Context
@@ -67,18 +67,18 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         principal = await self._auditor(
             context, "AccessLog", AccessAction.SEARCH, request.patient_id
         )
-        async with _errors(context):
+        async with failures_as_status(context, STATUSES):
             page = await self._app.access_log(access_query(request))
         await self._audited(context, principal, "AccessLog", action=AccessAction.SEARCH,
                             patient_id=request.patient_id)  # fmt: skip
-        return pb.AccessLogResponse(records=page.items, next_page_token=page.next_page_token)
+        return pb.AccessLogResponse(records=page.items, next_page_token=page_token(page.next))
 
     async def Verify(  # noqa: N802
         self, request: pb.VerifyRequest, context: Context
     ) -> pb.VerifyResponse:
         """Verify partitions of an event topic against their signed checkpoints."""
         principal = await self._auditor(context, "Verify", AccessAction.READ, "", LOG_RECORD)
-        async with _errors(context):
+        async with failures_as_status(context, STATUSES):
             verifications = await self._app.verify(*verify_target(request))
         await self._audited(context, principal, "Verify", action=AccessAction.READ,
                             patient_id="", record_type=LOG_RECORD)  # fmt: skip
@@ -94,12 +94,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         principal = await self._auditor(
             context, "ExportAuditEvents", AccessAction.EXPORT, request.patient_id
         )
-        async with _errors(context):
-            page = await self._app.export_audit_events(export_query(request))
+        async with failures_as_status(context, STATUSES):
+            page = await self._app.patient_trail(export_query(request))
         await self._audited(context, principal, "ExportAuditEvents", action=AccessAction.EXPORT,
                             patient_id=request.patient_id)  # fmt: skip
         return pb.ExportAuditEventsResponse(
-            audit_events=page.items, next_page_token=page.next_page_token
+            audit_events=[audit_event_json(item) for item in page.items],
+            next_page_token=page_token(page.next),
         )
 
     async def _auditor(
@@ -110,12 +111,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         patient_id: str,
         record_type: str = TRAIL_RECORD,
     ) -> Principal:
+        """The caller, once policy allows it; a refusal is denied and access-logged itself."""
         principal = await authenticate(context, self._verifier)
-        if not principal.has(Role.AUDITOR):
-            await deny(context, principal, "only auditors may read the audit trail",
-                       access_log=self._access_log, patient_id=patient_id,
-                       record_type=record_type, category=CATEGORY, action=action,
-                       operation=operation)  # fmt: skip
+        refusal = policy.refusal_to_read_trail(principal)
+        if refusal is not None:
+            await deny(context, principal, refusal, access_log=self._access_log,
+                       patient_id=patient_id, record_type=record_type, category=CATEGORY,
+                       action=action, operation=operation)  # fmt: skip
         return principal
 
     async def _audited(
@@ -133,20 +135,3 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             context, principal, patient_id=patient_id, record_type=record_type,
             record_ids=record_ids, category=CATEGORY, action=action, operation=operation,
         )  # fmt: skip
-
-
-@asynccontextmanager
-async def _errors(context: Context) -> AsyncIterator[None]:
-    """The application's refusals as status codes; messages name fields, never values."""
-    try:
-        yield
-    except InvalidRequest as invalid:
-        await invalid_argument(context, invalid.violations)
-    except NotAnEventTopic as error:
-        await invalid_argument(context, [FieldViolation("topic", str(error))])
-    except PartitionOutOfRange as error:
-        await invalid_argument(context, [FieldViolation("partitions", str(error))])
-    except UnknownTopic:
-        await context.abort(grpc.StatusCode.NOT_FOUND, "no such topic")
-    except SecurityError as error:
-        await abort_for(context, error)

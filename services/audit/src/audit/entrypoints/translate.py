@@ -3,74 +3,86 @@ into responses."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from audit.application import PartitionVerification
 from audit.domain.queries import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     AccessQuery,
     ExportQuery,
     HistoryQuery,
-    InvalidPageToken,
     PageRequest,
+    Position,
     TimeWindow,
 )
 from clinical.audit.v1 import audit_pb2 as pb
-from clinical_platform.access.records import is_uuid
-from clinical_platform.validation import FieldViolation
+from clinical_platform.reads import InvalidPageToken, decode_page_token, encode_page_token
+from clinical_platform.validation import Violations
 
 MAX_FINDINGS = 100
 _MAX_SUBJECT_CHARS = 256
-_UUID = "must be a lowercase hyphenated UUID"
-
-
-class InvalidRequest(Exception):  # noqa: N818 - the request is what is invalid
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        super().__init__(", ".join(v.field for v in violations))
-        self.violations = list(violations)
 
 
 def history_query(request: pb.HistoryRequest) -> HistoryQuery:
-    violations: list[FieldViolation] = []
+    violations = Violations()
     subject = request.WhichOneof("subject")
     if subject is None:
-        violations.append(FieldViolation("subject", "patient_id or aggregate_id is required"))
-    elif not is_uuid(getattr(request, subject)):
-        violations.append(FieldViolation(subject, _UUID))
+        violations.add("subject", "patient_id or aggregate_id is required")
+    else:
+        violations.uuid(subject, getattr(request, subject))
     window = _window("recorded", request.recorded, request.HasField("recorded"), violations)
     page = _page(request.page_size, request.page_token, violations)
-    _raise_if_any(violations)
+    violations.raise_if_any()
     return HistoryQuery(request.patient_id, request.aggregate_id, window, page)
 
 
 def access_query(request: pb.AccessLogRequest) -> AccessQuery:
-    violations: list[FieldViolation] = []
+    violations = Violations()
     if not (request.patient_id or request.actor_subject):
-        violations.append(FieldViolation("patient_id", "patient_id or actor_subject is required"))
-    if request.patient_id and not is_uuid(request.patient_id):
-        violations.append(FieldViolation("patient_id", _UUID))
+        violations.add("patient_id", "patient_id or actor_subject is required")
+    if request.patient_id:
+        violations.uuid("patient_id", request.patient_id)
     subject = request.actor_subject
     if len(subject) > _MAX_SUBJECT_CHARS or not subject.isprintable():
-        violations.append(FieldViolation("actor_subject", "must be a token subject"))
+        violations.add("actor_subject", "must be a token subject")
     window = _window("occurred", request.occurred, request.HasField("occurred"), violations)
     page = _page(request.page_size, request.page_token, violations)
-    _raise_if_any(violations)
+    violations.raise_if_any()
     return AccessQuery(request.patient_id, subject, window, page)
 
 
 def export_query(request: pb.ExportAuditEventsRequest) -> ExportQuery:
-    violations: list[FieldViolation] = []
-    if not is_uuid(request.patient_id):
-        violations.append(FieldViolation("patient_id", f"is required and {_UUID}"))
+    violations = Violations()
+    if not request.patient_id:
+        violations.add("patient_id", "is required")
+    else:
+        violations.uuid("patient_id", request.patient_id)
     window = _window("period", request.period, request.HasField("period"), violations)
     page = _page(request.page_size, request.page_token, violations)
-    _raise_if_any(violations)
+    violations.raise_if_any()
     return ExportQuery(request.patient_id, window, page)
 
 
 def verify_target(request: pb.VerifyRequest) -> tuple[str, list[int]]:
+    violations = Violations()
     if not request.topic:
-        raise InvalidRequest([FieldViolation("topic", "is required")])
+        violations.add("topic", "is required")
+    violations.raise_if_any()
     return request.topic, list(request.partitions)
+
+
+def page_token(after: Position | None) -> str:
+    """The token of the page after ``after`` (a page's ``next``; "" when nothing follows)."""
+    if after is None:
+        return ""
+    return encode_page_token([after.at, after.seq, after.id])
+
+
+def position_of(token: str) -> Position:
+    """The position a token of `page_token` continues after; `InvalidPageToken` otherwise."""
+    match decode_page_token(token):
+        case [int(at), int(seq), str(item_id)] if item_id:
+            return Position(at, seq, item_id)
+    raise InvalidPageToken
 
 
 def verification_to(verification: PartitionVerification) -> pb.PartitionVerification:
@@ -94,7 +106,7 @@ def verification_to(verification: PartitionVerification) -> pb.PartitionVerifica
 
 
 def _window(
-    field: str, time_range: pb.TimeRange, present: bool, violations: list[FieldViolation]
+    field: str, time_range: pb.TimeRange, present: bool, violations: Violations
 ) -> TimeWindow:
     if not present:
         return TimeWindow()
@@ -103,18 +115,16 @@ def _window(
         time_range.until.ToNanoseconds() if time_range.HasField("until") else None,
     )
     if not window.is_valid:
-        violations.append(FieldViolation(f"{field}.until", "must be after since"))
+        violations.add(f"{field}.until", "must be after since")
     return window
 
 
-def _page(size: int, token: str, violations: list[FieldViolation]) -> PageRequest:
+def _page(size: int, token: str, violations: Violations) -> PageRequest:
+    size = violations.page_size(size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+    if not token:
+        return PageRequest(size)
     try:
-        return PageRequest.of(size, token)
-    except InvalidPageToken:
-        violations.append(FieldViolation("page_token", "is not a page token of this service"))
-        return PageRequest()
-
-
-def _raise_if_any(violations: list[FieldViolation]) -> None:
-    if violations:
-        raise InvalidRequest(violations)
+        return PageRequest(size, position_of(token))
+    except InvalidPageToken as invalid:
+        violations.add("page_token", str(invalid))
+        return PageRequest(size)

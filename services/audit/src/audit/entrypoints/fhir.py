@@ -16,6 +16,7 @@ has no element for it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from clinical.audit.v1.access_pb2 import AccessAction, AccessOutcome, AccessRecord
@@ -50,6 +51,12 @@ _ACTIONS: dict[str, tuple[str | None, str]] = {
     "DELETE": ("delete", "D"),
 }
 _OUTCOMES = {"SUCCESS": "0", "DENIED": "4", "FAILURE": "8"}
+
+
+def audit_event_json(item: Change | AccessRecord) -> str:
+    """One item of the trail as compact FHIR R4 AuditEvent JSON."""
+    event = access_audit_event(item) if isinstance(item, AccessRecord) else change_audit_event(item)
+    return json.dumps(event, separators=(",", ":"))
 
 
 def access_audit_event(record: AccessRecord) -> JsonObject:

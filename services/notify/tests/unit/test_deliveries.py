@@ -1,0 +1,162 @@
+"""The webhook worker against fakes of its ports: what it signs with, and when it re-reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from clinical_platform.access.records import RequestOrigin
+from notify.adapters.wakeups import InProcessWakeups
+from notify.domain.backoff import RetrySchedule
+from notify.domain.delivery import Delivery
+from notify.domain.feed import FeedEntry
+from notify.domain.notification import Notification
+from notify.domain.subscription import (
+    Content,
+    Filter,
+    Owner,
+    Subscription,
+    SubscriptionView,
+    Topic,
+    WebhookSecret,
+)
+from notify.entrypoints.deliveries import DeliveryParts, WebhookDeliveries
+from notify.ports import Outcome
+
+pytestmark = pytest.mark.unit
+SUBSCRIPTION = "5b1f0f0e-8a53-4c3e-9a59-3f1f0d6c9b10"
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _view(*secrets: WebhookSecret) -> SubscriptionView:
+    return SubscriptionView(
+        subscription_id=SUBSCRIPTION, owner=Owner("dr-a", ("clinician",)),
+        topics=(Topic.ORDER_SIGNED,), event_filter=Filter(), content=Content.ID_ONLY,
+        webhook_url="https://hooks.example/x", secrets=secrets, created_at=NOW, version=1,
+    )  # fmt: skip
+
+
+@dataclass
+class FakeViews:
+    """The subscription read model: one subscription."""
+
+    view: SubscriptionView
+
+    async def subscription(self, subscription_id: str) -> SubscriptionView | None:
+        return self.view
+
+    async def save(self, subscription: Subscription) -> None:
+        raise NotImplementedError
+
+    async def live_subscriptions(self) -> list[tuple[SubscriptionView, int | None]]:
+        return [(self.view, 0)]
+
+    async def set_created_timestamp(self, subscription_id: str, timestamp_ms: int) -> None:
+        raise NotImplementedError
+
+    async def set_deleted_timestamp(self, subscription_id: str, timestamp_ms: int) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class FakeStore:
+    """The feed, the delivery progress, rendering, secrets and disclosures, in memory."""
+
+    feed: list[FeedEntry] = field(default_factory=list)
+    progress: Delivery = field(default_factory=Delivery)
+
+    async def append(self, entry: FeedEntry) -> bool:
+        self.feed.append(entry)
+        return True
+
+    async def entries(self, subscription_id: str, *, after: int, limit: int) -> list[FeedEntry]:
+        return [e for e in self.feed if e.sequence > after][:limit]
+
+    async def head(self, subscription_id: str) -> int:
+        return len(self.feed)
+
+    async def delivery(self, subscription_id: str) -> Delivery:
+        return replace(self.progress, resend=list(self.progress.resend))
+
+    async def save(
+        self, subscription_id: str, delivery: Delivery, *, sent: Sequence[int] = ()
+    ) -> None:
+        self.progress = replace(delivery)
+
+    async def dead_letter(self, subscription_id: str, delivery: Delivery, sequence: int) -> None:
+        self.progress = replace(delivery)
+
+    async def queue_resend(self, subscription_id: str, sequences: Sequence[int]) -> None:
+        raise NotImplementedError
+
+    async def render_all(
+        self, subscription: SubscriptionView, entries: Sequence[FeedEntry]
+    ) -> list[Notification]:
+        return [
+            Notification(e.subscription_id, e.sequence, e.topic.value, e.occurred_at)
+            for e in entries
+        ]
+
+    async def seal(self, secret: str) -> str:
+        return f"sealed:{secret}"
+
+    async def open(self, ciphertext: str) -> str:
+        return ciphertext.removeprefix("sealed:")
+
+    async def record(
+        self, owner: Owner, notification: Notification, *, channel: str, origin: RequestOrigin
+    ) -> None:
+        return None
+
+
+@dataclass
+class RecordingSender:
+    signed_with: asyncio.Queue[list[str]] = field(default_factory=asyncio.Queue)
+
+    async def handshake(self, url: str, subscription_id: str, secret: str) -> Outcome:
+        return Outcome(None)
+
+    async def post(self, url: str, message_id: str, body: str, secrets: Sequence[str]) -> Outcome:
+        self.signed_with.put_nowait(list(secrets))
+        return Outcome(None)
+
+
+def _entry(sequence: int) -> FeedEntry:
+    return FeedEntry(SUBSCRIPTION, sequence, f"event-{sequence}", Topic.ORDER_SIGNED,
+                     "patient", f"order-{sequence}", "", 1, NOW)  # fmt: skip
+
+
+async def _next_post(sender: RecordingSender) -> list[str]:
+    return await asyncio.wait_for(sender.signed_with.get(), timeout=5)
+
+
+async def test_a_rotation_made_on_this_replica_signs_the_very_next_post_with_both_secrets() -> None:
+    views, store = FakeViews(_view(WebhookSecret("sealed:old"))), FakeStore()
+    sender, wakeups = RecordingSender(), InProcessWakeups()
+    parts = DeliveryParts(views, store, store, store, store, sender, store, wakeups)
+    schedule = RetrySchedule(timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=3))
+    # A poll interval far longer than the test: only the signal can make the worker re-read.
+    deliveries = WebhookDeliveries(
+        parts, schedule=schedule, poll_interval_s=60.0, clock=lambda: NOW
+    )
+    store.feed.append(_entry(1))
+    deliveries.track(views.view)
+    try:
+        first = await _next_post(sender)
+
+        views.view = _view(
+            WebhookSecret("sealed:new"), WebhookSecret("sealed:old", NOW + timedelta(days=1))
+        )  # what RotateWebhookSecret wrote to the read model ...
+        wakeups.changed(SUBSCRIPTION)  # ... and signalled before answering
+        store.feed.append(_entry(2))
+        wakeups.wake(SUBSCRIPTION)
+        second = await _next_post(sender)
+    finally:
+        await deliveries.stop()
+
+    assert first == ["old"]
+    assert second == ["new", "old"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
+import string
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -151,17 +153,30 @@ AppendEvent = Callable[[EventStore, str, str, int], Awaitable[Envelope]]
 
 
 @pytest.fixture
-def append_event() -> AppendEvent:
+def phi_canary() -> str:
+    """Patient data in every appended event's payload: a random token no id, hash or clock
+    reading can hold by chance, so finding it anywhere means the payload leaked."""
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(20))
+
+
+@pytest.fixture
+def append_event(phi_canary: str) -> AppendEvent:
     """``await append_event(store, patient_id, aggregate_id, version)``."""
-    return _append_event
+
+    async def append(
+        store: EventStore, patient_id: str, aggregate_id: str, version: int
+    ) -> Envelope:
+        return await _append_event(store, patient_id, aggregate_id, version, phi_canary)
+
+    return append
 
 
 async def _append_event(
-    store: EventStore, patient_id: str, aggregate_id: str, version: int
+    store: EventStore, patient_id: str, aggregate_id: str, version: int, phi_canary: str
 ) -> Envelope:
     """One event about the patient, as a clinician's request from a ward tablet records it."""
     envelope = patient_envelope(
-        patient_id, aggregate_id, version, note="Jane Q. Doe, 1970-01-01",
+        patient_id, aggregate_id, version, note=f"Jane Q. Doe, 1970-01-01, {phi_canary}",
         request_id=f"req-{aggregate_id[:8]}-{version}",
     )  # fmt: skip
     envelope.actor.roles.append("clinician")

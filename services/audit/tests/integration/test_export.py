@@ -32,7 +32,7 @@ FROM_THE_WARD = FakeServicerContext(
 
 async def test_a_patients_trail_exports_as_valid_r4_audit_events(
     event_store: EventStoreFactory, audit_service: Any, append_event: Any,
-    access_log_of: Callable[[Any, str], AccessAuditLog], auditor: Metadata,
+    access_log_of: Callable[[Any, str], AccessAuditLog], auditor: Metadata, *, phi_canary: str,
 ) -> None:  # fmt: skip
     store = await event_store(partitions=1)
     patient, order = str(uuid.uuid4()), str(uuid.uuid4())
@@ -81,3 +81,4 @@ async def test_a_patients_trail_exports_as_valid_r4_audit_events(
         stamp.FromJsonString(event["recorded"])
     assert [s.ToNanoseconds() for s in recorded] == sorted(s.ToNanoseconds() for s in recorded)
     assert "Jane" not in json.dumps(list(answer.audit_events))
+    assert phi_canary not in json.dumps(list(answer.audit_events))

@@ -20,7 +20,7 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 async def test_history_of_a_patient_is_every_change_to_their_aggregates_in_order(
     event_store: EventStoreFactory, audit_service: Any, append_event: Any,
-    auditor: Metadata,
+    auditor: Metadata, phi_canary: str,
 ) -> None:  # fmt: skip
     store = await event_store(partitions=3)
     patient, stranger = str(uuid.uuid4()), str(uuid.uuid4())
@@ -55,6 +55,7 @@ async def test_history_of_a_patient_is_every_change_to_their_aggregates_in_order
     assert answer.next_page_token == ""
     # Metadata only: the payload (here plaintext patient data) is never in the trail.
     assert b"Jane Q. Doe" not in answer.SerializeToString()
+    assert phi_canary.encode() not in answer.SerializeToString()
 
 
 async def test_history_of_an_aggregate_pages_through_its_changes(

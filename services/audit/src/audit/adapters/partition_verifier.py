@@ -21,9 +21,16 @@ class KafkaPartitionVerifier:
     """The `LogVerifier` port: partitions and checkpoints read from Kafka, checked by Vault."""
 
     def __init__(
-        self, kafka: KafkaConnection, checkpoints_topic: str, signer: Signer, *, concurrency: int
+        self,
+        kafka: KafkaConnection | str,
+        checkpoints_topic: str,
+        signer: Signer,
+        *,
+        concurrency: int,
     ) -> None:
-        self._kafka = kafka
+        # A plain bootstrap address is still accepted until the composition root passes
+        # KafkaConnection.from_settings(settings).
+        self._kafka = KafkaConnection(kafka) if isinstance(kafka, str) else kafka
         self._checkpoints_topic = checkpoints_topic
         self._signer = signer
         self._slots = asyncio.Semaphore(concurrency)

@@ -25,6 +25,7 @@ from bench.load import (
     parse_command_request,
     unary_endpoint,
 )
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.context import Actor
 from clinical_platform.eventlog.errors import EventLogError
 from clinical_platform.eventlog.partitioning import PartitionOwnership
@@ -40,7 +41,7 @@ def bench_store_config(service: str, bootstrap_servers: str, state_dir: Path) ->
     """One replica owning all six partitions of the bench's own event topic."""
     return EventStoreConfig(
         service=service,
-        bootstrap_servers=bootstrap_servers,
+        kafka=KafkaConnection(bootstrap_servers),
         ownership=PartitionOwnership(0, 1, "127.0.0.1:{ordinal}"),
         state_dir=state_dir,
         partitions=6,

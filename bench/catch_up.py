@@ -41,7 +41,7 @@ async def measure_catch_up(config: EventStoreConfig, counter_ids: list[UUID]) ->
             replace(config, state_dir=Path(empty)), counter_ids
         )
     topic = events_topic(config.service)
-    offsets = await offsets_used(config.bootstrap_servers, topic, config.partitions)
+    offsets = await offsets_used(config.kafka.bootstrap_servers, topic, config.partitions)
     return CatchUpRun(events, empty_start_s, up_to_date_start_s, offsets)
 
 

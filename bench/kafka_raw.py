@@ -11,6 +11,7 @@ from uuid import uuid4
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.topics import create_topic, delete_topics
+from clinical_platform.clients.kafka import KafkaConnection, build_consumer, build_producer
 
 # Smaller than the bench counter's envelopes (about 400 bytes plus 240 of headers): the raw
 # figures are the broker's pace for small records, not a replay of the append path.
@@ -36,10 +37,8 @@ async def measure_kafka(bootstrap_servers: str, *, seconds: float) -> KafkaRun:
     topic = f"bench.raw.{uuid4().hex[:12]}"
     await create_topic(bootstrap_servers, topic, partitions=1)
     try:
-        # acks=all + idempotence: the settings the event store's producers use.
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
-        )
+        # The builder's acks=all + idempotence: the settings the event store's producers use.
+        producer = build_producer(KafkaConnection(bootstrap_servers))
         await producer.start()
         try:
             # Warm-up: metadata for the new topic, the connection, the producer id.
@@ -75,10 +74,8 @@ async def _batched_rate(producer: AIOKafkaProducer, topic: str, seconds: float) 
 
 async def _transaction_rate(bootstrap_servers: str, topic: str, seconds: float) -> float:
     # The event store's producer settings (writer.transactional_producer), minus its timeouts.
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
+    producer = build_producer(
+        KafkaConnection(bootstrap_servers),
         transactional_id=f"{topic}.transactions",
         linger_ms=0,
         compression_type="zstd",
@@ -102,15 +99,10 @@ async def measure_kafka_latency(bootstrap_servers: str, *, messages: int) -> lis
     topic = f"bench.raw.{uuid4().hex[:12]}"
     await create_topic(bootstrap_servers, topic, partitions=1)
     try:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
-        )
-        # read_committed: what every consumer of the event topics uses.
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
+        kafka = KafkaConnection(bootstrap_servers)
+        producer = build_producer(kafka)
+        # The builder's consumer: read_committed, what every consumer of the event topics uses.
+        consumer = build_consumer(kafka)
         await producer.start()
         await consumer.start()
         try:

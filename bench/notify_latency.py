@@ -23,7 +23,6 @@ from typing import Any
 import grpc
 import hvac
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
@@ -33,6 +32,7 @@ from clinical.notify.v1 import notify_pb2 as notify_pb
 from clinical.notify.v1.notify_pb2_grpc import NotifyServiceStub
 from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
+from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.principals import Role
@@ -212,7 +212,7 @@ async def _running_platform(
                 "secret_key": f"bench-notify-{run}",
             }
         )  # fmt: skip
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+        admin = build_admin(servers.kafka)
         await admin.start()
         try:
             await create_topic(servers.kafka_bootstrap_servers, access_topic, partitions=1)

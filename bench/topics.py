@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewTopic
 from aiokafka.errors import for_code
+
+from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_consumer
 
 
 async def create_topic(bootstrap_servers: str, name: str, partitions: int) -> None:
     """Create a topic with the broker's default configs; raise if the broker refuses."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = build_admin(KafkaConnection(bootstrap_servers))
     await admin.start()
     try:
         response = await admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
@@ -22,7 +24,7 @@ async def create_topic(bootstrap_servers: str, name: str, partitions: int) -> No
 
 async def delete_topics(bootstrap_servers: str, names: list[str]) -> None:
     """Delete the topics; one that was never created is no error."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = build_admin(KafkaConnection(bootstrap_servers))
     await admin.start()
     try:
         await admin.delete_topics(names)
@@ -32,7 +34,10 @@ async def delete_topics(bootstrap_servers: str, names: list[str]) -> None:
 
 async def offsets_used(bootstrap_servers: str, topic: str, partitions: int) -> int:
     """Offsets taken on all partitions: one per record, and one per transaction marker."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    # read_uncommitted: the end offsets are the high watermarks, past the last marker too.
+    consumer = build_consumer(
+        KafkaConnection(bootstrap_servers), isolation_level="read_uncommitted"
+    )
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])

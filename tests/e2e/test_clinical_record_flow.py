@@ -17,7 +17,6 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
@@ -31,6 +30,7 @@ from clinical.patient.v1 import patient_pb2 as patient_pb
 from clinical.patient.v1.patient_pb2_grpc import PatientServiceStub
 from clinical.results.v1 import results_pb2 as results_pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
+from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
@@ -58,7 +58,7 @@ async def clinic(servers: ServerEndpoints, start_service: StartService) -> Async
     access_topic = unique_name("e2e.access.")
     shared = {"ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": "1"}
     # Orders and results each consume the other's topic: create both before either starts.
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     for log in (orders_log, results_log):
         spec = event_topic_spec(

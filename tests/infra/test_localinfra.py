@@ -57,11 +57,11 @@ def test_infra_env_exports_work_for_plain_client_scripts(infra: IsolatedInfra) -
         """
         import asyncio, base64, os
         import hvac
-        from aiokafka.admin import AIOKafkaAdminClient
         from pymongo import AsyncMongoClient
+        from clinical_platform.clients.kafka import KafkaConnection, build_admin
 
         async def main():
-            admin = AIOKafkaAdminClient(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+            admin = build_admin(KafkaConnection(os.environ["KAFKA_BOOTSTRAP_SERVERS"]))
             await admin.start()
             await admin.list_topics()
             await admin.close()
@@ -129,25 +129,29 @@ def test_infra_down_leaves_none_of_our_processes_running(infra: IsolatedInfra) -
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
+    from aiokafka.admin import NewTopic  # noqa: PLC0415
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from clinical_platform.clients.kafka import (  # noqa: PLC0415
+        KafkaConnection,
+        build_admin,
+        build_producer,
+    )
+
+    kafka = KafkaConnection(bootstrap)
+    admin = build_admin(kafka)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 1)])
     await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = build_producer(kafka)
     await producer.start()
     await producer.send_and_wait(topic, value)
     await producer.stop()
 
 
 async def _consume_one(bootstrap: str, topic: str) -> bytes | None:
-    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+    from clinical_platform.clients.kafka import KafkaConnection, build_consumer  # noqa: PLC0415
 
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+    consumer = build_consumer(KafkaConnection(bootstrap), topic)
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), timeout=60)

@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
@@ -25,6 +24,7 @@ from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
 from clinical.results.v1 import results_pb2 as results_pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
+from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.principals import Role
@@ -79,7 +79,7 @@ async def clinic(
         }
     )  # fmt: skip
     # Each service listens to the other's topic: create both before either starts.
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     for log in (orders_log, results_log):
         spec = event_topic_spec(log, partitions=3, replication_factor=1, min_insync_replicas=1)

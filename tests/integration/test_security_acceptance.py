@@ -17,34 +17,39 @@ from typing import Any
 import grpc
 import hvac
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.access import read_access_records
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import read_topic
+from clinical_testing.kafka import delete_topics, offsets_used, read_records
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
+from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.audit.v1 import access_pb2
 from clinical.audit.v1.access_pb2 import AccessRecord
+from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical.orders.v1 import orders_pb2
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
 from clinical.patient.v1 import patient_pb2
 from clinical.patient.v1.patient_pb2_grpc import PatientServiceStub
 from clinical.results.v1 import results_pb2
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.topics import (
     ensure_topic,
     event_topic_spec,
     events_topic,
-    partition_count,
 )
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.security.chain import VerificationReport
-from clinical_platform.security.checkpoint_log import read_checkpoints, read_partition
+from clinical_platform.security.checkpoint_log import (
+    StoredRecord,
+    read_checkpoints,
+    read_partition,
+)
 from clinical_platform.security.checkpoints import CHECKPOINTS_TOPIC
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.errors import PatientForgottenError
@@ -147,7 +152,7 @@ async def hospital(
             "patient_events_topic": events_topic(patient_log),
         }
     )  # fmt: skip
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     for log in (orders_log, results_log):
         spec = event_topic_spec(log, partitions=3, replication_factor=1, min_insync_replicas=1)
@@ -203,47 +208,28 @@ async def _register(hospital: Hospital) -> patient_pb2.RegisterPatientResponse:
 
 
 async def _raw_records(bootstrap: str, topic: str) -> list[bytes]:
-    """Every record's value and headers (keys too) on ``topic``, read raw from offset 0."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[bytes] = []
-        for partition in partitions:
-            while await consumer.position(partition) < ends[partition]:
-                fetched = await consumer.getmany(partition, timeout_ms=1000)
-                for record in fetched.get(partition, []):
-                    found.append(record.value or b"")
-                    found.append(record.key or b"")
-                    found += [name.encode() + b"=" + value for name, value in record.headers]
-        return found
-    finally:
-        await consumer.stop()
+    """Every record's value and headers (keys too) on ``topic``, read raw from offset 0 (aborted
+    transactions' records included)."""
+    found: list[bytes] = []
+    for record in await read_records(bootstrap, topic, committed=False):
+        found.append(record.value or b"")
+        found.append(record.key or b"")
+        found += [name.encode() + b"=" + value for name, value in record.headers]
+    return found
 
 
 async def _access_records(
     hospital: Hospital, wanted: int, *, timeout_s: float = TIMEOUT_S
 ) -> list[AccessRecord]:
     """The access topic's records, once it holds at least ``wanted`` (published off-path)."""
-    records: list[AccessRecord] = []
+
+    async def enough() -> list[AccessRecord]:
+        published = await read_access_records(hospital.bootstrap_servers, hospital.access_topic)
+        records = [record for _key, record in published]
+        return records if len(records) >= wanted else []
+
     async with asyncio.timeout(timeout_s):
-        while True:
-            records = [
-                r for _key, r in await read_access_records(
-                    hospital.bootstrap_servers, hospital.access_topic
-                )
-            ]  # fmt: skip
-            if len(records) >= wanted:
-                return records
-            await asyncio.sleep(0.25)
+        return await eventually(enough, within_s=float("inf"), interval_s=0.25)
 
 
 @dataclass(frozen=True)
@@ -404,22 +390,6 @@ class VaultProxy:
         self._writers -= {writer, up_writer}
 
 
-async def _topic_size(bootstrap: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
-
-
 async def test_vault_unavailable_fails_registration_closed_and_appends_nothing(
     servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], token_mint: TokenMint,
     tmp_path: Path, kafka_topic: TopicFactory,
@@ -457,32 +427,30 @@ async def test_vault_unavailable_fails_registration_closed_and_appends_nothing(
                 return response
 
             await proxy.stop()
-            before = await _topic_size(servers.kafka_bootstrap_servers, topic)
+            before = await offsets_used(servers.kafka_bootstrap_servers, topic)
             with pytest.raises(grpc.aio.AioRpcError) as failed:
                 await register()
             assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert await _topic_size(servers.kafka_bootstrap_servers, topic) == before
+            assert await offsets_used(servers.kafka_bootstrap_servers, topic) == before
 
             await proxy.start()
-            async with asyncio.timeout(TIMEOUT_S):
-                while True:  # the seal-status watch may take an interval to see Vault back
-                    try:
-                        registered = await register()
-                        break
-                    except grpc.aio.AioRpcError as error:
-                        if error.code() != grpc.StatusCode.UNAVAILABLE:
-                            raise
-                        await asyncio.sleep(0.5)
+
+            async def registered_once() -> patient_pb2.RegisterPatientResponse | None:
+                try:
+                    return await register()
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    return None
+
+            # The seal-status watch may take an interval to see Vault back.
+            registered = await eventually(registered_once, within_s=TIMEOUT_S, interval_s=0.5)
+            assert registered is not None
             assert registered.patient_id
-            assert await _topic_size(servers.kafka_bootstrap_servers, topic) > before
+            assert await offsets_used(servers.kafka_bootstrap_servers, topic) > before
     finally:
         await proxy.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.delete_topics([topic, dead_letter_topic(topic)])
-        finally:
-            await admin.close()
+        await delete_topics(servers.kafka_bootstrap_servers, [topic, dead_letter_topic(topic)])
 
 
 async def test_forgetting_a_patient_marks_their_orders_and_results_and_no_replay_can_decrypt(
@@ -542,28 +510,32 @@ async def _verified_once_attested(
 ) -> VerificationReport:
     """Verify a partition once a checkpoint covers its last record (checkpoints come every
     few seconds), so the verdict rests on signed roots and not on the hash chain alone."""
-    deadline = asyncio.get_running_loop().time() + 60
-    while True:
-        records = await read_partition(bootstrap, topic, partition)
-        checkpoints = await read_checkpoints(bootstrap, CHECKPOINTS_TOPIC, topic, partition)
-        attested = bool(records) and bool(checkpoints)
-        if attested and checkpoints[-1].last_offset >= records[-1].offset:
-            return await verify_partition(records, checkpoints, signer)
-        if not records or asyncio.get_running_loop().time() > deadline:
-            return await verify_partition(records, checkpoints, signer)
-        await asyncio.sleep(1)
+    kafka = KafkaConnection(bootstrap)
+    latest: list[tuple[list[StoredRecord], list[Checkpoint]]] = []
+
+    async def attested_or_empty() -> bool:
+        records = await read_partition(kafka, topic, partition)
+        checkpoints = await read_checkpoints(kafka, CHECKPOINTS_TOPIC, topic, partition)
+        latest[:] = [(records, checkpoints)]
+        return not records or (
+            bool(checkpoints) and checkpoints[-1].last_offset >= records[-1].offset
+        )
+
+    await eventually(attested_or_empty, within_s=60, interval_s=1)
+    records, checkpoints = latest[0]
+    return await verify_partition(records, checkpoints, signer)
 
 
 async def _eventually_refused(call: Any) -> grpc.StatusCode:
     """The status the call fails with once the read model caught up (or OK's absence)."""
-    # The listener's consumer group may still be joining on a busy machine.
-    deadline = asyncio.get_running_loop().time() + MARKER_WAIT_S
-    while True:
+
+    async def refusal() -> grpc.StatusCode | None:
         try:
             await call()
         except grpc.aio.AioRpcError as refused:
             if refused.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
                 return refused.code()
-        if asyncio.get_running_loop().time() > deadline:
-            return grpc.StatusCode.OK
-        await asyncio.sleep(0.2)
+        return None
+
+    # The listener's consumer group may still be joining on a busy machine.
+    return await eventually(refusal, within_s=MARKER_WAIT_S, interval_s=0.2) or grpc.StatusCode.OK

@@ -16,6 +16,7 @@ from clinical_testing.access import read_access_records
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory
 from clinical_testing.service_process import free_tcp_port
+from clinical_testing.waiting import eventually
 
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
@@ -29,12 +30,15 @@ import asyncio, os, signal, sys
 from pathlib import Path
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.principals import Principal, Role
 from clinical_testing.access import FakeServicerContext
 
 async def main() -> None:
     outbox, topic, patient, broker = sys.argv[1:5]
-    log = AccessAuditLog(AccessAuditConfig(broker, Path(outbox), "//clinical/orders", topic=topic))
+    kafka = KafkaConnection(broker)
+    config = AccessAuditConfig(kafka, Path(outbox), "//clinical/orders", topic=topic)
+    log = AccessAuditLog(config)
     await log.start()
     call = FakeServicerContext(metadata=(("user-agent", "ward-tablet/2.1"),))
     principal = Principal("dr-house", frozenset({Role.CLINICIAN}))
@@ -61,15 +65,12 @@ async def test_a_record_outlives_a_killed_process_and_the_next_one_publishes_it(
     assert died.stdout == "recorded\n"
 
     config = AccessAuditConfig(
-        servers.kafka_bootstrap_servers, outbox, "//clinical/orders", topic=topic, partitions=3
+        servers.kafka, outbox, "//clinical/orders", topic=topic, partitions=3
     )
     successor = AccessAuditLog(config)
     await successor.start()
     try:
-        for _ in range(100):
-            if await successor.pending() == 0:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: _nothing_pending(successor), within_s=10)
     finally:
         await successor.stop()
     published = await read_access_records(servers.kafka_bootstrap_servers, topic)
@@ -79,3 +80,7 @@ async def test_a_record_outlives_a_killed_process_and_the_next_one_publishes_it(
     assert (record.patient_id, record.record_type) == (patient, "Order")
     assert record.user_agent == "ward-tablet/2.1"
     assert os.stat(outbox).st_mode & 0o077 == 0
+
+
+async def _nothing_pending(log: AccessAuditLog) -> bool:
+    return await log.pending() == 0

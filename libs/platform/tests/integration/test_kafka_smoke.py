@@ -1,9 +1,11 @@
 """The real Kafka broker accepts idempotent, fully acknowledged writes and manual commits."""
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
+
+from clinical_platform.clients.kafka import build_consumer, build_producer
 
 pytestmark = pytest.mark.integration
 
@@ -12,9 +14,8 @@ async def test_idempotent_producer_writes_are_read_back_in_order(
     servers: ServerEndpoints, kafka_topic: TopicFactory
 ) -> None:
     topic = await kafka_topic(partitions=1)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=servers.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    # The builder's producer: acks=all, idempotent.
+    producer = build_producer(servers.kafka)
     await producer.start()
     try:
         for number in range(50):
@@ -22,14 +23,8 @@ async def test_idempotent_producer_writes_are_read_back_in_order(
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=servers.kafka_bootstrap_servers,
-        group_id=unique_name("smoke-"),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    # The builder's consumer: from the earliest offset, read_committed, manual commits.
+    consumer = build_consumer(servers.kafka, topic, group_id=unique_name("smoke-"))
     await consumer.start()
     try:
         values: list[bytes] = []

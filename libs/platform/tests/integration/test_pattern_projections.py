@@ -9,15 +9,16 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import make_envelope
+from clinical_testing.kafka import delete_topics
 from clinical_testing.plugin import TopicFactory
+from clinical_testing.waiting import eventually
 from google.protobuf.wrappers_pb2 import StringValue
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import KafkaConnection, build_producer
 from clinical_platform.projections import MessageProjection, ProjectionRunner, rebuild_projection
 from clinical_platform.projections.runner import dead_letter_topic
 
@@ -72,7 +73,7 @@ async def running(runner: ProjectionRunner) -> AsyncIterator[None]:
 
 
 async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = build_producer(KafkaConnection(bootstrap))
     await producer.start()
     try:
         for value in values:
@@ -82,22 +83,15 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 
 async def _delete_dead_letter_topics(bootstrap: str, *topics: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([dead_letter_topic(t) for t in topics
-                                   if dead_letter_topic(t) in existing])  # fmt: skip
-    finally:
-        await admin.close()
+    await delete_topics(bootstrap, [dead_letter_topic(t) for t in topics])
 
 
 async def _count(db: AsyncDatabase[Any], collection: str, expected: int) -> int:
-    for _ in range(150):
-        if (count := await db[collection].count_documents({})) >= expected:
-            return count
-        await asyncio.sleep(0.2)
-    return int(await db[collection].count_documents({}))
+    async def enough() -> int | None:
+        count = int(await db[collection].count_documents({}))
+        return count if count >= expected else None
+
+    return await eventually(enough, within_s=30) or int(await db[collection].count_documents({}))
 
 
 async def test_a_pattern_runner_reads_every_matching_topic_and_rebuilds_them(
@@ -113,12 +107,12 @@ async def test_a_pattern_runner_reads_every_matching_topic_and_rebuilds_them(
     projection = EnvelopeIds()
     pattern = f"^{prefix.replace('.', '[.]')}[0-9a-f]+$"
     runner = ProjectionRunner(
-        projection, bootstrap_servers=bootstrap, database=mongo_database, topic_pattern=pattern
+        projection, kafka=servers.kafka, database=mongo_database, topic_pattern=pattern
     )
 
     async with running(runner):
         live = await _count(mongo_database, "events", 2)
-    replayed = await rebuild_projection(projection, bootstrap_servers=bootstrap,
+    replayed = await rebuild_projection(projection, kafka=servers.kafka,
                                         database=mongo_database, progress=False,
                                         topic_pattern=pattern)  # fmt: skip
 
@@ -138,14 +132,13 @@ async def test_a_message_projection_decodes_its_records_and_quarantines_poison(
     values = [StringValue(value=v).SerializeToString() for v in ("a", "", "b")]
     await _produce(bootstrap, topic, values)
     projection: MessageProjection[StringValue] = Notes(topic)
-    runner = ProjectionRunner(projection, bootstrap_servers=bootstrap, database=mongo_database)
+    runner = ProjectionRunner(projection, kafka=servers.kafka, database=mongo_database)
 
     async with running(runner):
         notes = await _count(mongo_database, "notes", 2)
-        for _ in range(100):
-            if runner.applier is not None and runner.applier.dead_lettered == 1:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: runner.applier is not None and runner.applier.dead_lettered == 1, within_s=10
+        )
 
     await _delete_dead_letter_topics(bootstrap, topic)
 

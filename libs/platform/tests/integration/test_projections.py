@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from clinical_testing.counter import COUNTER_EVENTS, Counter, open_or_increment
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import EventStoreFactory
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import build_consumer, build_producer
 from clinical_platform.eventlog.context import Actor, CommandContext
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
@@ -84,14 +84,12 @@ async def test_projection_follows_the_log_skips_poison_and_rebuilds_identically(
         cipher=vault_cipher, patient_of=lambda _counter: "",  # counters are about no patient
     )  # fmt: skip
     projection = CounterTotals(store.topic)
-    runner = ProjectionRunner(
-        projection, bootstrap_servers=servers.kafka_bootstrap_servers, database=mongo_database
-    )
+    runner = ProjectionRunner(projection, kafka=servers.kafka, database=mongo_database)
     counters = [uuid.uuid4() for _ in range(3)]
 
     async with running(runner):
         versions = [await _count_to(repo, counter, 4) for counter in counters]
-        poison = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap_servers)
+        poison = build_producer(servers.kafka)
         await poison.start()
         await poison.send_and_wait(store.topic, b"\xff not an envelope", key=b"poison", partition=0)
         await poison.stop()
@@ -108,13 +106,11 @@ async def test_projection_follows_the_log_skips_poison_and_rebuilds_identically(
     assert reached["count"] == 5
     live = await mongo_database["counters"].find().sort("_id").to_list()
     assert sorted(doc["count"] for doc in live) == [3, 3, 5]
-    assert await _dead_letters(servers.kafka_bootstrap_servers, store.topic) == [
-        b"\xff not an envelope"
-    ]
+    assert await _dead_letters(servers, store.topic) == [b"\xff not an envelope"]
 
     replayed = await rebuild_projection(
         projection,
-        bootstrap_servers=servers.kafka_bootstrap_servers,
+        kafka=servers.kafka,
         database=mongo_database,
         progress=False,
     )
@@ -125,11 +121,8 @@ async def test_projection_follows_the_log_skips_poison_and_rebuilds_identically(
     assert rebuilt == live
 
 
-async def _dead_letters(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        dead_letter_topic(topic), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=1000,
-    )  # fmt: skip
+async def _dead_letters(servers: ServerEndpoints, topic: str) -> list[bytes]:
+    consumer = build_consumer(servers.kafka, dead_letter_topic(topic), consumer_timeout_ms=1000)
     await consumer.start()
     try:
         batch = await consumer.getmany(timeout_ms=5000)

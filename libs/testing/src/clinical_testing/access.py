@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 import grpc
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
 from clinical.audit.v1.access_pb2 import AccessRecord
 from clinical_platform.access.outbox import OutboxEntry
 from clinical_platform.access.publisher import AccessAuditConfig
-from clinical_platform.eventlog.topics import partition_count
+from clinical_testing.kafka import read_records
 
 
 class InMemoryAccessTopic:
@@ -82,27 +80,5 @@ class FakeServicerContext:
 
 async def read_access_records(bootstrap: str, topic: str) -> list[tuple[bytes, AccessRecord]]:
     """Every (key, record) on the access topic, read by a plain consumer from offset 0."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[tuple[bytes, AccessRecord]] = []
-        for partition in partitions:
-            while await consumer.position(partition) < ends[partition]:
-                fetched = await consumer.getmany(partition, timeout_ms=1000)
-                found += [
-                    (r.key, AccessRecord.FromString(r.value)) for r in fetched.get(partition, [])
-                ]
-        return found
-    finally:
-        await consumer.stop()
+    records = await read_records(bootstrap, topic)
+    return [(r.key, AccessRecord.FromString(r.value)) for r in records]

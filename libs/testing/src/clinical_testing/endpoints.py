@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from clinical_platform.clients.kafka import KafkaConnection
+
 
 @dataclass(frozen=True)
 class ServerEndpoints:
@@ -15,6 +17,11 @@ class ServerEndpoints:
     mongodb_url: str
     vault_addr: str
     vault_token: str
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """How the kernel's client builders reach this session's Kafka."""
+        return KafkaConnection(self.kafka_bootstrap_servers)
 
     def as_env(self) -> dict[str, str]:
         """The environment variables every service and the settings base read."""

@@ -8,16 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStore, EventStoreConfig
-from clinical_platform.eventlog.topics import partition_count
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.kafka import delete_topics, read_records
 from clinical_testing.plugin import unique_name
 
 EventStoreFactory = Callable[..., Awaitable[EventStore]]
@@ -56,7 +55,7 @@ async def event_store(servers: ServerEndpoints, tmp_path: Path) -> AsyncIterator
         store = EventStore(
             EventStoreConfig(
                 service=service,
-                bootstrap_servers=bootstrap or servers.kafka_bootstrap_servers,
+                kafka=KafkaConnection(bootstrap or servers.kafka_bootstrap_servers),
                 ownership=PartitionOwnership(ordinal, replicas, "test-{ordinal}:50000"),
                 state_dir=state_dir or tmp_path / f"state-{len(stores)}",
                 partitions=partitions,
@@ -70,36 +69,10 @@ async def event_store(servers: ServerEndpoints, tmp_path: Path) -> AsyncIterator
     yield build
     for store in stores:
         await store.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        # Stores on a private broker leave nothing here; that broker goes away with its test.
-        await admin.delete_topics([f"clinical.{service}.events.v1"])
-    finally:
-        await admin.close()
+    # Stores on a private broker leave nothing here; that broker goes away with its test.
+    await delete_topics(servers.kafka_bootstrap_servers, [f"clinical.{service}.events.v1"])
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
     """Every committed envelope on the topic, read by a plain consumer from offset 0."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        envelopes: list[Envelope] = []
-        for partition in partitions:
-            while await consumer.position(partition) < ends[partition]:
-                fetched = await consumer.getmany(partition, timeout_ms=1000)
-                envelopes += [Envelope.FromString(r.value) for r in fetched.get(partition, [])]
-        return envelopes
-    finally:
-        await consumer.stop()
+    return [Envelope.FromString(r.value) for r in await read_records(bootstrap, topic)]

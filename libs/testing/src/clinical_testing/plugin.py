@@ -17,10 +17,11 @@ from typing import Any
 
 import hvac
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from clinical_platform.clients.kafka import build_admin
 from clinical_testing.containers import ContainerServers, docker_engine_answers
 from clinical_testing.endpoints import ServerEndpoints, endpoints_from_env
 from clinical_testing.native import NativeServers
@@ -58,7 +59,7 @@ def servers(pytestconfig: pytest.Config) -> Iterator[ServerEndpoints]:
 @pytest.fixture
 async def kafka_topic(servers: ServerEndpoints) -> AsyncIterator[TopicFactory]:
     """Create topics only this test uses; ``await kafka_topic(partitions=3, **configs)``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     created: list[str] = []
 

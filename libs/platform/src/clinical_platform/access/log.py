@@ -52,8 +52,9 @@ logger = logging.getLogger(__name__)
 class AccessAuditLog:
     """Records accesses durably at once and publishes them to Kafka in the background.
 
-    ``start()`` opens the outbox and starts the publisher; it does not wait for Kafka, and a
-    restart publishes whatever an earlier process left pending. ``stop()`` publishes what it can
+    ``start()`` opens the outbox, creates the access topic (waiting at most ``start_timeout_s``
+    for Kafka, never failing for it) and starts the publisher; a restart publishes whatever an
+    earlier process left pending. ``stop()`` publishes what it can
     within ``stop_timeout_s``; ``stop(flush=False)`` leaves everything for the next start. An
     instance is started and stopped once; a process that starts again builds a new one.
     """
@@ -79,6 +80,7 @@ class AccessAuditLog:
     async def start(self) -> None:
         await self._outbox.open()
         self._open = True
+        await self._publisher.connect()
         self._task = asyncio.create_task(self._publisher.run(), name="access-audit-publisher")
 
     async def stop(self, *, flush: bool = True) -> None:

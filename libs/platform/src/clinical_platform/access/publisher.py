@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-
 from clinical_platform.access.outbox import AsyncOutbox, OutboxEntry
 from clinical_platform.access.records import ACCESS_TOPIC
+from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_producer
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic
 from clinical_platform.settings import BaseServiceSettings
 
@@ -34,7 +32,7 @@ OUTBOX_FILE = "access-outbox.sqlite"
 class AccessAuditConfig:
     """Where access records go, where they wait, and which service records them."""
 
-    bootstrap_servers: str
+    kafka: KafkaConnection
     outbox_path: Path
     # URI reference of the recording service, e.g. "//clinical/orders" (AccessRecord.source).
     source: str
@@ -46,14 +44,16 @@ class AccessAuditConfig:
     poll_interval_s: float = 1.0
     retry_delay_s: float = 0.5
     max_retry_delay_s: float = 30.0
-    # How long stop() tries to publish what is pending; the rest waits for the next start.
+    # How long start() tries to reach Kafka (and create the topic) before leaving it to the
+    # publisher's retries; and how long stop() tries to publish what is pending.
+    start_timeout_s: float = 5.0
     stop_timeout_s: float = 5.0
 
     @classmethod
     def from_settings(cls, settings: BaseServiceSettings, *, service: str) -> AccessAuditConfig:
         """The outbox in the replica's state dir (one per replica), the shared access topic."""
         return cls(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            kafka=KafkaConnection.from_settings(settings),
             outbox_path=settings.state_dir / OUTBOX_FILE,
             source=f"//clinical/{service}",
             topic=settings.access_audit_topic,
@@ -97,16 +97,11 @@ class KafkaAccessTopic:
 
     def __init__(self, config: AccessAuditConfig) -> None:
         self._config = config
-        # acks=all + idempotence: a send retried within a session is written once.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=config.bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-        )
+        # The builder's acks=all + idempotence: a send retried within a session is written once.
+        self._producer = build_producer(config.kafka, linger_ms=5)
 
     async def start(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._config.bootstrap_servers)
+        admin = build_admin(self._config.kafka)
         await admin.start()
         try:
             await ensure_topic(admin, access_topic_spec(self._config))
@@ -167,6 +162,18 @@ class OutboxPublisher:
                 await self.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._config.max_retry_delay_s)
+
+    async def connect(self) -> None:
+        """Start the sink now, creating the topic, so its consumers find it before any record
+        exists. With Kafka away the records wait in the outbox and the next round retries."""
+        try:
+            async with asyncio.timeout(self._config.start_timeout_s):
+                await self._started_sink()
+        except Exception as error:
+            logger.warning(
+                "access topic not reachable at start; records wait in the outbox",
+                extra={"error": type(error).__name__},
+            )
 
     async def publish_pending(self) -> int:
         """Send one batch of pending records and remove them once acknowledged; return how many."""

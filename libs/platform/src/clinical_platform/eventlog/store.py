@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import KafkaConnection, build_admin, connection_from
 from clinical_platform.eventlog.envelope import validate_envelope
 from clinical_platform.eventlog.errors import (
     EventRejectedError,
@@ -33,15 +32,18 @@ from clinical_platform.validation import FieldViolation
 
 logger = logging.getLogger(__name__)
 
+# Stands for "no kafka= given" until the transitional bootstrap_servers= goes.
+_NOT_GIVEN = KafkaConnection("")
+
 
 @dataclass(frozen=True)
 class EventStoreConfig:
     """How a service's event log is laid out and who writes which partition."""
 
     service: str
-    bootstrap_servers: str
     ownership: PartitionOwnership
     state_dir: Path
+    kafka: KafkaConnection = _NOT_GIVEN
     partitions: int = 6
     replication_factor: int = 1
     min_insync_replicas: int = 1
@@ -50,6 +52,12 @@ class EventStoreConfig:
     max_batch: int = 500
     linger_s: float = 0.02
     commit_timeout_s: float = 15.0
+    # Transitional: ``bootstrap_servers="host:port"`` still works, for `kafka`.
+    bootstrap_servers: InitVar[str | None] = None
+
+    def __post_init__(self, bootstrap_servers: str | None) -> None:
+        kafka = None if self.kafka is _NOT_GIVEN else self.kafka
+        object.__setattr__(self, "kafka", connection_from(kafka, bootstrap_servers))
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class EventStore:
 
     async def start(self) -> None:
         """Create the topic if needed, then fence, catch up and open each owned partition."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._config.bootstrap_servers)
+        admin = build_admin(self._config.kafka)
         await admin.start()
         try:
             self._partitions = await ensure_topic(admin, self._topic)
@@ -218,7 +226,7 @@ class EventStore:
 
     def _writer_config(self, partition: int) -> WriterConfig:
         return WriterConfig(
-            bootstrap_servers=self._config.bootstrap_servers,
+            kafka=self._config.kafka,
             topic=self.topic,
             partition=partition,
             transactional_id=f"{self.topic}.p{partition}",

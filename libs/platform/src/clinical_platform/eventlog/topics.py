@@ -1,20 +1,38 @@
-"""The event topics: one per service, created at start-up with explicit, durable configs."""
+"""The event topics: one per service, created at start-up with explicit, durable configs.
+
+Every topic exists before anyone consumes it: its writer creates it at start, and so does each
+reader (with the same spec), whichever starts first. A consumer subscribed to a missing topic
+would log an ERROR for every metadata refresh until the topic appears.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
+
 logger = logging.getLogger(__name__)
+
+
+_EVENTS_TOPIC = re.compile(r"clinical\.(?P<service>[^.]+)\.events\.v1")
 
 
 def events_topic(service: str) -> str:
     """``clinical.<service>.events.v1``: the service's system of record."""
     return f"clinical.{service}.events.v1"
+
+
+def service_of(topic: str) -> str | None:
+    """The service whose event topic ``topic`` is; None for any other topic."""
+    matched = _EVENTS_TOPIC.fullmatch(topic)
+    return matched["service"] if matched else None
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,20 @@ def event_topic_spec(
             "compression.type": "zstd",
         },
     )
+
+
+async def ensure_topics(kafka: KafkaConnection, specs: Iterable[TopicSpec]) -> None:
+    """Create each topic unless it exists (one admin client for all)."""
+    specs = list(specs)
+    if not specs:
+        return
+    admin = build_admin(kafka)
+    await admin.start()
+    try:
+        for spec in specs:
+            await ensure_topic(admin, spec)
+    finally:
+        await admin.close()
 
 
 async def ensure_topic(admin: AIOKafkaAdminClient, spec: TopicSpec) -> int:

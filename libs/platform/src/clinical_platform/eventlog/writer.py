@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 from google.protobuf.message import DecodeError
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import KafkaConnection, build_consumer, build_producer
 from clinical_platform.eventlog.envelope import cloudevents_headers
 from clinical_platform.eventlog.errors import (
     ConcurrencyError,
@@ -70,7 +71,7 @@ class PendingAppend:
 
 @dataclass(frozen=True)
 class WriterConfig:
-    bootstrap_servers: str
+    kafka: KafkaConnection
     topic: str
     partition: int
     transactional_id: str
@@ -89,12 +90,10 @@ ProducerFactory = Callable[[WriterConfig], AIOKafkaProducer]
 
 
 def transactional_producer(config: WriterConfig) -> AIOKafkaProducer:
-    # acks=all + idempotence + one transactional id per partition: a retried send is never
-    # duplicated, and a zombie replica that still holds the partition is fenced.
-    return AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
+    # One transactional id per partition (on top of the builder's acks=all + idempotence): a
+    # zombie replica that still holds the partition is fenced.
+    return build_producer(
+        config.kafka,
         transactional_id=config.transactional_id,
         transaction_timeout_ms=config.transaction_timeout_ms,
         request_timeout_ms=int(config.commit_timeout_s * 1000),
@@ -287,11 +286,8 @@ class PartitionWriter:
     async def _catch_up(self) -> None:
         """Apply every committed record after the store's offset, up to the last stable offset."""
         partition = TopicPartition(self._config.topic, self._config.partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._config.bootstrap_servers,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
+        # read_committed (the builder's default): only what the writers committed is applied.
+        consumer = build_consumer(self._config.kafka)
         timeout = self._config.commit_timeout_s
         try:
             await asyncio.wait_for(consumer.start(), timeout)

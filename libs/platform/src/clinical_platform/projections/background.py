@@ -4,12 +4,14 @@ for sure on shutdown."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from clinical_platform.background import stop_tasks, supervise
+from clinical_platform.background import supervise
+from clinical_platform.clients.kafka import KafkaConnection
+from clinical_platform.eventlog.topics import TopicSpec, event_topic_spec, service_of
 from clinical_platform.projections.projection import Projection
 from clinical_platform.projections.runner import ProjectionRunner
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
@@ -29,16 +31,26 @@ def start_projections(
     for projection in projections:
         runner = ProjectionRunner(
             projection,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            kafka=KafkaConnection.from_settings(settings),
             database=database,
             replication_factor=settings.kafka_replication_factor,
             cipher=cipher,
+            topic_specs=event_topic_specs(projection.topics, settings),
         )
         name = f"projection {projection.name}"
         tasks.append(asyncio.create_task(supervise(name, runner.run), name=name))
     return tasks
 
 
-async def stop_projections(tasks: Sequence[asyncio.Task[None]]) -> None:
-    """Cancel the projections' tasks and wait until every one has ended."""
-    await stop_tasks(tasks)
+def event_topic_specs(topics: Iterable[str], settings: BaseServiceSettings) -> list[TopicSpec]:
+    """The specs of the event topics among ``topics``, as their writers create them."""
+    return [
+        event_topic_spec(
+            service,
+            partitions=settings.event_partitions,
+            replication_factor=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
+        )
+        for topic in topics
+        if (service := service_of(topic)) is not None
+    ]

@@ -12,12 +12,17 @@ import logging
 import re
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
 
+from clinical_platform.clients.kafka import (
+    KafkaConnection,
+    build_admin,
+    build_consumer,
+    connection_from,
+)
 from clinical_platform.eventlog.topics import partition_count
 from clinical_platform.projections.runner import (
     AnyProjection,
@@ -38,33 +43,30 @@ class RebuildError(Exception):
 async def rebuild_projection(
     projection: AnyProjection,
     *,
-    bootstrap_servers: str,
+    kafka: KafkaConnection | None = None,
     database: AsyncDatabase[Any],
     progress: bool = True,
     topic_pattern: str | None = None,
     cipher: EnvelopeCipher | None = None,
+    bootstrap_servers: str | None = None,  # transitional, for `kafka`
 ) -> int:
     """Replay every event of the projection's topics into fresh collections; return the count.
 
     With ``topic_pattern`` (as its runner was given), the topics that match it now are replayed.
     """
-    topics = await _topics(projection, bootstrap_servers, topic_pattern)
+    kafka = connection_from(kafka, bootstrap_servers)
+    topics = await _topics(projection, kafka, topic_pattern)
     for collection in projection.collections:
         await database.drop_collection(collection)
-    await create_dead_letter_topics(topics, bootstrap_servers, replication_factor=1)
+    await create_dead_letter_topics(topics, kafka, replication_factor=1)
     await projection.setup(database)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=group_id(projection),
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    dead_letters = dead_letter_producer(bootstrap_servers)
+    consumer = build_consumer(kafka, group_id=group_id(projection))
+    dead_letters = dead_letter_producer(kafka)
     await consumer.start()
     await dead_letters.start()
     applier = EventApplier(projection, database, dead_letters, cipher=cipher)
     try:
-        partitions = await _partitions(topics, bootstrap_servers)
+        partitions = await _partitions(topics, kafka)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -88,11 +90,11 @@ async def rebuild_projection(
 
 
 async def _topics(
-    projection: AnyProjection, bootstrap_servers: str, topic_pattern: str | None
+    projection: AnyProjection, kafka: KafkaConnection, topic_pattern: str | None
 ) -> list[str]:
     if topic_pattern is None:
         return list(projection.topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = build_admin(kafka)
     await admin.start()
     try:
         # match(), not fullmatch(): the semantics of Kafka clients' pattern subscriptions.
@@ -101,8 +103,8 @@ async def _topics(
         await admin.close()
 
 
-async def _partitions(topics: list[str], bootstrap_servers: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def _partitions(topics: list[str], kafka: KafkaConnection) -> list[TopicPartition]:
+    admin = build_admin(kafka)
     await admin.start()
     try:
         return [

@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from google.protobuf.message import DecodeError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.eventlog.topics import TopicSpec, ensure_topic
+from clinical_platform.clients.kafka import (
+    KafkaConnection,
+    build_admin,
+    build_consumer,
+    build_producer,
+    connection_from,
+)
+from clinical_platform.eventlog.topics import TopicSpec, ensure_topic, ensure_topics
 from clinical_platform.projections.projection import (
     ForgettingProjection,
     MessageProjection,
@@ -131,15 +137,19 @@ class ProjectionRunner:
         self,
         projection: AnyProjection,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaConnection | None = None,
         database: AsyncDatabase[Any],
         replication_factor: int = 1,
         topic_pattern: str | None = None,
         cipher: EnvelopeCipher | None = None,
+        topic_specs: Sequence[TopicSpec] = (),
+        bootstrap_servers: str | None = None,  # transitional, for `kafka`
     ) -> None:
         self._projection = projection
+        # Topics it reads that another service writes: created here if that one has not yet.
+        self._topic_specs = topic_specs
         self._cipher = cipher
-        self._bootstrap = bootstrap_servers
+        self._kafka = connection_from(kafka, bootstrap_servers)
         self._db = database
         self._replication_factor = replication_factor
         self._topic_pattern = topic_pattern
@@ -147,24 +157,22 @@ class ProjectionRunner:
 
     async def run(self) -> None:
         """Consume until cancelled."""
+        await ensure_topics(self._kafka, self._topic_specs)
         await ensure_dead_letter_topics(
-            self._projection, self._bootstrap, replication_factor=self._replication_factor
+            self._projection, self._kafka, replication_factor=self._replication_factor
         )
         await self._projection.setup(self._db)
         pattern = self._topic_pattern
-        consumer = AIOKafkaConsumer(
+        consumer = build_consumer(
+            self._kafka,
             *(() if pattern else self._projection.topics),
-            bootstrap_servers=self._bootstrap,
             group_id=group_id(self._projection),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
             **({"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS} if pattern else {}),
         )
         if pattern:
-            listener = _DeadLetterTopicsOnAssignment(self._bootstrap, self._replication_factor)
+            listener = _DeadLetterTopicsOnAssignment(self._kafka, self._replication_factor)
             consumer.subscribe(pattern=pattern, listener=listener)
-        dead_letters = dead_letter_producer(self._bootstrap)
+        dead_letters = dead_letter_producer(self._kafka)
         try:
             # Inside the try: a runner restarted after Kafka was away must not leak clients.
             await consumer.start()
@@ -185,10 +193,8 @@ class ProjectionRunner:
                     await client.stop()
 
 
-def dead_letter_producer(bootstrap_servers: str) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True
-    )
+def dead_letter_producer(kafka: KafkaConnection) -> AIOKafkaProducer:
+    return build_producer(kafka)
 
 
 async def quarantine(
@@ -206,19 +212,17 @@ async def quarantine(
 
 
 async def ensure_dead_letter_topics(
-    projection: AnyProjection, bootstrap_servers: str, *, replication_factor: int
+    projection: AnyProjection, kafka: KafkaConnection, *, replication_factor: int
 ) -> None:
     """Create the dead-letter topics of the projection's topics."""
-    await create_dead_letter_topics(
-        projection.topics, bootstrap_servers, replication_factor=replication_factor
-    )
+    await create_dead_letter_topics(projection.topics, kafka, replication_factor=replication_factor)
 
 
 async def create_dead_letter_topics(
-    topics: Iterable[str], bootstrap_servers: str, *, replication_factor: int
+    topics: Iterable[str], kafka: KafkaConnection, *, replication_factor: int
 ) -> None:
     """Create each topic's dead-letter topic (kept forever: it holds clinical events to repair)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = build_admin(kafka)
     await admin.start()
     try:
         for topic in topics:
@@ -233,8 +237,8 @@ class _DeadLetterTopicsOnAssignment(ConsumerRebalanceListener):  # type: ignore[
     """With a pattern, topics are known only once assigned: give each its dead-letter topic
     before its first record is applied."""
 
-    def __init__(self, bootstrap_servers: str, replication_factor: int) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, kafka: KafkaConnection, replication_factor: int) -> None:
+        self._kafka = kafka
         self._replication_factor = replication_factor
         self._ensured: set[str] = set()
 
@@ -245,7 +249,7 @@ class _DeadLetterTopicsOnAssignment(ConsumerRebalanceListener):  # type: ignore[
         new = {partition.topic for partition in assigned} - self._ensured
         if new:
             await create_dead_letter_topics(
-                sorted(new), self._bootstrap, replication_factor=self._replication_factor
+                sorted(new), self._kafka, replication_factor=self._replication_factor
             )
             self._ensured |= new
 

@@ -16,9 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
+from clinical_platform.clients.kafka import (
+    KafkaConnection,
+    build_admin,
+    build_consumer,
+    build_producer,
+    connection_from,
+)
 from clinical_platform.eventlog.partitioning import partition_for
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic, partition_count
 from clinical_platform.security.checkpoints import (
@@ -76,7 +82,7 @@ class KafkaCheckpointPublisher:
 
 @dataclass(frozen=True)
 class CheckpointRunnerConfig:
-    bootstrap_servers: str
+    kafka: KafkaConnection
     topic: str
     partition: int
     policy: CheckpointPolicy = field(default_factory=CheckpointPolicy)
@@ -99,7 +105,7 @@ class PartitionCheckpointRunner:
     async def start(self) -> None:
         """Fence older runners, find the last checkpoint, then tail the partition after it."""
         config = self._config
-        admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
+        admin = build_admin(config.kafka)
         await admin.start()
         try:
             spec = checkpoints_topic_spec(
@@ -110,15 +116,13 @@ class PartitionCheckpointRunner:
             await ensure_topic(admin, spec)
         finally:
             await admin.close()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=config.bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
+        self._producer = build_producer(
+            config.kafka,
             transactional_id=f"{config.topic}.p{config.partition}.checkpoints",
         )
         await self._producer.start()  # init_transactions: fences an older runner
         previous = await find_last_checkpoint(
-            config.bootstrap_servers, config.checkpoints_topic, config.topic, config.partition
+            config.kafka, config.checkpoints_topic, config.topic, config.partition
         )
         self.checkpointer = Checkpointer(
             config.topic,
@@ -128,11 +132,7 @@ class PartitionCheckpointRunner:
             config.policy,
             previous=previous,
         )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap_servers,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
+        self._consumer = build_consumer(config.kafka)
         await self._consumer.start()
         partition = TopicPartition(config.topic, config.partition)
         self._consumer.assign([partition])
@@ -184,12 +184,12 @@ class PartitionCheckpointRunner:
 
 
 async def find_last_checkpoint(
-    bootstrap_servers: str, checkpoints_topic: str, topic: str, partition: int
+    kafka: KafkaConnection, checkpoints_topic: str, topic: str, partition: int
 ) -> Checkpoint | None:
     """The partition's latest committed checkpoint, scanning the topic backwards in windows."""
     key = checkpoint_key(topic, partition)
-    source = await _checkpoint_partition(bootstrap_servers, checkpoints_topic, key)
-    async with _reader(bootstrap_servers, source) as consumer:
+    source = await _checkpoint_partition(kafka, checkpoints_topic, key)
+    async with _reader(kafka, source) as consumer:
         start = (await consumer.beginning_offsets([source]))[source]
         upper = (await consumer.end_offsets([source]))[source]
         window = _SCAN_WINDOW
@@ -203,30 +203,40 @@ async def find_last_checkpoint(
 
 
 async def read_checkpoints(
-    bootstrap_servers: str, checkpoints_topic: str, topic: str, partition: int
+    kafka: KafkaConnection | str, checkpoints_topic: str, topic: str, partition: int
 ) -> list[Checkpoint]:
-    """Every committed checkpoint of the partition, in the order they were published."""
+    """Every committed checkpoint of the partition, in the order they were published.
+
+    (A bootstrap string for ``kafka`` is transitional.)
+    """
+    kafka = connection_from(kafka)
     key = checkpoint_key(topic, partition)
-    source = await _checkpoint_partition(bootstrap_servers, checkpoints_topic, key)
-    async with _reader(bootstrap_servers, source) as consumer:
+    source = await _checkpoint_partition(kafka, checkpoints_topic, key)
+    async with _reader(kafka, source) as consumer:
         start = (await consumer.beginning_offsets([source]))[source]
         end = (await consumer.end_offsets([source]))[source]
         records = await _read_range(consumer, source, start, end)
     return [Checkpoint.FromString(record.value) for record in records if record.key == key]
 
 
-async def read_partition(bootstrap_servers: str, topic: str, partition: int) -> list[StoredRecord]:
-    """Every committed record of an event partition, from its first offset."""
+async def read_partition(
+    kafka: KafkaConnection | str, topic: str, partition: int
+) -> list[StoredRecord]:
+    """Every committed record of an event partition, from its first offset.
+
+    (A bootstrap string for ``kafka`` is transitional.)
+    """
+    kafka = connection_from(kafka)
     source = TopicPartition(topic, partition)
-    async with _reader(bootstrap_servers, source) as consumer:
+    async with _reader(kafka, source) as consumer:
         start = (await consumer.beginning_offsets([source]))[source]
         end = (await consumer.end_offsets([source]))[source]
         records = await _read_range(consumer, source, start, end)
     return [StoredRecord(record.offset, record.value) for record in records]
 
 
-async def _checkpoint_partition(bootstrap_servers: str, topic: str, key: bytes) -> TopicPartition:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def _checkpoint_partition(kafka: KafkaConnection, topic: str, key: bytes) -> TopicPartition:
+    admin = build_admin(kafka)
     await admin.start()
     try:
         partitions = await partition_count(admin, topic)
@@ -238,13 +248,9 @@ async def _checkpoint_partition(bootstrap_servers: str, topic: str, key: bytes) 
 
 @contextlib.asynccontextmanager
 async def _reader(
-    bootstrap_servers: str, source: TopicPartition
+    kafka: KafkaConnection, source: TopicPartition
 ) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    consumer = build_consumer(kafka)
     await consumer.start()
     try:
         consumer.assign([source])

@@ -9,6 +9,7 @@ from functools import partial
 
 import hvac
 
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.clients.vault import build_vault_client, log_in
 from clinical_platform.security.checkpoint_log import (
     CheckpointRunnerConfig,
@@ -52,7 +53,7 @@ def _checkpoint_runner(
     signer: Signer, settings: BaseServiceSettings, topic: str, partition: int
 ) -> PartitionCheckpointRunner:
     config = CheckpointRunnerConfig(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=KafkaConnection.from_settings(settings),
         topic=topic,
         partition=partition,
         policy=CheckpointPolicy.from_settings(settings),

@@ -3,21 +3,21 @@ Transit, and every kind of tampering found at the right offset."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 
 import hvac
 import pytest
-from aiokafka import AIOKafkaProducer
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory
 from clinical_testing.security import patient_envelope
+from clinical_testing.waiting import eventually
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import build_producer
 from clinical_platform.eventlog.hash_chain import ChainSealer, seal
 from clinical_platform.security.checkpoint_log import (
     CheckpointRunnerConfig,
@@ -50,7 +50,7 @@ class AttestedPartition:
         self, servers: ServerEndpoints, topic: str, checkpoints_topic: str, signer: TransitSigner,
         keyring: PatientKeyring,
     ) -> None:  # fmt: skip
-        self.bootstrap = servers.kafka_bootstrap_servers
+        self.kafka = servers.kafka
         self.topic, self.checkpoints_topic = topic, checkpoints_topic
         self.signer, self.keyring = signer, keyring
         self.cipher = EnvelopeCipher(keyring)
@@ -60,7 +60,7 @@ class AttestedPartition:
 
     async def append(self, count: int) -> None:
         """Encrypt, seal and produce `count` events, round-robin over three aggregates."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        producer = build_producer(self.kafka)
         await producer.start()
         try:
             for index in range(count):
@@ -77,23 +77,25 @@ class AttestedPartition:
     async def attest(self, expected_next_offset: int) -> None:
         """Run a checkpoint runner until it has checkpointed everything, then stop it."""
         config = CheckpointRunnerConfig(
-            self.bootstrap, self.topic, 0, CheckpointPolicy(every_events=4, every_seconds=0.5),
+            self.kafka, self.topic, 0, CheckpointPolicy(every_events=4, every_seconds=0.5),
             checkpoints_topic=self.checkpoints_topic,
         )  # fmt: skip
         runner = PartitionCheckpointRunner(config, self.signer)
         await runner.start()
         try:
-            for _ in range(200):
-                done = runner.checkpointer
-                if done and (done.next_offset, done.pending) == (expected_next_offset, 0):
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: (
+                    (done := runner.checkpointer) is not None
+                    and (done.next_offset, done.pending) == (expected_next_offset, 0)
+                ),
+                within_s=10,
+            )
         finally:
             await runner.stop(flush=False)
 
     async def read(self) -> tuple[Records, list[Checkpoint]]:
-        records = await read_partition(self.bootstrap, self.topic, 0)
-        checkpoints = await read_checkpoints(self.bootstrap, self.checkpoints_topic, self.topic, 0)
+        records = await read_partition(self.kafka, self.topic, 0)
+        checkpoints = await read_checkpoints(self.kafka, self.checkpoints_topic, self.topic, 0)
         return records, checkpoints
 
 

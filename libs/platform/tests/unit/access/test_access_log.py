@@ -1,7 +1,6 @@
 """AccessAuditLog with an in-memory access topic: recorded before the answer, published after,
 kept across a crash, and failing closed when it cannot record."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,12 +12,14 @@ from clinical_testing.access import (
     FakeServicerContext,
     InMemoryAccessTopic,
 )
+from clinical_testing.waiting import eventually
 
 from clinical.audit.v1 import access_pb2
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.outbox import AccessOutbox, OutboxEntry
 from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.access.records import AccessAction
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.grpc_auth import deny
 from clinical_platform.principals import Principal, Role
 from clinical_platform.settings import BaseServiceSettings
@@ -47,7 +48,7 @@ async def access_log(tmp_path: Path, topic: InMemoryAccessTopic) -> AsyncIterato
 
     def build() -> AccessAuditLog:
         config = AccessAuditConfig(
-            bootstrap_servers="unused:9092", outbox_path=tmp_path / "access-outbox.sqlite",
+            kafka=KafkaConnection("unused:9092"), outbox_path=tmp_path / "access-outbox.sqlite",
             source="//clinical/orders", poll_interval_s=0.05, retry_delay_s=0.01,
             stop_timeout_s=1.0,
         )  # fmt: skip
@@ -61,10 +62,7 @@ async def access_log(tmp_path: Path, topic: InMemoryAccessTopic) -> AsyncIterato
 
 
 async def _published(topic: InMemoryAccessTopic, count: int) -> list[access_pb2.AccessRecord]:
-    for _ in range(200):
-        if len(topic.records) >= count:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(topic.records) >= count, within_s=2)
     return topic.records
 
 
@@ -115,7 +113,7 @@ async def test_records_wait_while_kafka_is_away_and_go_out_when_it_returns(
     for _ in range(3):
         await log.record_read(CALL, CLINICIAN, patient_id=PATIENT, record_type="Result",
                               action=AccessAction.SEARCH)  # fmt: skip
-    await asyncio.sleep(0.1)
+    await eventually(lambda: topic.starts > 1, within_s=2)  # the publisher tried, and failed
     assert await log.pending() == 3
 
     topic.available = True

@@ -1,0 +1,72 @@
+"""Kafka in tests: clients built by the kernel's builders, and whole topics read back.
+
+Helpers take the bootstrap servers as a string (what `ServerEndpoints` and a service's settings
+hold) and build their clients through `clinical_platform.clients.kafka`, as services do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_consumer
+from clinical_platform.eventlog.topics import partition_count
+
+
+async def read_records(
+    bootstrap: str, topic: str, *, committed: bool = True
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record on the topic, partition by partition, from offset 0: only the committed
+    ones, or with ``committed=False`` also those of open and aborted transactions."""
+    kafka = KafkaConnection(bootstrap)
+    partitions = await _partitions(kafka, topic)
+    isolation = "read_committed" if committed else "read_uncommitted"
+    consumer = build_consumer(kafka, isolation_level=isolation)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[Any, Any]] = []
+        for partition in partitions:
+            while await consumer.position(partition) < ends[partition]:
+                fetched = await consumer.getmany(partition, timeout_ms=1000)
+                records += fetched.get(partition, [])
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def offsets_used(bootstrap: str, topic: str) -> int:
+    """The sum of the topic's high watermarks: every record written, aborted or not, counts."""
+    kafka = KafkaConnection(bootstrap)
+    partitions = await _partitions(kafka, topic)
+    consumer = build_consumer(kafka, isolation_level="read_uncommitted")
+    await consumer.start()
+    try:
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(kafka: KafkaConnection, topic: str) -> list[TopicPartition]:
+    admin = build_admin(kafka)
+    await admin.start()
+    try:
+        return [TopicPartition(topic, p) for p in range(await partition_count(admin, topic))]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
+    """Delete the topics a test created (those that exist)."""
+    admin = build_admin(KafkaConnection(bootstrap))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        if doomed := [topic for topic in topics if topic in existing]:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()

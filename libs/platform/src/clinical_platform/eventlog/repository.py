@@ -16,6 +16,7 @@ from datetime import UTC
 from typing import Generic
 from uuid import UUID
 
+from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.codec import EventCatalog, TAggregate, replay
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.envelope import build_envelope
@@ -23,7 +24,6 @@ from clinical_platform.eventlog.errors import ConcurrencyError
 from clinical_platform.eventlog.ports import PayloadCipher
 from clinical_platform.eventlog.snapshots import aggregate_from_snapshot, snapshot_to_bytes
 from clinical_platform.eventlog.store import EventStore
-from clinical_platform.eventlog.writer import AppendResult
 
 Command = Callable[[TAggregate | None], TAggregate]
 """Takes the current aggregate (None when it does not exist yet) and returns it changed."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.clients.kafka import KafkaConnection, build_admin, connection_from
+from clinical_platform.eventlog.appends import AppendResult, PendingAppend
 from clinical_platform.eventlog.envelope import validate_envelope
 from clinical_platform.eventlog.errors import (
     EventRejectedError,
@@ -21,9 +22,7 @@ from clinical_platform.eventlog.partitioning import PartitionOwnership, partitio
 from clinical_platform.eventlog.ports import AttesterFactory, PartitionAttester
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec
 from clinical_platform.eventlog.writer import (
-    AppendResult,
     PartitionWriter,
-    PendingAppend,
     ProducerFactory,
     WriterConfig,
     transactional_producer,

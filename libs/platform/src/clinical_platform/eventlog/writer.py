@@ -17,16 +17,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
-from google.protobuf.message import DecodeError
 
-from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.clients.kafka import KafkaConnection, build_consumer, build_producer
+from clinical_platform.clients.kafka import KafkaConnection, build_producer
+from clinical_platform.eventlog.appends import AppendResult, PendingAppend, follow
+from clinical_platform.eventlog.catch_up import catch_up
 from clinical_platform.eventlog.envelope import cloudevents_headers
 from clinical_platform.eventlog.errors import (
     ConcurrencyError,
@@ -36,37 +36,16 @@ from clinical_platform.eventlog.errors import (
 from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
 
+# AppendResult lives in eventlog.appends; services still import it from here.
+__all__ = [
+    "AppendResult",
+    "PartitionWriter",
+    "ProducerFactory",
+    "WriterConfig",
+    "transactional_producer",
+]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """The aggregate's version after the command; ``replayed`` when the request id was known."""
-
-    aggregate_id: str
-    version: int
-    replayed: bool = False
-
-
-@dataclass
-class PendingAppend:
-    """Envelopes of one command for one aggregate, versions expected_version+1 onwards."""
-
-    aggregate_id: str
-    expected_version: int
-    request_id: str
-    envelopes: list[Envelope]
-    done: asyncio.Future[AppendResult] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def resolve(self, result: AppendResult) -> None:
-        if not self.done.done():
-            self.done.set_result(result)
-
-    def fail(self, error: Exception) -> None:
-        if not self.done.done():
-            self.done.set_exception(error)
 
 
 @dataclass(frozen=True)
@@ -215,7 +194,7 @@ class PartitionWriter:
                 pending.resolve(AppendResult(outcome.aggregate_id, outcome.version, replayed=True))
                 continue
             if key in in_flight:
-                _follow(in_flight[key], pending)
+                follow(in_flight[key], pending)
                 continue
             if pending.aggregate_id not in versions:
                 versions[pending.aggregate_id] = self._store.current_version(pending.aggregate_id)
@@ -272,7 +251,9 @@ class PartitionWriter:
         try:
             # init_transactions: bumps the epoch, so older producers with this id are fenced.
             await asyncio.wait_for(producer.start(), self._config.commit_timeout_s)
-            await self._catch_up()
+            config = self._config
+            partition = TopicPartition(config.topic, config.partition)
+            await catch_up(config.kafka, partition, self._store, config.commit_timeout_s)
         except BaseException as error:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 5)
@@ -282,38 +263,6 @@ class PartitionWriter:
             raise
         # Only a writer that is caught up may take appends.
         self._producer = producer
-
-    async def _catch_up(self) -> None:
-        """Apply every committed record after the store's offset, up to the last stable offset."""
-        partition = TopicPartition(self._config.topic, self._config.partition)
-        # read_committed (the builder's default): only what the writers committed is applied.
-        consumer = build_consumer(self._config.kafka)
-        timeout = self._config.commit_timeout_s
-        try:
-            await asyncio.wait_for(consumer.start(), timeout)
-            consumer.assign([partition])
-            consumer.seek(partition, self._store.next_offset())
-            # read_committed: the end is the last stable offset, past every committed record.
-            end = (await asyncio.wait_for(consumer.end_offsets([partition]), timeout))[partition]
-            applied = 0
-            while await consumer.position(partition) < end:
-                # Short polls: when only a commit marker is left before `end`, a fetch returns
-                # no records and a long poll would wait its full timeout.
-                fetched = await consumer.getmany(partition, timeout_ms=50, max_records=2000)
-                records = []
-                for record in fetched.get(partition, []):
-                    try:
-                        records.append(
-                            AppliedRecord(record.offset, Envelope.FromString(record.value))
-                        )
-                    except DecodeError:
-                        logger.error("undecodable record skipped", extra={"offset": record.offset})
-                self._store.apply_from_log(records)
-                applied += len(records)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), 5)
-        logger.info("caught up", extra={**self._log_extra(), "records": applied, "end": end})
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -328,18 +277,3 @@ class PartitionWriter:
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _follow(leader: PendingAppend, follower: PendingAppend) -> None:
-    """A duplicate of an in-flight command gets the same outcome as the first one."""
-
-    def copy(done: asyncio.Future[AppendResult]) -> None:
-        if done.cancelled():
-            follower.fail(EventLogUnavailableError("the first attempt was cancelled"))
-        elif (error := done.exception()) is not None:
-            follower.fail(error if isinstance(error, Exception) else RuntimeError(str(error)))
-        else:
-            result = done.result()
-            follower.resolve(AppendResult(result.aggregate_id, result.version, replayed=True))
-
-    leader.done.add_done_callback(copy)

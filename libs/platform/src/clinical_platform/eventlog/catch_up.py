@@ -1,0 +1,49 @@
+"""Bringing a partition's local store up to date with the topic, before its writer takes appends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import TopicPartition
+from google.protobuf.message import DecodeError
+
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import KafkaConnection, build_consumer
+from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
+
+logger = logging.getLogger(__name__)
+
+
+async def catch_up(
+    kafka: KafkaConnection, partition: TopicPartition, store: PartitionStore, step_s: float
+) -> None:
+    """Apply every committed record after the store's offset, up to the last stable offset
+    (``step_s``: the longest connecting or asking for the end may take)."""
+    # read_committed (the builder's default): only what the writers committed is applied.
+    consumer = build_consumer(kafka)
+    try:
+        await asyncio.wait_for(consumer.start(), step_s)
+        consumer.assign([partition])
+        consumer.seek(partition, store.next_offset())
+        # read_committed: the end is the last stable offset, past every committed record.
+        end = (await asyncio.wait_for(consumer.end_offsets([partition]), step_s))[partition]
+        applied = 0
+        while await consumer.position(partition) < end:
+            # Short polls: when only a commit marker is left before `end`, a fetch returns
+            # no records and a long poll would wait its full timeout.
+            fetched = await consumer.getmany(partition, timeout_ms=50, max_records=2000)
+            records = []
+            for record in fetched.get(partition, []):
+                try:
+                    records.append(AppliedRecord(record.offset, Envelope.FromString(record.value)))
+                except DecodeError:
+                    logger.error("undecodable record skipped", extra={"offset": record.offset})
+            store.apply_from_log(records)
+            applied += len(records)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consumer.stop(), 5)
+    where = {"topic": partition.topic, "partition": partition.partition}
+    logger.info("caught up", extra={**where, "records": applied, "end": end})

@@ -25,6 +25,7 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.isolated import SERVER_ENV
 from clinical_testing.service_process import wait_until_serving
+from clinical_testing.waiting import eventually
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -123,11 +124,8 @@ def _read(log_path: Path) -> str:
 
 
 async def _wait_for_log(log_path: Path, text: str, within_s: float = 90.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while text not in (log := _read(log_path)):
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"no {text!r} in the log:\n{log[-4000:]}")
-        await asyncio.sleep(0.2)
+    if not await eventually(lambda: text in _read(log_path), within_s=within_s, interval_s=0.2):
+        pytest.fail(f"no {text!r} in the log:\n{_read(log_path)[-4000:]}")
 
 
 async def test_the_companion_hears_a_signed_order_and_ctrl_c_stops_everything(

@@ -7,7 +7,6 @@ the stream comes from a fake stub.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -21,6 +20,7 @@ import grpc
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from clinical_testing.waiting import eventually
 from standardwebhooks.webhooks import Webhook
 
 from clinical.notify.v1 import notify_pb2
@@ -363,7 +363,8 @@ async def test_sequence_numbers_are_written_at_most_once_per_interval(tmp_path: 
     state_file.record_sequence(2)
     state_file.record_sequence(3)  # within the interval: pending
     assert _saved(path).last_sequence == 1
-    await asyncio.sleep(0.3)  # the scheduled write, although no notification followed
+    # The scheduled write, although no notification followed.
+    await eventually(lambda: _saved(path).last_sequence == 3, within_s=2)
     assert _saved(path).last_sequence == 3
     state_file.record_sequence(4)
     state_file.flush()  # on shutdown

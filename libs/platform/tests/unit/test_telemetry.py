@@ -1,10 +1,10 @@
 """Telemetry: server spans for gRPC calls, exporters chosen by the caller, clean shutdown."""
 
-import asyncio
 from collections.abc import Iterator
 
 import grpc
 import pytest
+from clinical_testing.waiting import eventually
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -35,12 +35,9 @@ def telemetry(spans: InMemorySpanExporter) -> Iterator[Telemetry]:
 
 async def _server_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
     # The server span ends just after the response is sent, so it may trail the client by a hair.
-    for _ in range(50):
-        found = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
-        if found:
-            return found
-        await asyncio.sleep(0.02)
-    return []
+    return await eventually(
+        lambda: [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER], within_s=1
+    )
 
 
 async def test_health_rpc_is_recorded_as_a_server_span_of_the_service(

@@ -52,7 +52,7 @@ async def _run_commands(
             except EventLogUnavailableError:
                 assert time.monotonic() < deadline, "the log did not recover in time"
                 retries[request_id] += 1
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # back off before retrying with the same request id
                 continue
             acked[request_id] = result.version
             if len(acked) >= KILL_AFTER_ACKS:
@@ -72,7 +72,7 @@ async def test_sigkilled_broker_mid_burst_keeps_every_acknowledged_command_exact
     async def kill_and_restart_broker() -> None:
         await enough_acked.wait()
         os.kill(private_kafka.pid("kafka"), signal.SIGKILL)
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # an outage, not a wait: appends fail and retry meanwhile
         restarted = await asyncio.to_thread(private_kafka.localinfra, "up", "kafka")
         assert restarted.returncode == 0, restarted.stderr
 

@@ -6,7 +6,6 @@ so sealing it disturbs no other test.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import hvac
 import pytest
 from clinical_testing.isolated import IsolatedInfra
 from clinical_testing.security import patient_envelope
+from clinical_testing.waiting import eventually
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
@@ -67,7 +67,7 @@ async def test_sealed_vault_fails_phi_writes_closed_until_it_is_unsealed(
         await cipher.encrypt(before)  # the warm patient's key is now cached
 
         client.sys.seal()
-        await asyncio.sleep(0.5)  # the health watch notices within its interval
+        await eventually(lambda: not keyring.available, within_s=5)  # the health watch noticed
 
         for patient in (warm, cold):
             envelope = patient_envelope(patient, str(uuid.uuid4()), 2, NAME)

@@ -6,6 +6,7 @@ import asyncio
 
 import hvac
 import pytest
+from clinical_testing.waiting import eventually
 
 from clinical_platform.security.token_renewal import VaultTokenRenewer
 
@@ -30,7 +31,7 @@ async def test_renewable_token_outlives_its_ttl_while_the_renewer_runs(vault: hv
 
     await renewer.start()
     try:
-        await asyncio.sleep(4)
+        await asyncio.sleep(4)  # not a wait: the token must live past its 2 s TTL
         assert _alive(client)
         assert renewer.renewals >= 2
     finally:
@@ -49,7 +50,7 @@ async def test_token_that_cannot_be_renewed_is_replaced_by_logging_in_again(
     renewer = VaultTokenRenewer(client, log_in, min_sleep_s=0.2)
     await renewer.start()
     try:
-        await asyncio.sleep(3)
+        await eventually(lambda: renewer.logins >= 1 and client.token != first, within_s=10)
         assert client.token != first
         assert _alive(client)
         assert renewer.logins >= 1
@@ -61,10 +62,7 @@ async def test_a_token_without_ttl_needs_no_renewal(vault: hvac.Client) -> None:
     renewer = VaultTokenRenewer(vault)
 
     await renewer.start()
-    for _ in range(50):
-        if not renewer.running:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: not renewer.running, within_s=5)
 
     assert not renewer.running
     assert renewer.renewals == renewer.logins == 0

@@ -13,6 +13,7 @@ from clinical_testing.security import (
     InMemoryTransit,
     patient_envelope,
 )
+from clinical_testing.waiting import eventually
 from google.protobuf.wrappers_pb2 import StringValue
 
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
@@ -307,7 +308,7 @@ async def test_sealing_noticed_by_the_health_watch_empties_the_cache(
     try:
         await keyring.get_or_create(patient)
         transit.available = False
-        await asyncio.sleep(0.05)
+        await eventually(lambda: not keyring.available, within_s=2)
 
         with pytest.raises(KeyServiceUnavailableError):
             await cipher.encrypt(patient_envelope(patient, str(uuid.uuid4()), 1, "x"))
@@ -315,7 +316,7 @@ async def test_sealing_noticed_by_the_health_watch_empties_the_cache(
         assert not keyring.available
 
         transit.available = True
-        await asyncio.sleep(0.05)
+        await eventually(lambda: keyring.available, within_s=2)
         assert (await keyring.get(patient)).patient_id == patient
     finally:
         await keyring.stop()

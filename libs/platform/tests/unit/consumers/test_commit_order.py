@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from clinical_platform.consumers import CommitOrderMerge
 
+pytestmark = pytest.mark.unit
 ORDERS = TopicPartition("orders", 0)
 RESULTS = TopicPartition("results", 0)
 NOW_MS = 1_000_000

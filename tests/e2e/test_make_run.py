@@ -1,8 +1,10 @@
-"""`make run` (infra/local/run_platform.py): every service comes up, the companion app example
-hears of a signed order on both channels, and Ctrl-C stops them all.
+"""`make run` (infra/local/run_platform.py): every service comes up, a clean start logs no ERROR
+line, the companion app example hears of a signed order on both channels, and Ctrl-C stops them
+all.
 
 run_platform is pointed at the session's servers through KAFKA_BOOTSTRAP_SERVERS & co. (existing
-servers win, so it starts none) and keeps its service state in a temporary CLINICAL_INFRA_DIR.
+servers win, so it starts none) and keeps its service state in a temporary CLINICAL_INFRA_DIR;
+its access audit topic is new to the cluster too, so each run starts as a first one does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.isolated import SERVER_ENV
+from clinical_testing.kafka import delete_topics
+from clinical_testing.plugin import unique_name
 from clinical_testing.service_process import wait_until_serving
 from clinical_testing.waiting import eventually
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,6 +37,7 @@ from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
 from clinical_platform.devtokens import mint_token
 from clinical_platform.principals import Role
+from clinical_platform.projections import dead_letter_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -43,6 +48,9 @@ DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".infra" / "dev-jwt"
 SERVICE_PORTS = range(18050, 18056)
 # And the companion app's webhook, fixed so its saved subscription finds it again.
 COMPANION_WEBHOOK_PORT = 18056
+# How long a healthy start without traffic is watched for ERROR lines once every service serves.
+QUIET_WINDOW_S = 60.0
+ERROR_MARKERS = ('"level": "ERROR"', '"level": "CRITICAL"', "Traceback (most recent call last)")
 
 
 def _taken_ports() -> list[int]:
@@ -65,14 +73,23 @@ def _group_alive(pgid: int) -> bool:
 
 
 @pytest.fixture
+async def access_topic(servers: ServerEndpoints) -> AsyncIterator[str]:
+    """An access audit topic new to the cluster, as on a first start; deleted after."""
+    topic = unique_name("e2e.run.access.")
+    yield topic
+    await delete_topics(servers.kafka_bootstrap_servers, [topic, dead_letter_topic(topic)])
+
+
+@pytest.fixture
 def run_platform(
-    servers: ServerEndpoints, pytestconfig: pytest.Config, tmp_path: Path
+    servers: ServerEndpoints, pytestconfig: pytest.Config, tmp_path: Path, access_topic: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """run_platform.py in a process group of its own, as a shell runs a foreground job."""
     if taken := _taken_ports():
         pytest.skip(f"`make run` needs 127.0.0.1:18050-18056; in use: {taken}")
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV} | servers.as_env()
     env |= {"CLINICAL_INFRA_DIR": str(tmp_path / "infra"), "PYTHONUNBUFFERED": "1"}
+    env |= {"ACCESS_AUDIT_TOPIC": access_topic}
     log_path = tmp_path / "run_platform.log"
     root = Path(pytestconfig.rootpath)
     with log_path.open("wb") as log:
@@ -128,11 +145,11 @@ async def _wait_for_log(log_path: Path, text: str, within_s: float = 90.0) -> No
         pytest.fail(f"no {text!r} in the log:\n{_read(log_path)[-4000:]}")
 
 
-async def test_the_companion_hears_a_signed_order_and_ctrl_c_stops_everything(
-    run_platform: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
-) -> None:
-    process, log_path = run_platform
+def _error_lines(log_path: Path) -> list[str]:
+    return [line for line in _read(log_path).splitlines() if any(m in line for m in ERROR_MARKERS)]
 
+
+async def _all_serving(process: subprocess.Popen[bytes], log_path: Path) -> None:
     def exited() -> str | None:
         if process.poll() is None:
             return None
@@ -142,6 +159,30 @@ async def test_the_companion_hears_a_signed_order_and_ctrl_c_stops_everything(
         *(wait_until_serving(f"127.0.0.1:{port}", within_s=120, exited=exited)
           for port in SERVICE_PORTS)
     )  # fmt: skip
+
+
+@pytest.mark.timeout(300)
+async def test_a_clean_start_without_traffic_logs_no_error_line(
+    run_platform: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    process, log_path = run_platform
+    await _all_serving(process, log_path)
+
+    # Watch the whole log (start-up included) for a minute; any ERROR line ends the wait.
+    errors = await eventually(
+        lambda: _error_lines(log_path), within_s=QUIET_WINDOW_S, interval_s=0.5
+    )
+
+    assert process.poll() is None, _read(log_path)[-4000:]
+    assert not errors, "\n".join(errors[:20])
+
+
+async def test_the_companion_hears_a_signed_order_and_ctrl_c_stops_everything(
+    run_platform: tuple[subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    process, log_path = run_platform
+
+    await _all_serving(process, log_path)
     await _companion_hears_a_signed_order(log_path)
     # Ctrl-C: the terminal signals the whole foreground process group, services included.
     os.killpg(process.pid, signal.SIGINT)

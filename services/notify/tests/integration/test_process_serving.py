@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
 from clinical_testing.service_process import ServiceProcess
 from pymongo import MongoClient
 
+from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import events_topic
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(
             await service.wait_serving()
             assert await service.terminate(GRACE_SECONDS) == 0
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+        admin = build_admin(servers.kafka)
         await admin.start()
         try:
             topic = events_topic(log_name)

@@ -15,7 +15,6 @@ from typing import Any
 import grpc
 import pytest
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
 from clinical_testing.tokens import TokenMint
@@ -25,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1.notify_pb2_grpc import NotifyServiceStub
+from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
@@ -56,7 +56,7 @@ async def notify_service(  # noqa: PLR0917 - pytest passes fixtures by name
     )  # fmt: skip
     async with running_notify(settings, verifier=token_mint.verifier) as running:
         yield running
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     try:
         await admin.delete_topics([events_topic(settings.event_log_name)])

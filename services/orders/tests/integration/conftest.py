@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
@@ -23,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
+from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
@@ -149,7 +149,7 @@ def violated_fields() -> Callable[[grpc.aio.AioRpcError], list[str]]:
 
 
 async def delete_topics(servers: ServerEndpoints, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

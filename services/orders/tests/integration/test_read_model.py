@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
 from clinical_testing.tokens import TokenMint
@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
+from clinical_platform.clients.kafka import build_consumer, build_producer
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
@@ -97,7 +98,7 @@ async def test_a_poison_event_is_dead_lettered_and_the_projection_keeps_going(
     clinician: Metadata,
 ) -> None:  # fmt: skip
     topic = events_topic(orders_settings.event_log_name)
-    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap_servers, acks="all")
+    producer = build_producer(servers.kafka)
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"\xff not an envelope", key=b"poison")
@@ -127,9 +128,7 @@ async def test_a_poison_event_is_dead_lettered_and_the_projection_keeps_going(
 
 async def _raw_values(servers: ServerEndpoints, topic: str) -> list[bytes]:
     """Every value on a one-partition topic, undecoded (a poison record is not an Envelope)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = build_consumer(servers.kafka, isolation_level="read_uncommitted")
     await consumer.start()
     try:
         partition = TopicPartition(topic, 0)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaProducer
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import read_topic
 
@@ -18,6 +17,7 @@ from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.events.v1.results_events_pb2 import ResultPosted
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
+from clinical_platform.clients.kafka import build_producer
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.projections import dead_letter_topic
 from orders.settings import OrdersSettings
@@ -49,7 +49,7 @@ def result_posted(order_id: str, patient_id: str) -> Envelope:
 
 
 async def publish(servers: ServerEndpoints, topic: str, *envelopes: Envelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap_servers, acks="all")
+    producer = build_producer(servers.kafka)
     await producer.start()
     try:
         for envelope in envelopes:

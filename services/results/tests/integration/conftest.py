@@ -15,8 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
@@ -30,6 +28,7 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
+from clinical_platform.clients.kafka import build_admin, build_producer
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
@@ -138,7 +137,7 @@ def _payload(event_type: str, patient_id: str) -> Message:
 
 
 async def publish(servers: ServerEndpoints, topic: str, *envelopes: Envelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap_servers, acks="all")
+    producer = build_producer(servers.kafka)
     await producer.start()
     try:
         for envelope in envelopes:
@@ -209,7 +208,7 @@ def violated_fields() -> Callable[[grpc.aio.AioRpcError], list[str]]:
 
 
 async def delete_topics(servers: ServerEndpoints, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

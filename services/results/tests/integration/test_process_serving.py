@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
 from clinical_testing.service_process import ServiceProcess
 from pymongo import MongoClient
 
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.projections import dead_letter_topic
 
@@ -38,7 +38,7 @@ def isolated_env(servers: ServerEndpoints, tmp_path: Path) -> Iterator[dict[str,
 
 
 async def _delete_topics(bootstrap: str, own_topic: str, listened_to: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = build_admin(KafkaConnection(bootstrap))
     await admin.start()
     try:
         ours = {own_topic, dead_letter_topic(own_topic), dead_letter_topic(listened_to)}

@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
 from clinical_testing.tokens import TokenMint
@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
+from clinical_platform.clients.kafka import build_consumer, build_producer
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.projections.entrypoint import project
@@ -112,7 +113,7 @@ async def test_a_poison_order_event_is_dead_lettered_and_the_view_keeps_going(
     result_stub: ResultServiceStub, publish_order: PublishOrder, lab: Metadata,
 ) -> None:  # fmt: skip
     orders_topic = results_settings.orders_events_topic
-    producer = AIOKafkaProducer(bootstrap_servers=servers.kafka_bootstrap_servers, acks="all")
+    producer = build_producer(servers.kafka)
     await producer.start()
     try:
         await producer.send_and_wait(orders_topic, b"\x00garbage", key=b"poison")
@@ -139,9 +140,7 @@ async def test_a_poison_order_event_is_dead_lettered_and_the_view_keeps_going(
 
 async def _raw_values(servers: ServerEndpoints, topic: str) -> list[bytes]:
     """Every value on a one-partition topic, undecoded (a poison record is not an Envelope)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = build_consumer(servers.kafka, isolation_level="read_uncommitted")
     await consumer.start()
     try:
         partition = TopicPartition(topic, 0)

@@ -22,8 +22,6 @@ from typing import Any
 import grpc
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
 from clinical_testing.tokens import TokenMint
@@ -38,6 +36,12 @@ from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
 from clinical.results.v1 import results_pb2 as results_pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
+from clinical_platform.clients.kafka import (
+    KafkaConnection,
+    build_admin,
+    build_consumer,
+    build_producer,
+)
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.principals import Role
@@ -174,7 +178,7 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
             "heartbeat_s": 0.5, "poll_interval_s": 0.2, "secret_key": transit_key(),
         }
     )  # fmt: skip
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    admin = build_admin(servers.kafka)
     await admin.start()
     for log in logs.values():
         spec = event_topic_spec(log, partitions=3, replication_factor=1, min_insync_replicas=1)
@@ -329,9 +333,7 @@ async def access_records(
     platform: Platform, operation: str, *, count: int
 ) -> list[access_pb2.AccessRecord]:
     """The access records of one operation, once ``count`` of them are on the access topic."""
-    consumer = AIOKafkaConsumer(
-        platform.access_topic, bootstrap_servers=platform.kafka, auto_offset_reset="earliest"
-    )
+    consumer = build_consumer(KafkaConnection(platform.kafka), platform.access_topic)
     await consumer.start()
     found: list[access_pb2.AccessRecord] = []
     try:
@@ -598,7 +600,7 @@ async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(
     }  # fmt: skip
 
     # What the patient service records when it forgets someone (their key is destroyed too).
-    producer = AIOKafkaProducer(bootstrap_servers=platform.kafka)
+    producer = build_producer(KafkaConnection(platform.kafka))
     await producer.start()
     try:
         envelope = Envelope(

@@ -13,7 +13,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
 
-from clinical_platform.clients.kafka import KafkaConnection, build_consumer, build_producer
+from clinical_platform.clients.kafka import build_consumer, build_producer
 from clinical_platform.consumers import consume_in_commit_order
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ async def until_true(condition: Callable[[], Awaitable[bool]], what: str) -> Non
 async def test_records_of_several_topics_come_out_in_acknowledgement_order(
     servers: ServerEndpoints, kafka_topic: TopicFactory
 ) -> None:
-    connection = KafkaConnection(servers.kafka_bootstrap_servers)
+    connection = servers.kafka
     causes = await kafka_topic(prefix="test.causes.", partitions=2)
     effects = await kafka_topic(prefix="test.effects.", partitions=3)
     producer = build_producer(connection)

@@ -57,8 +57,8 @@ test-e2e: venv infra-install ## Run the e2e tests only (services as processes, p
 	@$(UV) run --no-sync pytest -m e2e
 
 .PHONY: eval-matching
-eval-matching: venv infra-install ## Link quality of patient matching on FEBRL1 (QUICK=1: 100 records, checks the targets)
-	@$(UV) run --no-sync python -m bench.matching_eval $(if $(QUICK),--records $(or $(RECORDS),100))
+eval-matching: venv infra-install ## Link quality of patient matching on FEBRL1 (QUICK=1: 200 records, checks the targets)
+	@$(UV) run --no-sync python -m bench.matching_eval $(if $(QUICK),--records $(or $(RECORDS),200))
 
 .PHONY: lint
 lint: venv ## ruff (lint + format check) and mypy --strict on our code

@@ -19,7 +19,7 @@ from clinical_testing.endpoints import ServerEndpoints
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECORDS = 100  # as make eval-matching QUICK=1: the records of the first 50 true pairs
+RECORDS = 200  # as make eval-matching QUICK=1: the records of the first 100 true pairs
 PRECISION_TARGET = 0.999
 F1_TARGET = 0.99
 FIGURES = re.compile(

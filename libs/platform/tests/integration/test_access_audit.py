@@ -1,5 +1,6 @@
-"""The access log on the real broker: a record written before a process is killed is published
-by the next process on the same outbox; records are keyed by patient."""
+"""The access log on the real broker: its topic exists from its start, before any record; a
+record written before a process is killed is published by the next process on the same outbox;
+records are keyed by patient."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from pathlib import Path
 import pytest
 from clinical_testing.access import read_access_records
 from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.plugin import TopicFactory
+from clinical_testing.kafka import delete_topics
+from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.service_process import free_tcp_port
 from clinical_testing.waiting import eventually
 
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.clients.kafka import build_admin
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +87,23 @@ async def test_a_record_outlives_a_killed_process_and_the_next_one_publishes_it(
 
 async def _nothing_pending(log: AccessAuditLog) -> bool:
     return await log.pending() == 0
+
+
+async def test_the_access_topic_exists_from_the_start_before_any_record(
+    servers: ServerEndpoints, tmp_path: Path
+) -> None:
+    topic = unique_name("test.access.")
+    config = AccessAuditConfig(
+        servers.kafka, tmp_path / "access-outbox.sqlite", "//clinical/orders", topic=topic
+    )
+    log = AccessAuditLog(config)
+    await log.start()
+    admin = build_admin(servers.kafka)
+    await admin.start()
+    try:
+        # Consumers of the topic (the audit service) find it although nobody has read anything.
+        assert topic in await admin.list_topics()
+    finally:
+        await admin.close()
+        await log.stop()
+        await delete_topics(servers.kafka_bootstrap_servers, [topic])

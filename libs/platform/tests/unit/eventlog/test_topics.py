@@ -19,7 +19,10 @@ def test_an_event_topic_names_its_service_and_other_topics_name_none() -> None:
 
 
 def test_a_reader_creates_the_event_topics_it_reads_as_their_writer_would() -> None:
-    settings = BaseServiceSettings(grpc_port=0, event_partitions=4)
+    settings = BaseServiceSettings.model_validate(
+        {"grpc_port": 0, "event_partitions": 4,
+         "KAFKA_REPLICATION_FACTOR": 1, "KAFKA_MIN_INSYNC_REPLICAS": 1}
+    )  # fmt: skip
     topics = [events_topic("results"), "clinical.audit.access.v1"]
 
     specs = event_topic_specs(topics, settings)

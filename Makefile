@@ -81,8 +81,8 @@ proto-check: venv ## Fail on buf lint/format errors, breaking changes or stale s
 	@$(UV) run --no-sync python libs/protos/generate.py --check
 
 .PHONY: bench
-bench: venv infra-install ## Run the benchmarks (ratios against a baseline measured in the same run)
-	@$(UV) run --no-sync python -m bench
+bench: venv infra-install ## Run the benchmarks (ratios in one run); BENCH_ARGS="--seconds 1" shortens
+	@$(UV) run --no-sync python -m bench $(BENCH_ARGS)
 
 .PHONY: infra-install
 infra-install: ## Download and build the local servers (cached in ~/.cache/clinical-platform)

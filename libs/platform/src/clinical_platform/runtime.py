@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import grpc
 
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStoreConfig
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
@@ -62,7 +63,7 @@ def event_store_config(settings: BaseServiceSettings, *, service: str) -> EventS
     address = settings.replica_address_template.replace("{port}", str(settings.grpc_port))
     return EventStoreConfig(
         service=service,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=KafkaConnection.from_settings(settings),
         ownership=PartitionOwnership(settings.replica_ordinal, settings.replica_count, address),
         state_dir=settings.state_dir,
         partitions=settings.event_partitions,

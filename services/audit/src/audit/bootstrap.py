@@ -27,6 +27,7 @@ from clinical.audit.v1 import audit_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.background import stop_tasks, supervise
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.clients.vault import build_vault_client
 from clinical_platform.grpc_server import GrpcService
@@ -75,7 +76,7 @@ async def running_audit(
         ]
         stack.push_async_callback(stop_tasks, runners)
         partition_verifier = KafkaPartitionVerifier(
-            settings.kafka_bootstrap_servers, settings.checkpoints_topic, signer,
+            KafkaConnection.from_settings(settings), settings.checkpoints_topic, signer,
             concurrency=settings.concurrent_verifications,
         )  # fmt: skip
         app = AuditApp(
@@ -96,7 +97,7 @@ def _run(
 ) -> asyncio.Task[None]:
     runner = ProjectionRunner(
         projection,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka=KafkaConnection.from_settings(settings),
         database=database,
         replication_factor=settings.kafka_replication_factor,
         topic_pattern=topic_pattern,

@@ -19,6 +19,7 @@ from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
 from clinical_platform.lifecycle import running_service
+from clinical_platform.projections.background import event_topic_specs
 from clinical_platform.runtime import serve_grpc, service_runtime, token_verifier
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.tokens import TokenVerifier
@@ -122,6 +123,7 @@ async def running_notify(
             return consume_in_commit_order(
                 KafkaConnection.from_settings(settings), topics, group=group,
                 grace_s=settings.ordering_grace_s, handle=handle,
+                topic_specs=event_topic_specs(topics, settings),
             )  # fmt: skip
 
         parts.run_task(

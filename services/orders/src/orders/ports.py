@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.eventlog.writer import AppendResult
 from orders.domain.order import (
     Order,
     OrderedTest,

@@ -8,8 +8,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import Actor, CommandContext
-from clinical_platform.eventlog.writer import AppendResult
 from clinical_platform.reads import ReadModelBehind
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
 from orders.application import OrdersApp, PlaceOrder, order_id_for

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.errors import NotPartitionOwnerError
 from clinical_platform.eventlog.repository import Command
-from clinical_platform.eventlog.writer import AppendResult
 from clinical_platform.reads import ReadModelBehind
 from clinical_platform.security.errors import PatientForgottenError
 from patient.domain.demographics import PatientDemographics, PatientIdentifier

@@ -36,23 +36,6 @@ class KafkaConnection:
         return {"bootstrap_servers": self.bootstrap_servers}
 
 
-def connection_from(
-    kafka: KafkaConnection | str | None = None, bootstrap_servers: str | None = None
-) -> KafkaConnection:
-    """The connection given, or one built from a bare bootstrap string.
-
-    Transitional, for call sites that still pass ``bootstrap_servers=`` or a string: they keep
-    working while they move to a `KafkaConnection`; then this goes.
-    """
-    if isinstance(kafka, KafkaConnection):
-        return kafka
-    servers = kafka if kafka is not None else bootstrap_servers
-    if not servers:
-        msg = "a Kafka connection is required (kafka=KafkaConnection(...))"
-        raise TypeError(msg)
-    return KafkaConnection(servers)
-
-
 def build_producer(connection: KafkaConnection, **options: Any) -> AIOKafkaProducer:
     """An unstarted producer that waits for all in-sync replicas and never duplicates."""
     defaults: dict[str, Any] = {

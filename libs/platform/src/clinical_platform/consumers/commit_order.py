@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
@@ -24,6 +24,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from clinical_platform.clients.kafka import KafkaConnection, build_consumer
+from clinical_platform.eventlog.topics import TopicSpec, ensure_topics
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 Handler: TypeAlias = Callable[[Record], Awaitable[None]]
@@ -178,10 +179,13 @@ async def consume_in_commit_order(
     group: str,
     grace_s: float,
     handle: Handler,
+    topic_specs: Sequence[TopicSpec] = (),
     **options: Any,
 ) -> None:
     """Read every partition of ``topics`` as consumer group ``group`` and hand their records
-    to ``handle`` in commit order, until cancelled."""
+    to ``handle`` in commit order, until cancelled. ``topic_specs`` are created first when
+    missing, so the consumer never asks for a topic its writer has not made yet."""
+    await ensure_topics(connection, topic_specs)
     consumer = build_consumer(connection, group_id=group, **options)
     consumer.subscribe(list(topics))
     try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import InitVar, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.clients.kafka import KafkaConnection, build_admin, connection_from
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.appends import AppendResult, PendingAppend
 from clinical_platform.eventlog.envelope import validate_envelope
 from clinical_platform.eventlog.errors import (
@@ -31,9 +31,6 @@ from clinical_platform.validation import FieldViolation
 
 logger = logging.getLogger(__name__)
 
-# Stands for "no kafka= given" until the transitional bootstrap_servers= goes.
-_NOT_GIVEN = KafkaConnection("")
-
 
 @dataclass(frozen=True)
 class EventStoreConfig:
@@ -41,8 +38,8 @@ class EventStoreConfig:
 
     service: str
     ownership: PartitionOwnership
+    kafka: KafkaConnection
     state_dir: Path
-    kafka: KafkaConnection = _NOT_GIVEN
     partitions: int = 6
     replication_factor: int = 1
     min_insync_replicas: int = 1
@@ -51,12 +48,6 @@ class EventStoreConfig:
     max_batch: int = 500
     linger_s: float = 0.02
     commit_timeout_s: float = 15.0
-    # Transitional: ``bootstrap_servers="host:port"`` still works, for `kafka`.
-    bootstrap_servers: InitVar[str | None] = None
-
-    def __post_init__(self, bootstrap_servers: str | None) -> None:
-        kafka = None if self.kafka is _NOT_GIVEN else self.kafka
-        object.__setattr__(self, "kafka", connection_from(kafka, bootstrap_servers))
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,7 @@ from clinical_platform.eventlog.errors import (
 from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
 
-# AppendResult lives in eventlog.appends; services still import it from here.
 __all__ = [
-    "AppendResult",
     "PartitionWriter",
     "ProducerFactory",
     "WriterConfig",

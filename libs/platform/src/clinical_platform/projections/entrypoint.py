@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import TypeVar
 
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.projections.background import event_topic_specs
 from clinical_platform.projections.projection import Projection
 from clinical_platform.projections.rebuild import rebuild_projection
 from clinical_platform.projections.runner import ProjectionRunner
@@ -39,22 +41,23 @@ async def project(
     # Payloads are encrypted: the projections decrypt with the service's keys.
     async with running_security(settings) as security:
         mongo = build_mongo_client(settings)
+        kafka = KafkaConnection.from_settings(settings)
         database = mongo[settings.mongodb_database]
         try:
             if rebuild:
                 replayed = 0
                 for projection in projections:
                     replayed += await rebuild_projection(
-                        projection, bootstrap_servers=settings.kafka_bootstrap_servers,
-                        database=database, cipher=security.cipher,
+                        projection, kafka=kafka, database=database, cipher=security.cipher,
                     )  # fmt: skip
                 return replayed
             runners = asyncio.gather(
                 *(
                     ProjectionRunner(
-                        projection, bootstrap_servers=settings.kafka_bootstrap_servers,
-                        database=database, replication_factor=settings.kafka_replication_factor,
+                        projection, kafka=kafka, database=database,
+                        replication_factor=settings.kafka_replication_factor,
                         cipher=security.cipher,
+                        topic_specs=event_topic_specs(projection.topics, settings),
                     ).run()
                     for projection in projections
                 )

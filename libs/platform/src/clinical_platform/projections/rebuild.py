@@ -21,7 +21,6 @@ from clinical_platform.clients.kafka import (
     KafkaConnection,
     build_admin,
     build_consumer,
-    connection_from,
 )
 from clinical_platform.eventlog.topics import partition_count
 from clinical_platform.projections.runner import (
@@ -43,18 +42,16 @@ class RebuildError(Exception):
 async def rebuild_projection(
     projection: AnyProjection,
     *,
-    kafka: KafkaConnection | None = None,
+    kafka: KafkaConnection,
     database: AsyncDatabase[Any],
     progress: bool = True,
     topic_pattern: str | None = None,
     cipher: EnvelopeCipher | None = None,
-    bootstrap_servers: str | None = None,  # transitional, for `kafka`
 ) -> int:
     """Replay every event of the projection's topics into fresh collections; return the count.
 
     With ``topic_pattern`` (as its runner was given), the topics that match it now are replayed.
     """
-    kafka = connection_from(kafka, bootstrap_servers)
     topics = await _topics(projection, kafka, topic_pattern)
     for collection in projection.collections:
         await database.drop_collection(collection)

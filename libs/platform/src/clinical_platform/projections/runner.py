@@ -24,7 +24,6 @@ from clinical_platform.clients.kafka import (
     build_admin,
     build_consumer,
     build_producer,
-    connection_from,
 )
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic, ensure_topics
 from clinical_platform.projections.projection import (
@@ -137,19 +136,18 @@ class ProjectionRunner:
         self,
         projection: AnyProjection,
         *,
-        kafka: KafkaConnection | None = None,
+        kafka: KafkaConnection,
         database: AsyncDatabase[Any],
         replication_factor: int = 1,
         topic_pattern: str | None = None,
         cipher: EnvelopeCipher | None = None,
         topic_specs: Sequence[TopicSpec] = (),
-        bootstrap_servers: str | None = None,  # transitional, for `kafka`
     ) -> None:
         self._projection = projection
         # Topics it reads that another service writes: created here if that one has not yet.
         self._topic_specs = topic_specs
         self._cipher = cipher
-        self._kafka = connection_from(kafka, bootstrap_servers)
+        self._kafka = kafka
         self._db = database
         self._replication_factor = replication_factor
         self._topic_pattern = topic_pattern

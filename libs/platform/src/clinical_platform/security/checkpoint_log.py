@@ -23,7 +23,6 @@ from clinical_platform.clients.kafka import (
     build_admin,
     build_consumer,
     build_producer,
-    connection_from,
 )
 from clinical_platform.eventlog.partitioning import partition_for
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic, partition_count
@@ -203,13 +202,9 @@ async def find_last_checkpoint(
 
 
 async def read_checkpoints(
-    kafka: KafkaConnection | str, checkpoints_topic: str, topic: str, partition: int
+    kafka: KafkaConnection, checkpoints_topic: str, topic: str, partition: int
 ) -> list[Checkpoint]:
-    """Every committed checkpoint of the partition, in the order they were published.
-
-    (A bootstrap string for ``kafka`` is transitional.)
-    """
-    kafka = connection_from(kafka)
+    """Every committed checkpoint of the partition, in the order they were published."""
     key = checkpoint_key(topic, partition)
     source = await _checkpoint_partition(kafka, checkpoints_topic, key)
     async with _reader(kafka, source) as consumer:
@@ -219,14 +214,8 @@ async def read_checkpoints(
     return [Checkpoint.FromString(record.value) for record in records if record.key == key]
 
 
-async def read_partition(
-    kafka: KafkaConnection | str, topic: str, partition: int
-) -> list[StoredRecord]:
-    """Every committed record of an event partition, from its first offset.
-
-    (A bootstrap string for ``kafka`` is transitional.)
-    """
-    kafka = connection_from(kafka)
+async def read_partition(kafka: KafkaConnection, topic: str, partition: int) -> list[StoredRecord]:
+    """Every committed record of an event partition, from its first offset."""
     source = TopicPartition(topic, partition)
     async with _reader(kafka, source) as consumer:
         start = (await consumer.beginning_offsets([source]))[source]

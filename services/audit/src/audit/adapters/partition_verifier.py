@@ -22,15 +22,13 @@ class KafkaPartitionVerifier:
 
     def __init__(
         self,
-        kafka: KafkaConnection | str,
+        kafka: KafkaConnection,
         checkpoints_topic: str,
         signer: Signer,
         *,
         concurrency: int,
     ) -> None:
-        # A plain bootstrap address is still accepted until the composition root passes
-        # KafkaConnection.from_settings(settings).
-        self._kafka = KafkaConnection(kafka) if isinstance(kafka, str) else kafka
+        self._kafka = kafka
         self._checkpoints_topic = checkpoints_topic
         self._signer = signer
         self._slots = asyncio.Semaphore(concurrency)

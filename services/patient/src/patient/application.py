@@ -1,8 +1,10 @@
 """PatientApp: one method per command and query of the patient service.
 
 Commands load the aggregate from the event store, call the domain, append, and return the new
-version. Registration first asks the read model for blocked candidates, lets the matcher decide,
-records the decision with the registration, then records a link for every MATCH.
+version. Registration first asks the blocking index for candidates, lets the matcher decide,
+records the decision with the registration, then records a link for every MATCH. The blocking
+index (`CommittedRecords`) learns each committed record before the command returns, so the next
+registration is matched against it; the read model, which may lag, serves queries only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from patient.matching.blocking import blocking_keys
 from patient.matching.matcher import Matcher
 from patient.matching.record import match_record
 from patient.ports import (
+    CandidateSource,
     CommandContext,
+    CommittedRecords,
     NotPartitionOwnerError,
     PatientForgottenError,
     PatientIndex,
@@ -68,10 +72,15 @@ class PatientApp:
         matcher: Matcher,
         keys: PatientKeys,
         today: Callable[[], date] = today_utc,
+        *,
+        blocking: CommittedRecords | None = None,
     ) -> None:
         self._patients = patients
         self._keys = keys
         self._index = index
+        # Without a blocking index of its own (unit tests), candidates come from the index.
+        self._blocking = blocking
+        self._candidates: CandidateSource = blocking if blocking is not None else index
         self._matcher = matcher
         self._today = today
 
@@ -87,7 +96,7 @@ class PatientApp:
             version = existing.version
         else:
             Patient.register(patient_id, demographics, today=self._today())  # validate first
-            candidates = await self._index.candidates(
+            candidates = await self._candidates.candidates(
                 blocking_keys(match_record(demographics)), exclude=patient_id
             )
             assessment = self._matcher.assess(demographics, candidates)
@@ -98,6 +107,8 @@ class PatientApp:
                 return patient
 
             version = (await self._patients.execute(patient_id, context, register)).version
+        if self._blocking is not None:
+            self._blocking.record(patient_id, version, demographics)
         linked = []
         for match in assessment.matches:
             outcome = await self._link_automatically(context, patient_id, match)
@@ -155,6 +166,8 @@ class PatientApp:
         result = await self._patients.execute(
             patient_id, context, update, expected_version=expected_version
         )
+        if self._blocking is not None:
+            self._blocking.record(patient_id, result.version, demographics)
         return result.version
 
     async def link_patients(
@@ -211,6 +224,8 @@ class PatientApp:
             version = (await self._patients.execute(patient_id, context, forget)).version
         except PatientForgottenError:
             raise PatientForgotten(patient_id) from None
+        if self._blocking is not None:
+            self._blocking.drop(patient_id)
         await self._keys.forget(str(patient_id))
         # The cached aggregate must not outlive the key.
         self._patients.evict(patient_id)
@@ -237,7 +252,7 @@ class PatientApp:
         self, demographics: PatientDemographics, *, exclude: UUID | None = None, limit: int
     ) -> list[MatchCandidate]:
         """Score the blocked candidates against ``demographics``, explained field by field."""
-        candidates = await self._index.candidates(
+        candidates = await self._candidates.candidates(
             blocking_keys(match_record(demographics)), exclude=exclude
         )
         return self._matcher.rank(demographics, candidates)[:limit]

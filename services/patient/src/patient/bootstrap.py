@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.patient.v1 import patient_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
@@ -26,11 +27,13 @@ from clinical_platform.runtime import (
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.tokens import TokenVerifier
+from patient.adapters.candidate_feed import CandidateFeed
 from patient.adapters.event_catalog import PATIENT_EVENTS
 from patient.adapters.projection import PatientIndexProjection
 from patient.adapters.read_model import MongoPatientIndex
 from patient.application import PatientApp
 from patient.entrypoints.grpc import PatientServicer
+from patient.matching.candidate_index import CandidateIndex
 from patient.matching.matcher import Matcher, Thresholds
 from patient.settings import PatientSettings
 
@@ -59,6 +62,7 @@ class RunningPatient:
     database: AsyncDatabase[Any]
     cipher: EnvelopeCipher
     access_log: AccessAuditLog
+    candidates: CandidateIndex
 
 
 @asynccontextmanager
@@ -86,7 +90,18 @@ async def running_patient(
             store, PATIENT_EVENTS, source=f"//clinical/{service}", cipher=security.cipher,
             patient_of=lambda patient: str(patient.id),
         )  # fmt: skip
-        app = PatientApp(patients, MongoPatientIndex(parts.database), matcher, security.keyring)
+        # The matcher's index is rebuilt from the log before the first registration is taken.
+        candidates = CandidateIndex()
+        feed = CandidateFeed(
+            KafkaConnection.from_settings(settings), store.topic, security.cipher, candidates
+        )
+        parts.on_stop(feed.stop)
+        await feed.catch_up()
+        parts.run_task("patient.candidate-feed", feed.follow)
+        app = PatientApp(
+            patients, MongoPatientIndex(parts.database), matcher, security.keyring,
+            blocking=candidates,
+        )  # fmt: skip
         parts.run_projections([patient_projection(service, store.topic)])
         servicer = PatientServicer(
             app, verifier or token_verifier(settings), parts.access_log,
@@ -95,7 +110,7 @@ async def running_patient(
         register = partial(patient_pb2_grpc.add_PatientServiceServicer_to_server, servicer)
         yield RunningPatient(
             [GrpcService(GRPC_SERVICE_NAME, register)], app, store, parts.database,
-            security.cipher, parts.access_log,
+            security.cipher, parts.access_log, candidates,
         )  # fmt: skip
 
 

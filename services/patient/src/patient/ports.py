@@ -27,6 +27,7 @@ from patient.matching.matcher import Candidate
 __all__ = [
     "CandidateSource",
     "CommandContext",
+    "CommittedRecords",
     "NotPartitionOwnerError",
     "PatientForgottenError",
     "PatientIndex",
@@ -115,6 +116,18 @@ class CandidateSource(Protocol):
     async def candidates(
         self, blocking_keys: Sequence[str], *, exclude: UUID | None = None
     ) -> list[Candidate]: ...
+
+
+class CommittedRecords(CandidateSource, Protocol):
+    """The matcher's blocking index, told of every record this replica commits."""
+
+    def record(self, patient_id: UUID, version: int, demographics: PatientDemographics) -> None:
+        """Index the record as of ``version`` (an older version than the one held is ignored)."""
+        ...
+
+    def drop(self, patient_id: UUID) -> None:
+        """The patient is forgotten: out of the index for good."""
+        ...
 
 
 class PatientIndex(CandidateSource, Protocol):

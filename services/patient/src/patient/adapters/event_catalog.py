@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from clinical.events.v1 import patient_events_pb2 as events
-from clinical_platform.eventlog.codec import EventCatalog
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.eventlog.codec import DomainEvent, EventCatalog
 from patient.domain.patient import Patient
 
 PATIENT_EVENTS: EventCatalog[Patient] = EventCatalog(
@@ -17,3 +20,14 @@ PATIENT_EVENTS: EventCatalog[Patient] = EventCatalog(
         "PatientForgotten": events.PatientForgotten,
     },
 )
+
+
+def patient_event(envelope: Envelope) -> DomainEvent:
+    """The domain event a decrypted envelope carries."""
+    return PATIENT_EVENTS.from_stored(
+        envelope.aggregate_id,
+        envelope.aggregate_version,
+        envelope.occurred_at.ToDatetime(tzinfo=UTC),
+        envelope.event_type,
+        envelope.payload,
+    )

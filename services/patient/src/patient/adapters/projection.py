@@ -20,7 +20,7 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.codec import DomainEvent
 from clinical_platform.projections import ensure_indexes, upsert_versioned
 from patient.adapters.documents import demographics_document, search_terms
-from patient.adapters.event_catalog import PATIENT_EVENTS
+from patient.adapters.event_catalog import PATIENT_EVENTS, patient_event
 from patient.adapters.golden_records import GOLDEN_RECORDS, LINKS, PATIENTS, refresh_golden_records
 from patient.domain.assessment import MatchGrade
 from patient.domain.demographics import FORGOTTEN, PatientDemographics
@@ -72,13 +72,7 @@ class PatientIndexProjection:
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
             return  # another aggregate's event on the topic: not ours to project
-        event = PATIENT_EVENTS.from_stored(
-            envelope.aggregate_id,
-            envelope.aggregate_version,
-            envelope.occurred_at.ToDatetime(tzinfo=UTC),
-            envelope.event_type,
-            envelope.payload,
-        )
+        event = patient_event(envelope)
         patient_id = envelope.aggregate_id
         version = envelope.aggregate_version
         await self._apply(envelope.event_type, event, patient_id, version, db)

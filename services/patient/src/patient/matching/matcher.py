@@ -48,6 +48,8 @@ class Candidate:
 
     patient_id: UUID
     demographics: PatientDemographics
+    # The normalised demographics when the source keeps them (it spares normalising again).
+    record: MatchRecord | None = None
 
 
 def compare_records(first: MatchRecord, second: MatchRecord) -> FieldLevels:
@@ -135,7 +137,12 @@ class Matcher:
         """Every candidate graded, best first (MATCH, then by score)."""
         record = match_record(subject)
         graded = [
-            self.grade(record, c.patient_id, match_record(c.demographics)) for c in candidates
+            self.grade(
+                record,
+                c.patient_id,
+                c.record if c.record is not None else match_record(c.demographics),
+            )
+            for c in candidates
         ]
         order = list(MatchGrade)
         return sorted(graded, key=lambda c: (order.index(c.grade), -c.score, str(c.patient_id)))

@@ -240,9 +240,21 @@ class NotifyApp:
         head = await self._feed.head(view.subscription_id)
         return Page(await self._renderer.render_all(view, entries), head)
 
-    async def wait_for_news(self, view: SubscriptionView, timeout_s: float) -> None:
-        """Return when the subscription has something new, or after ``timeout_s``."""
-        await self._wakeups.wait(view.subscription_id, timeout_s)
+    def news_mark(self, view: SubscriptionView) -> tuple[int, int]:
+        """Note this before reading notifications, and pass it to `wait_for_news`."""
+        key = view.subscription_id
+        return self._wakeups.news(key), self._wakeups.revision(key)
+
+    async def wait_for_news(
+        self, view: SubscriptionView, timeout_s: float, *, seen: tuple[int, int]
+    ) -> bool:
+        """Return when the subscription has something new since the mark ``seen``, or after
+        ``timeout_s``. True: only new notifications (the view still holds); False: it timed
+        out or the subscription changed, so read it again (another replica may have too)."""
+        key = view.subscription_id
+        news, revision = seen
+        woken = await self._wakeups.wait(key, timeout_s, seen=news)
+        return woken and self._wakeups.revision(key) == revision
 
     async def status(self, subscription_id: UUID, caller: str) -> Status:
         """The caller's subscription's webhook progress and newest number."""

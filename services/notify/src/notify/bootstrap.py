@@ -121,8 +121,7 @@ async def running_notify(
 
         def consume(handle: Handler) -> Awaitable[None]:
             return consume_in_commit_order(
-                KafkaConnection.from_settings(settings), topics, group=group,
-                grace_s=settings.ordering_grace_s, handle=handle,
+                KafkaConnection.from_settings(settings), topics, group=group, handle=handle,
                 topic_specs=event_topic_specs(topics, settings),
             )  # fmt: skip
 

@@ -31,9 +31,6 @@ class NotifySettings(RecordServiceSettings):
     secret_overlap_s: Annotated[float, Field(ge=0)] = 24 * _HOUR_S
     # Idle streams get a heartbeat this often.
     heartbeat_s: Annotated[float, Field(gt=0)] = 15.0
-    # Events from different partitions are merged in commit order (causes before effects);
-    # events committed at nearly the same moment wait this long to be ordered by timestamp.
-    ordering_grace_s: Annotated[float, Field(ge=0)] = 0.05
     # Webhooks: http:// endpoints are refused unless allowed (local runs and tests only).
     webhook_allow_http: bool = False
     webhook_timeout_s: Annotated[float, Field(gt=0)] = 10.0
@@ -42,5 +39,6 @@ class NotifySettings(RecordServiceSettings):
     webhook_retry_first_s: Annotated[float, Field(gt=0)] = 5.0
     webhook_retry_max_s: Annotated[float, Field(gt=0)] = 2 * _HOUR_S
     webhook_retry_horizon_s: Annotated[float, Field(gt=0)] = 72 * _HOUR_S
-    # How often a replica looks for changes made through another replica (Resend, deletes).
+    # How often a replica looks for changes made through another replica (Resend, deletes);
+    # this replica's own changes and new notifications wake workers and streams at once.
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0

@@ -3,12 +3,17 @@
 Kafka orders records within a partition only. A consumer that must see an order's signature
 before its result (different topics, different partitions) merges the partitions by the
 records' timestamps, holding a record back until every other partition has either shown a
-later record or been read up to its end as a fetch response no older than the record's showed
-it. A record committed before this one was visible lies below that end, even while its
-transaction's commit marker (which Kafka writes after the producer's commit returns) is still
-on its way. The grace only orders records committed at nearly the same moment; a partition
-that cannot be read to its end (a transaction left open) holds the merge back at most
-``max_hold_s``.
+later record or been read up to its end (high watermark) as a fetch response no older than the
+record's showed it. A record committed before this one was visible lies below that end, even
+while its transaction's commit marker (which Kafka writes after the producer's commit returns)
+is still on its way: the position passes the end only once that marker was read.
+
+No fixed delay: a record goes as soon as the fetch response that brought it shows every other
+partition read to its end, which is the common case (one broker answers for every partition in
+one response). A held record waits on the broker, not on a timer: the records that release it
+wake the merge, and a fetch that brings none (an aborted transaction, another broker's idle
+partitions) answers within the consumer's ``fetch_max_wait_ms``. A partition that cannot be
+read to its end (a transaction left open) holds the merge back at most ``max_hold_s``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ from clinical_platform.eventlog.topics import TopicSpec, ensure_topics
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 Handler: TypeAlias = Callable[[Record], Awaitable[None]]
 
-_FETCH_TIMEOUT_MS = 100
+# The broker answers a fetch as soon as a record is committed, and within this even when none
+# is: how stale another partition's end can get while a record waits for it.
+FETCH_MAX_WAIT_MS = 50
+# Nothing held: wait for records as long as this (the broker wakes us when one arrives).
+_IDLE_WAIT_MS = 1000
 _FETCH_MAX_RECORDS = 1000
 _ENDS_KEPT = 64
 
@@ -79,7 +88,11 @@ class _Ends:
             if at is None or end is None:
                 continue
             seen = self._seen.setdefault(tp, deque(maxlen=_ENDS_KEPT))
-            if not seen or seen[-1][0] != at:
+            if seen and seen[-1][0] == at:
+                # Two responses within one millisecond: keep the later (higher) end, so an end
+                # "at or after" a record's fetch is never one from before it.
+                seen[-1] = (at, max(end, seen[-1][1]))
+            else:
                 seen.append((at, end))
 
     def after(self, tp: TopicPartition, fetched_ms: int) -> int | None:
@@ -100,18 +113,16 @@ class CommitOrderMerge:
         self,
         source: PartitionFetches,
         *,
-        grace_s: float,
+        held_wait_ms: int = FETCH_MAX_WAIT_MS,
         max_hold_s: float = 5.0,
         commit_every_s: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._source = source
-        self._grace_ms = grace_s * 1000
+        self._held_wait_ms = held_wait_ms
         self._max_hold_s = max_hold_s
         self._commit_every_s = commit_every_s
         self._monotonic = monotonic
-        self._wall_clock = wall_clock
         self._buffers: dict[TopicPartition, deque[_Arrival]] = {}
         self._ends = _Ends()
         self._handled: dict[TopicPartition, int] = {}
@@ -122,10 +133,16 @@ class CommitOrderMerge:
         while True:
             await self.step(handle)
 
+    @property
+    def holding(self) -> bool:
+        """Whether records wait for other partitions to be read past them."""
+        return any(self._buffers.values())
+
     async def step(self, handle: Handler) -> None:
-        """One fetch; hand over every record that may go now; commit if it is time."""
+        """One wait on the broker; hand over every record that may go now; commit if due."""
         batch = await self._source.getmany(
-            timeout_ms=_FETCH_TIMEOUT_MS, max_records=_FETCH_MAX_RECORDS
+            timeout_ms=self._held_wait_ms if self.holding else _IDLE_WAIT_MS,
+            max_records=_FETCH_MAX_RECORDS,
         )
         self._ends.observe(self._source)
         now = self._monotonic()
@@ -164,7 +181,7 @@ class CommitOrderMerge:
             end = self._ends.after(tp, head.fetched_ms)
             if end is None or position < end:
                 return False
-        return bool(head.record.timestamp <= self._wall_clock() * 1000 - self._grace_ms)
+        return True
 
 
 def _earliest(buffers: Mapping[TopicPartition, deque[_Arrival]]) -> TopicPartition | None:
@@ -177,7 +194,6 @@ async def consume_in_commit_order(
     topics: Iterable[str],
     *,
     group: str,
-    grace_s: float,
     handle: Handler,
     topic_specs: Sequence[TopicSpec] = (),
     **options: Any,
@@ -186,11 +202,13 @@ async def consume_in_commit_order(
     to ``handle`` in commit order, until cancelled. ``topic_specs`` are created first when
     missing, so the consumer never asks for a topic its writer has not made yet."""
     await ensure_topics(connection, topic_specs)
+    options = {"fetch_max_wait_ms": FETCH_MAX_WAIT_MS} | options
     consumer = build_consumer(connection, group_id=group, **options)
     consumer.subscribe(list(topics))
     try:
         await consumer.start()
-        await CommitOrderMerge(consumer, grace_s=grace_s).run(handle)
+        merge = CommitOrderMerge(consumer, held_wait_ms=int(options["fetch_max_wait_ms"]))
+        await merge.run(handle)
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()

@@ -57,9 +57,7 @@ async def test_records_of_several_topics_come_out_in_acknowledgement_order(
 
     group = unique_name("commit-order-")
     merging = asyncio.create_task(
-        consume_in_commit_order(
-            connection, [causes, effects], group=group, grace_s=0.05, handle=handle
-        )
+        consume_in_commit_order(connection, [causes, effects], group=group, handle=handle)
     )
     try:
 

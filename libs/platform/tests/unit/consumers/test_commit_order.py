@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
@@ -43,6 +44,7 @@ class FakeFetches:
         default_factory=dict
     )
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+    waits_ms: list[int] = field(default_factory=list)
 
     def respond(
         self, tp: TopicPartition, at_ms: int, *records: ConsumerRecord[bytes, bytes], end: int
@@ -59,6 +61,7 @@ class FakeFetches:
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        self.waits_ms.append(timeout_ms)
         batch, self.next_batch = self.next_batch, {}
         return batch
 
@@ -80,13 +83,9 @@ class FakeFetches:
 @dataclass
 class Clocks:
     monotonic_s: float = 100.0
-    wall_ms: float = NOW_MS
 
     def monotonic(self) -> float:
         return self.monotonic_s
-
-    def wall(self) -> float:
-        return self.wall_ms / 1000
 
 
 class Handled(list[str]):
@@ -94,11 +93,8 @@ class Handled(list[str]):
         self.append((record.value or b"").decode())
 
 
-def merge(source: FakeFetches, clocks: Clocks, **options: float) -> CommitOrderMerge:
-    return CommitOrderMerge(
-        source, grace_s=options.pop("grace_s", 0.05), monotonic=clocks.monotonic,
-        wall_clock=clocks.wall, **options,
-    )  # fmt: skip
+def merge(source: FakeFetches, clocks: Clocks, **options: Any) -> CommitOrderMerge:
+    return CommitOrderMerge(source, monotonic=clocks.monotonic, **options)
 
 
 async def test_a_record_waits_until_the_other_partition_is_read_to_its_end() -> None:
@@ -143,19 +139,43 @@ async def test_partitions_are_merged_by_timestamp() -> None:
     assert handled == ["orders-0", "results-0", "orders-1"]
 
 
-async def test_records_within_the_grace_wait_for_it() -> None:
+async def test_a_record_just_committed_goes_as_soon_as_the_others_are_read_to_their_ends() -> None:
     source, clocks, handled = FakeFetches(), Clocks(), Handled()
-    consumer = merge(source, clocks, grace_s=0.05)
+    consumer = merge(source, clocks)
     source.partitions[ORDERS] = _Partition(position=0, end=0, fetched_ms=NOW_MS)
-    source.respond(RESULTS, NOW_MS, record(RESULTS, 0, NOW_MS - 20), end=1)
+    # Committed this very millisecond: no delay once orders is known to hold nothing before it.
+    source.respond(RESULTS, NOW_MS, record(RESULTS, 0, NOW_MS), end=1)
 
+    await consumer.step(handled)
+
+    assert handled == ["results-0"]
+
+
+async def test_a_record_waits_while_another_partition_has_a_transaction_in_flight() -> None:
+    source, clocks, handled = FakeFetches(), Clocks(), Handled()
+    consumer = merge(source, clocks)
+    source.partitions[ORDERS] = _Partition(position=0, end=1, fetched_ms=NOW_MS)  # no marker yet
+    source.respond(RESULTS, NOW_MS, record(RESULTS, 0, NOW_MS), end=1)
     await consumer.step(handled)
     assert handled == []
 
-    clocks.wall_ms += 30
-    source.respond(ORDERS, NOW_MS + 30, end=0)
+    source.respond(ORDERS, NOW_MS + 2, record(ORDERS, 0, NOW_MS - 1), end=1)  # committed
     await consumer.step(handled)
-    assert handled == ["results-0"]
+
+    assert handled == ["orders-0", "results-0"]
+
+
+async def test_a_held_record_waits_on_the_broker_no_longer_than_its_fetch_max_wait() -> None:
+    source, clocks, handled = FakeFetches(), Clocks(), Handled()
+    consumer = merge(source, clocks, held_wait_ms=50)
+    await consumer.step(handled)  # nothing held: a long wait for records
+    source.partitions[ORDERS] = _Partition(position=0, end=1, fetched_ms=NOW_MS)
+    source.respond(RESULTS, NOW_MS, record(RESULTS, 0, NOW_MS), end=1)
+    await consumer.step(handled)
+
+    await consumer.step(handled)  # results-0 is held: the next fetch answers within 50 ms
+
+    assert source.waits_ms[-1] == 50 < source.waits_ms[0]
 
 
 async def test_a_partition_that_cannot_be_read_to_its_end_holds_the_merge_at_most_the_limit() -> (
@@ -179,8 +199,8 @@ async def test_a_partition_that_cannot_be_read_to_its_end_holds_the_merge_at_mos
 async def test_only_handed_over_records_are_committed_at_most_every_interval() -> None:
     source, clocks, handled = FakeFetches(), Clocks(), Handled()
     consumer = merge(source, clocks, commit_every_s=1.0)
-    source.respond(ORDERS, NOW_MS, record(ORDERS, 0, NOW_MS - 900), end=1)
-    source.respond(RESULTS, NOW_MS, record(RESULTS, 0, NOW_MS - 10), end=1)  # within grace
+    source.respond(ORDERS, NOW_MS, record(ORDERS, 0, NOW_MS - 900), end=2)  # offset 1 in flight
+    source.respond(RESULTS, NOW_MS, record(RESULTS, 0, NOW_MS - 10), end=1)
     await consumer.step(handled)
     assert (handled, source.commits) == (["orders-0"], [])
 
@@ -188,9 +208,9 @@ async def test_only_handed_over_records_are_committed_at_most_every_interval() -
     await consumer.step(handled)
 
     assert source.commits == [{ORDERS: 1}]
-    clocks.wall_ms += 100
     clocks.monotonic_s += 1.0
-    source.respond(ORDERS, NOW_MS + 100, end=1)
+    source.respond(ORDERS, NOW_MS + 100, end=2)
+    source.partitions[ORDERS].position = 2  # its transaction was aborted: read past, no record
     await consumer.step(handled)
     assert handled == ["orders-0", "results-0"]
     assert source.commits == [{ORDERS: 1}, {RESULTS: 1}]

@@ -1,23 +1,27 @@
 """In-process signals "subscription X changed or has something new", for streams and workers.
 
-Another replica's changes are not signalled: waiters also poll, at the configured interval.
-A subscription's commands run on the replica that owns its partition, which also runs its
-webhook worker, so a rotated secret reaches the worker through `changed` at once.
+A waiter notes `news` before it reads the feed and passes it to `wait`, which returns at once
+when a `wake` came in between: a notification numbered while the waiter was reading is never
+left for the next poll. Another replica's changes are not signalled: waiters also look, at the
+configured interval, off the hot path. A subscription's commands run on the replica that owns
+its partition, which also runs its webhook worker, so a rotated secret reaches the worker
+through `changed` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 
 
 class InProcessWakeups:
     def __init__(self) -> None:
-        self._events: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._events: dict[str, asyncio.Event] = {}
+        self._news: defaultdict[str, int] = defaultdict(int)
         self._revisions: defaultdict[str, int] = defaultdict(int)
 
     def wake(self, subscription_id: str) -> None:
+        self._news[subscription_id] += 1
         event = self._events.pop(subscription_id, None)
         if event is not None:
             event.set()
@@ -31,6 +35,18 @@ class InProcessWakeups:
         """How often `changed` was called for the subscription (compare, don't interpret)."""
         return self._revisions.get(subscription_id, 0)
 
-    async def wait(self, subscription_id: str, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._events[subscription_id].wait(), timeout_s)
+    def news(self, subscription_id: str) -> int:
+        """How often `wake` was called for the subscription (note it before reading)."""
+        return self._news.get(subscription_id, 0)
+
+    async def wait(self, subscription_id: str, timeout_s: float, *, seen: int) -> bool:
+        """Until a wake after the one ``seen`` was noted at, or ``timeout_s``; True if woken."""
+        if self.news(subscription_id) != seen:
+            return True
+        event = self._events.setdefault(subscription_id, asyncio.Event())
+        try:
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True

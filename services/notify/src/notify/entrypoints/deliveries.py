@@ -125,12 +125,14 @@ class WebhookDeliveries:
         """Deliver for up to one poll interval from the state as stored; False when done.
 
         The worker is the only writer of its progress, so it keeps it in memory in between and
-        reads only new feed entries (a batch at a time); what others change (Resend, delete,
-        a rotated secret) is read again at the start of every interval, and at once when this
-        replica made the change (`Wakeups.changed`).
+        reads only new feed entries (a batch at a time), woken by the matcher as each is
+        numbered. What others change (Resend, delete, a rotated secret) is read again at the
+        start of every interval, and at once when this replica made the change
+        (`Wakeups.changed`).
         """
         parts = self._parts
-        revision = parts.wakeups.revision(subscription_id)
+        wakeups = parts.wakeups
+        revision = wakeups.revision(subscription_id)
         view = await parts.subscriptions.subscription(subscription_id)
         if view is None or view.deleted_at is not None or not view.webhook_url:
             return False
@@ -139,17 +141,19 @@ class WebhookDeliveries:
         until = time.monotonic() + self._poll_s
         try:
             while (left := until - time.monotonic()) > 0:
-                if parts.wakeups.revision(subscription_id) != revision:
+                if wakeups.revision(subscription_id) != revision:
                     return True  # read the changed subscription before the next POST
+                # Noted before reading the feed: a notification numbered meanwhile wakes us.
+                news = wakeups.news(subscription_id)
                 target = delivery.next_target()
                 if target is None:
                     await self._saver.flush(subscription_id, delivery)
-                    await parts.wakeups.wait(subscription_id, left)
+                    await wakeups.wait(subscription_id, left, seen=news)
                     return True
                 now = self._clock()
                 if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
                     wait = (delivery.next_attempt_at - now).total_seconds()
-                    await asyncio.sleep(min(wait, left))
+                    await wakeups.wait(subscription_id, min(wait, left), seen=news)
                     continue
                 if not pending or pending[0].sequence != target:
                     entries = await parts.feed.entries(
@@ -158,7 +162,7 @@ class WebhookDeliveries:
                     pending = deque(await parts.renderer.render_all(view, entries))
                     if not pending or pending[0].sequence != target:
                         await self._saver.flush(subscription_id, delivery)
-                        await parts.wakeups.wait(subscription_id, left)
+                        await wakeups.wait(subscription_id, left, seen=news)
                         continue
                 if await self._attempt(view, delivery, pending[0]):
                     pending.popleft()

@@ -164,6 +164,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         cursor = request.resume_after
         last_sent = time.monotonic()
         while True:
+            mark = self._app.news_mark(view)  # before reading: a wake while reading counts
             async with failures_as_status(context, STATUSES):
                 notifications = await self._app.notifications(view, since=cursor, limit=100)
             for notification in notifications:
@@ -183,7 +184,9 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
                 yield pb.SubscribeResponse(heartbeat=beat)
                 last_sent = time.monotonic()
                 idle = 0.0
-            await self._app.wait_for_news(view, min(self._poll_s, self._heartbeat_s - idle))
+            wait_s = min(self._poll_s, self._heartbeat_s - idle)
+            if await self._app.wait_for_news(view, wait_s, seen=mark):
+                continue  # woken by the matcher: straight to the new notifications
             async with failures_as_status(context, STATUSES):
                 # The owner may have deleted it meanwhile (through any replica).
                 view = await self._app.get(subscription_id, principal.subject)

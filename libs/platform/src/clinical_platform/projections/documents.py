@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+
+from clinical_platform.projections.applied import applied_versions
+from clinical_platform.projections.changes import VersionedChange
 
 
 async def upsert_versioned(
@@ -27,13 +28,9 @@ async def upsert_versioned(
     applied". So replaying events, or receiving one twice, never moves a document backwards.
     ``extra_update`` adds operators such as ``$push`` to the same atomic update.
     """
-    update: dict[str, Any] = {"$set": {**fields, "version": version}}
-    if extra_update:
-        update.update(extra_update)
+    change = VersionedChange(collection.name, document_id, version, fields, extra_update)
     try:
-        await collection.update_one(
-            {"_id": document_id, "version": {"$lt": version}}, update, upsert=True
-        )
+        await collection.update_one(change.guard(), change.update(), upsert=True)
     except DuplicateKeyError:
         return False
     return True
@@ -45,20 +42,26 @@ async def wait_for_version(
     min_version: int,
     *,
     timeout_s: float,
-    poll_s: float = 0.05,
 ) -> dict[str, Any] | None:
     """The document once its version is at least ``min_version``; None if that takes too long.
 
     With ``min_version`` 0 it returns whatever is there now (None when the document is absent).
+    The wait ends as soon as a runner of this process announces the version applied (see
+    `AppliedVersions`); for a partition consumed elsewhere it re-reads at growing intervals.
     """
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def read() -> dict[str, Any] | None:
         document: dict[str, Any] | None = await collection.find_one({"_id": document_id})
-        if min_version == 0 or (document is not None and document["version"] >= min_version):
-            return document
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(poll_s)
+        return document
+
+    return await applied_versions(collection.full_name).read_at_least(
+        document_id, min_version, read, _version_of, timeout_s=timeout_s
+    )
+
+
+def _version_of(document: dict[str, Any]) -> int:
+    version: int = document["version"]
+    return version
 
 
 async def ensure_indexes(collection: AsyncCollection[Any], indexes: Sequence[IndexModel]) -> None:

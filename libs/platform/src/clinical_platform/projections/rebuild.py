@@ -72,8 +72,7 @@ async def rebuild_projection(
             for partition in partitions:
                 while (position := await consumer.position(partition)) < ends[partition]:
                     fetched = await consumer.getmany(partition, timeout_ms=1000, max_records=1000)
-                    for record in fetched.get(partition, []):
-                        await applier.apply(record)
+                    await applier.apply_batch(fetched.get(partition, []))
                     bar.update(await consumer.position(partition) - position)
         try:
             await consumer.commit({p: ends[p] for p in partitions})

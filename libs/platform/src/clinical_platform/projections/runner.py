@@ -7,18 +7,14 @@ including topics created later (found within ``metadata_max_age_ms``), e.g. ever
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
-from google.protobuf.message import DecodeError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure
 
-from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.clients.kafka import (
     KafkaConnection,
     build_admin,
@@ -26,101 +22,30 @@ from clinical_platform.clients.kafka import (
     build_producer,
 )
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic, ensure_topics
-from clinical_platform.projections.projection import (
-    ForgettingProjection,
-    MessageProjection,
-    Projection,
+from clinical_platform.projections.applied import applied_versions
+from clinical_platform.projections.applier import (
+    AnyProjection,
+    EventApplier,
+    dead_letter_topic,
+    quarantine,
 )
+from clinical_platform.projections.projection import MessageProjection
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
-from clinical_platform.security.errors import KeyServiceUnavailableError, PatientForgottenError
-from clinical_platform.security.forgetting import forget_patient_documents
+
+__all__ = ["AnyProjection", "EventApplier", "ProjectionRunner", "dead_letter_topic", "quarantine"]
 
 logger = logging.getLogger(__name__)
 
-# MongoDB being away is not the event's fault: retry these, never dead-letter for them.
-# Nor is Vault being away: the payload is fine, its key is just out of reach for now.
-TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
+# How long one poll waits for records when there are none: a long fetch, woken by the first
+# record (no sleeping between polls), and each poll's records are written as one batch.
+POLL_TIMEOUT_MS = 1000
+MAX_BATCH = 1000
 # How soon a pattern subscription sees a topic created after the runner started.
 PATTERN_METADATA_MAX_AGE_MS = 30_000
-
-AnyProjection = Projection | MessageProjection[Any]
-"""What the runner and rebuilds take: an Envelope projection, or one that decodes its records."""
-
-
-def dead_letter_topic(topic: str) -> str:
-    """Where a topic's poison events go: ``<topic>.dlq``."""
-    return f"{topic}.dlq"
 
 
 def group_id(projection: AnyProjection) -> str:
     return f"projection.{projection.name}"
-
-
-def decoder_of(projection: AnyProjection) -> Callable[[bytes], Any]:
-    """How a record's value becomes what the projection applies (an Envelope by default)."""
-    if isinstance(projection, MessageProjection):
-        return projection.decode
-    return Envelope.FromString
-
-
-class EventApplier:
-    """Applies one record to a projection: retries while MongoDB or Vault is away, quarantines
-    poison, decrypts payloads first when given a cipher (and writes the "forgotten" marker for
-    a forgotten patient's event)."""
-
-    def __init__(
-        self,
-        projection: AnyProjection,
-        database: AsyncDatabase[Any],
-        dead_letters: AIOKafkaProducer,
-        retry_delay_s: float = 1.0,
-        cipher: EnvelopeCipher | None = None,
-    ) -> None:
-        self._projection = projection
-        self._decode = decoder_of(projection)
-        self._db = database
-        self._dead_letters = dead_letters
-        self._retry_delay_s = retry_delay_s
-        self._cipher = cipher
-        self.applied = 0
-        self.dead_lettered = 0
-
-    async def apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        while True:
-            try:
-                await self._apply(self._decode(record.value))
-            except TRANSIENT as transient:
-                error = type(transient).__name__
-                logger.warning(
-                    "read model or key service unreachable; retrying",
-                    extra={**_origin(record), "error": error},
-                )
-                await asyncio.sleep(self._retry_delay_s)
-                continue
-            except (DecodeError, Exception) as poison:
-                await quarantine(record, poison, self._dead_letters)
-                self.dead_lettered += 1
-                return
-            self.applied += 1
-            return
-
-    async def _apply(self, decoded: Any) -> None:
-        if self._cipher is None or not isinstance(decoded, Envelope):
-            await self._projection.apply(decoded, self._db)
-            return
-        try:
-            plain = await self._cipher.decrypted(decoded)
-        except PatientForgottenError:
-            await self._apply_forgotten(decoded)
-            return
-        await self._projection.apply(plain, self._db)
-
-    async def _apply_forgotten(self, envelope: Envelope) -> None:
-        if isinstance(self._projection, ForgettingProjection):
-            await self._projection.apply_forgotten(envelope, self._db)
-            return
-        for collection in self._projection.collections:
-            await forget_patient_documents(self._db[collection], envelope.patient_id)
 
 
 class ProjectionRunner:
@@ -152,6 +77,26 @@ class ProjectionRunner:
         self._replication_factor = replication_factor
         self._topic_pattern = topic_pattern
         self.applier: EventApplier | None = None
+        # Readers of the collections it writes await its announcements (Envelope projections:
+        # their documents are versioned by aggregate).
+        self._announce_to = (
+            []
+            if isinstance(projection, MessageProjection)
+            else [applied_versions(f"{database.name}.{name}") for name in projection.collections]
+        )
+        self._assignment: frozenset[TopicPartition] = frozenset()
+
+    def _note_assignment(self, consumer: AIOKafkaConsumer) -> None:
+        """Tell the readers which partitions this runner consumes (they wait on those alone)."""
+        assignment = frozenset(consumer.assignment())
+        if assignment == self._assignment:
+            return
+        self._assignment = assignment
+        for topic in {partition.topic for partition in assignment} | set(self._projection.topics):
+            count = len(consumer.partitions_for_topic(topic) or ())
+            mine = [p.partition for p in assignment if p.topic == topic]
+            for announced in self._announce_to:
+                announced.assigned(self, topic, mine, count)
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -179,13 +124,19 @@ class ProjectionRunner:
                 self._projection, self._db, dead_letters, cipher=self._cipher
             )
             while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=500)
-                for records in batch.values():
-                    for record in records:
-                        await self.applier.apply(record)
-                if batch:
-                    await consumer.commit()
+                batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
+                self._note_assignment(consumer)
+                if not batch:
+                    continue
+                records = [record for records in batch.values() for record in records]
+                applied = await self.applier.apply_batch(records)
+                # Written, so readers may go; the commit after only makes it durable.
+                for announced in self._announce_to:
+                    announced.publish(applied)
+                await consumer.commit()
         finally:
+            for announced in self._announce_to:
+                announced.withdraw(self)
             for client in (consumer, dead_letters):
                 with contextlib.suppress(Exception):
                     await client.stop()
@@ -193,20 +144,6 @@ class ProjectionRunner:
 
 def dead_letter_producer(kafka: KafkaConnection) -> AIOKafkaProducer:
     return build_producer(kafka)
-
-
-async def quarantine(
-    record: ConsumerRecord[bytes, bytes], error: BaseException, dead_letters: AIOKafkaProducer
-) -> None:
-    """Copy a poison record to the dead-letter topic, keeping its key, value and origin."""
-    origin = _origin(record)
-    logger.error("poison event sent to the dead-letter topic",
-                 extra={**origin, "error": type(error).__name__})  # fmt: skip
-    headers = [*(record.headers or ()), ("dlq_error", type(error).__name__.encode())]
-    headers += [(f"dlq_{name}", str(value).encode()) for name, value in origin.items()]
-    await dead_letters.send_and_wait(
-        dead_letter_topic(record.topic), record.value, key=record.key, headers=headers
-    )
 
 
 async def ensure_dead_letter_topics(
@@ -250,7 +187,3 @@ class _DeadLetterTopicsOnAssignment(ConsumerRebalanceListener):  # type: ignore[
                 sorted(new), self._kafka, replication_factor=self._replication_factor
             )
             self._ensured |= new
-
-
-def _origin(record: ConsumerRecord[Any, Any]) -> dict[str, object]:
-    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}

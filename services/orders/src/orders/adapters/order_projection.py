@@ -8,7 +8,8 @@ Documents hold ids and codes as strings and instants as UTC datetimes::
      result_id, resulted_at}
 
 Each event sets only the fields it changes, through a version-guarded upsert, so a redelivered
-or replayed event never moves a document backwards.
+or replayed event never moves a document backwards. Events become changes without a read, so
+the runner writes each poll's batch in bulk.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import orders_events_pb2 as events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import ensure_indexes, upsert_versioned
+from clinical_platform.projections import VersionedChange, apply_changes, ensure_indexes
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,8 @@ class OrdersProjection:
             ],
         )
 
-    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
-        """Apply one event; events of other aggregates or unknown types are skipped."""
+    def changes(self, envelope: Envelope) -> list[VersionedChange]:
+        """One event's change; none for events of other aggregates or unknown types."""
         change = _CHANGES.get(envelope.event_type)
         if envelope.aggregate_type != AGGREGATE_TYPE or change is None:
             # A tolerant reader: a newer event type must not stop the read model.
@@ -137,10 +138,14 @@ class OrdersProjection:
                 "event skipped by the orders projection",
                 extra={"event_type": envelope.event_type, "event_id": envelope.event_id},
             )
-            return
-        await upsert_versioned(
-            db[self._collection],
-            envelope.aggregate_id,
-            envelope.aggregate_version,
-            change(envelope.payload),
-        )
+            return []
+        fields = change(envelope.payload)
+        return [
+            VersionedChange(
+                self._collection, envelope.aggregate_id, envelope.aggregate_version, fields
+            )
+        ]
+
+    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        """Apply one event (the runner batches `changes` instead)."""
+        await apply_changes(db, self.changes(envelope))

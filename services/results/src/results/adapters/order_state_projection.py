@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import orders_events_pb2 as order_events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import upsert_versioned
+from clinical_platform.projections import VersionedChange, apply_changes
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,10 @@ class OrderStatesProjection:
     async def setup(self, db: AsyncDatabase[Any]) -> None:
         """Nothing beyond the primary key: orders are only ever looked up by id here."""
 
-    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+    def changes(self, envelope: Envelope) -> list[VersionedChange]:
+        """One event's change of the order's state; none for other events."""
         if envelope.aggregate_type != ORDER_AGGREGATE_TYPE:
-            return
+            return []
         if envelope.event_type == "OrderPlaced":
             placed = order_events.OrderPlaced.FromString(envelope.payload)
             fields = {"patient_id": placed.patient_id, "status": "draft"}
@@ -67,7 +68,13 @@ class OrderStatesProjection:
                 "event skipped by the order states projection",
                 extra={"event_type": envelope.event_type, "event_id": envelope.event_id},
             )
-            return
-        await upsert_versioned(
-            db[self._collection], envelope.aggregate_id, envelope.aggregate_version, fields
-        )
+            return []
+        return [
+            VersionedChange(
+                self._collection, envelope.aggregate_id, envelope.aggregate_version, fields
+            )
+        ]
+
+    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        """Apply one event (the runner batches `changes` instead)."""
+        await apply_changes(db, self.changes(envelope))

@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import results_events_pb2 as events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import ensure_indexes, upsert_versioned
+from clinical_platform.projections import VersionedChange, apply_changes, ensure_indexes
 from results.adapters.observation_documents import Document, observation_document
 
 logger = logging.getLogger(__name__)
@@ -70,16 +70,15 @@ class ResultsProjection:
             ],
         )
 
-    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
-        """Apply one event; events of other aggregates or unknown types are skipped."""
-        collection = db[self._collection]
-        version = envelope.aggregate_version
+    def changes(self, envelope: Envelope) -> list[VersionedChange]:
+        """One event's change; none for events of other aggregates or unknown types."""
         if envelope.aggregate_type != AGGREGATE_TYPE:
-            return
+            return []
+        result_id, version = envelope.aggregate_id, envelope.aggregate_version
         if envelope.event_type == "ResultPosted":
             fields = _posted(events.ResultPosted.FromString(envelope.payload), version)
-            await upsert_versioned(collection, envelope.aggregate_id, version, fields)
-        elif envelope.event_type in _REVISION_STATUS:
+            return [VersionedChange(self._collection, result_id, version, fields)]
+        if envelope.event_type in _REVISION_STATUS:
             status = _REVISION_STATUS[envelope.event_type]
             revised: events.ResultAmended | events.ResultCorrected = (
                 events.ResultAmended.FromString(envelope.payload)
@@ -95,16 +94,22 @@ class ResultsProjection:
                 "recorded_at": instant(revised.revision.revised_at),
                 "reason": revised.revision.reason,
             }
-            await upsert_versioned(
-                collection, envelope.aggregate_id, version,
-                {"status": status, "observations": observations},
-                extra_update={"$push": {"revisions": revision}},
-            )  # fmt: skip
-        else:
-            logger.info(
-                "event skipped by the results projection",
-                extra={"event_type": envelope.event_type, "event_id": envelope.event_id},
-            )
+            return [
+                VersionedChange(
+                    self._collection, result_id, version,
+                    {"status": status, "observations": observations},
+                    extra_update={"$push": {"revisions": revision}},
+                )
+            ]  # fmt: skip
+        logger.info(
+            "event skipped by the results projection",
+            extra={"event_type": envelope.event_type, "event_id": envelope.event_id},
+        )
+        return []
+
+    async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        """Apply one event (the runner batches `changes` instead)."""
+        await apply_changes(db, self.changes(envelope))
 
 
 def _posted(posted: events.ResultPosted, version: int) -> Document:

@@ -1,0 +1,204 @@
+"""Applies records to a projection: a poll's batch at once where the projection allows it,
+retrying while MongoDB or Vault is away, quarantining poison to the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
+
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.projections.changes import (
+    ChangeProjection,
+    ChangeRefusedError,
+    VersionedChange,
+    write_changes,
+)
+from clinical_platform.projections.projection import (
+    ForgettingProjection,
+    MessageProjection,
+    Projection,
+)
+from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.errors import KeyServiceUnavailableError, PatientForgottenError
+from clinical_platform.security.forgetting import forget_patient_documents
+
+logger = logging.getLogger(__name__)
+
+# MongoDB being away is not the event's fault: retry these, never dead-letter for them.
+# Nor is Vault being away: the payload is fine, its key is just out of reach for now.
+TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
+
+AnyProjection = Projection | MessageProjection[Any]
+"""What the runner and rebuilds take: an Envelope projection, or one that decodes its records."""
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Applied = tuple[str, int]
+"""An (aggregate id, version) the projection now reflects."""
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where a topic's poison events go: ``<topic>.dlq``."""
+    return f"{topic}.dlq"
+
+
+def decoder_of(projection: AnyProjection) -> Callable[[bytes], Any]:
+    """How a record's value becomes what the projection applies (an Envelope by default)."""
+    if isinstance(projection, MessageProjection):
+        return projection.decode
+    return Envelope.FromString
+
+
+class EventApplier:
+    """Applies records to a projection: retries while MongoDB or Vault is away, quarantines
+    poison, decrypts payloads first when given a cipher (and writes the "forgotten" marker for
+    a forgotten patient's event). A `ChangeProjection`'s batch is written in bulk."""
+
+    def __init__(
+        self,
+        projection: AnyProjection,
+        database: AsyncDatabase[Any],
+        dead_letters: AIOKafkaProducer,
+        retry_delay_s: float = 1.0,
+        cipher: EnvelopeCipher | None = None,
+    ) -> None:
+        self._projection = projection
+        self._decode = decoder_of(projection)
+        self._db = database
+        self._dead_letters = dead_letters
+        self._retry_delay_s = retry_delay_s
+        self._cipher = cipher
+        self.applied = 0
+        self.dead_lettered = 0
+
+    async def apply_batch(self, records: Sequence[Record]) -> list[Applied]:
+        """Apply ``records`` in order per aggregate; return what the read model now reflects."""
+        if not isinstance(self._projection, ChangeProjection):
+            return [applied for record in records if (applied := await self.apply(record))]
+        pending: list[tuple[Record, Envelope, Sequence[VersionedChange]]] = []
+        done: list[Applied] = []
+        for record in records:
+            decoded = await self._retrying(record, self._plain, record)
+            if isinstance(decoded, _Forgotten):
+                # Whatever the batch holds so far lands first, then the marker over it.
+                done += await self._write(pending)
+                pending = []
+                if await self._retrying(record, self._apply_forgotten, decoded.envelope) is None:
+                    self.applied += 1
+            elif decoded is not _POISON:
+                try:
+                    changes = self._projection.changes(decoded)
+                except Exception as poison:
+                    await self._quarantine(record, poison)
+                    continue
+                pending.append((record, decoded, changes))
+        return done + await self._write(pending)
+
+    async def apply(self, record: Record) -> Applied | None:
+        """Apply one record; return its (aggregate id, version) once applied."""
+        decoded = await self._retrying(record, self._plain, record)
+        if decoded is _POISON:
+            return None
+        if isinstance(decoded, _Forgotten):
+            outcome = await self._retrying(record, self._apply_forgotten, decoded.envelope)
+            decoded = decoded.envelope
+        else:
+            outcome = await self._retrying(record, self._projection.apply, decoded, self._db)
+        if outcome is _POISON:
+            return None
+        self.applied += 1
+        if isinstance(decoded, Envelope):
+            return decoded.aggregate_id, decoded.aggregate_version
+        return None
+
+    async def _write(
+        self, pending: list[tuple[Record, Envelope, Sequence[VersionedChange]]]
+    ) -> list[Applied]:
+        changes = [change for _, _, of_record in pending for change in of_record]
+        owners = [index for index, (_, _, of_record) in enumerate(pending) for _ in of_record]
+        while True:
+            try:
+                refused = await write_changes(self._db, changes)
+                break
+            except TRANSIENT as transient:
+                await self._pause(pending[0][0], transient)
+        poisoned = {owners[position] for position in refused}
+        for index in sorted(poisoned):
+            await self._quarantine(pending[index][0], ChangeRefusedError())
+        self.applied += len(pending) - len(poisoned)
+        return [
+            (envelope.aggregate_id, envelope.aggregate_version)
+            for index, (_, envelope, _) in enumerate(pending)
+            if index not in poisoned
+        ]
+
+    async def _plain(self, record: Record) -> Any:
+        decoded = self._decode(record.value)
+        if self._cipher is None or not isinstance(decoded, Envelope):
+            return decoded
+        try:
+            return await self._cipher.decrypted(decoded)
+        except PatientForgottenError:
+            return _Forgotten(decoded)
+
+    async def _apply_forgotten(self, envelope: Envelope) -> None:
+        if isinstance(self._projection, ForgettingProjection):
+            await self._projection.apply_forgotten(envelope, self._db)
+            return
+        for collection in self._projection.collections:
+            await forget_patient_documents(self._db[collection], envelope.patient_id)
+
+    async def _retrying(self, record: Record, step: Callable[..., Any], *args: Any) -> Any:
+        """``step(*args)``, again while MongoDB or Vault is away; `_POISON` once quarantined."""
+        while True:
+            try:
+                result = await step(*args)
+            except TRANSIENT as transient:
+                await self._pause(record, transient)
+                continue
+            except Exception as poison:
+                await self._quarantine(record, poison)
+                return _POISON
+            return result
+
+    async def _pause(self, record: Record, transient: Exception) -> None:
+        logger.warning(
+            "read model or key service unreachable; retrying",
+            extra={**_origin(record), "error": type(transient).__name__},
+        )
+        await asyncio.sleep(self._retry_delay_s)
+
+    async def _quarantine(self, record: Record, poison: BaseException) -> None:
+        await quarantine(record, poison, self._dead_letters)
+        self.dead_lettered += 1
+
+
+class _Forgotten:
+    """An event of a forgotten patient: its payload's key is destroyed."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+
+
+_POISON = object()
+
+
+async def quarantine(record: Record, error: BaseException, dead_letters: AIOKafkaProducer) -> None:
+    """Copy a poison record to the dead-letter topic, keeping its key, value and origin."""
+    origin = _origin(record)
+    logger.error("poison event sent to the dead-letter topic",
+                 extra={**origin, "error": type(error).__name__})  # fmt: skip
+    headers = [*(record.headers or ()), ("dlq_error", type(error).__name__.encode())]
+    headers += [(f"dlq_{name}", str(value).encode()) for name, value in origin.items()]
+    await dead_letters.send_and_wait(
+        dead_letter_topic(record.topic), record.value, key=record.key, headers=headers
+    )
+
+
+def _origin(record: ConsumerRecord[Any, Any]) -> dict[str, object]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}

@@ -1,0 +1,100 @@
+"""Events as version-guarded document changes, written a poll's worth at a time.
+
+A projection that can say what an event changes without reading anything (`ChangeProjection`)
+lets its runner write a whole batch of events in one unordered ``bulk_write`` per collection
+instead of one upsert per event. Each change keeps `upsert_versioned`'s guard: it applies only
+to a document older than its version, and a newer document turns it into a duplicate key,
+meaning "already applied".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from clinical.events.v1.envelope_pb2 import Envelope
+
+DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True)
+class VersionedChange:
+    """Set ``fields`` (and apply ``extra_update``, e.g. a ``$push``) on one document, unless it
+    already reflects ``version`` or later."""
+
+    collection: str
+    document_id: str
+    version: int
+    fields: Mapping[str, Any]
+    extra_update: Mapping[str, Any] | None = None
+
+    def update(self) -> dict[str, Any]:
+        update: dict[str, Any] = {"$set": {**self.fields, "version": self.version}}
+        if self.extra_update:
+            update.update(self.extra_update)
+        return update
+
+    def guard(self) -> dict[str, Any]:
+        """Matches only an older document (or none: then the upsert inserts)."""
+        return {"_id": self.document_id, "version": {"$lt": self.version}}
+
+    def operation(self) -> UpdateOne:
+        return UpdateOne(self.guard(), self.update(), upsert=True)
+
+
+@runtime_checkable
+class ChangeProjection(Protocol):
+    """A projection whose events translate to changes with no read: its runner batches them.
+
+    ``changes`` raising marks the event as poison, like ``apply`` raising.
+    """
+
+    def changes(self, envelope: Envelope) -> Sequence[VersionedChange]: ...
+
+
+class ChangeRefusedError(Exception):
+    """MongoDB refused a change (not a duplicate key): the event is poison."""
+
+
+async def apply_changes(db: AsyncDatabase[Any], changes: Sequence[VersionedChange]) -> None:
+    """One event's changes, written: a `ChangeProjection`'s ``apply``."""
+    if await write_changes(db, changes):
+        raise ChangeRefusedError
+
+
+async def write_changes(db: AsyncDatabase[Any], changes: Sequence[VersionedChange]) -> set[int]:
+    """Write ``changes`` in order per document; return the positions of changes MongoDB refused
+    (a duplicate key is not a refusal: that change was applied before).
+
+    Unordered bulk writes may apply their operations in any order, so a document's changes go
+    in successive rounds: round n holds each document's n-th change of the batch. A batch with
+    one event per aggregate is one round: one round trip per collection.
+    """
+    rounds: list[dict[str, list[int]]] = []
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    for position, change in enumerate(changes):
+        key = (change.collection, change.document_id)
+        number = seen[key]
+        seen[key] += 1
+        if number == len(rounds):
+            rounds.append(defaultdict(list))
+        rounds[number][change.collection].append(position)
+    refused: set[int] = set()
+    for by_collection in rounds:
+        for collection, positions in by_collection.items():
+            operations = [changes[position].operation() for position in positions]
+            try:
+                await db[collection].bulk_write(operations, ordered=False)
+            except BulkWriteError as error:
+                refused |= {
+                    positions[failure["index"]]
+                    for failure in error.details.get("writeErrors", ())
+                    if failure.get("code") != DUPLICATE_KEY
+                }
+    return refused

@@ -13,6 +13,10 @@ exits 1 when one is missed. Servers come from KAFKA_BOOTSTRAP_SERVERS, MONGODB_U
 and VAULT_TOKEN when all four are set, otherwise the native servers are started. ``--calibrate``
 instead prints the EM estimates of m and u over blocked FEBRL1 pairs (no servers needed);
 docs/matching.md explains.
+
+``--consistency`` registers FEBRL2 (5000 records, duplicates up to 5 per person) through the
+service without reading back, as a migration does, runs the matcher offline over the same
+records in the same order, and exits 1 unless the two agree (precision and recall within 0.005).
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from pathlib import Path
 from clinical_testing.endpoints import ServerEndpoints
 
 from bench.matching.calibrate import calibrate
-from bench.matching.febrl import febrl1, pairs_subset
+from bench.matching.consistency import inconsistencies, match_offline
+from bench.matching.febrl import febrl1, febrl2, pairs_subset
 from bench.matching.register import Figures, register_all
 from bench.servers import running_servers
+from patient.matching.matcher import Thresholds
 from patient.settings import PatientSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +66,22 @@ async def evaluate(settings: PatientSettings, records: int | None = None) -> Fig
     return await register_all(settings, dataset, truth)
 
 
+async def check_consistency(settings: PatientSettings) -> list[str]:
+    """FEBRL2 through the service without read-back, and offline; print both; the strays."""
+    dataset, truth = febrl2()
+    service = await register_all(
+        settings, dataset, truth, read_back=False,
+        label="FEBRL2 through RegisterPatient, no read-back",
+    )  # fmt: skip
+    thresholds = Thresholds(match=settings.match_threshold, review=settings.review_threshold)
+    offline = match_offline(dataset, truth, thresholds)
+    print(service.render())
+    print(offline.render())
+    print(f"  links only the service made {len(service.links - offline.links)}, "
+          f"only offline {len(offline.links - service.links)}")  # fmt: skip
+    return inconsistencies(service, offline)
+
+
 @contextmanager
 def eval_settings(endpoints: ServerEndpoints) -> Iterator[PatientSettings]:
     """Patient settings on ``endpoints``, with a database and state of this run's own."""
@@ -81,9 +103,21 @@ def main(argv: list[str] | None = None) -> None:
         help=f"register the records of the first N/2 true pairs and check the targets "
         f"(make eval-matching QUICK=1 registers {QUICK_RECORDS})",
     )  # fmt: skip
+    parser.add_argument(
+        "--consistency", action="store_true",
+        help="FEBRL2 through the service without read-back gives the offline matcher's links",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.calibrate:
         calibrate()
+        return
+    if args.consistency:
+        with running_servers(REPO_ROOT) as endpoints, eval_settings(endpoints) as settings:
+            strays = asyncio.run(check_consistency(settings))
+        if strays:
+            print(f"  inconsistent with the offline matcher: {'; '.join(strays)}", file=sys.stderr)
+            sys.exit(1)
+        print("  consistent with the offline matcher")
         return
     with running_servers(REPO_ROOT) as endpoints, eval_settings(endpoints) as settings:
         figures = asyncio.run(evaluate(settings, args.records))

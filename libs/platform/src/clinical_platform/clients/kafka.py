@@ -15,6 +15,14 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.producer import sender as aiokafka_sender
+
+# Right after a commit the transaction coordinator refuses the next AddPartitionsToTxn with
+# CONCURRENT_TRANSACTIONS until it has written the commit markers (KAFKA-5477), which takes
+# about one broker round trip. aiokafka then sleeps a fixed 20 ms (its sender's
+# BACKOFF_OVERRIDE, whatever retry_backoff_ms says), so back-to-back transactions of one
+# producer cost ~20 ms each instead of a few round trips. Retry after about one round trip.
+CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.002
 
 
 class _HasKafkaSettings(Protocol):
@@ -43,7 +51,15 @@ def build_producer(connection: KafkaConnection, **options: Any) -> AIOKafkaProdu
         "acks": "all",
         "enable_idempotence": True,
     }
+    if options.get("transactional_id") is not None:
+        _shorten_concurrent_transactions_backoff()
     return AIOKafkaProducer(**(connection.client_options() | defaults | options))
+
+
+def _shorten_concurrent_transactions_backoff() -> None:
+    # A module constant read on every retry, so setting it covers every producer of the
+    # process (tests/unit/eventlog/test_transactional_producer.py notices if aiokafka drops it).
+    aiokafka_sender.BACKOFF_OVERRIDE = CONCURRENT_TRANSACTIONS_BACKOFF_S
 
 
 def build_consumer(connection: KafkaConnection, *topics: str, **options: Any) -> AIOKafkaConsumer:

@@ -15,6 +15,10 @@ from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
 
 logger = logging.getLogger(__name__)
 
+# Per fetch: a rebuild of a long history is bounded by round trips to the broker, so each
+# fetch takes several MiB of the partition (its records are applied in one SQLite transaction).
+_FETCH_BYTES = 16 * 1024 * 1024
+
 
 async def catch_up(
     kafka: KafkaConnection, partition: TopicPartition, store: PartitionStore, step_s: float
@@ -22,7 +26,7 @@ async def catch_up(
     """Apply every committed record after the store's offset, up to the last stable offset
     (``step_s``: the longest connecting or asking for the end may take)."""
     # read_committed (the builder's default): only what the writers committed is applied.
-    consumer = build_consumer(kafka)
+    consumer = build_consumer(kafka, max_partition_fetch_bytes=_FETCH_BYTES)
     try:
         await asyncio.wait_for(consumer.start(), step_s)
         consumer.assign([partition])
@@ -33,11 +37,12 @@ async def catch_up(
         while await consumer.position(partition) < end:
             # Short polls: when only a commit marker is left before `end`, a fetch returns
             # no records and a long poll would wait its full timeout.
-            fetched = await consumer.getmany(partition, timeout_ms=50, max_records=2000)
+            fetched = await consumer.getmany(partition, timeout_ms=50)
             records = []
             for record in fetched.get(partition, []):
                 try:
-                    records.append(AppliedRecord(record.offset, Envelope.FromString(record.value)))
+                    envelope = Envelope.FromString(record.value)
+                    records.append(AppliedRecord(record.offset, envelope, record.value))
                 except DecodeError:
                     logger.error("undecodable record skipped", extra={"offset": record.offset})
             store.apply_from_log(records)

@@ -9,14 +9,13 @@ the writer rebuilds it from Kafka on start.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import (
     SQLiteAggregateRecorder,
     SQLiteDatastore,
@@ -41,10 +40,11 @@ class RecordedOutcome:
 
 @dataclass(frozen=True)
 class AppliedRecord:
-    """An envelope as it sits on the topic, at its offset."""
+    """An envelope as it sits on the topic, at its offset; ``value`` is the record's bytes."""
 
     offset: int
     envelope: Envelope
+    value: bytes
 
 
 def request_key(aggregate_id: str, request_id: str) -> str:
@@ -72,16 +72,18 @@ class PartitionStore:
         self._events.create_table()
         self._snapshots.create_table()
         self._tracking_name = f"{topic}/{partition}"
-        # The hot reads of every command (current version, request outcome) skip the
-        # recorder's transaction wrapper: one plain SELECT on a read connection, in front of a
-        # bounded in-memory index kept current by `apply` (this process is the only writer).
-        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # The hot path (every command's reads, every commit's writes) skips the recorder's
+        # layers: plain statements on a connection of its own, the reads in front of a bounded
+        # in-memory index kept current by `apply` (this process is the only writer). The
+        # recorders above created the tables and still serve loads and snapshots.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._versions: OrderedDict[str, int] = OrderedDict()
         self._hashes: OrderedDict[str, bytes] = OrderedDict()
         self._outcomes: OrderedDict[str, RecordedOutcome] = OrderedDict()
 
     def close(self) -> None:
-        self._reader.close()
+        self._db.close()
         self._datastore.close()
 
     def next_offset(self) -> int:
@@ -93,7 +95,7 @@ class PartitionStore:
         """The aggregate's last recorded version; 0 when it has no events."""
         version = self._versions.get(aggregate_id)
         if version is None:
-            row = self._reader.execute(_MAX_VERSION, (aggregate_id,)).fetchone()
+            row = self._db.execute(_MAX_VERSION, (aggregate_id,)).fetchone()
             version = int(row[0] or 0)
             _remember(self._versions, aggregate_id, version)
         return version
@@ -102,7 +104,7 @@ class PartitionStore:
         """The hash of the aggregate's last event (its chain head); empty for a new aggregate."""
         head = self._hashes.get(aggregate_id)
         if head is None:
-            row = self._reader.execute(_LATEST_STATE, (aggregate_id,)).fetchone()
+            row = self._db.execute(_LATEST_STATE, (aggregate_id,)).fetchone()
             head = Envelope.FromString(row[0]).hash if row else b""
             _remember(self._hashes, aggregate_id, head)
         return head
@@ -112,11 +114,12 @@ class PartitionStore:
         key = request_key(aggregate_id, request_id)
         outcome = self._outcomes.get(key)
         if outcome is None:
-            row = self._reader.execute(_LATEST_STATE, (key,)).fetchone()
-            if row is None:
+            row = self._db.execute(_MAX_VERSION, (key,)).fetchone()
+            if row[0] is None:
                 return None
-            recorded = json.loads(row[0])
-            outcome = RecordedOutcome(recorded["aggregate_id"], int(recorded["version"]))
+            # The row's key names the aggregate and its version is the outcome's (older rows
+            # repeat both in a JSON state, which is no longer read).
+            outcome = RecordedOutcome(aggregate_id, int(row[0]))
             _remember(self._outcomes, key, outcome)
         return outcome
 
@@ -128,16 +131,17 @@ class PartitionStore:
         ]
 
     def apply(self, records: list[AppliedRecord]) -> None:
-        """Store records read from (or just committed to) the topic, with their last offset.
+        """Store records just committed to the topic, with the last one's offset.
 
-        Raises eventsourcing's IntegrityError if an (aggregate, version) is already present;
-        `apply_from_log` skips such records instead.
+        Raises eventsourcing's IntegrityError if an (aggregate, version) is already present
+        (nothing is stored then); `apply_from_log` skips such records instead.
         """
         if not records:
             return
-        stored = [row for record in records for row in _rows(record.envelope)]
-        tracking = Tracking(self._tracking_name, records[-1].offset)
-        self._events.insert_events(stored, tracking=tracking)
+        try:
+            self._insert(records, _INSERT_EVENT)
+        except sqlite3.IntegrityError as error:
+            raise IntegrityError(error) from error
         for record in records:
             envelope = record.envelope
             _remember(self._versions, envelope.aggregate_id, envelope.aggregate_version)
@@ -148,17 +152,26 @@ class PartitionStore:
                 _remember(self._outcomes, key, outcome)
 
     def apply_from_log(self, records: list[AppliedRecord]) -> None:
-        """Like `apply`, for catch-up: records this store already holds are skipped."""
+        """Like `apply`, for catch-up: records this store already holds are skipped (written
+        right after their commit, say), and the offset advances past them all the same."""
+        if not records:
+            return
+        self._insert(records, _INSERT_EVENT_IF_NEW)
+        # Cheaper than indexing a long history entry by entry: the next reads go to SQLite.
+        for index in (self._versions, self._hashes, self._outcomes):
+            index.clear()
+
+    def _insert(self, records: list[AppliedRecord], statement: str) -> None:
+        """The records' rows and the last one's offset, in one SQLite transaction."""
+        rows = [row for record in records for row in _rows(record)]
+        self._db.execute("BEGIN")
         try:
-            self.apply(records)
-        except IntegrityError:
-            for record in records:
-                try:
-                    self.apply([record])
-                except IntegrityError:
-                    # Already applied (for instance written right after its commit); still
-                    # advance the offset so catch-up never re-reads it.
-                    self._events.insert_tracking(Tracking(self._tracking_name, record.offset))
+            self._db.executemany(statement, rows)
+            self._db.execute(_ADVANCE_OFFSET, (self._tracking_name, records[-1].offset))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def save_snapshot(self, aggregate_id: str, version: int, state: bytes) -> None:
         """Keep a snapshot of the aggregate at a version (a cache: losing it costs a replay)."""
@@ -176,6 +189,15 @@ _MAX_VERSION = "SELECT MAX(originator_version) FROM events WHERE originator_id =
 _LATEST_STATE = (
     "SELECT state FROM events WHERE originator_id = ? ORDER BY originator_version DESC LIMIT 1"
 )
+# The tables eventsourcing's recorders created: events (originator_id, originator_version,
+# topic, state) and single-row tracking (application_name, notification_id).
+_INSERT_EVENT = "INSERT INTO events VALUES (?, ?, ?, ?)"
+_INSERT_EVENT_IF_NEW = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)"
+_ADVANCE_OFFSET = (
+    "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (application_name) DO UPDATE "
+    "SET notification_id = excluded.notification_id "
+    "WHERE tracking.notification_id < excluded.notification_id"
+)
 
 T = TypeVar("T")
 
@@ -187,29 +209,17 @@ def _remember(index: OrderedDict[str, T], key: str, value: T) -> None:
         index.popitem(last=False)
 
 
-def _rows(envelope: Envelope) -> list[StoredEvent]:
-    """The event itself, plus its request's outcome at this version when it has a request id.
+def _rows(record: AppliedRecord) -> list[tuple[str, int, str, bytes]]:
+    """The event itself (the record's bytes), plus its request's outcome at this version when it
+    has a request id.
 
     The outcome row is versioned like the event, so a command that records several events
     leaves one row per event and `outcome_of` reads the latest; applying the same event twice
-    is the only way to collide.
+    is the only way to collide. Its key and version are the whole outcome: its state is empty.
     """
-    rows = [
-        StoredEvent(
-            originator_id=envelope.aggregate_id,
-            originator_version=envelope.aggregate_version,
-            topic=envelope.event_type,
-            state=envelope.SerializeToString(),
-        )
-    ]
+    envelope = record.envelope
+    aggregate_id, version = envelope.aggregate_id, envelope.aggregate_version
+    rows = [(aggregate_id, version, envelope.event_type, record.value)]
     if envelope.request_id:
-        outcome = RecordedOutcome(envelope.aggregate_id, envelope.aggregate_version)
-        rows.append(
-            StoredEvent(
-                originator_id=request_key(envelope.aggregate_id, envelope.request_id),
-                originator_version=envelope.aggregate_version,
-                topic=_REQUEST_TOPIC,
-                state=json.dumps(vars(outcome)).encode(),
-            )
-        )
+        rows.append((request_key(aggregate_id, envelope.request_id), version, _REQUEST_TOPIC, b""))
     return rows

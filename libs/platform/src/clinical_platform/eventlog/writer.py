@@ -75,8 +75,9 @@ def transactional_producer(config: WriterConfig) -> AIOKafkaProducer:
         transaction_timeout_ms=config.transaction_timeout_ms,
         request_timeout_ms=int(config.commit_timeout_s * 1000),
         linger_ms=0,
-        # Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS until it has
-        # written the markers; retry soon rather than after the default 100 ms.
+        # A refused transactional request (CONCURRENT_TRANSACTIONS on EndTxn, a coordinator
+        # loading) is retried soon rather than after the default 100 ms; the AddPartitionsToTxn
+        # retry right after a commit has its own backoff (clients.kafka).
         retry_backoff_ms=5,
         # The topic stores zstd; producing it already saves the broker a recompression.
         compression_type="zstd",
@@ -156,7 +157,7 @@ class PartitionWriter:
         if not accepted:
             return
         try:
-            offsets = await self._commit(accepted)
+            committed = await self._commit(accepted)
         except ProducerFenced:
             self._fenced = True
             logger.error("event log writer fenced by a newer writer", extra=self._log_extra())
@@ -173,8 +174,7 @@ class PartitionWriter:
                 pending.fail(EventLogUnavailableError("the event log did not confirm the append"))
             await self._close_producer()  # the next batch recovers first
             return
-        envelopes = [envelope for pending in accepted for envelope in pending.envelopes]
-        self._store.apply([AppliedRecord(o, e) for o, e in zip(offsets, envelopes, strict=True)])
+        self._store.apply(committed)
         for pending in accepted:
             pending.resolve(
                 AppendResult(pending.aggregate_id, pending.envelopes[-1].aggregate_version)
@@ -207,7 +207,8 @@ class PartitionWriter:
             accepted.append(pending)
         return accepted
 
-    async def _commit(self, accepted: list[PendingAppend]) -> list[int]:
+    async def _commit(self, accepted: list[PendingAppend]) -> list[AppliedRecord]:
+        """Send the accepted appends' events in one transaction; the records as committed."""
         producer = self._producer
         if producer is None:
             raise EventLogUnavailableError("no producer")
@@ -217,20 +218,22 @@ class PartitionWriter:
         sealer = ChainSealer(self._store.last_hash)
         await producer.begin_transaction()
         sent: list[asyncio.Future[Any]] = []
+        envelopes = [envelope for pending in accepted for envelope in pending.envelopes]
+        values: list[bytes] = []
         try:
-            for pending in accepted:
-                for envelope in pending.envelopes:
-                    envelope.recorded_at.FromDatetime(recorded_at)
-                    sealer.seal(envelope)
-                    sent.append(
-                        await producer.send(
-                            self._config.topic,
-                            value=envelope.SerializeToString(),
-                            key=envelope.aggregate_id.encode(),
-                            partition=self._config.partition,
-                            headers=cloudevents_headers(envelope),
-                        )
+            for envelope in envelopes:
+                envelope.recorded_at.FromDatetime(recorded_at)
+                sealer.seal(envelope)
+                values.append(envelope.SerializeToString())
+                sent.append(
+                    await producer.send(
+                        self._config.topic,
+                        value=values[-1],
+                        key=envelope.aggregate_id.encode(),
+                        partition=self._config.partition,
+                        headers=cloudevents_headers(envelope),
                     )
+                )
             await asyncio.wait_for(producer.commit_transaction(), self._config.commit_timeout_s)
         except BaseException:
             for future in sent:
@@ -240,7 +243,10 @@ class PartitionWriter:
                 await asyncio.wait_for(producer.abort_transaction(), 2)
             raise
         metadata = await asyncio.gather(*sent)
-        return [record.offset for record in metadata]
+        return [
+            AppliedRecord(record.offset, envelope, value)
+            for record, envelope, value in zip(metadata, envelopes, values, strict=True)
+        ]
 
     async def _recover(self) -> None:
         """A fresh producer (fencing older ones, aborting their open transaction), then catch up."""

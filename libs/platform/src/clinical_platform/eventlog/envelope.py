@@ -10,9 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import propagate
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import propagate, trace
 
 from clinical.events.v1 import envelope_pb2, payload_encryption_pb2, provenance_pb2
 from clinical_platform.eventlog.codec import DomainEvent, EventCatalog
@@ -25,6 +27,9 @@ _AGGREGATE_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _TRACE_HEADERS = ("traceparent", "tracestate")
 _MAX_REQUEST_ID_CHARS = 128
 _MAX_USER_AGENT_CHARS = 512
+# The canonical form only: the id is also the Kafka key, and "ABC…" and "abc…" hash apart.
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def build_envelope(
@@ -70,12 +75,26 @@ def build_envelope(
             algorithm=payload_encryption_pb2.ENCRYPTION_ALGORITHM_NONE
         ),
     )
-    envelope.occurred_at.FromDatetime(event.timestamp)
+    set_timestamp(envelope.occurred_at, event.timestamp)
     return envelope
+
+
+def set_timestamp(timestamp: Timestamp, at: datetime) -> None:
+    """``timestamp.FromDatetime(at)`` for an aware datetime, in a fraction of its time (it runs
+    for every event on the append path)."""
+    if at.tzinfo is None:
+        timestamp.FromDatetime(at)
+        return
+    since_epoch = at - _EPOCH
+    timestamp.seconds = since_epoch.days * 86_400 + since_epoch.seconds
+    timestamp.nanos = since_epoch.microseconds * 1_000
 
 
 def current_trace_context() -> dict[str, str]:
     """W3C ``traceparent``/``tracestate`` of the current span; empty when nothing is traced."""
+    # Both come from a valid span context; without one the propagators have nothing to say.
+    if not trace.get_current_span().get_span_context().is_valid:
+        return {}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return {name: carrier[name] for name in _TRACE_HEADERS if carrier.get(name)}
@@ -176,11 +195,7 @@ def _purpose_of_use(code: str) -> provenance_pb2.PurposeOfUse.ValueType:
 
 
 def _is_uuid(text: str) -> bool:
-    # Canonical form only: the id is also the Kafka key, and "ABC…" and "abc…" hash apart.
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
+    return _CANONICAL_UUID.match(text) is not None
 
 
 def _is_ip_or_empty(text: str) -> bool:

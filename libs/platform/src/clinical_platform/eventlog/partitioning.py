@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiokafka.partitioner import murmur2
 
 
+# murmur2 is pure Python (tens of microseconds), and every command asks for its aggregate's
+# partition two or three times: remember the answer for the aggregates in use.
+@lru_cache(maxsize=65_536)
 def partition_for(aggregate_id: str, partitions: int) -> int:
     """Kafka's default partitioning of the record key, so every Kafka tool agrees with us."""
     # Same as the Java client: positive murmur2 of the key bytes, modulo the partition count.

@@ -46,7 +46,7 @@ class EventStoreConfig:
     # Below the broker's 1 MiB default message.max.bytes, with room for headers.
     max_envelope_bytes: int = 512 * 1024
     max_batch: int = 500
-    linger_s: float = 0.02
+    linger_s: float = 0.05
     commit_timeout_s: float = 15.0
 
 

@@ -26,8 +26,9 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from clinical_platform.clients.kafka import KafkaConnection, build_producer
 from clinical_platform.eventlog.appends import AppendResult, PendingAppend, follow
+from clinical_platform.eventlog.batching import AppendQueue
 from clinical_platform.eventlog.catch_up import catch_up
-from clinical_platform.eventlog.envelope import cloudevents_headers
+from clinical_platform.eventlog.envelope import cloudevents_headers, set_timestamp
 from clinical_platform.eventlog.errors import (
     ConcurrencyError,
     EventLogUnavailableError,
@@ -53,11 +54,9 @@ class WriterConfig:
     partition: int
     transactional_id: str
     max_batch: int = 500
-    # How long a writer waits for more appends after the first one before committing, when
-    # its last batch showed concurrent callers: a transaction costs about the same CPU for one
-    # event or fifty, so under load a short wait buys much larger batches (and lower latency,
-    # as the event loop stops drowning in per-transaction work). A lone caller never waits.
-    linger_s: float = 0.02
+    # The longest a writer waits for more appends before committing, when its last batch
+    # showed concurrent callers (batching.AppendQueue). A lone caller never waits.
+    linger_s: float = 0.05
     # A commit that takes longer than this has an unknown outcome; the writer recovers.
     commit_timeout_s: float = 15.0
     transaction_timeout_ms: int = 30_000
@@ -97,10 +96,9 @@ class PartitionWriter:
         self._store = store
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
-        self._queue: asyncio.Queue[PendingAppend] = asyncio.Queue()
+        self._queue = AppendQueue(max_batch=config.max_batch, linger_s=config.linger_s)
         self._task: asyncio.Task[None] | None = None
         self._fenced = False
-        self._last_batch_size = 0
 
     @property
     def store(self) -> PartitionStore:
@@ -120,25 +118,20 @@ class PartitionWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        while not self._queue.empty():
-            self._queue.get_nowait().fail(EventLogUnavailableError("the writer is stopping"))
+        for pending in self._queue.drain():
+            pending.fail(EventLogUnavailableError("the writer is stopping"))
         await self._close_producer()
 
     async def append(self, pending: PendingAppend) -> AppendResult:
         """Queue an append and wait for its outcome."""
         if self._fenced:
             raise WriterFencedError(self._config.partition)
-        await self._queue.put(pending)
+        self._queue.put(pending)
         return await pending.done
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            if self._config.linger_s and self._last_batch_size > 1 and self._queue.empty():
-                await asyncio.sleep(self._config.linger_s)
-            while len(batch) < self._config.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self._last_batch_size = len(batch)
+            batch = await self._queue.next_batch()
             try:
                 await self._write(batch)
             except Exception as error:
@@ -222,7 +215,7 @@ class PartitionWriter:
         values: list[bytes] = []
         try:
             for envelope in envelopes:
-                envelope.recorded_at.FromDatetime(recorded_at)
+                set_timestamp(envelope.recorded_at, recorded_at)
                 sealer.seal(envelope)
                 values.append(envelope.SerializeToString())
                 sent.append(

@@ -78,6 +78,7 @@ class PartitionStore:
         # recorders above created the tables and still serve loads and snapshots.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         self._versions: OrderedDict[str, int] = OrderedDict()
         self._hashes: OrderedDict[str, bytes] = OrderedDict()
         self._outcomes: OrderedDict[str, RecordedOutcome] = OrderedDict()
@@ -185,6 +186,10 @@ class PartitionStore:
 
 
 _INDEX_SIZE = 100_000
+# SQLite's page cache for the hot connection: a catch-up fetch writes tens of thousands of rows
+# under random keys in one transaction; with the 2 MiB default, their pages spill and are read
+# back again and again.
+_CACHE_KIB = 32 * 1024
 _MAX_VERSION = "SELECT MAX(originator_version) FROM events WHERE originator_id = ?"
 _LATEST_STATE = (
     "SELECT state FROM events WHERE originator_id = ? ORDER BY originator_version DESC LIMIT 1"

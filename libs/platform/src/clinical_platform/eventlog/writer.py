@@ -80,6 +80,10 @@ def transactional_producer(config: WriterConfig) -> AIOKafkaProducer:
         retry_backoff_ms=5,
         # The topic stores zstd; producing it already saves the broker a recompression.
         compression_type="zstd",
+        # A group commit's events go in one record batch (one produce request), up to just
+        # under the broker's default 1 MiB message.max.bytes; aiokafka's 16 KiB default split a
+        # large commit into batches sent one round trip after another.
+        max_batch_size=1_000_000,
     )
 
 

@@ -11,7 +11,13 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_consumer
+from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.clients.kafka import (
+    KafkaConnection,
+    build_admin,
+    build_consumer,
+    build_producer,
+)
 from clinical_platform.eventlog.topics import partition_count
 
 
@@ -37,6 +43,19 @@ async def read_records(
         return records
     finally:
         await consumer.stop()
+
+
+async def publish_envelopes(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+    """Send ``envelopes`` to ``topic`` one by one, keyed by aggregate id, as a foreign writer
+    (outside any transaction) would."""
+    producer = build_producer(KafkaConnection(bootstrap))
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            key = envelope.aggregate_id.encode()
+            await producer.send_and_wait(topic, envelope.SerializeToString(), key=key)
+    finally:
+        await producer.stop()
 
 
 async def offsets_used(bootstrap: str, topic: str) -> int:

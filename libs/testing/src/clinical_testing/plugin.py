@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,19 @@ async def kafka_topic(servers: ServerEndpoints) -> AsyncIterator[TopicFactory]:
 @pytest.fixture
 async def mongo_database(servers: ServerEndpoints) -> AsyncIterator[AsyncDatabase[Any]]:
     """A database only this test uses, dropped afterwards."""
+    async with _fresh_database(servers) as database:
+        yield database
+
+
+@pytest.fixture
+async def second_database(servers: ServerEndpoints) -> AsyncIterator[AsyncDatabase[Any]]:
+    """Another database only this test uses (e.g. to rebuild a read model into), dropped after."""
+    async with _fresh_database(servers) as database:
+        yield database
+
+
+@asynccontextmanager
+async def _fresh_database(servers: ServerEndpoints) -> AsyncIterator[AsyncDatabase[Any]]:
     client: AsyncMongoClient[Any] = AsyncMongoClient(servers.mongodb_url, tz_aware=True)
     name = unique_name("test_")
     try:

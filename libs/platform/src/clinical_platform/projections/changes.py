@@ -44,6 +44,16 @@ class VersionedChange:
         """Matches only an older document (or none: then the upsert inserts)."""
         return {"_id": self.document_id, "version": {"$lt": self.version}}
 
+    @property
+    def creates(self) -> bool:
+        """Version 1 is an aggregate's first event: the document can only be new (or, on a
+        replay, exist already), so an insert does, and the unique ``_id`` index decides."""
+        return self.version == 1 and not self.extra_update
+
+    def document(self) -> dict[str, Any]:
+        """The document this change creates (see `creates`)."""
+        return {"_id": self.document_id, **self.fields, "version": self.version}
+
     def statement(self) -> dict[str, Any]:
         """This change as one statement of an ``update`` command."""
         return {"q": self.guard(), "u": self.update(), "upsert": True}
@@ -89,27 +99,32 @@ async def write_changes(db: AsyncDatabase[Any], changes: Sequence[VersionedChang
     refused: set[int] = set()
     for by_collection in rounds:
         for collection, positions in by_collection.items():
+            inserts = [p for p in positions if changes[p].creates]
+            updates = [p for p in positions if not changes[p].creates]
             for start in range(0, len(positions), STATEMENTS_PER_COMMAND):
-                chunk = positions[start : start + STATEMENTS_PER_COMMAND]
-                refused |= await _update(db, collection, [changes[p] for p in chunk], chunk)
+                for kind, of_kind in (("insert", inserts), ("update", updates)):
+                    chunk = of_kind[start : start + STATEMENTS_PER_COMMAND]
+                    if chunk:
+                        refused |= await _write(db, kind, collection, changes, chunk)
     return refused
 
 
-async def _update(
+async def _write(
     db: AsyncDatabase[Any],
+    kind: str,
     collection: str,
     changes: Sequence[VersionedChange],
     positions: Sequence[int],
 ) -> set[int]:
-    # The ``update`` command itself rather than ``bulk_write``: pymongo's bulk result expects an
-    # ``nModified`` that FerretDB leaves out when every statement of a batch was a duplicate.
-    reply = await db.command(
-        {
-            "update": collection,
-            "updates": [change.statement() for change in changes],
-            "ordered": False,
-        }
-    )
+    # Commands rather than ``bulk_write``: pymongo's bulk result expects an ``nModified`` that
+    # FerretDB leaves out when every statement of a batch was a duplicate. Inserts apart: on
+    # FerretDB (SQLite) a filter of more than ``_id`` is evaluated by decoding every document
+    # of the collection, while an insert only probes the unique ``_id`` index.
+    if kind == "insert":
+        command = {"insert": collection, "documents": [changes[p].document() for p in positions]}
+    else:
+        command = {"update": collection, "updates": [changes[p].statement() for p in positions]}
+    reply = await db.command({**command, "ordered": False})
     return {
         positions[failure["index"]]
         for failure in reply.get("writeErrors", ())

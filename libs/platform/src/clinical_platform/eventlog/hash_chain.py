@@ -17,6 +17,8 @@ from clinical.events.v1.envelope_pb2 import Envelope
 
 def canonical_bytes(envelope: Envelope) -> bytes:
     """Deterministic serialization of the envelope with ``hash`` cleared."""
+    if not envelope.hash:  # being sealed: nothing to clear, so no copy to make
+        return envelope.SerializeToString(deterministic=True)
     unhashed = Envelope()
     unhashed.CopyFrom(envelope)
     unhashed.ClearField("hash")

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
@@ -36,6 +35,7 @@ from clinical_platform.eventlog.errors import (
 )
 from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
+from clinical_platform.eventlog.record_batches import RecordBatches
 
 __all__ = [
     "PartitionWriter",
@@ -213,36 +213,30 @@ class PartitionWriter:
         # Each event's hash covers recorded_at, so it is sealed right after the stamp, chained
         # onto the aggregate's last event (or the one sealed just before it in this batch).
         sealer = ChainSealer(self._store.last_hash)
-        await producer.begin_transaction()
-        sent: list[asyncio.Future[Any]] = []
         envelopes = [envelope for pending in accepted for envelope in pending.envelopes]
-        values: list[bytes] = []
+        for envelope in envelopes:
+            set_timestamp(envelope.recorded_at, recorded_at)
+            sealer.seal(envelope)
+        values = [envelope.SerializeToString() for envelope in envelopes]
+        await producer.begin_transaction()
+        batches = RecordBatches(producer, self._config.topic, self._config.partition)
         try:
-            for envelope in envelopes:
-                set_timestamp(envelope.recorded_at, recorded_at)
-                sealer.seal(envelope)
-                values.append(envelope.SerializeToString())
-                sent.append(
-                    await producer.send(
-                        self._config.topic,
-                        value=values[-1],
-                        key=envelope.aggregate_id.encode(),
-                        partition=self._config.partition,
-                        headers=cloudevents_headers(envelope),
-                    )
-                )
+            await batches.send(
+                [
+                    (envelope.aggregate_id.encode(), value, cloudevents_headers(envelope))
+                    for envelope, value in zip(envelopes, values, strict=True)
+                ]
+            )
             await asyncio.wait_for(producer.commit_transaction(), self._config.commit_timeout_s)
         except BaseException:
-            for future in sent:
-                # Their failure is reported through the commit; don't let asyncio warn about it.
-                future.add_done_callback(_retrieve_exception)
+            batches.abandon()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.abort_transaction(), 2)
             raise
-        metadata = await asyncio.gather(*sent)
+        offsets = await batches.offsets()
         return [
-            AppliedRecord(record.offset, envelope, value)
-            for record, envelope, value in zip(metadata, envelopes, values, strict=True)
+            AppliedRecord(offset, envelope, value)
+            for offset, envelope, value in zip(offsets, envelopes, values, strict=True)
         ]
 
     async def _recover(self) -> None:
@@ -273,8 +267,3 @@ class PartitionWriter:
 
     def _log_extra(self) -> dict[str, object]:
         return {"topic": self._config.topic, "partition": self._config.partition}
-
-
-def _retrieve_exception(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -1,23 +1,24 @@
-"""Keeps the golden_records collection in step with links and record changes.
+"""Golden records, computed when read from the links and records the projection keeps.
 
 A linked set is a connected component of the active links. Its golden record's id is the lowest
-member id, so the id is the same however the set was assembled; when sets merge or split, golden
-records of the old shapes are removed.
+member id, so the id is the same however the set was assembled. Nothing is stored: a stored
+golden record had to be rewritten by the projection on every registration, update and link
+(two reads and two writes per event, each a collection scan on FerretDB's SQLite backend),
+while a read needs it only for the one set asked about.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from patient.adapters.documents import demographics_document, demographics_from
+from patient.adapters.documents import demographics_from
 from patient.domain.golden_record import GoldenRecord, MemberRecord, golden_record
 
 PATIENTS = "patients"
 LINKS = "patient_links"
-GOLDEN_RECORDS = "golden_records"
 
 
 async def linked_set(db: AsyncDatabase[Any], patient_id: str) -> list[str]:
@@ -35,46 +36,21 @@ async def linked_set(db: AsyncDatabase[Any], patient_id: str) -> list[str]:
     return sorted(seen)
 
 
-async def refresh_golden_records(db: AsyncDatabase[Any], patient_ids: Iterable[str]) -> None:
-    done: set[str] = set()
-    for patient_id in patient_ids:
-        if patient_id in done:
-            continue
-        members = await linked_set(db, patient_id)
-        done.update(members)
-        records = [
-            MemberRecord(
-                document["_id"],
-                document["updated_at"],
-                demographics_from(document["demographics"]),
-                document["forgotten"],
-            )
-            async for document in db[PATIENTS].find({"_id": {"$in": members}})
-        ]
-        golden = golden_record(records)
-        golden_id = members[0]
-        await db[GOLDEN_RECORDS].delete_many(
-            {"member_patient_ids": {"$in": members}, "_id": {"$ne": golden_id}}
+async def golden_record_of(db: AsyncDatabase[Any], patient_id: str) -> GoldenRecord | None:
+    """The golden record of the record's linked set; None when no member is recorded yet."""
+    members = await linked_set(db, patient_id)
+    records = [
+        MemberRecord(
+            document["_id"],
+            document["updated_at"],
+            demographics_from(document["demographics"]),
+            document["forgotten"],
         )
-        await db[GOLDEN_RECORDS].replace_one(
-            {"_id": golden_id}, golden_document(golden, members), upsert=True
-        )
-
-
-def golden_document(golden: GoldenRecord, members: list[str]) -> dict[str, Any]:
-    return {
-        "_id": members[0],
-        # Members known only through links (their registration not yet applied) count too.
-        "member_patient_ids": members,
-        "demographics": demographics_document(golden.demographics),
-        "sources": {field: list(ids) for field, ids in sorted(golden.sources.items())},
-    }
-
-
-def golden_from(document: dict[str, Any]) -> GoldenRecord:
-    return GoldenRecord(
-        golden_record_id=document["_id"],
-        member_patient_ids=tuple(document["member_patient_ids"]),
-        demographics=demographics_from(document["demographics"]),
-        sources={field: tuple(ids) for field, ids in document["sources"].items()},
+        async for document in db[PATIENTS].find({"_id": {"$in": members}})
+    ]
+    if not records:
+        return None
+    # Members known only through links (their registration not yet applied) count too.
+    return replace(
+        golden_record(records), golden_record_id=members[0], member_patient_ids=tuple(members)
     )

@@ -1,9 +1,10 @@
-"""The patient index projection: records, links, review queue and golden records from events.
+"""The patient index projection: records, links and the review queue from events.
 
 Every write is idempotent and safe to replay: record documents go through `upsert_versioned`
 (an older event never overwrites a newer state), links are versioned by their anchor's version,
-review items and golden records are recomputed from state, so applying events again, or in a
-different interleaving of partitions, ends in the same documents.
+review items are set from state, so applying events again, or in a different interleaving of
+partitions, ends in the same documents. Golden records are computed when read
+(adapters/golden_records.py), so a registration costs the projection one write per event.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from clinical_platform.eventlog.codec import DomainEvent
 from clinical_platform.projections import ensure_indexes, upsert_versioned
 from patient.adapters.documents import demographics_document, search_terms
 from patient.adapters.event_catalog import PATIENT_EVENTS, patient_event
-from patient.adapters.golden_records import GOLDEN_RECORDS, LINKS, PATIENTS, refresh_golden_records
+from patient.adapters.golden_records import LINKS, PATIENTS
 from patient.domain.assessment import MatchGrade
 from patient.domain.demographics import FORGOTTEN, PatientDemographics
 from patient.matching.blocking import blocking_keys
@@ -52,7 +53,7 @@ class PatientIndexProjection:
 
     @property
     def collections(self) -> Sequence[str]:
-        return (PATIENTS, LINKS, REVIEW_QUEUE, GOLDEN_RECORDS)
+        return (PATIENTS, LINKS, REVIEW_QUEUE)
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
         await ensure_indexes(
@@ -67,7 +68,6 @@ class PatientIndexProjection:
         )
         await ensure_indexes(db[LINKS], [IndexModel([("patient_ids", ASCENDING)])])
         await ensure_indexes(db[REVIEW_QUEUE], [IndexModel([("queued", ASCENDING)])])
-        await ensure_indexes(db[GOLDEN_RECORDS], [IndexModel([("member_patient_ids", ASCENDING)])])
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
@@ -102,7 +102,6 @@ class PatientIndexProjection:
                 await upsert_versioned(
                     patients, patient_id, version, {**fields, "updated_at": occurred_at}
                 )
-                await refresh_golden_records(db, [patient_id])
             case "PatientMatchAssessed":
                 await upsert_versioned(patients, patient_id, version, {})
                 for candidate in attributes["candidates"]:
@@ -119,7 +118,6 @@ class PatientIndexProjection:
                     {"patient_ids": sorted((patient_id, other)), "active": linked},
                 )  # fmt: skip
                 await _resolve_review(db, patient_id, other, "linked" if linked else "unlinked")
-                await refresh_golden_records(db, [patient_id, other])
                 # The record's version last: a reader waiting for it sees the link's effects.
                 await upsert_versioned(patients, patient_id, version, {})
             case "PatientForgotten":
@@ -137,14 +135,8 @@ async def _mark_forgotten(
     them too."""
     fields = _record_fields(FORGOTTEN, forgotten=True)
     await upsert_versioned(db[PATIENTS], patient_id, version, {**fields, "updated_at": occurred_at})
-    linked = [
-        other
-        async for link in db[LINKS].find({"patient_ids": patient_id})
-        for other in link["patient_ids"]
-    ]
     await db[LINKS].delete_many({"patient_ids": patient_id})
     await db[REVIEW_QUEUE].delete_many({"_id": {"$regex": f"(^|:){re.escape(patient_id)}($|:)"}})
-    await refresh_golden_records(db, [patient_id, *linked])
 
 
 async def _is_forgotten(db: AsyncDatabase[Any], patient_id: str) -> bool:

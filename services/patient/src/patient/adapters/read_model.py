@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical_platform.projections import wait_for_version
 from patient.adapters.documents import demographics_from, given_terms, identifier_term
-from patient.adapters.golden_records import GOLDEN_RECORDS, LINKS, PATIENTS, golden_from
+from patient.adapters.golden_records import LINKS, PATIENTS, golden_record_of
 from patient.adapters.projection import REVIEW_QUEUE
 from patient.domain.golden_record import GoldenRecord
 from patient.matching.matcher import Candidate
@@ -54,8 +54,7 @@ class MongoPatientIndex:
         return await self._view(document)
 
     async def golden_record_of(self, patient_id: UUID) -> GoldenRecord | None:
-        document = await self._db[GOLDEN_RECORDS].find_one({"member_patient_ids": str(patient_id)})
-        return golden_from(document) if document is not None else None
+        return await golden_record_of(self._db, str(patient_id))
 
     async def search(self, query: PatientSearch) -> list[PatientView]:
         criteria: dict[str, Any] = {"forgotten": False}

@@ -9,6 +9,7 @@ services, the receiver and the broker's clients all share one event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import grpc
 import hvac
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
@@ -44,77 +46,97 @@ from orders.settings import OrdersSettings
 
 logger = logging.getLogger(__name__)
 
-# A short poll keeps a missed wake-up from costing the default second; the ordering grace stays
-# at its default (0.2 s): it is part of what a subscriber waits for.
-POLL_INTERVAL_S = 0.2
-ORDERING_GRACE_S = float(NotifySettings.model_fields["ordering_grace_s"].default)
 _EVENT_PARTITIONS = 3
 _WARMUP_ORDERS = 5
+# Each patient has several orders, signed one after another, so order per patient is checked.
+_ORDERS_PER_PATIENT = 10
 _PLACE_CONCURRENCY = 16
 _CALL_TIMEOUT_S = 30.0
 # The warm-up's webhooks wait behind every placed order; a measured one has its pipeline alone.
 _WARMUP_WAIT_S = 60.0
-_DELIVERY_WAIT_S = 10.0
 _HANDSHAKE = "webhook.handshake"
 
 
-@dataclass(frozen=True)
-class NotifyRun:
-    """Per signed order: SignOrder answered → its order.signed webhook arrived (seconds)."""
-
-    latencies_s: list[float]
-    missing: int
-    """Orders not measured: the first whose webhook took over `_DELIVERY_WAIT_S`, and the rest
-    (the run stops there rather than measure a stalled pipeline)."""
-
-
 @dataclass
-class _Receiver:
-    """The webhook endpoint: answers handshakes, notes when each order's notification arrived."""
+class Receiver:
+    """A webhook endpoint: answers handshakes, notes when each key (an order id) arrived, in
+    which order per group (a patient), and webhook-ids posted again after a 2xx."""
 
     url: str = ""
     arrivals: dict[str, float] = field(default_factory=dict)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    per_group: dict[str, list[str]] = field(default_factory=dict)
+    webhook_ids: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def handle(self, request: web.Request) -> web.Response:
         now = time.perf_counter()
         payload = json.loads(await request.text())
         if payload["type"] == _HANDSHAKE:
             return web.json_response({"challenge": payload["data"]["challenge"]})
-        # A retried delivery keeps its first arrival.
-        self.arrivals.setdefault(str(payload["data"]["order_id"]), now)
-        self.arrived.set()
+        webhook_id = request.headers["webhook-id"]
+        if webhook_id in self.webhook_ids:
+            self.duplicates += 1
+            return web.Response(status=204)
+        self.webhook_ids.add(webhook_id)
+        key, group = str(payload["data"]["order_id"]), str(payload["data"]["patient_id"])
+        self.arrivals[key] = now
+        self.per_group.setdefault(group, []).append(key)
+        async with self.arrived:
+            self.arrived.notify_all()
         return web.Response(status=204)
 
-    async def wait_for(self, order_ids: Sequence[str], timeout_s: float) -> None:
-        """Until every order's webhook arrived, or the timeout passed (no error: counted)."""
-        deadline = time.perf_counter() + timeout_s
-        while not all(order_id in self.arrivals for order_id in order_ids):
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return
-            self.arrived.clear()
-            try:
-                await asyncio.wait_for(self.arrived.wait(), timeout=remaining)
-            except TimeoutError:
-                return
+    async def wait_for(self, keys: Sequence[str], timeout_s: float) -> None:
+        """Until every key arrived, or the timeout passed (no error: counted as missing)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s), self.arrived:
+                await self.arrived.wait_for(lambda: all(k in self.arrivals for k in keys))
 
 
 @dataclass(frozen=True)
-class _Platform:
+class Platform:
     orders: OrderServiceStub
     notify: NotifyServiceStub
     clinician: tuple[tuple[str, str], ...]
     signer: tuple[tuple[str, str], ...]
 
+    async def sign(self, order_id: str) -> None:
+        await self.orders.SignOrder(
+            orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=order_id),
+            metadata=self.signer, timeout=_CALL_TIMEOUT_S,
+        )  # fmt: skip
 
-async def measure_notify(servers: ServerEndpoints, *, orders: int) -> NotifyRun:
-    """Sign `orders` orders with one in flight: each signature waits for the previous order's
-    webhook, so a latency (ack to webhook) is the pipeline's own, not a queue's.
+    async def place(self, count: int) -> list[tuple[str, str]]:
+        """Place `count` orders, `_ORDERS_PER_PATIENT` per patient, a few at a time; their
+        ids and patients, each patient's orders spread over the list."""
+        slots = asyncio.Semaphore(_PLACE_CONCURRENCY)
+        patients = [str(uuid.uuid4()) for _ in range(max(1, count // _ORDERS_PER_PATIENT))]
 
-    Signing back to back instead measures queueing: notify falls behind a single caller signing
-    as fast as SignOrder answers, and the latency grows with the number of orders.
-    """
+        async def place(index: int) -> tuple[str, str]:
+            patient = patients[index % len(patients)]
+            async with slots:
+                placed = await self.orders.PlaceOrder(
+                    orders_pb.PlaceOrderRequest(
+                        request_id=str(uuid.uuid4()), patient_id=patient,
+                        test_code="2823-3", priority=orders_pb.PRIORITY_STAT,
+                        reason_codes=[
+                            orders_pb.ReasonCode(system=orders_pb.CODE_SYSTEM_ICD10, code="N18.3")
+                        ],
+                    ),
+                    metadata=self.clinician, timeout=_CALL_TIMEOUT_S,
+                )  # fmt: skip
+                return str(placed.order_id), patient
+
+        return list(await asyncio.gather(*(place(i) for i in range(count))))
+
+
+@asynccontextmanager
+async def subscribed_platform(
+    servers: ServerEndpoints, *, orders: int
+) -> AsyncIterator[tuple[Platform, Receiver, list[tuple[str, str]]]]:
+    """Orders and notify with one webhook subscription to order.signed, `orders` orders placed
+    (ids and patients) and a warm-up behind them: the matcher has seen the subscription and
+    worked through every placed order, connections and caches are open."""
     async with _running_platform(servers) as (platform, receiver):
         subscription = notify_pb.CreateSubscriptionRequest(
             request_id=str(uuid.uuid4()), topics=[notify_pb.TOPIC_ORDER_SIGNED]
@@ -123,63 +145,20 @@ async def measure_notify(servers: ServerEndpoints, *, orders: int) -> NotifyRun:
         await platform.notify.CreateSubscription(
             subscription, metadata=platform.clinician, timeout=_CALL_TIMEOUT_S
         )
-        placed = await _place(platform, _WARMUP_ORDERS + orders)
-        warmup, measured = placed[:_WARMUP_ORDERS], placed[_WARMUP_ORDERS:]
-        # Warm-up: the matcher has seen the subscription and worked through every placed order
-        # (the signatures come after them), connections and caches are open.
+        placed = await platform.place(_WARMUP_ORDERS + orders)
+        warmup = [order_id for order_id, _ in placed[:_WARMUP_ORDERS]]
         for order_id in warmup:
-            await _sign(platform, order_id)
+            await platform.sign(order_id)
         await receiver.wait_for(warmup, _WARMUP_WAIT_S)
         if not all(order_id in receiver.arrivals for order_id in warmup):
             raise RuntimeError("notify did not deliver the warm-up orders' webhooks")
-        acks: dict[str, float] = {}
-        for order_id in measured:
-            await _sign(platform, order_id)
-            acks[order_id] = time.perf_counter()
-            await receiver.wait_for([order_id], _DELIVERY_WAIT_S)
-            if order_id not in receiver.arrivals:
-                logger.warning("no webhook for order %s after %gs", order_id, _DELIVERY_WAIT_S)
-                break
-    latencies = [
-        receiver.arrivals[order_id] - acked
-        for order_id, acked in acks.items()
-        if order_id in receiver.arrivals
-    ]
-    return NotifyRun(latencies, missing=len(measured) - len(latencies))
-
-
-async def _place(platform: _Platform, count: int) -> list[str]:
-    """Place `count` orders, each for a new patient, a few at a time; return their ids."""
-    slots = asyncio.Semaphore(_PLACE_CONCURRENCY)
-
-    async def place() -> str:
-        async with slots:
-            placed = await platform.orders.PlaceOrder(
-                orders_pb.PlaceOrderRequest(
-                    request_id=str(uuid.uuid4()), patient_id=str(uuid.uuid4()),
-                    test_code="2823-3", priority=orders_pb.PRIORITY_STAT,
-                    reason_codes=[
-                        orders_pb.ReasonCode(system=orders_pb.CODE_SYSTEM_ICD10, code="N18.3")
-                    ],
-                ),
-                metadata=platform.clinician, timeout=_CALL_TIMEOUT_S,
-            )  # fmt: skip
-            return str(placed.order_id)
-
-    return list(await asyncio.gather(*(place() for _ in range(count))))
-
-
-async def _sign(platform: _Platform, order_id: str) -> None:
-    await platform.orders.SignOrder(
-        orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=order_id),
-        metadata=platform.signer, timeout=_CALL_TIMEOUT_S,
-    )  # fmt: skip
+        yield platform, receiver, placed[_WARMUP_ORDERS:]
 
 
 @asynccontextmanager
 async def _running_platform(
     servers: ServerEndpoints,
-) -> AsyncIterator[tuple[_Platform, _Receiver]]:
+) -> AsyncIterator[tuple[Platform, Receiver]]:
     """Orders and notify on throwaway topics, databases and Transit key; all removed after."""
     run = uuid.uuid4().hex[:12]
     logs = {name: f"bench-{name}-{run}" for name in ("orders", "results", "notify")}
@@ -208,7 +187,7 @@ async def _running_platform(
                 "state_dir": Path(state_dir) / "notify",
                 "orders_events_topic": events_topic(logs["orders"]),
                 "results_events_topic": events_topic(logs["results"]),
-                "webhook_allow_http": True, "poll_interval_s": POLL_INTERVAL_S,
+                "webhook_allow_http": True,
                 "secret_key": f"bench-notify-{run}",
             }
         )  # fmt: skip
@@ -228,7 +207,7 @@ async def _running_platform(
                 notify = await stack.enter_async_context(
                     running_notify(notify_settings, verifier=token_mint.verifier)
                 )
-                platform = _Platform(
+                platform = Platform(
                     orders=OrderServiceStub(await _serve(stack, running.services)),
                     notify=NotifyServiceStub(await _serve(stack, notify.services)),
                     clinician=token_mint.metadata("bench-clinician", Role.CLINICIAN),
@@ -236,7 +215,9 @@ async def _running_platform(
                         "bench-signer", Role.CLINICIAN, privileges=["orders:sign"], mfa=True
                     ),
                 )
-                yield platform, await _receiver(stack)
+                receiver = Receiver()
+                receiver.url = await loopback_url(stack, receiver.handle)
+                yield platform, receiver
         finally:
             await admin.close()
             dead_letters = [dead_letter_topic(topic) for topic in event_topics]
@@ -253,18 +234,17 @@ async def _serve(stack: AsyncExitStack, services: Sequence[GrpcService]) -> grpc
     return await stack.enter_async_context(grpc.aio.insecure_channel(f"127.0.0.1:{server.port}"))
 
 
-async def _receiver(stack: AsyncExitStack) -> _Receiver:
-    receiver = _Receiver()
+async def loopback_url(stack: AsyncExitStack, handle: Handler) -> str:
+    """An aiohttp server on 127.0.0.1 answering POSTs to /hook with ``handle``; its URL."""
     app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
+    app.router.add_post("/hook", handle)
     runner = web.AppRunner(app)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    return receiver
+    return f"http://127.0.0.1:{port}/hook"
 
 
 async def _drop_databases(mongodb_url: str, names: list[str]) -> None:

@@ -632,3 +632,76 @@ async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(
     await until(lambda: len(endpoint.accepted) == 3, "the resent notification")
     assert endpoint.accepted[2]["type"] == "notification.withheld"
     assert forgotten not in json.dumps(endpoint.accepted[2])
+
+
+async def test_a_thousand_notifications_at_half_the_maximum_rate_arrive_once_each_in_order(
+    platform: Platform,
+) -> None:
+    """Four webhooks, each subscribed to every signature: 250 signed orders (25 patients, a
+    patient's orders signed one after another) make 1,000 notifications. The offered rate is
+    half of what a back-to-back burst delivered, so the pipeline is busy but not queueing."""
+    endpoints = [await platform.endpoint() for _ in range(4)]
+    for endpoint in endpoints:
+        await subscribe(platform, platform.clinician, endpoint, topics=[pb.TOPIC_ORDER_SIGNED])
+    patients = [str(uuid.uuid4()) for _ in range(25)]
+    warmup, *burst = await place_orders(platform, patients, 26)
+    offered = await place_orders(platform, patients, 224)
+    signed: dict[str, list[str]] = {patient: [] for patient in patients}
+    locks = {patient: asyncio.Lock() for patient in patients}
+
+    async def sign(order_id: str, patient: str, at: float | None = None) -> None:
+        if at is not None:
+            await asyncio.sleep(max(0.0, at - asyncio.get_running_loop().time()))
+        async with locks[patient]:
+            await platform.orders.SignOrder(
+                orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=order_id),
+                metadata=platform.signer, timeout=WAIT_S,
+            )  # fmt: skip
+            signed[patient].append(order_id)
+
+    # Delivered in commit order: once the warm-up arrives, the placements are all matched.
+    await sign(*warmup)
+    await until(lambda: all(len(e.accepted) == 1 for e in endpoints), "the warm-up")
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(*(sign(order_id, patient) for order_id, patient in burst))
+    await until(lambda: all(len(e.accepted) == 1 + len(burst) for e in endpoints), "the burst")
+    half_rate = len(burst) / (asyncio.get_running_loop().time() - started) / 2
+    start = asyncio.get_running_loop().time()
+    await asyncio.gather(*(
+        sign(order_id, patient, at=start + index / half_rate)
+        for index, (order_id, patient) in enumerate(offered)
+    ))  # fmt: skip
+
+    total = 1 + len(burst) + len(offered)
+    await until(lambda: all(len(e.accepted) == total for e in endpoints), "every notification")
+    for endpoint in endpoints:
+        assert len(endpoint.accepted_ids) == len(set(endpoint.accepted_ids)) == total
+        assert endpoint.attempts == total  # no webhook-id was posted twice
+        assert [d["sequence"] for d in endpoint.accepted] == list(range(1, total + 1))
+        for patient in patients:
+            assert [
+                d["order_id"] for d in endpoint.accepted if d["patient_id"] == patient
+            ] == signed[patient]
+
+
+async def place_orders(
+    platform: Platform, patients: list[str], count: int
+) -> list[tuple[str, str]]:
+    """``count`` orders placed, spread over ``patients``, 16 at a time: (order id, patient)."""
+    slots = asyncio.Semaphore(16)
+
+    async def place(patient: str) -> tuple[str, str]:
+        async with slots:
+            placed = await platform.orders.PlaceOrder(
+                orders_pb.PlaceOrderRequest(
+                    request_id=str(uuid.uuid4()), patient_id=patient, test_code="2823-3",
+                    priority=orders_pb.PRIORITY_STAT,
+                    reason_codes=[
+                        orders_pb.ReasonCode(system=orders_pb.CODE_SYSTEM_ICD10, code="N18.3")
+                    ],
+                ),
+                metadata=platform.clinician, timeout=WAIT_S,
+            )  # fmt: skip
+        return str(placed.order_id), patient
+
+    return list(await asyncio.gather(*(place(patients[i % len(patients)]) for i in range(count))))

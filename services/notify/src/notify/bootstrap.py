@@ -37,7 +37,7 @@ from notify.adapters.rendering import NotificationRenderer
 from notify.adapters.secrets import TransitSecretBox
 from notify.adapters.subscription_documents import SubscriptionDocuments
 from notify.adapters.subscription_store import WriteThroughSubscriptions
-from notify.adapters.wakeups import InProcessWakeups
+from notify.adapters.wakeups import FreshEntries, InProcessWakeups
 from notify.adapters.webhooks import WebhookSender
 from notify.application import NotifyApp
 from notify.domain.backoff import RetrySchedule
@@ -91,7 +91,7 @@ async def running_notify(
             patient_of=lambda _: "",
         )  # fmt: skip
         subscriptions = WriteThroughSubscriptions(repository, views)
-        wakeups = InProcessWakeups()
+        wakeups, fresh = InProcessWakeups(), FreshEntries()
         renderer = NotificationRenderer(kept, index, security.cipher)
         app = NotifyApp(
             subscriptions, feed, progress, renderer=renderer, secrets=secrets, sender=sender,
@@ -100,13 +100,15 @@ async def running_notify(
         )  # fmt: skip
         disclosures = AuditedDisclosures(parts.access_log)
         deliveries = WebhookDeliveries(
-            DeliveryParts(views, feed, progress, renderer, secrets, sender, disclosures, wakeups),
+            DeliveryParts(
+                views, feed, progress, renderer, secrets, sender, disclosures, wakeups, fresh
+            ),
             schedule=_retry_schedule(settings), poll_interval_s=settings.poll_interval_s,
         )  # fmt: skip
         parts.on_stop(deliveries.stop)
         facts = FactCache(index)
         matcher = Matcher(
-            MatcherParts(subscriptions, views, feed, kept, facts, security.cipher, wakeups),
+            MatcherParts(subscriptions, views, feed, kept, facts, security.cipher, wakeups, fresh),
             notify_topic=events_topic(service),
             owns=lambda subscription_id: store.partition_of(subscription_id)
             in store.owned_partitions,

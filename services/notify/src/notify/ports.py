@@ -3,7 +3,7 @@ MongoDB, Kafka, Vault Transit and HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -119,8 +119,13 @@ class Renderer(Protocol):
     """Feed entries as the owner may receive them now (authorization re-checked)."""
 
     async def render_all(
-        self, subscription: SubscriptionView, entries: Sequence[FeedEntry]
-    ) -> list[Notification]: ...
+        self,
+        subscription: SubscriptionView,
+        entries: Sequence[FeedEntry],
+        envelopes: Mapping[str, bytes | None] | None = None,
+    ) -> list[Notification]:
+        """``envelopes`` by event id when the caller holds them (else they are read)."""
+        ...
 
 
 class SecretBox(Protocol):
@@ -177,3 +182,15 @@ class Wakeups(Protocol):
     async def wait(self, subscription_id: str, timeout_s: float, *, seen: int) -> bool:
         """Until something is new since the mark ``seen``, or ``timeout_s``; True if woken."""
         ...
+
+
+class FreshEntries(Protocol):
+    """Entries this replica just numbered, with their envelopes, handed to webhook workers."""
+
+    def hand_over(self, entry: FeedEntry, envelope: bytes) -> None: ...
+
+    def after(
+        self, subscription_id: str, sequence: int, limit: int
+    ) -> list[tuple[FeedEntry, bytes]]: ...
+
+    def head(self, subscription_id: str) -> int | None: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -96,7 +96,10 @@ class Nothing:
         return None
 
     async def render_all(
-        self, subscription: SubscriptionView, entries: Sequence[FeedEntry]
+        self,
+        subscription: SubscriptionView,
+        entries: Sequence[FeedEntry],
+        envelopes: Mapping[str, bytes | None] | None = None,
     ) -> list[Notification]:
         return []
 

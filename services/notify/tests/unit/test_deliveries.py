@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from clinical_platform.access.records import RequestOrigin
-from notify.adapters.wakeups import InProcessWakeups
+from notify.adapters.wakeups import FreshEntries, InProcessWakeups
 from notify.domain.backoff import RetrySchedule
 from notify.domain.delivery import Delivery
 from notify.domain.feed import FeedEntry
@@ -94,7 +94,10 @@ class FakeStore:
         raise NotImplementedError
 
     async def render_all(
-        self, subscription: SubscriptionView, entries: Sequence[FeedEntry]
+        self,
+        subscription: SubscriptionView,
+        entries: Sequence[FeedEntry],
+        envelopes: Mapping[str, bytes | None] | None = None,
     ) -> list[Notification]:
         return [
             Notification(e.subscription_id, e.sequence, e.topic.value, e.occurred_at)
@@ -130,6 +133,19 @@ def _entry(sequence: int) -> FeedEntry:
                      "patient", f"order-{sequence}", "", 1, NOW)  # fmt: skip
 
 
+def _deliveries(
+    views: FakeViews,
+    store: FakeStore,
+    sender: RecordingSender,
+    wakeups: InProcessWakeups,
+    fresh: FreshEntries,
+) -> WebhookDeliveries:
+    parts = DeliveryParts(views, store, store, store, store, sender, store, wakeups, fresh)
+    schedule = RetrySchedule(timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=3))
+    # A poll interval far longer than a test: only a signal can make the worker read again.
+    return WebhookDeliveries(parts, schedule=schedule, poll_interval_s=60.0, clock=lambda: NOW)
+
+
 async def _next_post(sender: RecordingSender) -> list[str]:
     return await asyncio.wait_for(sender.signed_with.get(), timeout=5)
 
@@ -137,12 +153,7 @@ async def _next_post(sender: RecordingSender) -> list[str]:
 async def test_a_rotation_made_on_this_replica_signs_the_very_next_post_with_both_secrets() -> None:
     views, store = FakeViews(_view(WebhookSecret("sealed:old"))), FakeStore()
     sender, wakeups = RecordingSender(), InProcessWakeups()
-    parts = DeliveryParts(views, store, store, store, store, sender, store, wakeups)
-    schedule = RetrySchedule(timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=3))
-    # A poll interval far longer than the test: only the signal can make the worker re-read.
-    deliveries = WebhookDeliveries(
-        parts, schedule=schedule, poll_interval_s=60.0, clock=lambda: NOW
-    )
+    deliveries = _deliveries(views, store, sender, wakeups, FreshEntries())
     store.feed.append(_entry(1))
     deliveries.track(views.view)
     try:
@@ -160,3 +171,31 @@ async def test_a_rotation_made_on_this_replica_signs_the_very_next_post_with_bot
 
     assert first == ["old"]
     assert second == ["new", "old"]
+
+
+async def test_a_notification_handed_over_by_the_matcher_is_posted_without_reading_the_feed() -> (
+    None
+):
+    views, store = FakeViews(_view(WebhookSecret("sealed:s"))), FakeStore()
+    sender, wakeups, fresh = RecordingSender(), InProcessWakeups(), FreshEntries()
+    deliveries = _deliveries(views, store, sender, wakeups, fresh)
+    store.feed.append(_entry(1))
+    deliveries.track(views.view)
+    try:
+        await _next_post(sender)  # the first of an interval comes from the feed as stored
+        fresh.hand_over(_entry(2), b"envelope-2")  # numbered, not (yet) readable in the feed
+        wakeups.wake(SUBSCRIPTION)
+
+        assert await _next_post(sender) == ["s"]
+    finally:
+        await deliveries.stop()
+
+
+def test_handed_over_entries_come_out_gapless_from_the_next_number() -> None:
+    fresh = FreshEntries(kept_per_subscription=3)
+    for sequence in (1, 2, 3, 4):
+        fresh.hand_over(_entry(sequence), b"")
+
+    assert [entry.sequence for entry, _ in fresh.after(SUBSCRIPTION, 2, limit=10)] == [3, 4]
+    assert fresh.after(SUBSCRIPTION, 0, limit=10) == []  # 1 was let go: read the feed
+    assert fresh.head(SUBSCRIPTION) == 4

@@ -7,7 +7,7 @@ is decrypted from the kept envelope only when the decision allows it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -37,10 +37,16 @@ class NotificationRenderer:
         self._cipher = cipher
 
     async def render_all(
-        self, subscription: SubscriptionView, entries: Sequence[FeedEntry]
+        self,
+        subscription: SubscriptionView,
+        entries: Sequence[FeedEntry],
+        envelopes: Mapping[str, bytes | None] | None = None,
     ) -> list[Notification]:
-        """Several notifications, reading their kept envelopes in one query."""
-        envelopes = await self._kept.envelopes([e.event_id for e in entries])
+        """Several notifications, reading their kept envelopes in one query (unless given)."""
+        if not entries:
+            return []
+        if envelopes is None:
+            envelopes = await self._kept.envelopes([e.event_id for e in entries])
         return [
             await self._render(subscription, entry, envelopes[entry.event_id]) for entry in entries
         ]

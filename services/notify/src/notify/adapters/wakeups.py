@@ -1,4 +1,5 @@
-"""In-process signals "subscription X changed or has something new", for streams and workers.
+"""In-process signals "subscription X changed or has something new", for streams and workers,
+and the hand-off of freshly numbered entries to webhook workers.
 
 A waiter notes `news` before it reads the feed and passes it to `wait`, which returns at once
 when a `wake` came in between: a notification numbered while the waiter was reading is never
@@ -11,7 +12,9 @@ through `changed` at once.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
+
+from notify.domain.feed import FeedEntry
 
 
 class InProcessWakeups:
@@ -50,3 +53,40 @@ class InProcessWakeups:
         except TimeoutError:
             return False
         return True
+
+
+class FreshEntries:
+    """Entries this replica's matcher just numbered, with their kept envelopes, handed to the
+    subscription's webhook worker in memory: the hot path reads no feed or envelope back from
+    the database. A few per subscription; the worker reads the database when they run out."""
+
+    def __init__(self, kept_per_subscription: int = 256) -> None:
+        self._kept = kept_per_subscription
+        self._entries: dict[str, deque[tuple[FeedEntry, bytes]]] = {}
+        self._heads: dict[str, int] = {}
+
+    def hand_over(self, entry: FeedEntry, envelope: bytes) -> None:
+        key = entry.subscription_id
+        self._entries.setdefault(key, deque(maxlen=self._kept)).append((entry, envelope))
+        self._heads[key] = max(entry.sequence, self._heads.get(key, 0))
+
+    def after(
+        self, subscription_id: str, sequence: int, limit: int
+    ) -> list[tuple[FeedEntry, bytes]]:
+        """Up to ``limit`` entries numbered ``sequence + 1`` on, without a gap (older ones are
+        dropped: the worker is past them); empty when the next one is not held here."""
+        held = self._entries.get(subscription_id)
+        if not held:
+            return []
+        while held and held[0][0].sequence <= sequence:
+            held.popleft()
+        found: list[tuple[FeedEntry, bytes]] = []
+        for entry, envelope in held:
+            if entry.sequence != sequence + 1 + len(found) or len(found) == limit:
+                break
+            found.append((entry, envelope))
+        return found
+
+    def head(self, subscription_id: str) -> int | None:
+        """The newest number handed over for the subscription (None: none since start)."""
+        return self._heads.get(subscription_id)

@@ -33,6 +33,7 @@ from notify.ports import (
     DeliveryProgress,
     Disclosures,
     Feed,
+    FreshEntries,
     Renderer,
     SecretBox,
     SubscriptionViews,
@@ -60,6 +61,7 @@ class DeliveryParts:
     sender: WebhookSender
     disclosures: Disclosures
     wakeups: Wakeups
+    fresh: FreshEntries
 
 
 class WebhookDeliveries:
@@ -138,6 +140,7 @@ class WebhookDeliveries:
             return False
         delivery = await parts.progress.delivery(subscription_id)
         pending: deque[Notification] = deque()
+        read_stored = True  # once an interval, whatever was handed over: the feed as stored
         until = time.monotonic() + self._poll_s
         try:
             while (left := until - time.monotonic()) > 0:
@@ -156,10 +159,8 @@ class WebhookDeliveries:
                     await wakeups.wait(subscription_id, min(wait, left), seen=news)
                     continue
                 if not pending or pending[0].sequence != target:
-                    entries = await parts.feed.entries(
-                        subscription_id, after=target - 1, limit=_BATCH
-                    )
-                    pending = deque(await parts.renderer.render_all(view, entries))
+                    pending = deque(await self._next_batch(view, target, read_stored))
+                    read_stored = False
                     if not pending or pending[0].sequence != target:
                         await self._saver.flush(subscription_id, delivery)
                         await wakeups.wait(subscription_id, left, seen=news)
@@ -169,6 +170,22 @@ class WebhookDeliveries:
         finally:
             await self._saver.flush(subscription_id, delivery)
         return True
+
+    async def _next_batch(
+        self, view: SubscriptionView, target: int, read_stored: bool
+    ) -> list[Notification]:
+        """Notifications from ``target`` on: as the matcher handed them over, else from the
+        feed, unless the matcher has numbered nothing that far (nothing to read)."""
+        parts, key = self._parts, view.subscription_id
+        fresh = parts.fresh.after(key, target - 1, _BATCH)
+        if fresh:
+            envelopes = {entry.event_id: envelope for entry, envelope in fresh}
+            return await parts.renderer.render_all(view, [e for e, _ in fresh], envelopes)
+        head = parts.fresh.head(key)
+        if not read_stored and head is not None and head < target:
+            return []
+        entries = await parts.feed.entries(key, after=target - 1, limit=_BATCH)
+        return await parts.renderer.render_all(view, entries)
 
     async def _attempt(
         self, view: SubscriptionView, delivery: Delivery, notification: Notification

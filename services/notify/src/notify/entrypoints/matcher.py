@@ -37,7 +37,15 @@ from notify.domain.events import ClinicalEvent, matches
 from notify.domain.feed import FeedEntry
 from notify.domain.subscription import SubscriptionView
 from notify.policy import in_scope
-from notify.ports import Feed, KeptEvents, NumberTaken, Subscriptions, SubscriptionViews, Wakeups
+from notify.ports import (
+    Feed,
+    FreshEntries,
+    KeptEvents,
+    NumberTaken,
+    Subscriptions,
+    SubscriptionViews,
+    Wakeups,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +65,7 @@ class MatcherParts:
     facts: FactCache
     cipher: EnvelopeCipher
     wakeups: Wakeups
+    fresh: FreshEntries
 
 
 @dataclass
@@ -176,13 +185,12 @@ class Matcher:
         ]  # fmt: skip
         if not interested:
             return
-        await self._parts.kept.keep(
-            envelope.event_id, envelope.patient_id, envelope.SerializeToString()
-        )
+        kept = envelope.SerializeToString()
+        await self._parts.kept.keep(envelope.event_id, envelope.patient_id, kept)
         for active in interested:
-            await self._number(active, event)
+            await self._number(active, event, kept)
 
-    async def _number(self, active: _Active, event: ClinicalEvent) -> None:
+    async def _number(self, active: _Active, event: ClinicalEvent, kept: bytes) -> None:
         subscription_id = active.view.subscription_id
         for _ in range(3):
             entry = FeedEntry(
@@ -195,6 +203,8 @@ class Matcher:
                 if await self._parts.feed.append(entry):
                     active.next_sequence += 1
                     self.matched += 1
+                    if active.view.webhook_url:
+                        self._parts.fresh.hand_over(entry, kept)
                     self._parts.wakeups.wake(subscription_id)
                 return
             except NumberTaken:

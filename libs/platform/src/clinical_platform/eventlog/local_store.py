@@ -81,7 +81,7 @@ class PartitionStore:
         self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         self._versions: OrderedDict[str, int] = OrderedDict()
         self._hashes: OrderedDict[str, bytes] = OrderedDict()
-        self._outcomes: OrderedDict[str, RecordedOutcome] = OrderedDict()
+        self._outcomes: OrderedDict[str, RecordedOutcome | None] = OrderedDict()
 
     def close(self) -> None:
         self._db.close()
@@ -113,15 +113,15 @@ class PartitionStore:
     def outcome_of(self, aggregate_id: str, request_id: str) -> RecordedOutcome | None:
         """The outcome of an earlier command with this request id, if there was one."""
         key = request_key(aggregate_id, request_id)
-        outcome = self._outcomes.get(key)
-        if outcome is None:
-            row = self._db.execute(_MAX_VERSION, (key,)).fetchone()
-            if row[0] is None:
-                return None
-            # The row's key names the aggregate and its version is the outcome's (older rows
-            # repeat both in a JSON state, which is no longer read).
-            outcome = RecordedOutcome(aggregate_id, int(row[0]))
-            _remember(self._outcomes, key, outcome)
+        if key in self._outcomes:
+            return self._outcomes[key]
+        row = self._db.execute(_MAX_VERSION, (key,)).fetchone()
+        # The row's key names the aggregate and its version is the outcome's (older rows repeat
+        # both in a JSON state, which is no longer read). A new request id is asked about twice
+        # (by the repository, then by the writer): its absence is remembered too, until `apply`
+        # records its outcome or a catch-up clears the index.
+        outcome = None if row[0] is None else RecordedOutcome(aggregate_id, int(row[0]))
+        _remember(self._outcomes, key, outcome)
         return outcome
 
     def envelopes(self, aggregate_id: str, after_version: int = 0) -> list[Envelope]:

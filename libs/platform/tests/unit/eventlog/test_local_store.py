@@ -88,3 +88,29 @@ def test_catch_up_skips_records_already_held_and_still_advances_the_offset(
     assert store.outcome_of(note, "req-3") == RecordedOutcome(note, 3)
     assert [e.aggregate_version for e in store.envelopes(note)] == [1, 2, 3]
     assert store.next_offset() == 3
+
+
+def test_a_request_id_asked_about_before_its_commit_has_its_outcome_after_it(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    note = str(uuid.uuid4())
+    before = store.outcome_of(note, "req-1")
+
+    store.apply([_record(0, note, 1, "req-1")])
+
+    assert before is None
+    assert store.outcome_of(note, "req-1") == RecordedOutcome(note, 1)
+
+
+def test_a_request_id_asked_about_before_a_catch_up_has_its_outcome_after_it(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    note = str(uuid.uuid4())
+    before = store.outcome_of(note, "req-1")
+
+    store.apply_from_log([_record(0, note, 1, "req-1")])
+
+    assert before is None
+    assert store.outcome_of(note, "req-1") == RecordedOutcome(note, 1)

@@ -49,6 +49,8 @@ class ProjectionRun:
     raw_eps: float
     burst: int
     lag_after_burst_s: float
+    scanning_queries: int
+    """Of the orders read model's query shapes, how many ``explain`` shows scanning the table."""
 
 
 class _Timed:
@@ -88,6 +90,8 @@ async def measure_projection(
         )  # fmt: skip
         projection = _Timed(OrdersProjection(name=f"bench-{run}", topic=topic))
         await projection.setup(database)
+        # The floor writes into a collection indexed like the read model: same documents, same work.
+        await OrdersProjection(name="raw", topic=topic, collection="raw_orders").setup(database)
         await _prefill(database, ["orders", "raw_orders"], prefill)
         async with running_security(settings) as security:
             backlog = await _placed(security.cipher, projection, events)
@@ -111,7 +115,27 @@ async def measure_projection(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-    return ProjectionRun(events, prefill, projection_eps, raw_eps, burst, lag_s)
+        scanning = await _scanning_queries(database, backlog[0][1])
+    return ProjectionRun(events, prefill, projection_eps, raw_eps, burst, lag_s, scanning)
+
+
+async def _scanning_queries(database: AsyncDatabase[Any], order: dict[str, Any]) -> int:
+    """The read model's query shapes (GetOrder, ListOrders with and without a status) whose
+    plan scans the collection or filters outside the database."""
+    shapes = [
+        {"filter": {"_id": order["_id"]}},
+        {"filter": {"patient_id": order["patient_id"], "forgotten": {"$ne": True}},
+         "sort": {"placed_at": -1, "_id": 1}},
+        {"filter": {"patient_id": order["patient_id"], "status": "draft"},
+         "sort": {"placed_at": -1, "_id": 1}},
+    ]  # fmt: skip
+    scanning = 0
+    for shape in shapes:
+        plan = await database.command("explain", {"find": "orders", **shape})
+        steps = " ".join(str(step) for step in plan.get("queryPlanner", {}).get("Plan", []))
+        if "SCAN" in steps or not plan.get("filterPushdown", True):
+            scanning += 1
+    return scanning
 
 
 async def _placed(

@@ -14,7 +14,7 @@ from bench.report import Figure
 from bench.rss import measure_idle_rss
 
 # Quick mode: enough to see every figure computed, small enough for CI (well under a minute).
-_QUICK = {"calls": 30, "seconds": 1.0, "events": 1_000, "prefill": 0, "burst": 300, "idle": 2.0}
+_QUICK = {"calls": 20, "seconds": 0.5, "events": 500, "prefill": 0, "burst": 200, "idle": 1.0}
 _FULL = {"calls": 300, "seconds": 5.0, "events": 20_000, "prefill": 100_000, "burst": 5_000,
          "idle": 10.0}  # fmt: skip
 
@@ -71,6 +71,8 @@ def _projection_figures(run: ProjectionRun) -> list[Figure]:
                "projection_eps / projection_raw_eps (target >= 0.6)"),
         Figure("projection_lag_after_burst_s", run.lag_after_burst_s, "s", 2,
                f"a burst of {run.burst} events on the live runner: last send -> all applied"),
+        Figure("projection_scanning_queries", run.scanning_queries, "of 3", 0,
+               "orders read-model query shapes whose explain shows a table scan (target 0)"),
     ]  # fmt: skip
 
 

@@ -7,6 +7,7 @@ including topics created later (found within ``metadata_max_age_ms``), e.g. ever
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
@@ -116,6 +117,7 @@ class ProjectionRunner:
             listener = _DeadLetterTopicsOnAssignment(self._kafka, self._replication_factor)
             consumer.subscribe(pattern=pattern, listener=listener)
         dead_letters = dead_letter_producer(self._kafka)
+        committing: asyncio.Task[None] | None = None
         try:
             # Inside the try: a runner restarted after Kafka was away must not leak clients.
             await consumer.start()
@@ -133,10 +135,18 @@ class ProjectionRunner:
                 # Written, so readers may go; the commit after only makes it durable.
                 for announced in self._announce_to:
                     announced.publish(applied)
-                await consumer.commit()
+                # The commit's round trip overlaps the next fetch and write: it names this
+                # batch's offsets (written), and one commit at a time keeps them in order.
+                if committing is not None:
+                    await committing
+                written = {partition: rs[-1].offset + 1 for partition, rs in batch.items()}
+                committing = asyncio.create_task(consumer.commit(written))
         finally:
             for announced in self._announce_to:
                 announced.withdraw(self)
+            if committing is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await committing
             for client in (consumer, dead_letters):
                 with contextlib.suppress(Exception):
                     await client.stop()

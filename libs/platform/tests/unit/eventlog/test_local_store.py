@@ -90,27 +90,15 @@ def test_catch_up_skips_records_already_held_and_still_advances_the_offset(
     assert store.next_offset() == 3
 
 
-def test_a_request_id_asked_about_before_its_commit_has_its_outcome_after_it(
-    tmp_path: Path,
+@pytest.mark.parametrize("record", ["apply", "apply_from_log"])
+def test_a_request_id_asked_about_before_it_is_recorded_has_its_outcome_after(
+    tmp_path: Path, record: str
 ) -> None:
     store = _store(tmp_path)
     note = str(uuid.uuid4())
     before = store.outcome_of(note, "req-1")
 
-    store.apply([_record(0, note, 1, "req-1")])
-
-    assert before is None
-    assert store.outcome_of(note, "req-1") == RecordedOutcome(note, 1)
-
-
-def test_a_request_id_asked_about_before_a_catch_up_has_its_outcome_after_it(
-    tmp_path: Path,
-) -> None:
-    store = _store(tmp_path)
-    note = str(uuid.uuid4())
-    before = store.outcome_of(note, "req-1")
-
-    store.apply_from_log([_record(0, note, 1, "req-1")])
+    getattr(store, record)([_record(0, note, 1, "req-1")])
 
     assert before is None
     assert store.outcome_of(note, "req-1") == RecordedOutcome(note, 1)

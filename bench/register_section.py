@@ -17,6 +17,7 @@ gives the latency at that load.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from clinical_testing.endpoints import ServerEndpoints
 
 from bench.load import percentile_ms
 from bench.matching.febrl import febrl2
+from bench.matching.projection_lag import catch_up_after_burst
 from bench.matching.register import ServedPatient, served_patient
 from bench.matching.synthetic import synthetic_people
 from bench.matching_eval import eval_settings
@@ -51,7 +53,7 @@ async def run_section(options: Options, servers: ServerEndpoints) -> list[Figure
             progress(f"register: {measured} registrations one in flight, index from 0")
             at_0 = await _one_in_flight(patient, islice(records, measured))
             progress(f"register: seeding the blocking index with {seeded} synthetic people")
-            _seed(patient, seeded)
+            await _seed(patient, seeded)
             progress(f"register: {measured} registrations one in flight at {seeded}")
             at_seeded = await _one_in_flight(patient, islice(records, measured))
             progress(f"register: {LOAD_CALLERS} callers for the maximum rate")
@@ -59,6 +61,8 @@ async def run_section(options: Options, servers: ServerEndpoints) -> list[Figure
             offered = maximum / 2
             progress(f"register: an open loop offering {offered:.0f}/s")
             latencies = await _open_loop(patient, islice(records, measured), offered)
+            progress("register: the read model catching up after the burst")
+            caught_up = await catch_up_after_burst(patient.running, patient.registered)
     size = f"{seeded // 1000}k"
     return [
         Figure("register_rps_at_0", at_0, "req/s", 1, "one in flight, index growing from 0"),
@@ -72,13 +76,22 @@ async def run_section(options: Options, servers: ServerEndpoints) -> list[Figure
                f"open loop at {offered:.0f}/s (half the maximum), {size} indexed"),
         Figure("register_p99_ms_at_half_load", percentile_ms(latencies, 99), "ms", 1,
                "the same, 99th percentile"),
+        Figure("patient_projection_behind_events", caught_up.behind_events, "events", 0,
+               "read model lag when the registrations stopped"),
+        Figure("patient_projection_catch_up_s", caught_up.seconds, "s", 2,
+               "until the read model held every registration (FerretDB)"),
+        Figure("patient_projection_eps", caught_up.events_per_s, "events/s", 1,
+               "events applied per second while catching up"),
     ]  # fmt: skip
 
 
-def _seed(patient: ServedPatient, count: int) -> None:
+async def _seed(patient: ServedPatient, count: int) -> None:
     index = patient.running.candidates
-    for demographics in synthetic_people(count):
+    for number, demographics in enumerate(synthetic_people(count)):
         index.record(uuid.uuid4(), 1, demographics)
+        if number % 500 == 0:
+            await asyncio.sleep(0)  # the service's consumers must keep their heartbeats
+    gc.freeze()  # as the service does after rebuilding its index from the log
 
 
 async def _one_in_flight(patient: ServedPatient, records: Records) -> float:

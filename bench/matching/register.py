@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -83,13 +83,18 @@ class ServedPatient:
     auth: tuple[tuple[str, str], ...]
     running: RunningPatient
     service: str
+    registered: list[str] = field(default_factory=list)
 
     async def register(self, request_id: str, demographics: PatientDemographics) -> Any:
         """RegisterPatient, as a registrar; the RegisterPatientResponse."""
         request = pb.RegisterPatientRequest(
             request_id=f"{self.service}-{request_id}", demographics=demographics_to(demographics)
         )
-        return await self.stub.RegisterPatient(request, metadata=self.auth, timeout=CALL_TIMEOUT_S)
+        response = await self.stub.RegisterPatient(
+            request, metadata=self.auth, timeout=CALL_TIMEOUT_S
+        )
+        self.registered.append(response.patient_id)
+        return response
 
 
 @asynccontextmanager

@@ -11,6 +11,7 @@ import ipaddress
 import re
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -198,6 +199,8 @@ def _is_uuid(text: str) -> bool:
     return _CANONICAL_UUID.match(text) is not None
 
 
+# A client's address repeats from command to command; parsing it costs more than a lookup.
+@lru_cache(maxsize=4096)
 def _is_ip_or_empty(text: str) -> bool:
     if not text:
         return True

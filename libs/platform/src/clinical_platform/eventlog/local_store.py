@@ -1,9 +1,11 @@
-"""The local state store of one owned partition, on eventsourcing's SQLite process recorder.
+"""The local state store of one owned partition, in the tables of eventsourcing's SQLite
+process recorder.
 
 It indexes the partition's events by aggregate for fast loads, enforces (aggregate id, version)
 uniqueness, remembers each command's outcome by request id, and records the offset of the last
-applied record, all in one SQLite transaction. It is a cache of the topic: delete the file and
-the writer rebuilds it from Kafka on start.
+applied record, all in one SQLite transaction (one statement for a commit's or a catch-up
+fetch's rows). It is a cache of the topic: delete the file and the writer rebuilds it from Kafka
+on start.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ async def measure_read_your_writes(
             await orders.place_then_read()
         one_in_flight = [await orders.place_then_read() for _ in range(calls)]
         max_per_s = await _closed_loop_rate(orders, seconds)
-        offered = max_per_s / 2
+        offered = max(max_per_s / 2, 1.0)
         at_offered = await _open_loop(orders, offered, seconds)
     return ReadYourWritesRun(one_in_flight, max_per_s, offered, at_offered)
 

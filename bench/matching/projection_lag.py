@@ -23,11 +23,18 @@ POLL_S = 0.25
 @dataclass(frozen=True)
 class CatchUp:
     behind_events: int
+    applied_events: int
     seconds: float
+    caught_up: bool
 
     @property
     def events_per_s(self) -> float:
-        return self.behind_events / self.seconds if self.seconds > 0 else float("nan")
+        return self.applied_events / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def catch_up_s(self) -> float:
+        """How long until it held everything; NaN when it did not within the wait."""
+        return self.seconds if self.caught_up else float("nan")
 
 
 async def applied_events(patient: RunningPatient) -> int:
@@ -38,14 +45,16 @@ async def applied_events(patient: RunningPatient) -> int:
 
 
 async def catch_up_after_burst(
-    patient: RunningPatient, patient_ids: Sequence[str], *, within_s: float = 300
+    patient: RunningPatient, patient_ids: Sequence[str], *, within_s: float
 ) -> CatchUp:
-    """Wait until the read model holds every event of ``patient_ids``; how many and how long."""
+    """Wait (at most ``within_s``) until the read model holds every event of ``patient_ids``."""
     committed = sum(patient.store.current_version(str(UUID(p))) for p in patient_ids)
     started = time.perf_counter()
-    behind = committed - await applied_events(patient)
-    while await applied_events(patient) < committed:
-        if time.perf_counter() - started > within_s:
-            break
+    first = applied = await applied_events(patient)
+    while applied < committed and time.perf_counter() - started < within_s:
         await asyncio.sleep(POLL_S)
-    return CatchUp(max(behind, 0), time.perf_counter() - started)
+        applied = await applied_events(patient)
+    return CatchUp(
+        max(committed - first, 0), applied - first, time.perf_counter() - started,
+        applied >= committed,
+    )  # fmt: skip

@@ -187,8 +187,14 @@ class Matcher:
             return
         kept = envelope.SerializeToString()
         await self._parts.kept.keep(envelope.event_id, envelope.patient_id, kept)
-        for active in interested:
-            await self._number(active, event, kept)
+        # Each subscription's numbers are its own: the subscribers' feed inserts go together,
+        # so one more subscriber adds no round trip. All finish before a failure is retried.
+        numbered = await asyncio.gather(
+            *(self._number(active, event, kept) for active in interested), return_exceptions=True
+        )
+        for failure in numbered:
+            if isinstance(failure, BaseException):
+                raise failure
 
     async def _number(self, active: _Active, event: ClinicalEvent, kept: bytes) -> None:
         subscription_id = active.view.subscription_id

@@ -58,6 +58,11 @@ async def publish_envelopes(bootstrap: str, topic: str, *envelopes: Envelope) ->
         await producer.stop()
 
 
+async def record_values(bootstrap: str, topic: str, *, committed: bool = True) -> list[bytes]:
+    """The values of every record on the topic, undecoded (a poison record is no Envelope)."""
+    return [record.value for record in await read_records(bootstrap, topic, committed=committed)]
+
+
 async def offsets_used(bootstrap: str, topic: str) -> int:
     """The sum of the topic's high watermarks: every record written, aborted or not, counts."""
     kafka = KafkaConnection(bootstrap)

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
+from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
@@ -24,7 +25,6 @@ from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
 from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
 from orders.bootstrap import RunningOrders, running_orders
@@ -84,10 +84,8 @@ async def order_stub(
     orders_service: RunningOrders,
 ) -> AsyncIterator[orders_pb2_grpc.OrderServiceStub]:
     """A client of the service, served on a free loopback port."""
-    server = await start_grpc_server(host="127.0.0.1", port=0, services=orders_service.services)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with channel_to(orders_service.services) as channel:
         yield orders_pb2_grpc.OrderServiceStub(channel)
-    await server.stop(0)
 
 
 @pytest.fixture

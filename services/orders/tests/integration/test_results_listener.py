@@ -11,13 +11,13 @@ import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import read_topic
+from clinical_testing.kafka import publish_envelopes
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.events.v1.results_events_pb2 import ResultPosted
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
-from clinical_platform.clients.kafka import build_producer
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.projections import dead_letter_topic
 from orders.settings import OrdersSettings
@@ -48,17 +48,6 @@ def result_posted(order_id: str, patient_id: str) -> Envelope:
     return envelope
 
 
-async def publish(servers: ServerEndpoints, topic: str, *envelopes: Envelope) -> None:
-    producer = build_producer(servers.kafka)
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            key = envelope.aggregate_id.encode()
-            await producer.send_and_wait(topic, envelope.SerializeToString(), key=key)
-    finally:
-        await producer.stop()
-
-
 async def signed_order(
     place_order: PlaceOrder, sign_order: SignOrder
 ) -> tuple[pb.PlaceOrderResponse, str]:
@@ -85,7 +74,9 @@ async def test_a_posted_result_makes_the_signed_order_resulted_once(
     posted = result_posted(placed.order_id, patient_id)
 
     # Delivered twice: the listener must record the fact once.
-    await publish(servers, orders_settings.results_events_topic, posted, posted)
+    await publish_envelopes(
+        servers.kafka_bootstrap_servers, orders_settings.results_events_topic, posted, posted
+    )
 
     got = await order_stub.GetOrder(
         pb.GetOrderRequest(order_id=placed.order_id, min_version=3), metadata=clinician, timeout=10
@@ -109,8 +100,10 @@ async def test_a_resulted_order_can_no_longer_be_cancelled(
     clinician: Metadata, servers: ServerEndpoints, orders_settings: OrdersSettings,
 ) -> None:  # fmt: skip
     placed, patient_id = await signed_order(place_order, sign_order)
-    await publish(
-        servers, orders_settings.results_events_topic, result_posted(placed.order_id, patient_id)
+    await publish_envelopes(
+        servers.kafka_bootstrap_servers,
+        orders_settings.results_events_topic,
+        result_posted(placed.order_id, patient_id),
     )
     await order_stub.GetOrder(
         pb.GetOrderRequest(order_id=placed.order_id, min_version=3), metadata=clinician, timeout=10
@@ -137,8 +130,7 @@ async def test_a_result_for_a_cancelled_order_is_dead_lettered_and_the_listener_
     later, later_patient = await signed_order(place_order, sign_order)
     refused = result_posted(cancelled.order_id, cancelled_patient)
 
-    await publish(
-        servers, orders_settings.results_events_topic,
+    await publish_envelopes(servers.kafka_bootstrap_servers, orders_settings.results_events_topic,
         refused, result_posted(later.order_id, later_patient),
     )  # fmt: skip
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
@@ -27,17 +26,6 @@ Metadata = tuple[tuple[str, str]]
 Register = Callable[..., Awaitable[pb.RegisterPatientResponse]]
 Stub = patient_pb2_grpc.PatientServiceStub
 TIMEOUT_S = 20.0
-
-
-@pytest.fixture
-async def second_database(servers: ServerEndpoints) -> AsyncIterator[AsyncDatabase[Any]]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(servers.mongodb_url, tz_aware=True)
-    name = unique_name("test_")
-    try:
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 async def _documents(db: AsyncDatabase[Any], collections: list[str]) -> dict[str, list[Any]]:

@@ -16,7 +16,9 @@ from typing import Any
 import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.kafka import publish_envelopes
 from clinical_testing.plugin import TopicFactory, unique_name
+from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
@@ -28,9 +30,8 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
-from clinical_platform.clients.kafka import build_admin, build_producer
+from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
 from results.bootstrap import RunningResults, running_results
@@ -92,10 +93,8 @@ async def result_stub(
     results_service: RunningResults,
 ) -> AsyncIterator[results_pb2_grpc.ResultServiceStub]:
     """A client of the service, served on a free loopback port."""
-    server = await start_grpc_server(host="127.0.0.1", port=0, services=results_service.services)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+    async with channel_to(results_service.services) as channel:
         yield results_pb2_grpc.ResultServiceStub(channel)
-    await server.stop(0)
 
 
 @pytest.fixture
@@ -136,17 +135,6 @@ def _payload(event_type: str, patient_id: str) -> Message:
             return order_events.OrderCancelled(cancelled_by="dr-ordering", reason="declined")
 
 
-async def publish(servers: ServerEndpoints, topic: str, *envelopes: Envelope) -> None:
-    producer = build_producer(servers.kafka)
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            key = envelope.aggregate_id.encode()
-            await producer.send_and_wait(topic, envelope.SerializeToString(), key=key)
-    finally:
-        await producer.stop()
-
-
 @pytest.fixture
 def publish_order(
     servers: ServerEndpoints, results_settings: ResultsSettings
@@ -160,7 +148,9 @@ def publish_order(
             order_envelope(order_id, version, event_type, _payload(event_type, patient_id))
             for version, event_type in enumerate(history, start=1)
         ]
-        await publish(servers, results_settings.orders_events_topic, *envelopes)
+        await publish_envelopes(
+            servers.kafka_bootstrap_servers, results_settings.orders_events_topic, *envelopes
+        )
         return order_id, patient_id, len(history)
 
     return publish_history

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import pytest
-from aiokafka import TopicPartition
 from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.plugin import unique_name
+from clinical_testing.kafka import record_values
 from clinical_testing.tokens import TokenMint
-from pymongo import AsyncMongoClient
+from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
-from clinical_platform.clients.kafka import build_consumer, build_producer
+from clinical_platform.clients.kafka import build_producer
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.projections.entrypoint import project
@@ -31,17 +29,6 @@ pytestmark = pytest.mark.integration
 
 Metadata = tuple[tuple[str, str], ...]
 PublishOrder = Callable[..., Awaitable[tuple[str, str, int]]]
-
-
-@pytest.fixture
-async def second_database(servers: ServerEndpoints) -> AsyncIterator[AsyncDatabase[Any]]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(servers.mongodb_url, tz_aware=True)
-    name = unique_name("test_")
-    try:
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def potassium(value: str) -> pb.Observation:
@@ -130,27 +117,9 @@ async def test_a_poison_order_event_is_dead_lettered_and_the_view_keeps_going(
     )  # fmt: skip
 
     assert posted.version == 1
-    for _ in range(100):
-        dead = await _raw_values(servers, dead_letter_topic(orders_topic))
-        if dead:
-            break
-        await asyncio.sleep(0.1)
+    dead = await eventually(
+        lambda: record_values(
+            servers.kafka_bootstrap_servers, dead_letter_topic(orders_topic), committed=False
+        )
+    )
     assert dead == [b"\x00garbage"]
-
-
-async def _raw_values(servers: ServerEndpoints, topic: str) -> list[bytes]:
-    """Every value on a one-partition topic, undecoded (a poison record is not an Envelope)."""
-    consumer = build_consumer(servers.kafka, isolation_level="read_uncommitted")
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        values: list[bytes] = []
-        while await consumer.position(partition) < end:
-            fetched = await consumer.getmany(partition, timeout_ms=1000)
-            values += [record.value for record in fetched.get(partition, [])]
-        return values
-    finally:
-        await consumer.stop()

@@ -15,6 +15,7 @@ from clinical_platform.projections.documents import (
 from clinical_platform.projections.projection import (
     MessageProjection,
     Projection,
+    TopicProjection,
 )
 from clinical_platform.projections.rebuild import rebuild_projection
 from clinical_platform.projections.runner import ProjectionRunner, dead_letter_topic
@@ -25,6 +26,7 @@ __all__ = [
     "MessageProjection",
     "Projection",
     "ProjectionRunner",
+    "TopicProjection",
     "VersionedChange",
     "applied_versions",
     "apply_changes",

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from google.protobuf.message import Message
+from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.projections.documents import ensure_indexes
 
 MessageT = TypeVar("MessageT", bound=Message)
 
@@ -74,3 +76,43 @@ class MessageProjection(Protocol[MessageT]):
     def decode(self, value: bytes) -> MessageT: ...
 
     async def apply(self, message: MessageT, db: AsyncDatabase[Any]) -> None: ...
+
+
+class TopicProjection:
+    """What most projections share: a name (its consumer group), the one topic it reads, the
+    collection it owns (if any) and that collection's indexes.
+
+    Subclasses set `INDEXES` and write ``apply`` (or ``changes``, for a `ChangeProjection`).
+    """
+
+    INDEXES: Sequence[IndexModel] = ()
+
+    def __init__(self, *, name: str, topic: str, collection: str | None = None) -> None:
+        self._name = name
+        self._topic = topic
+        self._collection = collection
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def topics(self) -> Sequence[str]:
+        return (self._topic,)
+
+    @property
+    def collections(self) -> Sequence[str]:
+        return () if self._collection is None else (self._collection,)
+
+    @property
+    def collection(self) -> str:
+        """The collection it owns (for projections that own one)."""
+        if self._collection is None:
+            msg = f"projection {self._name} owns no collection"
+            raise TypeError(msg)
+        return self._collection
+
+    async def setup(self, db: AsyncDatabase[Any]) -> None:
+        """The collection's indexes (none beyond the primary key unless `INDEXES` says)."""
+        if self._collection is not None and self.INDEXES:
+            await ensure_indexes(db[self._collection], self.INDEXES)

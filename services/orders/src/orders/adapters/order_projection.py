@@ -15,7 +15,7 @@ the runner writes each poll's batch in bulk.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import orders_events_pb2 as events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import VersionedChange, apply_changes, ensure_indexes
+from clinical_platform.projections import TopicProjection, VersionedChange, apply_changes
 
 logger = logging.getLogger(__name__)
 
@@ -93,41 +93,23 @@ _CHANGES: dict[str, Callable[[bytes], Fields]] = {
 }
 
 
-class OrdersProjection:
+class OrdersProjection(TopicProjection):
     """Projects Order events into the ``orders`` collection."""
 
+    # "A patient's orders, newest first", optionally by status.
+    INDEXES = (
+        IndexModel(
+            [("patient_id", ASCENDING), ("placed_at", DESCENDING), ("_id", ASCENDING)],
+            name="patient_placed",
+        ),
+        IndexModel(
+            [("patient_id", ASCENDING), ("status", ASCENDING), ("placed_at", DESCENDING)],
+            name="patient_status_placed",
+        ),
+    )
+
     def __init__(self, *, name: str, topic: str, collection: str = ORDERS_COLLECTION) -> None:
-        self._name = name
-        self._topic = topic
-        self._collection = collection
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def topics(self) -> Sequence[str]:
-        return (self._topic,)
-
-    @property
-    def collections(self) -> Sequence[str]:
-        return (self._collection,)
-
-    async def setup(self, db: AsyncDatabase[Any]) -> None:
-        """Indexes for "a patient's orders, newest first", optionally by status."""
-        await ensure_indexes(
-            db[self._collection],
-            [
-                IndexModel(
-                    [("patient_id", ASCENDING), ("placed_at", DESCENDING), ("_id", ASCENDING)],
-                    name="patient_placed",
-                ),
-                IndexModel(
-                    [("patient_id", ASCENDING), ("status", ASCENDING), ("placed_at", DESCENDING)],
-                    name="patient_status_placed",
-                ),
-            ],
-        )
+        super().__init__(name=name, topic=topic, collection=collection)
 
     def changes(self, envelope: Envelope) -> list[VersionedChange]:
         """One event's change; none for events of other aggregates or unknown types."""
@@ -142,7 +124,7 @@ class OrdersProjection:
         fields = change(envelope.payload)
         return [
             VersionedChange(
-                self._collection, envelope.aggregate_id, envelope.aggregate_version, fields
+                self.collection, envelope.aggregate_id, envelope.aggregate_version, fields
             )
         ]
 

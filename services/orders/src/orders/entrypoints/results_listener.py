@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,7 @@ from clinical.events.v1 import provenance_pb2, results_events_pb2
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.context import Actor, CommandContext
 from clinical_platform.eventlog.errors import EventLogUnavailableError
+from clinical_platform.projections import TopicProjection
 from orders.application import OrdersApp
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ RESULT_POSTED = "ResultPosted"
 _RETRY_DELAY_S = 1.0
 
 
-class ResultsListener:
+class ResultsListener(TopicProjection):
     """A `Projection` of the results topic whose effect is OrderResulted events."""
 
     def __init__(
@@ -47,26 +48,10 @@ class ResultsListener:
         owns: Callable[[str], bool],
         service_subject: str,
     ) -> None:
+        super().__init__(name=name, topic=results_topic)  # it keeps no documents
         self._app = app
-        self._name = name
-        self._topic = results_topic
         self._owns = owns
         self._actor_subject = service_subject
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def topics(self) -> Sequence[str]:
-        return (self._topic,)
-
-    @property
-    def collections(self) -> Sequence[str]:
-        return ()
-
-    async def setup(self, db: AsyncDatabase[Any]) -> None:
-        """Nothing to set up: the listener keeps no documents."""
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         """Record OrderResulted for a ResultPosted about an order this replica owns."""

@@ -9,14 +9,13 @@ orders topic by the projection's delay, which a caller bridges with ``order_min_
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import orders_events_pb2 as order_events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import VersionedChange, apply_changes
+from clinical_platform.projections import TopicProjection, VersionedChange, apply_changes
 
 logger = logging.getLogger(__name__)
 
@@ -29,30 +28,15 @@ _STATUS_AFTER = {
 }
 
 
-class OrderStatesProjection:
+class OrderStatesProjection(TopicProjection):
     """Projects Order events (read as protobuf payloads only) into ``order_states``."""
+
+    # Nothing beyond the primary key: orders are only ever looked up by id here.
 
     def __init__(
         self, *, name: str, orders_topic: str, collection: str = ORDER_STATES_COLLECTION
     ) -> None:
-        self._name = name
-        self._topic = orders_topic
-        self._collection = collection
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def topics(self) -> Sequence[str]:
-        return (self._topic,)
-
-    @property
-    def collections(self) -> Sequence[str]:
-        return (self._collection,)
-
-    async def setup(self, db: AsyncDatabase[Any]) -> None:
-        """Nothing beyond the primary key: orders are only ever looked up by id here."""
+        super().__init__(name=name, topic=orders_topic, collection=collection)
 
     def changes(self, envelope: Envelope) -> list[VersionedChange]:
         """One event's change of the order's state; none for other events."""
@@ -71,7 +55,7 @@ class OrderStatesProjection:
             return []
         return [
             VersionedChange(
-                self._collection, envelope.aggregate_id, envelope.aggregate_version, fields
+                self.collection, envelope.aggregate_id, envelope.aggregate_version, fields
             )
         ]
 

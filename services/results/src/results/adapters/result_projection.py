@@ -10,7 +10,6 @@ observations, so a replayed amendment is skipped as a whole and never pushed twi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import results_events_pb2 as events
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.projections import VersionedChange, apply_changes, ensure_indexes
+from clinical_platform.projections import TopicProjection, VersionedChange, apply_changes
 from results.adapters.observation_documents import Document, observation_document
 
 logger = logging.getLogger(__name__)
@@ -34,41 +33,23 @@ def instant(timestamp: Timestamp) -> datetime:
     return timestamp.ToDatetime(tzinfo=UTC)
 
 
-class ResultsProjection:
+class ResultsProjection(TopicProjection):
     """Projects LabResult events into the ``results`` collection."""
 
+    # A patient's results and an order's results, newest first.
+    INDEXES = (
+        IndexModel(
+            [("patient_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
+            name="patient_issued",
+        ),
+        IndexModel(
+            [("order_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
+            name="order_issued",
+        ),
+    )
+
     def __init__(self, *, name: str, topic: str, collection: str = RESULTS_COLLECTION) -> None:
-        self._name = name
-        self._topic = topic
-        self._collection = collection
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def topics(self) -> Sequence[str]:
-        return (self._topic,)
-
-    @property
-    def collections(self) -> Sequence[str]:
-        return (self._collection,)
-
-    async def setup(self, db: AsyncDatabase[Any]) -> None:
-        """Indexes for a patient's results and an order's results, newest first."""
-        await ensure_indexes(
-            db[self._collection],
-            [
-                IndexModel(
-                    [("patient_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
-                    name="patient_issued",
-                ),
-                IndexModel(
-                    [("order_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
-                    name="order_issued",
-                ),
-            ],
-        )
+        super().__init__(name=name, topic=topic, collection=collection)
 
     def changes(self, envelope: Envelope) -> list[VersionedChange]:
         """One event's change; none for events of other aggregates or unknown types."""
@@ -77,7 +58,7 @@ class ResultsProjection:
         result_id, version = envelope.aggregate_id, envelope.aggregate_version
         if envelope.event_type == "ResultPosted":
             fields = _posted(events.ResultPosted.FromString(envelope.payload), version)
-            return [VersionedChange(self._collection, result_id, version, fields)]
+            return [VersionedChange(self.collection, result_id, version, fields)]
         if envelope.event_type in _REVISION_STATUS:
             status = _REVISION_STATUS[envelope.event_type]
             revised: events.ResultAmended | events.ResultCorrected = (
@@ -96,7 +77,7 @@ class ResultsProjection:
             }
             return [
                 VersionedChange(
-                    self._collection, result_id, version,
+                    self.collection, result_id, version,
                     {"status": status, "observations": observations},
                     extra_update={"$push": {"revisions": revision}},
                 )

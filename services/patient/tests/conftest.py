@@ -73,10 +73,7 @@ async def patient_service(
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     settings = PatientSettings.model_validate(
         {
-            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-            "VAULT_ADDR": servers.vault_addr,
-            "VAULT_TOKEN": servers.vault_token,
-            "MONGODB_URL": servers.mongodb_url,
+            **servers.as_env(),
             "grpc_port": 0,
             "mongodb_database": mongo_database.name,
             "state_dir": tmp_path / "state",

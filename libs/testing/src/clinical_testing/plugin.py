@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
 import hvac
 import pytest
 from aiokafka.admin import NewTopic
@@ -26,6 +27,7 @@ from clinical_platform.clients.kafka import build_admin
 from clinical_testing.containers import ContainerServers, docker_engine_answers
 from clinical_testing.endpoints import ServerEndpoints, endpoints_from_env
 from clinical_testing.native import NativeServers
+from clinical_testing.serving import bad_request_fields
 
 pytest_plugins = ["clinical_testing.eventlog", "clinical_testing.tokens"]
 
@@ -167,3 +169,9 @@ def key_store_mount(vault: hvac.Client) -> Iterator[str]:
         yield mount
     finally:
         vault.sys.disable_secrets_engine(path=mount)
+
+
+@pytest.fixture
+def violated_fields() -> Callable[[grpc.aio.AioRpcError], list[str]]:
+    """Reads the field names out of an INVALID_ARGUMENT refusal."""
+    return bad_request_fields

@@ -1,4 +1,4 @@
-"""gRPC services under test, served on a free loopback port."""
+"""gRPC services under test: served on a free loopback port, and what their refusals say."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import grpc
+
+# Neither package marks itself typed (google.rpc ships .pyi files but no py.typed marker).
+from google.rpc import error_details_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status  # type: ignore[import-untyped]
 
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 
@@ -19,3 +23,11 @@ async def channel_to(services: Sequence[GrpcService]) -> AsyncIterator[grpc.aio.
             yield channel
     finally:
         await server.stop(0)
+
+
+def bad_request_fields(error: grpc.aio.AioRpcError) -> list[str]:
+    """The field names of an INVALID_ARGUMENT's google.rpc.BadRequest details."""
+    status = rpc_status.from_call(error)
+    bad_request = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad_request)
+    return [violation.field for violation in bad_request.field_violations]

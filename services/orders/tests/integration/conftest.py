@@ -11,19 +11,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.kafka import delete_topics
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
-from google.rpc import error_details_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status  # type: ignore[import-untyped]
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
-from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
@@ -48,10 +45,7 @@ async def orders_settings(
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     settings = OrdersSettings.model_validate(
         {
-            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-            "VAULT_ADDR": servers.vault_addr,
-            "VAULT_TOKEN": servers.vault_token,
-            "MONGODB_URL": servers.mongodb_url,
+            **servers.as_env(),
             "grpc_port": 0,
             "event_log_name": unique_name("orders-"),
             "mongodb_database": mongo_database.name,
@@ -66,7 +60,8 @@ async def orders_settings(
     yield settings
     topic = events_topic(settings.event_log_name)
     await delete_topics(
-        servers, [topic, dead_letter_topic(topic), dead_letter_topic(results_topic)]
+        servers.kafka_bootstrap_servers,
+        [topic, dead_letter_topic(topic), dead_letter_topic(results_topic)],
     )
 
 
@@ -131,26 +126,3 @@ def sign_order(order_stub: orders_pb2_grpc.OrderServiceStub, signer: Metadata) -
         return response
 
     return sign
-
-
-def bad_request_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    """The field names of an INVALID_ARGUMENT's google.rpc.BadRequest details."""
-    status = rpc_status.from_call(error)
-    bad_request = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad_request)
-    return [violation.field for violation in bad_request.field_violations]
-
-
-@pytest.fixture
-def violated_fields() -> Callable[[grpc.aio.AioRpcError], list[str]]:
-    return bad_request_fields
-
-
-async def delete_topics(servers: ServerEndpoints, topics: list[str]) -> None:
-    admin = build_admin(servers.kafka)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([topic for topic in topics if topic in existing])
-    finally:
-        await admin.close()

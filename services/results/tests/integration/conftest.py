@@ -13,16 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.kafka import publish_envelopes
+from clinical_testing.kafka import delete_topics, publish_envelopes
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status  # type: ignore[import-untyped]
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1 import orders_events_pb2 as order_events
@@ -30,7 +27,6 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
-from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
@@ -59,10 +55,7 @@ async def results_settings(
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     settings = ResultsSettings.model_validate(
         {
-            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-            "VAULT_ADDR": servers.vault_addr,
-            "VAULT_TOKEN": servers.vault_token,
-            "MONGODB_URL": servers.mongodb_url,
+            **servers.as_env(),
             "grpc_port": 0,
             "event_log_name": unique_name("results-"),
             "mongodb_database": mongo_database.name,
@@ -76,7 +69,10 @@ async def results_settings(
     )
     yield settings
     topic = events_topic(settings.event_log_name)
-    await delete_topics(servers, [topic, dead_letter_topic(topic), dead_letter_topic(orders_topic)])
+    await delete_topics(
+        servers.kafka_bootstrap_servers,
+        [topic, dead_letter_topic(topic), dead_letter_topic(orders_topic)],
+    )
 
 
 @pytest.fixture
@@ -182,26 +178,3 @@ def post_result(
         return response
 
     return post
-
-
-def bad_request_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    """The field names of an INVALID_ARGUMENT's google.rpc.BadRequest details."""
-    status = rpc_status.from_call(error)
-    bad_request = error_details_pb2.BadRequest()
-    status.details[0].Unpack(bad_request)
-    return [violation.field for violation in bad_request.field_violations]
-
-
-@pytest.fixture
-def violated_fields() -> Callable[[grpc.aio.AioRpcError], list[str]]:
-    return bad_request_fields
-
-
-async def delete_topics(servers: ServerEndpoints, topics: list[str]) -> None:
-    admin = build_admin(servers.kafka)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([topic for topic in topics if topic in existing])
-    finally:
-        await admin.close()

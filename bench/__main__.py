@@ -52,8 +52,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--notify-orders",
         type=int,
         default=200,
-        help="orders signed for the notify latency, and messages for its Kafka baseline "
-        "(default 200)",
+        help="orders per notify run (one in flight, back to back, at half the maximum: 3 runs), "
+        "and messages for each of its two floor runs (default 200)",
     )
     parser.add_argument(
         "--quick",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from clinical_platform.clients.kafka import KafkaConnection
 
@@ -39,3 +41,25 @@ def endpoints_from_env(environ: Mapping[str, str] = os.environ) -> ServerEndpoin
     if not all(environ.get(name) for name in names):
         return None
     return ServerEndpoints(*(environ[name] for name in names))
+
+
+def isolated_service_values(
+    servers: ServerEndpoints,
+    *,
+    event_log_name: str,
+    database: str,
+    state_dir: Path,
+    access_topic: str,
+) -> dict[str, Any]:
+    """Settings values of a service under test with an event log (3 partitions), database,
+    state folder and access topic of its own, served on a free port."""
+    return servers.as_env() | {
+        "grpc_port": 0,
+        "event_log_name": event_log_name,
+        "mongodb_database": database,
+        "state_dir": state_dir,
+        "event_partitions": 3,
+        "read_wait_max_s": 5.0,
+        "ACCESS_AUDIT_TOPIC": access_topic,
+        "ACCESS_AUDIT_PARTITIONS": 1,
+    }

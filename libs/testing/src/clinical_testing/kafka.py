@@ -18,7 +18,8 @@ from clinical_platform.clients.kafka import (
     build_consumer,
     build_producer,
 )
-from clinical_platform.eventlog.topics import partition_count
+from clinical_platform.eventlog.topics import events_topic, partition_count
+from clinical_platform.projections import dead_letter_topic
 
 
 async def read_records(
@@ -94,3 +95,10 @@ async def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
             await admin.delete_topics(doomed)
     finally:
         await admin.close()
+
+
+async def delete_event_log(bootstrap: str, event_log_name: str, *upstream_topics: str) -> None:
+    """Delete a test service's event topic, its dead letters and those of the topics it read."""
+    topic = events_topic(event_log_name)
+    read = (topic, *upstream_topics)
+    await delete_topics(bootstrap, [topic, *(dead_letter_topic(name) for name in read)])

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.kafka import delete_topics
+from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
+from clinical_testing.kafka import delete_event_log
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
@@ -21,9 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
-from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.principals import Role
-from clinical_platform.projections import dead_letter_topic
 from orders.bootstrap import RunningOrders, running_orders
 from orders.settings import OrdersSettings
 
@@ -43,25 +41,14 @@ async def orders_settings(
     """Settings of an orders service with an event log, results topic and database of its own."""
     results_topic = await kafka_topic(prefix="clinical.results-test.", partitions=3)
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
-    settings = OrdersSettings.model_validate(
-        {
-            **servers.as_env(),
-            "grpc_port": 0,
-            "event_log_name": unique_name("orders-"),
-            "mongodb_database": mongo_database.name,
-            "state_dir": tmp_path / "state",
-            "event_partitions": 3,
-            "results_events_topic": results_topic,
-            "read_wait_max_s": 5.0,
-            "ACCESS_AUDIT_TOPIC": access_topic,
-            "ACCESS_AUDIT_PARTITIONS": 1,
-        }
-    )
+    values = isolated_service_values(
+        servers, event_log_name=unique_name("orders-"), database=mongo_database.name,
+        state_dir=tmp_path / "state", access_topic=access_topic,
+    )  # fmt: skip
+    settings = OrdersSettings.model_validate(values | {"results_events_topic": results_topic})
     yield settings
-    topic = events_topic(settings.event_log_name)
-    await delete_topics(
-        servers.kafka_bootstrap_servers,
-        [topic, dead_letter_topic(topic), dead_letter_topic(results_topic)],
+    await delete_event_log(
+        servers.kafka_bootstrap_servers, settings.event_log_name, settings.results_events_topic
     )
 
 

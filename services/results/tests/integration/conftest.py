@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.kafka import delete_topics, publish_envelopes
+from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
+from clinical_testing.kafka import delete_event_log, publish_envelopes
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
@@ -27,9 +27,7 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
-from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.principals import Role
-from clinical_platform.projections import dead_letter_topic
 from results.bootstrap import RunningResults, running_results
 from results.settings import ResultsSettings
 
@@ -53,25 +51,14 @@ async def results_settings(
     """Settings of a results service with an event log, orders topic and database of its own."""
     orders_topic = await kafka_topic(prefix="clinical.orders-test.", partitions=3)
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
-    settings = ResultsSettings.model_validate(
-        {
-            **servers.as_env(),
-            "grpc_port": 0,
-            "event_log_name": unique_name("results-"),
-            "mongodb_database": mongo_database.name,
-            "state_dir": tmp_path / "state",
-            "event_partitions": 3,
-            "orders_events_topic": orders_topic,
-            "read_wait_max_s": 5.0,
-            "ACCESS_AUDIT_TOPIC": access_topic,
-            "ACCESS_AUDIT_PARTITIONS": 1,
-        }
-    )
+    values = isolated_service_values(
+        servers, event_log_name=unique_name("results-"), database=mongo_database.name,
+        state_dir=tmp_path / "state", access_topic=access_topic,
+    )  # fmt: skip
+    settings = ResultsSettings.model_validate(values | {"orders_events_topic": orders_topic})
     yield settings
-    topic = events_topic(settings.event_log_name)
-    await delete_topics(
-        servers.kafka_bootstrap_servers,
-        [topic, dead_letter_topic(topic), dead_letter_topic(orders_topic)],
+    await delete_event_log(
+        servers.kafka_bootstrap_servers, settings.event_log_name, settings.orders_events_topic
     )
 
 

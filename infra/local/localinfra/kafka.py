@@ -96,10 +96,20 @@ def start(config: InfraConfig) -> bool:
 def _cluster_id(state: Path) -> str:
     path = state / "cluster-id"
     if not path.exists():
-        # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
-        raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        path.write_text(raw + "\n")
+        path.write_text(new_cluster_id() + "\n")
     return path.read_text().strip()
+
+
+def new_cluster_id() -> str:
+    """16 random bytes in URL-safe base64 without padding, as Kafka makes them.
+
+    Never one that starts with "-": the storage tool would read it as an option (one fresh
+    state in 64 failed to format that way). Kafka's own generator skips those too.
+    """
+    while True:
+        raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not raw.startswith("-"):
+            return raw
 
 
 def _run_storage_format(config: InfraConfig, libs: Path, properties: Path, cluster_id: str) -> None:
@@ -109,7 +119,8 @@ def _run_storage_format(config: InfraConfig, libs: Path, properties: Path, clust
     )  # fmt: skip
     completed = subprocess.run(argv, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        raise builds.BuildError(f"kafka storage format failed: {completed.stdout[-2000:]}")
+        output = (completed.stdout + completed.stderr)[-2000:]
+        raise builds.BuildError(f"kafka storage format failed: {output}")
 
 
 def api_versions_ok(port: int) -> bool:

@@ -36,6 +36,9 @@ from clinical_platform.validation import FieldViolation, InvalidRequest
 PARTITION_OWNER_METADATA_KEY = "x-partition-owner"
 """Trailing metadata naming the replica to retry at, on UNAVAILABLE from a non-owner."""
 
+MAX_REPORTED_VIOLATIONS = 20
+"""The field violations one INVALID_ARGUMENT lists at most."""
+
 StatusTable = Mapping[type[Exception], grpc.StatusCode]
 """A service's own refusals and the status each is answered with (the first match wins)."""
 
@@ -97,18 +100,25 @@ async def abort_for(
 async def invalid_argument(
     context: grpc.aio.ServicerContext, violations: Sequence[FieldViolation]
 ) -> NoReturn:
-    """End the RPC with INVALID_ARGUMENT and a ``google.rpc.BadRequest`` of `violations`."""
+    """End the RPC with INVALID_ARGUMENT and a ``google.rpc.BadRequest`` of `violations`.
+
+    At most `MAX_REPORTED_VIOLATIONS` are listed (the message counts the rest): the details
+    travel in a trailer, and a request of 2,000 bad values must not make one too big to send.
+    """
+    listed = violations[:MAX_REPORTED_VIOLATIONS]
     bad_request = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(
                 field=violation.field, description=violation.description
             )
-            for violation in violations
+            for violation in listed
         ]
     )
     detail = any_pb2.Any()
     detail.Pack(bad_request)
-    fields = ", ".join(violation.field for violation in violations)
+    fields = ", ".join(violation.field for violation in listed)
+    if len(violations) > len(listed):
+        fields += f" and {len(violations) - len(listed)} more"
     status = status_pb2.Status(
         code=code_pb2.INVALID_ARGUMENT, message=f"invalid fields: {fields}", details=[detail]
     )

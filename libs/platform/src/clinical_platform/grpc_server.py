@@ -14,6 +14,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from clinical_platform.grpc_requests import RequestGuard
+
 logger = logging.getLogger(__name__)
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -86,11 +88,13 @@ async def start_grpc_server(
     """Build, bind and start a server hosting `services`, health and (optionally) reflection.
 
     Health answers SERVING for the whole server ("") and for each service name. Reflection is
-    off unless asked for: it hands a map of the API to anyone who can reach the port.
+    off unless asked for: it hands a map of the API to anyone who can reach the port. Every
+    request passes the `RequestGuard` (innermost, so the other interceptors see its answers):
+    bytes that do not parse and requests over their declared limits are INVALID_ARGUMENT.
     """
     # Resolved at call time so telemetry's GrpcAioInstrumentorServer patch, if active, applies.
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        interceptors=[*interceptors, RequestGuard()],
         # Without this, Linux lets a second process bind the same port and steal half the calls.
         options=[("grpc.so_reuseport", 0)],
     )

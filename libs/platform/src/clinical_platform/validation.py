@@ -36,8 +36,17 @@ class InvalidRequest(Exception):  # noqa: N818 - the request is what is invalid
 class Violations(list[FieldViolation]):
     """The problems found while parsing one request (services add their own checks)."""
 
+    def __init__(self, found: Iterable[FieldViolation] = ()) -> None:
+        super().__init__(found)
+        self._unless_named: list[FieldViolation] = []
+
     def add(self, field: str, description: str) -> None:
         self.append(FieldViolation(field, description))
+
+    def add_unless_named(self, violation: FieldViolation) -> None:
+        """Report ``violation`` when raising, unless another violation names its field by
+        then: a later check of the field, with its own description, says it better."""
+        self._unless_named.append(violation)
 
     def uuid(self, field: str, text: str) -> UUID:
         """``text`` as a UUID, or a violation (and the nil UUID) unless it is canonical."""
@@ -62,5 +71,8 @@ class Violations(list[FieldViolation]):
 
     def raise_if_any(self) -> None:
         """Raise `InvalidRequest` with every violation found, if there is one."""
+        named = {violation.field for violation in self}
+        self.extend(v for v in self._unless_named if v.field not in named)
+        self._unless_named.clear()
         if self:
             raise InvalidRequest(self)

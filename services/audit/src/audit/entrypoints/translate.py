@@ -15,15 +15,35 @@ from audit.domain.queries import (
     TimeWindow,
 )
 from clinical.audit.v1 import audit_pb2 as pb
+from clinical_platform.limits import PAGE_TOKEN_CHARS, RequestLimits, declare_limits
 from clinical_platform.reads import InvalidPageToken, decode_page_token, encode_page_token
 from clinical_platform.validation import Violations
 
 MAX_FINDINGS = 100
 _MAX_SUBJECT_CHARS = 256
+MAX_TOPIC_CHARS = 249  # Kafka's own limit on a topic name
+MAX_PARTITIONS = 1000
+# Trail positions are nanoseconds since the epoch in a signed 64-bit integer (1677 to 2262):
+# a window's end beyond that range is as good as open.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+LIMITS = declare_limits(
+    pb.DESCRIPTOR,
+    RequestLimits(
+        chars={
+            "actor_subject": _MAX_SUBJECT_CHARS,
+            "topic": MAX_TOPIC_CHARS,
+            "page_token": PAGE_TOKEN_CHARS,
+        },
+        counts={"partitions": MAX_PARTITIONS},
+    ),
+)
+"""Every other field of a clinical.audit.v1 request: an identifier (128)."""
 
 
 def history_query(request: pb.HistoryRequest) -> HistoryQuery:
     violations = Violations()
+    LIMITS.check(request, violations)
     subject = request.WhichOneof("subject")
     if subject is None:
         violations.add("subject", "patient_id or aggregate_id is required")
@@ -37,6 +57,7 @@ def history_query(request: pb.HistoryRequest) -> HistoryQuery:
 
 def access_query(request: pb.AccessLogRequest) -> AccessQuery:
     violations = Violations()
+    LIMITS.check(request, violations)
     if not (request.patient_id or request.actor_subject):
         violations.add("patient_id", "patient_id or actor_subject is required")
     if request.patient_id:
@@ -52,6 +73,7 @@ def access_query(request: pb.AccessLogRequest) -> AccessQuery:
 
 def export_query(request: pb.ExportAuditEventsRequest) -> ExportQuery:
     violations = Violations()
+    LIMITS.check(request, violations)
     if not request.patient_id:
         violations.add("patient_id", "is required")
     else:
@@ -64,6 +86,7 @@ def export_query(request: pb.ExportAuditEventsRequest) -> ExportQuery:
 
 def verify_target(request: pb.VerifyRequest) -> tuple[str, list[int]]:
     violations = Violations()
+    LIMITS.check(request, violations)
     if not request.topic:
         violations.add("topic", "is required")
     violations.raise_if_any()
@@ -80,7 +103,7 @@ def page_token(after: Position | None) -> str:
 def position_of(token: str) -> Position:
     """The position a token of `page_token` continues after; `InvalidPageToken` otherwise."""
     match decode_page_token(token):
-        case [int(at), int(seq), str(item_id)] if item_id:
+        case [int(at), int(seq), str(item_id)] if item_id and _int64(at) and _int64(seq):
             return Position(at, seq, item_id)
     raise InvalidPageToken
 
@@ -108,6 +131,9 @@ def verification_to(verification: PartitionVerification) -> pb.PartitionVerifica
 def _window(
     field: str, time_range: pb.TimeRange, present: bool, violations: Violations
 ) -> TimeWindow:
+    """The window of a request's time range. Its ends (in the years 0001-9999, as `LIMITS`
+    checked) are brought within the trail's signed 64-bit nanoseconds: an end before 1677 or
+    after 2262 selects what the range's own end would, and the store never sees a wider int."""
     if not present:
         return TimeWindow()
     window = TimeWindow(
@@ -116,7 +142,17 @@ def _window(
     )
     if not window.is_valid:
         violations.add(f"{field}.until", "must be after since")
-    return window
+    return TimeWindow(_within_int64(window.since_ns), _within_int64(window.until_ns))
+
+
+def _within_int64(nanoseconds: int | None) -> int | None:
+    if nanoseconds is None:
+        return None
+    return min(max(nanoseconds, _INT64_MIN), _INT64_MAX)
+
+
+def _int64(number: int) -> bool:
+    return _INT64_MIN <= number <= _INT64_MAX
 
 
 def _page(size: int, token: str, violations: Violations) -> PageRequest:

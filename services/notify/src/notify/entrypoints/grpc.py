@@ -6,8 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol, TypeAlias
-from uuid import UUID
+from typing import TypeAlias
 
 import grpc
 
@@ -96,7 +95,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """One of the caller's own subscriptions."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            view = await self._app.get(_subscription_id(request), principal.subject)
+            view = await self._app.get(translate.subscription_id_from(request), principal.subject)
         return pb.GetSubscriptionResponse(subscription=translate.subscription_message(view))
 
     async def ListSubscriptions(  # noqa: N802
@@ -105,13 +104,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """The caller's live subscriptions, oldest first, a page at a time."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            violations = Violations()
-            size = violations.page_size(
-                request.page_size, default=translate.DEFAULT_SUBSCRIPTIONS_PAGE,
-                maximum=translate.MAX_SUBSCRIPTIONS_PAGE,
-            )  # fmt: skip
-            after = translate.after_token(request.page_token, violations)
-            violations.raise_if_any()
+            size, after = translate.subscriptions_page(request)
             views = await self._app.list_subscriptions(
                 principal.subject, after=after, limit=size + 1
             )
@@ -128,7 +121,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """Delete one of the caller's subscriptions."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            subscription_id = _subscription_id(request, request_id=request.request_id)
+            subscription_id = translate.subscription_id_from(request, request_id=request.request_id)
             provenance = command_context(
                 context, actor=principal.actor, request_id=request.request_id
             )
@@ -141,7 +134,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """A new signing secret for the caller's webhook; the old one signs too for a while."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            subscription_id = _subscription_id(request, request_id=request.request_id)
+            subscription_id = translate.subscription_id_from(request, request_id=request.request_id)
             provenance = command_context(
                 context, actor=principal.actor, request_id=request.request_id
             )
@@ -158,7 +151,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """Replay after resume_after, then follow live; a heartbeat whenever idle that long."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            subscription_id = _subscription_id(request)
+            subscription_id = translate.subscription_id_from(request)
             view = await self._app.get(subscription_id, principal.subject)
             _refuse_beyond_head("resume_after", request.resume_after, await self._app.head(view))
         cursor = request.resume_after
@@ -197,7 +190,9 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """The webhook's delivery progress and the newest number."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            status = await self._app.status(_subscription_id(request), principal.subject)
+            status = await self._app.status(
+                translate.subscription_id_from(request), principal.subject
+            )
         return translate.status_message(status)
 
     async def ListEvents(  # noqa: N802
@@ -206,13 +201,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """Replay: the notifications after ``since``, a page at a time."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            subscription_id = _subscription_id(request)
-            violations = Violations()
-            size = violations.page_size(
-                request.page_size, default=translate.DEFAULT_EVENTS_PAGE,
-                maximum=translate.MAX_EVENTS_PAGE,
-            )  # fmt: skip
-            violations.raise_if_any()
+            subscription_id, size = translate.events_page(request)
             view = await self._app.get(subscription_id, principal.subject)
             page = await self._app.list_events(view, since=request.since, limit=size)
             _refuse_beyond_head("since", request.since, page.head)
@@ -230,7 +219,9 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         principal = await authenticate(context, self._verifier)
         sequence = request.sequence if request.HasField("sequence") else None
         async with failures_as_status(context, STATUSES):
-            queued = await self._app.resend(_subscription_id(request), principal.subject, sequence)
+            queued = await self._app.resend(
+                translate.subscription_id_from(request), principal.subject, sequence
+            )
         return pb.ResendResponse(queued=queued)
 
     async def _disclose(
@@ -242,21 +233,6 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             )
         except AccessAuditUnavailableError:
             raise AccessAuditUnavailableError(_DISCLOSURE_UNAVAILABLE) from None
-
-
-class _HasSubscriptionId(Protocol):
-    @property
-    def subscription_id(self) -> str: ...
-
-
-def _subscription_id(request: _HasSubscriptionId, *, request_id: str | None = None) -> UUID:
-    """The request's subscription id (and request id, for commands), or InvalidRequest."""
-    violations = Violations()
-    if request_id is not None:
-        violations.request_id(request_id)
-    parsed = violations.uuid("subscription_id", request.subscription_id)
-    violations.raise_if_any()
-    return parsed
 
 
 def _refuse_beyond_head(field: str, after: int, head: int) -> None:

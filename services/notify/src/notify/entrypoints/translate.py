@@ -4,22 +4,42 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from google.protobuf import json_format
 
 from clinical.events.v1 import results_events_pb2
 from clinical.notify.v1 import notify_pb2 as pb
+from clinical_platform.limits import PAGE_TOKEN_CHARS, RequestLimits, declare_limits
 from clinical_platform.reads import InvalidPageToken, decode_page_token, encode_page_token
 from clinical_platform.validation import Violations
 from notify.application import CreateSubscription, Status
 from notify.domain.delivery import DeliveryState
 from notify.domain.notification import Notification, Observation
-from notify.domain.subscription import Content, Filter, SubscriptionView, Topic
+from notify.domain.subscription import (
+    MAX_FILTER_VALUES,
+    MAX_URL_CHARS,
+    Content,
+    Filter,
+    SubscriptionView,
+    Topic,
+)
 
 DEFAULT_SUBSCRIPTIONS_PAGE = 50
 MAX_SUBSCRIPTIONS_PAGE = 500
 DEFAULT_EVENTS_PAGE = 100
 MAX_EVENTS_PAGE = 1000
+
+LIMITS = declare_limits(
+    pb.DESCRIPTOR,
+    RequestLimits(
+        chars={"url": MAX_URL_CHARS, "page_token": PAGE_TOKEN_CHARS},
+        counts=dict.fromkeys(
+            ("topics", "patient_ids", "orderers", "loinc_codes", "priorities"), MAX_FILTER_VALUES
+        ),
+    ),
+)
+"""Every other field of a clinical.notify.v1 request: an identifier or code (128)."""
 
 _TOPICS = {
     pb.TOPIC_ORDER_SIGNED: Topic.ORDER_SIGNED,
@@ -44,6 +64,7 @@ def create_subscription(
     request: pb.CreateSubscriptionRequest, violations: Violations
 ) -> CreateSubscription:
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     topics = []
     for index, number in enumerate(request.topics):
         topic = _TOPICS.get(number)
@@ -69,6 +90,54 @@ def create_subscription(
         topics=topics, event_filter=event_filter, content=content or Content.ID_ONLY,
         webhook_url=request.webhook.url,
     )  # fmt: skip
+
+
+SubscriptionRequest = (
+    pb.GetSubscriptionRequest
+    | pb.DeleteSubscriptionRequest
+    | pb.RotateWebhookSecretRequest
+    | pb.SubscribeRequest
+    | pb.GetStatusRequest
+    | pb.ListEventsRequest
+    | pb.ResendRequest
+)
+"""A request about one subscription, named by ``subscription_id``."""
+
+
+def subscription_id_from(request: SubscriptionRequest, *, request_id: str | None = None) -> UUID:
+    """The request's subscription id (and request id, for commands), or InvalidRequest."""
+    violations = Violations()
+    if request_id is not None:
+        violations.request_id(request_id)
+    LIMITS.check(request, violations)
+    parsed = violations.uuid("subscription_id", request.subscription_id)
+    violations.raise_if_any()
+    return parsed
+
+
+def subscriptions_page(
+    request: pb.ListSubscriptionsRequest,
+) -> tuple[int, tuple[datetime, str] | None]:
+    """The page size and the position to list after (None: from the first)."""
+    violations = Violations()
+    LIMITS.check(request, violations)
+    size = violations.page_size(
+        request.page_size, default=DEFAULT_SUBSCRIPTIONS_PAGE, maximum=MAX_SUBSCRIPTIONS_PAGE
+    )
+    after = after_token(request.page_token, violations)
+    violations.raise_if_any()
+    return size, after
+
+
+def events_page(request: pb.ListEventsRequest) -> tuple[UUID, int]:
+    """The subscription and the page size of a replay."""
+    subscription_id = subscription_id_from(request)
+    violations = Violations()
+    size = violations.page_size(
+        request.page_size, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE
+    )
+    violations.raise_if_any()
+    return subscription_id, size
 
 
 def subscription_message(view: SubscriptionView) -> pb.Subscription:

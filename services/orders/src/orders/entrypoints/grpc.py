@@ -104,11 +104,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Read one order at min_version or later (staff; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetOrder")
         async with failures_as_status(context, STATUSES):
-            violations = Violations()
-            order_id = violations.uuid("order_id", request.order_id)
-            violations.raise_if_any()
             view = await self._app.get_order(
-                order_id,
+                translate.order_id_from(request),
                 min_version=request.min_version,
                 wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )

@@ -12,10 +12,26 @@ from uuid import UUID
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.orders.v1 import orders_pb2 as pb
+from clinical_platform.limits import PAGE_TOKEN_CHARS, TEXT_CHARS, RequestLimits, declare_limits
 from clinical_platform.validation import FieldViolation, Violations
 from orders.application import PlaceOrder
-from orders.domain.order import CodeSystem, OrderStatus, Priority, ReasonCode
+from orders.domain.order import (
+    MAX_REASON_CODES,
+    CodeSystem,
+    OrderStatus,
+    Priority,
+    ReasonCode,
+)
 from orders.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderQuery, OrderView
+
+LIMITS = declare_limits(
+    pb.DESCRIPTOR,
+    RequestLimits(
+        chars={"reason": TEXT_CHARS, "page_token": PAGE_TOKEN_CHARS},
+        counts={"reason_codes": MAX_REASON_CODES},
+    ),
+)
+"""Every other field of a clinical.orders.v1 request: an identifier or code (128)."""
 
 _PRIORITIES = {
     pb.PRIORITY_ROUTINE: Priority.ROUTINE,
@@ -36,6 +52,7 @@ _STATUS_NUMBERS = {status: number for number, status in _STATUSES.items()}
 
 def place_order(request: pb.PlaceOrderRequest, violations: Violations) -> PlaceOrder:
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     patient_id = violations.uuid("patient_id", request.patient_id)
     priority = _PRIORITIES.get(request.priority)
     if priority is None:
@@ -56,6 +73,7 @@ def order_change(request: pb.SignOrderRequest | pb.CancelOrderRequest) -> tuple[
     """The order a sign or cancel names and the version it expects (None: any)."""
     violations = Violations()
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     order_id = violations.uuid("order_id", request.order_id)
     violations.raise_if_any()
     expected = request.expected_version if request.HasField("expected_version") else None
@@ -65,8 +83,12 @@ def order_change(request: pb.SignOrderRequest | pb.CancelOrderRequest) -> tuple[
 def order_listing(
     request: pb.ListOrdersRequest, patient_id: str
 ) -> tuple[OrderQuery, tuple[UUID, int] | None]:
-    """The page a list asks for, and the write (order id, version) to read after, if any."""
+    """The page a list asks for, and the write (order id, version) to read after, if any.
+
+    ``status`` UNSPECIFIED lists every status; a number the proto does not define is refused.
+    """
     violations = Violations()
+    LIMITS.check(request, violations)
     if patient_id:
         violations.uuid("patient_id", patient_id)
     else:
@@ -85,6 +107,14 @@ def order_listing(
         after = (order_id, request.min_version)
     violations.raise_if_any()
     return query, after
+
+
+def order_id_from(request: pb.GetOrderRequest) -> UUID:
+    violations = Violations()
+    LIMITS.check(request, violations)
+    order_id = violations.uuid("order_id", request.order_id)
+    violations.raise_if_any()
+    return order_id
 
 
 def order_message(view: OrderView) -> pb.Order:

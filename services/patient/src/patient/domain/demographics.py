@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from clinical_platform.limits import EMAIL_CHARS, NAME_CHARS, PHONE_CHARS
 from clinical_platform.validation import FieldViolation
 
-_MAX_TEXT = 200
+_MAX_TEXT = NAME_CHARS
 _EARLIEST_BIRTH_DATE = date(1850, 1, 1)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MAX_EMAIL_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
+# One character class, anchored, at most 33 characters: linear, and only run within the cap.
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,32}$")
 
 
@@ -94,12 +96,45 @@ def violations(demographics: PatientDemographics, *, today: date) -> list[FieldV
         if any(len(value) > _MAX_TEXT for value in values)
     ]
     found += _birth_date_violations(demographics.birth_date, today)
-    if demographics.email and not _EMAIL.match(demographics.email):
-        found.append(FieldViolation("demographics.email", "is not an email address"))
-    if demographics.phone and not _PHONE.match(demographics.phone):
-        found.append(FieldViolation("demographics.phone", "is not a phone number"))
+    if demographics.email and (problem := email_problem(demographics.email)):
+        found.append(FieldViolation("demographics.email", problem))
+    if demographics.phone:
+        if len(demographics.phone) > PHONE_CHARS:
+            found.append(
+                FieldViolation("demographics.phone", f"must be at most {PHONE_CHARS} characters")
+            )
+        elif not _PHONE.match(demographics.phone):
+            found.append(FieldViolation("demographics.phone", "is not a phone number"))
     found += _identifier_violations(demographics.identifiers)
     return found
+
+
+def email_problem(email: str) -> str | None:
+    """Why ``email`` is not an email address, or None; capped at `EMAIL_CHARS` first.
+
+    The check is a fixed number of linear string operations (no regex, no loop per character
+    or per label), so its work grows with the length and no faster. It wants one ``@``, a
+    local part of 1 to 64 characters, and a domain of two or more non-empty dot-separated
+    labels; no whitespace or control characters anywhere.
+    """
+    if len(email) > EMAIL_CHARS:
+        return f"must be at most {EMAIL_CHARS} characters"
+    return _email_syntax_problem(email)
+
+
+def _email_syntax_problem(email: str) -> str | None:
+    local, at, domain = email.partition("@")
+    labels = domain.split(".")
+    well_formed = (
+        at == "@"
+        and 0 < len(local) <= _MAX_EMAIL_LOCAL_PART
+        and "@" not in domain
+        and email.isprintable()
+        and len(email.split()) == 1  # no whitespace (isprintable lets the space through)
+        and len(labels) >= 2  # a name and a top-level domain at least
+        and "" not in labels
+    )
+    return None if well_formed else "is not an email address"
 
 
 def _birth_date_violations(birth_date: str, today: date) -> list[FieldViolation]:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol
 from uuid import UUID
 
 from clinical.patient.v1 import patient_pb2 as pb
+from clinical_platform.limits import (
+    EMAIL_CHARS,
+    NAME_CHARS,
+    PHONE_CHARS,
+    TEXT_CHARS,
+    RequestLimits,
+    declare_limits,
+)
 from clinical_platform.validation import Violations
 from patient.domain.assessment import MatchCandidate, MatchGrade
 from patient.domain.demographics import (
@@ -41,19 +48,36 @@ _GRADE_TO_PROTO = {
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 DEFAULT_MATCHES = 10
+MAX_NAME_PARTS = 10
+MAX_ADDRESS_LINES = 10
+MAX_IDENTIFIERS = 20
 
-
-class PairRequest(Protocol):
-    """LinkPatientsRequest and UnlinkPatientsRequest: the two records of a pair."""
-
-    request_id: str
-    patient_id: str
-    other_patient_id: str
+LIMITS = declare_limits(
+    pb.DESCRIPTOR,
+    RequestLimits(
+        chars={
+            # Names and addresses: the domain's own cap, checked here before anything else.
+            **dict.fromkeys(("given", "family", "prefix", "suffix"), NAME_CHARS),
+            **dict.fromkeys(("family_name", "given_name"), NAME_CHARS),
+            **dict.fromkeys(("lines", "city", "district", "postal_code", "country"), NAME_CHARS),
+            "phone": PHONE_CHARS,
+            "email": EMAIL_CHARS,
+            "reason": TEXT_CHARS,
+        },
+        counts={
+            **dict.fromkeys(("given", "prefix", "suffix"), MAX_NAME_PARTS),
+            "lines": MAX_ADDRESS_LINES,
+            "identifiers": MAX_IDENTIFIERS,
+        },
+    ),
+)
+"""Every field of a clinical.patient.v1 request not named here: an identifier (128)."""
 
 
 def registration_from(request: pb.RegisterPatientRequest) -> PatientDemographics:
     violations = Violations()
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     demographics = demographics_from(request.demographics, violations)
     violations.raise_if_any()
     return demographics
@@ -65,6 +89,7 @@ def update_from(
     """The patient, the new demographics and the expected version (None: any)."""
     violations = Violations()
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     patient_id = violations.uuid("patient_id", request.patient_id)
     demographics = demographics_from(request.demographics, violations)
     violations.raise_if_any()
@@ -72,9 +97,11 @@ def update_from(
     return patient_id, demographics, expected
 
 
-def pair_from(request: PairRequest) -> tuple[UUID, UUID]:
+def pair_from(request: pb.LinkPatientsRequest | pb.UnlinkPatientsRequest) -> tuple[UUID, UUID]:
+    """The two records of a link or unlink."""
     violations = Violations()
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     patient_id = violations.uuid("patient_id", request.patient_id)
     other_patient_id = violations.uuid("other_patient_id", request.other_patient_id)
     violations.raise_if_any()
@@ -84,6 +111,7 @@ def pair_from(request: PairRequest) -> tuple[UUID, UUID]:
 def forget_from(request: pb.ForgetPatientRequest) -> UUID:
     violations = Violations()
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     patient_id = violations.uuid("patient_id", request.patient_id)
     violations.raise_if_any()
     return patient_id
@@ -99,6 +127,7 @@ def patient_id_from(text: str) -> UUID:
 def search_from(request: pb.SearchPatientsRequest) -> tuple[PatientSearch, tuple[UUID, int] | None]:
     """The criteria, and the record (with its version) the read model must hold first."""
     violations = Violations()
+    LIMITS.check(request, violations)
     identifier = None
     if request.HasField("identifier"):
         identifier = PatientIdentifier(request.identifier.system, request.identifier.value)
@@ -120,6 +149,7 @@ def search_from(request: pb.SearchPatientsRequest) -> tuple[PatientSearch, tuple
 def match_subject_from(request: pb.FindMatchesRequest) -> UUID | PatientDemographics:
     """A recorded patient's id, or demographics to match."""
     violations = Violations()
+    LIMITS.check(request, violations)
     subject: UUID | PatientDemographics
     match request.WhichOneof("subject"):
         case "patient_id":

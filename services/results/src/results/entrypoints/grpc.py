@@ -12,7 +12,6 @@ from clinical_platform.grpc_auth import RecordGate
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import failures_as_status
 from clinical_platform.tokens import TokenVerifier
-from clinical_platform.validation import Violations
 from results import policy
 from results.application import ResultsApp
 from results.domain.errors import (
@@ -86,11 +85,8 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         """Read one result with its revisions (staff; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetResult")
         async with failures_as_status(context, STATUSES):
-            violations = Violations()
-            result_id = violations.uuid("result_id", request.result_id)
-            violations.raise_if_any()
             view = await self._app.get_result(
-                result_id,
+                translate.result_id_from(request),
                 min_version=request.min_version,
                 wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )

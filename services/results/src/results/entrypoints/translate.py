@@ -15,9 +15,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.results.v1 import results_pb2 as pb
 from clinical_platform import validation
+from clinical_platform.limits import PAGE_TOKEN_CHARS, TEXT_CHARS, RequestLimits, declare_limits
 from clinical_platform.validation import FieldViolation
 from results.application import PostResult, ReviseResult
 from results.domain.observation import (
+    MAX_OBSERVATIONS,
+    MAX_TEXT_CHARS,
     Coding,
     Interpretation,
     Observation,
@@ -27,6 +30,20 @@ from results.domain.observation import (
 )
 from results.domain.result import ResultStatus, RevisionKind
 from results.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ResultQuery, ResultView, Revision
+
+LIMITS = declare_limits(
+    pb.DESCRIPTOR,
+    RequestLimits(
+        chars={
+            "text": MAX_TEXT_CHARS,
+            "display": TEXT_CHARS,
+            "reason": TEXT_CHARS,
+            "page_token": PAGE_TOKEN_CHARS,
+        },
+        counts={"observations": MAX_OBSERVATIONS},
+    ),
+)
+"""Every other field of a clinical.results.v1 request: an identifier, code or number (128)."""
 
 _KINDS = {
     pb.REVISION_KIND_AMENDMENT: RevisionKind.AMENDMENT,
@@ -102,6 +119,7 @@ def revision_kind(kind: pb.RevisionKind.ValueType, violations: Violations) -> Re
 def post_result(request: pb.PostResultRequest) -> PostResult:
     violations = Violations()
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     order_id = violations.uuid("order_id", request.order_id)
     observations = violations.observations(request.observations)
     violations.raise_if_any()
@@ -116,6 +134,7 @@ def post_result(request: pb.PostResultRequest) -> PostResult:
 def revise_result(request: pb.AmendResultRequest) -> ReviseResult:
     violations = Violations()
     violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
     command = ReviseResult(
         result_id=violations.uuid("result_id", request.result_id),
         kind=revision_kind(request.kind, violations),
@@ -132,6 +151,7 @@ def result_listing(
 ) -> tuple[ResultQuery, tuple[UUID, int] | None]:
     """The page a list asks for, and the write (result id, version) to read after, if any."""
     violations = Violations()
+    LIMITS.check(request, violations)
     if not (patient_id or request.order_id):
         violations.add("patient_id", "give a patient_id or an order_id")
     if patient_id:
@@ -154,7 +174,16 @@ def result_listing(
     return query, after
 
 
+def result_id_from(request: pb.GetResultRequest) -> UUID:
+    violations = Violations()
+    LIMITS.check(request, violations)
+    result_id = violations.uuid("result_id", request.result_id)
+    violations.raise_if_any()
+    return result_id
+
+
 def instant(timestamp: Timestamp) -> datetime:
+    """A Timestamp within `clinical_platform.limits` (years 0001-9999) as a UTC datetime."""
     return timestamp.ToDatetime(tzinfo=UTC)
 
 

@@ -89,7 +89,7 @@ infra-install: ## Download and build the local servers (cached in ~/.cache/clini
 	@$(LOCALINFRA) install
 
 .PHONY: infra-up
-infra-up: ## Start Kafka, FerretDB and OpenBao on 127.0.0.1 (a no-op when running)
+infra-up: ## Start Kafka, PostgreSQL, FerretDB and OpenBao on 127.0.0.1 (a no-op when running)
 	@$(LOCALINFRA) up
 
 .PHONY: infra-down
@@ -105,8 +105,8 @@ infra-env: ## Print export lines for the servers: eval "$(make -s infra-env)"
 	@$(LOCALINFRA) env
 
 .PHONY: infra-reset
-infra-reset: infra-down ## Stop the local servers and delete their data
-	@rm -rf .infra
+infra-reset: ## Stop the local servers and delete their data
+	@$(LOCALINFRA) reset
 
 .PHONY: tools
 tools: venv ## Build and cache buf, helm and tflint (kubernetes-validate comes with the venv)

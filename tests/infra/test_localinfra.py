@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 from clinical_testing.isolated import IsolatedInfra
 
+from localinfra import postgresql
+from localinfra.config import InfraConfig
+
 pytestmark = pytest.mark.integration
+
+SERVERS = ("kafka", "postgresql", "ferretdb", "openbao")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def infra(
     try:
         yield isolated
     finally:
-        isolated.make("infra-down")
+        isolated.make("infra-reset")
 
 
 def _alive(pid: int) -> bool:
@@ -43,12 +48,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_second_infra_up_is_a_no_op(infra: IsolatedInfra) -> None:
-    pids = {server: infra.pid(server) for server in ("kafka", "ferretdb", "openbao")}
+    pids = {server: infra.pid(server) for server in SERVERS}
 
     again = infra.make("infra-up")
 
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already running") == 3
+    assert again.stdout.count("already running") == len(SERVERS)
     assert {server: infra.pid(server) for server in pids} == pids
 
 
@@ -99,7 +104,7 @@ def test_killed_kafka_comes_back_with_its_data(infra: IsolatedInfra) -> None:
     restarted = infra.make("infra-up")
 
     assert restarted.returncode == 0, restarted.stderr
-    assert "kafka     started" in restarted.stdout
+    assert "kafka      started" in restarted.stdout
     assert asyncio.run(_consume_one(bootstrap, "survivor")) == b"still here"
 
 
@@ -117,7 +122,7 @@ def test_missing_java_fails_with_one_line_naming_java(infra: IsolatedInfra) -> N
 
 
 def test_infra_down_leaves_none_of_our_processes_running(infra: IsolatedInfra) -> None:
-    pids = [infra.pid(server) for server in ("kafka", "ferretdb", "openbao")]
+    pids = [infra.pid(server) for server in SERVERS]
 
     down = infra.make("infra-down")
     status = infra.make("infra-status")
@@ -125,7 +130,23 @@ def test_infra_down_leaves_none_of_our_processes_running(infra: IsolatedInfra) -
     assert down.returncode == 0, down.stderr
     assert not [pid for pid in pids if _alive(pid)]
     assert status.returncode != 0
-    assert status.stdout.count("stopped") == 3
+    assert status.stdout.count("stopped") == len(SERVERS)
+
+
+def test_infra_reset_deletes_every_server_data_including_the_database_cluster(
+    infra: IsolatedInfra,
+) -> None:
+    cluster = postgresql.cluster_dir(InfraConfig.from_env(infra.env))
+    assert (cluster / "PG_VERSION").exists()
+
+    reset = infra.make("infra-reset")
+
+    assert reset.returncode == 0, reset.stderr
+    assert not cluster.exists()
+    assert not Path(infra.env["CLINICAL_INFRA_DIR"]).exists()
+    again = infra.make("infra-up")
+    assert again.returncode == 0, again.stderr
+    assert (cluster / "PG_VERSION").exists()
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:

@@ -1,12 +1,13 @@
-"""Command line: python3 -m localinfra {install,up,down,status,env,tools} [server ...]."""
+"""Command line: python3 -m localinfra {install,up,down,reset,status,env,tools} [server ...]."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 
-from . import openbao, tools
+from . import openbao, postgresql, tools
 from .builds import BuildError
 from .config import ConfigError, InfraConfig
 from .prereqs import MissingPrerequisiteError, require
@@ -18,7 +19,7 @@ def _selected(names: list[str]) -> list[Server]:
     unknown = set(names) - {s.name for s in SERVERS}
     if unknown:
         raise ConfigError(
-            f"unknown server(s) {sorted(unknown)}; choose from kafka, ferretdb, openbao"
+            f"unknown server(s) {sorted(unknown)}; choose from {', '.join(s.name for s in SERVERS)}"
         )
     return [s for s in SERVERS if not names or s.name in names]
 
@@ -34,13 +35,20 @@ def _up(config: InfraConfig, servers: list[Server]) -> None:
     for server in servers:
         started = server.start(config)
         state = "started" if started else "already running"
-        print(f"{server.name:9} {state:16} {server.address(config)}")
+        print(f"{server.name:10} {state:16} {server.address(config)}")
 
 
 def _down(config: InfraConfig, servers: list[Server]) -> None:
     for server in reversed(servers):
         stopped = server.process(config).stop()
-        print(f"{server.name:9} {'stopped' if stopped else 'not running'}")
+        print(f"{server.name:10} {'stopped' if stopped else 'not running'}")
+
+
+def _reset(config: InfraConfig) -> None:
+    """Stop every server and delete all their data."""
+    _down(config, list(SERVERS))
+    postgresql.forget(config)
+    shutil.rmtree(config.data_dir, ignore_errors=True)
 
 
 def _status(config: InfraConfig, servers: list[Server]) -> int:
@@ -49,7 +57,7 @@ def _status(config: InfraConfig, servers: list[Server]) -> int:
         pid = server.process(config).pid()
         all_running &= pid is not None
         state = f"running (pid {pid})" if pid else "stopped"
-        print(f"{server.name:9} {state:22} {server.address(config)}")
+        print(f"{server.name:10} {state:22} {server.address(config)}")
     return 0 if all_running else 3
 
 
@@ -66,7 +74,8 @@ def _env(config: InfraConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localinfra", description=__doc__)
-    parser.add_argument("command", choices=["install", "up", "down", "status", "env", "tools"])
+    commands = ["install", "up", "down", "reset", "status", "env", "tools"]
+    parser.add_argument("command", choices=commands)
     parser.add_argument("names", nargs="*", help="servers (or tools) to act on; default all")
     args = parser.parse_args(argv)
     try:
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             _up(config, servers)
         elif args.command == "down":
             _down(config, servers)
+        elif args.command == "reset":
+            _reset(config)
         elif args.command == "status":
             return _status(config, servers)
         else:

@@ -34,6 +34,7 @@ class InfraConfig:
     kafka_port: int
     kafka_controller_port: int
     mongo_port: int
+    postgres_port: int
     vault_port: int
     kafka_heap: str
     start_timeout: float
@@ -49,6 +50,7 @@ class InfraConfig:
             kafka_port=_int(environ, "CLINICAL_KAFKA_PORT", 19092),
             kafka_controller_port=_int(environ, "CLINICAL_KAFKA_CONTROLLER_PORT", 19093),
             mongo_port=_int(environ, "CLINICAL_MONGO_PORT", 37017),
+            postgres_port=_int(environ, "CLINICAL_POSTGRES_PORT", 37432),
             vault_port=_int(environ, "CLINICAL_VAULT_PORT", 18200),
             kafka_heap=environ.get("CLINICAL_KAFKA_HEAP") or "768m",
             start_timeout=float(_int(environ, "CLINICAL_INFRA_START_TIMEOUT", 120)),

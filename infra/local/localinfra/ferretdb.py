@@ -1,10 +1,10 @@
-"""FerretDB 1.24 on SQLite: the MongoDB wire protocol for the read models."""
+"""FerretDB 1.24 on PostgreSQL: the MongoDB wire protocol for the read models."""
 
 from __future__ import annotations
 
 import os
 
-from . import builds
+from . import builds, postgresql
 from .config import HOST, InfraConfig
 from .processes import ManagedProcess, port_open, require_free_port
 
@@ -12,7 +12,12 @@ NAME = "ferretdb"
 
 
 def process(config: InfraConfig) -> ManagedProcess:
-    return ManagedProcess(NAME, config.server_dir(NAME), marker=str(config.server_dir(NAME)))
+    # FerretDB keeps no files: the address it listens on (one per machine) identifies it.
+    return ManagedProcess(NAME, config.server_dir(NAME), marker=_listen_flag(config))
+
+
+def _listen_flag(config: InfraConfig) -> str:
+    return f"-listen-addr={HOST}:{config.mongo_port}"
 
 
 def install(config: InfraConfig) -> None:
@@ -29,13 +34,10 @@ def start(config: InfraConfig) -> bool:
     require_free_port(HOST, config.mongo_port, "CLINICAL_MONGO_PORT")
     binary = builds.go_binary(config, NAME)
     state = config.server_dir(NAME)
-    data = state / "data"
-    data.mkdir(exist_ok=True)
     argv = [
         str(binary),
-        f"-listen-addr={HOST}:{config.mongo_port}",
-        # FerretDB wants a directory URL with a trailing slash: one SQLite file per database.
-        f"-sqlite-url=file:{data}/",
+        _listen_flag(config),
+        f"-postgresql-url={postgresql.ferretdb_url(config)}",
         # FerretDB logs failed requests in full at WARN; documents may hold PHI.
         "-log-level=error",
     ]

@@ -1,11 +1,11 @@
-"""The three local servers, in start order."""
+"""The local servers, in start order."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import ferretdb, kafka, openbao
+from . import ferretdb, kafka, openbao, postgresql
 from .config import InfraConfig
 from .processes import ManagedProcess
 
@@ -21,6 +21,7 @@ class Server:
 
 SERVERS = (
     Server("kafka", lambda c: c.kafka_bootstrap_servers, kafka.process, kafka.install, kafka.start),
+    Server("postgresql", postgresql.url, postgresql.process, postgresql.install, postgresql.start),
     Server("ferretdb", lambda c: c.mongodb_url, ferretdb.process, ferretdb.install, ferretdb.start),
     Server("openbao", lambda c: c.vault_addr, openbao.process, openbao.install, openbao.start),
 )

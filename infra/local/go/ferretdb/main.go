@@ -1,5 +1,5 @@
-// Command ferretdb runs FerretDB 1.24 (MongoDB wire protocol on SQLite) for local development and
-// tests. It wraps FerretDB's embeddable package because the upstream command refuses to start when
+// Command ferretdb runs FerretDB 1.24 (MongoDB wire protocol on PostgreSQL, or SQLite) for local
+// development and tests. It wraps FerretDB's embeddable package because the upstream command refuses to start when
 // installed from the module proxy (it expects build-time version files); the embeddable package
 // also disables and locks telemetry.
 package main
@@ -18,7 +18,8 @@ import (
 
 func main() {
 	listenAddr := flag.String("listen-addr", "127.0.0.1:27018", "TCP address to listen on")
-	sqliteURL := flag.String("sqlite-url", "file:data/", "SQLite directory URL (must end with a slash)")
+	sqliteURL := flag.String("sqlite-url", "", "SQLite directory URL (must end with a slash)")
+	postgresqlURL := flag.String("postgresql-url", "", "PostgreSQL connection URL")
 	logLevel := flag.String("log-level", "info", "log level: debug, info, warn or error")
 	flag.Parse()
 
@@ -32,12 +33,23 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	server, err := ferretdb.New(&ferretdb.Config{
+	config := ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listenAddr},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: *sqliteURL,
-	})
+	}
+	switch {
+	case *postgresqlURL != "" && *sqliteURL != "":
+		fmt.Fprintln(os.Stderr, "ferretdb: give -postgresql-url or -sqlite-url, not both")
+		os.Exit(2)
+	case *postgresqlURL != "":
+		config.Handler, config.PostgreSQLURL = "postgresql", *postgresqlURL
+	case *sqliteURL == "":
+		config.SQLiteURL = "file:data/"
+	}
+
+	server, err := ferretdb.New(&config)
 	if err != nil {
 		logger.Error("ferretdb failed to start", "error", err)
 		os.Exit(1)

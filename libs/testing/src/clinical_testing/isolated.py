@@ -28,6 +28,7 @@ class IsolatedInfra:
             CLINICAL_KAFKA_PORT=str(free_tcp_port()),
             CLINICAL_KAFKA_CONTROLLER_PORT=str(free_tcp_port()),
             CLINICAL_MONGO_PORT=str(free_tcp_port()),
+            CLINICAL_POSTGRES_PORT=str(free_tcp_port()),
             CLINICAL_VAULT_PORT=str(free_tcp_port()),
             PYTHONPATH=str(repo_root / "infra" / "local"),
         )

@@ -11,7 +11,8 @@ matcher's index only, which is what a registration's cost depends on.
 
 One in flight gives ``register_rps_at_0`` and ``register_rps_at_100k``; then, at 100k, a closed
 loop of ``LOAD_CALLERS`` callers gives the maximum rate, and an open loop offering half of it
-gives the latency at that load.
+gives the latency at that load. Last, the patient projection replays the section's events into
+a read model prefilled with as many patients (bench/matching/projection_pace.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from clinical_testing.endpoints import ServerEndpoints
 from bench.load import percentile_ms
 from bench.matching.febrl import febrl2
 from bench.matching.projection_lag import catch_up_after_burst
+from bench.matching.projection_pace import patient_projection_eps
 from bench.matching.register import ServedPatient, served_patient
 from bench.matching.synthetic import synthetic_people
 from bench.matching_eval import eval_settings
@@ -67,6 +69,10 @@ async def run_section(options: Options, servers: ServerEndpoints) -> list[Figure
             caught_up = await catch_up_after_burst(
                 patient.running, patient.registered, within_s=CATCH_UP_WAIT_S[options.quick]
             )
+            progress(f"register: the patient projection over that backlog, {seeded} prefilled")
+            pace = await patient_projection_eps(
+                settings, patient.running, patient.service, patient.registered, prefill=seeded
+            )
     size = f"{seeded // 1000}k"
     return [
         Figure("register_rps_at_0", at_0, "req/s", 1, "one in flight, index growing from 0"),
@@ -85,8 +91,9 @@ async def run_section(options: Options, servers: ServerEndpoints) -> list[Figure
         Figure("patient_projection_catch_up_s", caught_up.catch_up_s, "s", 2,
                "until the read model held every registration (FerretDB; nan: not within "
                f"{CATCH_UP_WAIT_S[options.quick]:.0f} s)"),
-        Figure("patient_projection_eps", caught_up.events_per_s, "events/s", 1,
-               "events applied per second while catching up"),
+        Figure("patient_projection_eps", pace, "events/s", 1,
+               f"the section's events replayed into a read model of {size} patients "
+               "(target >= 1,000)"),
     ]  # fmt: skip
 
 

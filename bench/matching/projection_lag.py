@@ -28,10 +28,6 @@ class CatchUp:
     caught_up: bool
 
     @property
-    def events_per_s(self) -> float:
-        return self.applied_events / self.seconds if self.seconds > 0 else float("nan")
-
-    @property
     def catch_up_s(self) -> float:
         """How long until it held everything; NaN when it did not within the wait."""
         return self.seconds if self.caught_up else float("nan")

@@ -96,6 +96,12 @@ class EventApplier:
                 except Exception as poison:
                     await self._quarantine(record, poison)
                     continue
+                if changes is None:  # it needs reads: after what came before, on its own
+                    done += await self._write(pending)
+                    pending = []
+                    if applied := await self._apply_decoded(record, decoded):
+                        done.append(applied)
+                    continue
                 pending.append((record, decoded, changes))
         return done + await self._write(pending)
 
@@ -104,6 +110,9 @@ class EventApplier:
         decoded = await self._retrying(record, self._plain, record)
         if decoded is _POISON:
             return None
+        return await self._apply_decoded(record, decoded)
+
+    async def _apply_decoded(self, record: Record, decoded: Any) -> Applied | None:
         if isinstance(decoded, _Forgotten):
             outcome = await self._retrying(record, self._apply_forgotten, decoded.envelope)
             decoded = decoded.envelope

@@ -1,14 +1,16 @@
 """Events as version-guarded document changes, written a poll's worth at a time.
 
 A projection that can say what an event changes without reading anything (`ChangeProjection`)
-lets its runner write a whole batch of events in one unordered ``update`` command per
-collection instead of one upsert per event. Each change keeps `upsert_versioned`'s guard: it
+lets its runner write a whole batch of events at once: its new documents in one unordered
+``insert`` command per collection, its updates as concurrent single-statement commands,
+instead of one awaited upsert after another. Each change keeps `upsert_versioned`'s guard: it
 applies only to a document older than its version, and a newer document turns it into a
 duplicate key, meaning "already applied".
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from clinical.events.v1.envelope_pb2 import Envelope
 DUPLICATE_KEY = 11000
 # Well under MongoDB's maxWriteBatchSize (100,000) and, for read-model documents, 16 MiB.
 STATEMENTS_PER_COMMAND = 1000
+UPDATES_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,12 @@ class VersionedChange:
 class ChangeProjection(Protocol):
     """A projection whose events translate to changes with no read: its runner batches them.
 
-    ``changes`` raising marks the event as poison, like ``apply`` raising.
+    ``changes`` raising marks the event as poison, like ``apply`` raising. ``None`` says this
+    event needs reads: the runner writes the batch so far, then hands the event to ``apply``
+    on its own, so a projection batches its common events and reads only for the rare ones.
     """
 
-    def changes(self, envelope: Envelope) -> Sequence[VersionedChange]: ...
+    def changes(self, envelope: Envelope) -> Sequence[VersionedChange] | None: ...
 
 
 class ChangeRefusedError(Exception):
@@ -74,7 +79,8 @@ class ChangeRefusedError(Exception):
 
 
 async def apply_changes(db: AsyncDatabase[Any], changes: Sequence[VersionedChange]) -> None:
-    """One event's changes, written: a `ChangeProjection`'s ``apply``."""
+    """One event's changes, written: a `ChangeProjection`'s ``apply`` (for events it returns
+    changes for)."""
     if await write_changes(db, changes):
         raise ChangeRefusedError
 
@@ -85,7 +91,7 @@ async def write_changes(db: AsyncDatabase[Any], changes: Sequence[VersionedChang
 
     Unordered bulk writes may apply their operations in any order, so a document's changes go
     in successive rounds: round n holds each document's n-th change of the batch. A batch with
-    one event per aggregate is one round: one round trip per collection.
+    one event per aggregate is one round.
     """
     rounds: list[dict[str, list[int]]] = []
     seen: dict[tuple[str, str], int] = defaultdict(int)
@@ -117,14 +123,25 @@ async def _write(
     positions: Sequence[int],
 ) -> set[int]:
     # Commands rather than ``bulk_write``: pymongo's bulk result expects an ``nModified`` that
-    # FerretDB leaves out when every statement of a batch was a duplicate. Inserts apart: on
-    # FerretDB (SQLite) a filter of more than ``_id`` is evaluated by decoding every document
-    # of the collection, while an insert only probes the unique ``_id`` index.
+    # FerretDB leaves out when every statement of a batch was a duplicate. Inserts apart (an
+    # insert only probes the unique ``_id`` index), in one command.
     if kind == "insert":
         command = {"insert": collection, "documents": [changes[p].document() for p in positions]}
-    else:
-        command = {"update": collection, "updates": [changes[p].statement() for p in positions]}
-    reply = await db.command({**command, "ordered": False})
+        return _refused(await db.command({**command, "ordered": False}), positions)
+    # Updates one statement per command, a few commands in flight: FerretDB 1.24 on PostgreSQL
+    # holds a connection for every statement of an update command until the command ends, so
+    # one command of more statements than its pool has connections never ends.
+    refused: set[int] = set()
+    for start in range(0, len(positions), UPDATES_IN_FLIGHT):
+        chunk = positions[start : start + UPDATES_IN_FLIGHT]
+        commands = [{"update": collection, "updates": [changes[p].statement()]} for p in chunk]
+        replies = await asyncio.gather(*(db.command(command) for command in commands))
+        for position, reply in zip(chunk, replies, strict=True):
+            refused |= _refused(reply, [position])
+    return refused
+
+
+def _refused(reply: Mapping[str, Any], positions: Sequence[int]) -> set[int]:
     return {
         positions[failure["index"]]
         for failure in reply.get("writeErrors", ())

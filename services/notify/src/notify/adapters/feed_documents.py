@@ -1,8 +1,8 @@
 """``notify_feed``: one document per numbered notification, ids only (no PHI).
 
-``_id`` is "<subscription>:<zero-padded sequence>", so a subscription's feed is one ``_id``
-range in order; ``dedup`` ("<subscription>/<event>") is unique too, so a matcher restart that
-re-reads a record numbers nothing twice.
+``_id`` is "<subscription>:<zero-padded sequence>", so a subscription's feed sorts by ``_id``
+in order, and ``subscription_id`` (indexed) selects it; ``dedup`` ("<subscription>/<event>") is
+unique too, so a matcher restart that re-reads a record numbers nothing twice.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ class FeedDocuments:
         self._feed = database[FEED]
 
     async def setup(self) -> None:
-        await ensure_indexes(self._feed, [IndexModel([("dedup", ASCENDING)], unique=True)])
+        await ensure_indexes(
+            self._feed,
+            [IndexModel([("dedup", ASCENDING)], unique=True),
+             IndexModel([("subscription_id", ASCENDING)])],
+        )  # fmt: skip
 
     async def append(self, entry: FeedEntry) -> bool:
         """Record a numbered notification; False when this event was already numbered for the
@@ -64,14 +68,15 @@ class FeedDocuments:
     async def head(self, subscription_id: str) -> int:
         """The newest sequence number of the subscription (0: none yet)."""
         last = await self._feed.find_one(
-            {"_id": {"$gt": f"{subscription_id}:", "$lt": f"{subscription_id};"}},
-            {"sequence": 1}, sort=[("_id", DESCENDING)],
-        )  # fmt: skip
+            {"subscription_id": subscription_id}, {"sequence": 1}, sort=[("_id", DESCENDING)]
+        )
         return int(last["sequence"]) if last else 0
 
     async def entries(self, subscription_id: str, *, after: int, limit: int) -> list[FeedEntry]:
         """Numbered notifications after ``after``, in order."""
-        query = {"_id": {"$gt": feed_id(subscription_id, after), "$lt": f"{subscription_id};"}}
+        # The equality is answered from an index (docs/read-models.md), the range on what it found.
+        after_id = feed_id(subscription_id, after)
+        query = {"subscription_id": subscription_id, "_id": {"$gt": after_id}}
         cursor = self._feed.find(query).sort("_id", ASCENDING).limit(limit)
         return [_entry(document) async for document in cursor]
 

@@ -12,6 +12,7 @@ stay (they hold ids only), so numbering stays gapless and those notifications go
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import Any
@@ -48,8 +49,11 @@ class KeptEventDocuments:
     async def envelopes(self, event_ids: Sequence[str]) -> dict[str, bytes | None]:
         """The kept envelopes of several events at once (None: forgotten, or never kept)."""
         found: dict[str, bytes | None] = dict.fromkeys(event_ids)
-        async for document in self._events.find({"_id": {"$in": list(set(event_ids))}}):
-            if not document.get(FORGOTTEN_FIELD):
+        # One lookup by _id each, in flight together: the local store answers ``$in`` by
+        # reading the whole collection (docs/read-models.md).
+        documents = await asyncio.gather(*(self._events.find_one({"_id": i}) for i in found))
+        for document in documents:
+            if document is not None and not document.get(FORGOTTEN_FIELD):
                 found[document["_id"]] = bytes(document["envelope"])
         return found
 

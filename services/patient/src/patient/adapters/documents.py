@@ -57,11 +57,16 @@ def demographics_from(document: dict[str, Any]) -> PatientDemographics:
 
 
 def search_terms(demographics: PatientDemographics) -> dict[str, Any]:
-    """Normalised values the search indexes hold (nicknames folded into formal names)."""
+    """Normalised values the search indexes hold (nicknames folded into formal names).
+
+    Top-level fields: the read-model store pushes equality on a top-level field down to its
+    index, and on a dotted path it reads every document instead (docs/read-models.md).
+    """
     return {
-        "family": compact(demographics.name.family),
-        "given": sorted(given_terms(" ".join(demographics.name.given))),
-        "identifiers": sorted(identifier_term(i) for i in demographics.identifiers),
+        "search_family": compact(demographics.name.family),
+        "search_given": sorted(given_terms(" ".join(demographics.name.given))),
+        "search_identifiers": sorted(identifier_term(i) for i in demographics.identifiers),
+        "search_birth_date": demographics.birth_date,
     }
 
 

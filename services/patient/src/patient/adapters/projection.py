@@ -5,6 +5,8 @@ Every write is idempotent and safe to replay: record documents go through `upser
 review items are set from state, so applying events again, or in a different interleaving of
 partitions, ends in the same documents. Golden records are computed when read
 (adapters/golden_records.py), so a registration costs the projection one write per event.
+Registrations, updates and assessments with nothing to review need no read, so the runner
+writes a poll's worth of them in one command (`changes`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.codec import DomainEvent
-from clinical_platform.projections import ensure_indexes, upsert_versioned
+from clinical_platform.projections import VersionedChange, ensure_indexes, upsert_versioned
 from patient.adapters.documents import demographics_document, search_terms
 from patient.adapters.event_catalog import PATIENT_EVENTS, patient_event
 from patient.adapters.golden_records import LINKS, PATIENTS
@@ -59,15 +61,37 @@ class PatientIndexProjection:
         await ensure_indexes(
             db[PATIENTS],
             [
-                IndexModel([("blocking_keys", ASCENDING)]),
-                IndexModel([("search.family", ASCENDING), ("search.given", ASCENDING)]),
-                IndexModel([("search.given", ASCENDING)]),
-                IndexModel([("demographics.birth_date", ASCENDING)]),
-                IndexModel([("search.identifiers", ASCENDING)]),
+                # One field each: the store answers equality per field (docs/read-models.md).
+                # No index on blocking_keys: registration matches against the service's own
+                # blocking index, and the store cannot use one for that field's $in anyway.
+                IndexModel([("search_family", ASCENDING)]),
+                IndexModel([("search_given", ASCENDING)]),
+                IndexModel([("search_birth_date", ASCENDING)]),
+                IndexModel([("search_identifiers", ASCENDING)]),
             ],
         )
         await ensure_indexes(db[LINKS], [IndexModel([("patient_ids", ASCENDING)])])
         await ensure_indexes(db[REVIEW_QUEUE], [IndexModel([("queued", ASCENDING)])])
+
+    def changes(self, envelope: Envelope) -> Sequence[VersionedChange] | None:
+        """A registration, an update, or an assessment with nothing to review: one record write,
+        batched by the runner. Links, review items and forgetting read first (None)."""
+        if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
+            return ()
+        attributes: dict[str, Any] = vars(patient_event(envelope))
+        patient_id, version = envelope.aggregate_id, envelope.aggregate_version
+        match envelope.event_type:
+            case "PatientRegistered" | "DemographicsUpdated":
+                fields = record_fields(attributes["demographics"], forgotten=False)
+                updated_at = attributes["timestamp"]
+                return (VersionedChange(PATIENTS, patient_id, version,
+                                        {**fields, "updated_at": updated_at}),)  # fmt: skip
+            case "PatientMatchAssessed" if not any(
+                candidate.grade is MatchGrade.POSSIBLE_MATCH
+                for candidate in attributes["candidates"]
+            ):
+                return (VersionedChange(PATIENTS, patient_id, version, {}),)
+        return None
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
@@ -98,7 +122,7 @@ class PatientIndexProjection:
         occurred_at = attributes["timestamp"]
         match event_type:
             case "PatientRegistered" | "DemographicsUpdated":
-                fields = _record_fields(attributes["demographics"], forgotten=False)
+                fields = record_fields(attributes["demographics"], forgotten=False)
                 await upsert_versioned(
                     patients, patient_id, version, {**fields, "updated_at": occurred_at}
                 )
@@ -133,7 +157,7 @@ async def _mark_forgotten(
     """The record's marker, and no links or review items: a replay cannot read those recorded
     on the forgotten record's events (their payloads are shredded), so the live model drops
     them too."""
-    fields = _record_fields(FORGOTTEN, forgotten=True)
+    fields = record_fields(FORGOTTEN, forgotten=True)
     await upsert_versioned(db[PATIENTS], patient_id, version, {**fields, "updated_at": occurred_at})
     await db[LINKS].delete_many({"patient_ids": patient_id})
     await db[REVIEW_QUEUE].delete_many({"_id": {"$regex": f"(^|:){re.escape(patient_id)}($|:)"}})
@@ -145,10 +169,10 @@ async def _is_forgotten(db: AsyncDatabase[Any], patient_id: str) -> bool:
     )
 
 
-def _record_fields(demographics: PatientDemographics, *, forgotten: bool) -> dict[str, Any]:
+def record_fields(demographics: PatientDemographics, *, forgotten: bool) -> dict[str, Any]:
     return {
         "demographics": demographics_document(demographics),
-        "search": search_terms(demographics),
+        **search_terms(demographics),
         "blocking_keys": [] if forgotten else blocking_keys(match_record(demographics)),
         "forgotten": forgotten,
     }

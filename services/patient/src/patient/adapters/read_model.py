@@ -59,13 +59,14 @@ class MongoPatientIndex:
     async def search(self, query: PatientSearch) -> list[PatientView]:
         criteria: dict[str, Any] = {"forgotten": False}
         if query.family_name:
-            criteria["search.family"] = compact(query.family_name)
-        if query.given_name:
-            criteria["search.given"] = {"$all": sorted(given_terms(query.given_name))}
+            criteria["search_family"] = compact(query.family_name)
+        if given := sorted(given_terms(query.given_name)):
+            # $eq on one term is what the store answers from the index; $all checks the rest.
+            criteria["search_given"] = {"$eq": given[0], "$all": given}
         if query.birth_date:
-            criteria["demographics.birth_date"] = query.birth_date
+            criteria["search_birth_date"] = query.birth_date
         if query.identifier is not None:
-            criteria["search.identifiers"] = identifier_term(query.identifier)
+            criteria["search_identifiers"] = identifier_term(query.identifier)
         cursor = self._db[PATIENTS].find(criteria).sort("_id", 1).limit(query.limit)
         return [await self._view(document) async for document in cursor]
 

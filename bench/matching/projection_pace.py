@@ -25,7 +25,7 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.projections import ProjectionRunner
+from clinical_platform.projections import ProjectionRunner, VersionedChange
 from patient.adapters.golden_records import PATIENTS
 from patient.adapters.projection import PatientIndexProjection, record_fields
 from patient.bootstrap import RunningPatient
@@ -36,14 +36,22 @@ _INSERT_BATCH = 5_000
 
 
 class _FirstApplied(PatientIndexProjection):
-    """The patient index projection, noting when it was handed its first event."""
+    """The patient index projection, noting when it was handed its first event (batched
+    events reach it through ``changes``, the others through ``apply``)."""
 
     first: float | None = None
 
+    def changes(self, envelope: Envelope) -> Sequence[VersionedChange] | None:
+        self._note_first()
+        return super().changes(envelope)
+
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
+        self._note_first()
+        await super().apply(envelope, db)
+
+    def _note_first(self) -> None:
         if self.first is None:
             self.first = time.perf_counter()
-        await super().apply(envelope, db)
 
 
 async def patient_projection_eps(

@@ -6,7 +6,7 @@ import os
 
 from . import builds, postgresql
 from .config import HOST, InfraConfig
-from .processes import ManagedProcess, port_open, require_free_port
+from .processes import ManagedProcess, already_running, port_open
 
 NAME = "ferretdb"
 
@@ -28,10 +28,8 @@ def start(config: InfraConfig) -> bool:
     """Start FerretDB unless it runs. True if started."""
     proc = process(config)
     ready = lambda: port_open(HOST, config.mongo_port)  # noqa: E731
-    if proc.pid() is not None:
-        proc.wait_until(ready, config.start_timeout, "accepting connections")
+    if already_running(proc, ready, config.start_timeout, config.mongo_port, "CLINICAL_MONGO_PORT"):
         return False
-    require_free_port(HOST, config.mongo_port, "CLINICAL_MONGO_PORT")
     binary = builds.go_binary(config, NAME)
     state = config.server_dir(NAME)
     argv = [

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import builds
 from .config import HOST, InfraConfig
 from .prereqs import require
-from .processes import ManagedProcess, require_free_port
+from .processes import ManagedProcess, already_running, require_free_port
 
 NAME = "kafka"
 
@@ -75,10 +75,9 @@ def install(config: InfraConfig) -> Path:
 def start(config: InfraConfig) -> bool:
     """Start the broker unless it runs; format its storage the first time. True if started."""
     proc = process(config)
-    if proc.pid() is not None:
-        proc.wait_until(lambda: api_versions_ok(config.kafka_port), config.start_timeout, "ready")
+    ready = lambda: api_versions_ok(config.kafka_port)  # noqa: E731
+    if already_running(proc, ready, config.start_timeout, config.kafka_port, "CLINICAL_KAFKA_PORT"):
         return False
-    require_free_port(HOST, config.kafka_port, "CLINICAL_KAFKA_PORT")
     require_free_port(HOST, config.kafka_controller_port, "CLINICAL_KAFKA_CONTROLLER_PORT")
     libs = install(config)
     state = config.server_dir(NAME)

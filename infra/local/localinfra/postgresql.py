@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .config import HOST, InfraConfig
 from .prereqs import MissingPrerequisiteError
-from .processes import ManagedProcess, StartupError, port_open, require_free_port
+from .processes import ManagedProcess, StartupError, already_running, port_open
 
 NAME = "postgresql"
 DATABASE = "ferretdb"
@@ -116,10 +116,9 @@ def start(config: InfraConfig) -> bool:
     """Start PostgreSQL (creating the cluster and FerretDB's database the first time)."""
     proc = process(config)
     ready = lambda: port_open(HOST, config.postgres_port)  # noqa: E731
-    if proc.pid() is not None:
-        proc.wait_until(ready, config.start_timeout, "accepting connections")
+    port, setting = config.postgres_port, "CLINICAL_POSTGRES_PORT"
+    if already_running(proc, ready, config.start_timeout, port, setting):
         return False
-    require_free_port(HOST, config.postgres_port, "CLINICAL_POSTGRES_PORT")
     binaries = bin_dir()
     data = cluster_dir(config)
     if not (data / "PG_VERSION").exists():

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import HOST
+
 
 class StartupError(Exception):
     """A server did not become ready."""
@@ -127,6 +129,17 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def already_running(
+    proc: ManagedProcess, ready: Callable[[], bool], timeout: float, port: int, setting: str
+) -> bool:
+    """True (once it is ready) when our server runs; else check its port is free to start on."""
+    if proc.pid() is not None:
+        proc.wait_until(ready, timeout, "ready")
+        return True
+    require_free_port(HOST, port, setting)
+    return False
 
 
 def require_free_port(host: str, port: int, setting: str) -> None:

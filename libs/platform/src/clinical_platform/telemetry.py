@@ -1,9 +1,17 @@
-"""OpenTelemetry bootstrap: one tracer and meter provider per process, gRPC and Kafka instrumented.
+"""OpenTelemetry bootstrap: one tracer and meter provider per process, gRPC instrumented.
 
-Spans and metrics leave the process only when OTEL_EXPORTER_OTLP_ENDPOINT is set. Tests pass their
-own in-memory exporters and ``install_globals=False`` so they never fight over the process-wide
-providers, which OpenTelemetry lets a process set only once. Health checks are traced like any RPC;
-set OTEL_PYTHON_GRPC_EXCLUDED_SERVICES=grpc.health.v1.Health to silence probe noise.
+Where spans go is chosen by the standard variables: ``OTEL_TRACES_EXPORTER=otlp`` (production,
+to ``OTEL_EXPORTER_OTLP_ENDPOINT``; also chosen when only that endpoint is set) or ``zipkin``
+(the local stack, to ``OTEL_EXPORTER_ZIPKIN_ENDPOINT``); unset or ``none`` exports nothing.
+Metrics for Prometheus are clinical_platform.observability's; OTLP also receives the SDK's.
+Tests pass their own in-memory exporters and ``install_globals=False`` so they never fight over
+the process-wide providers, which OpenTelemetry lets a process set only once. Health checks are
+traced like any RPC; set OTEL_PYTHON_GRPC_EXCLUDED_SERVICES=grpc.health.v1.Health to silence
+probe noise.
+
+The Kafka hop is traced by clinical_platform.observability.messaging, not by aiokafka's
+instrumentation: the event log writes whole record batches (which that instrumentation does not
+see), and its per-poll receive spans would start a trace of their own for every fetch.
 """
 
 import logging
@@ -15,7 +23,7 @@ from typing import Any, Protocol
 from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
@@ -64,15 +72,17 @@ def configure_telemetry(
     service_name: str,
     service_version: str,
     otlp_endpoint: str | None = None,
+    traces_exporter: str | None = None,
     span_exporters: Sequence[SpanExporter] = (),
     metric_readers: Sequence[MetricReader] = (),
     install_globals: bool = True,
 ) -> Telemetry:
-    """Set up tracing and metrics for this process and instrument grpc.aio and aiokafka.
+    """Set up tracing and metrics for this process and instrument grpc.aio.
 
     Idempotent: while a configuration is active, calling again returns it unchanged. Call before
-    building servers, channels or Kafka clients, because instrumentation patches their factories.
-    `span_exporters` export synchronously, which suits tests; OTLP export is batched.
+    building servers or channels, because instrumentation patches their factories.
+    ``traces_exporter`` is OTEL_TRACES_EXPORTER's value (``otlp``, ``zipkin``, ``none``).
+    `span_exporters` export synchronously, which suits tests; OTLP and Zipkin export is batched.
     """
     if _process.active is not None:
         return _process.active
@@ -89,9 +99,15 @@ def configure_telemetry(
     for exporter in span_exporters:
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     readers = list(metric_readers)
-    if otlp_endpoint:
+    exporter_name = (traces_exporter or ("otlp" if otlp_endpoint else "none")).strip().lower()
+    if exporter_name == "otlp":
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(otlp_endpoint)))
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(otlp_endpoint)))
+    elif exporter_name == "zipkin":
+        # The endpoint comes from OTEL_EXPORTER_ZIPKIN_ENDPOINT, read by the exporter itself.
+        tracer_provider.add_span_processor(BatchSpanProcessor(ZipkinExporter()))
+    elif exporter_name != "none":
+        raise ValueError(f"OTEL_TRACES_EXPORTER must be otlp, zipkin or none, not {exporter_name}")
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
 
     if install_globals and not _process.globals_installed:
@@ -102,11 +118,19 @@ def configure_telemetry(
     instrumentors: list[_Instrumentor] = [
         GrpcAioInstrumentorServer(),  # type: ignore[no-untyped-call]  # untyped upstream
         GrpcAioInstrumentorClient(),  # type: ignore[no-untyped-call]  # untyped upstream
-        AIOKafkaInstrumentor(),
     ]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
     _process.active = Telemetry(tracer_provider, meter_provider, instrumentors)
-    logger.info("telemetry configured", extra={"otlp_export": bool(otlp_endpoint)})
+    logger.info("telemetry configured", extra={"traces_exporter": exporter_name})
     return _process.active
+
+
+def tracer(name: str) -> trace.Tracer:
+    """A tracer of the active configuration (also one with ``install_globals=False``, as tests
+    make), else of the process-wide provider."""
+    active = _process.active
+    if active is not None:
+        return active.tracer_provider.get_tracer(name)
+    return trace.get_tracer(name)

@@ -1,0 +1,90 @@
+"""Notify's outgoing side: the webhook POST as an HTTP client span, the stream message as a
+span, both under the consumer span that matched the event (`recent.RECENT_TRACES`).
+
+The POST carries the span's ``traceparent``, so a receiver that traces continues the trace.
+Its attributes are the method, the status code and the error class: never the URL (it may hold
+credentials), the body or a header value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from clinical_platform.observability.metrics import (
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_DEAD_LETTERS,
+    WEBHOOK_DURATION,
+    WEBHOOK_LATENCY,
+)
+from clinical_platform.observability.recent import RECENT_TRACES
+from clinical_platform.telemetry import tracer
+
+TRACER_NAME = "clinical_platform.webhooks"
+
+
+def _context_of(event_id: str) -> otel_context.Context:
+    handled = RECENT_TRACES.get(event_id) if event_id else None
+    if handled is None:
+        return otel_context.Context()  # a trace of its own, not a child of whatever runs
+    return trace.set_span_in_context(trace.NonRecordingSpan(handled.span_context))
+
+
+@contextmanager
+def webhook_post(event_id: str) -> Iterator[Span]:
+    """The CLIENT span of one webhook POST of the notification for ``event_id``."""
+    with tracer(TRACER_NAME).start_as_current_span(
+        "POST",
+        context=_context_of(event_id),
+        kind=SpanKind.CLIENT,
+        attributes={"http.request.method": "POST"},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
+    """Add the current span's ``traceparent`` (and ``tracestate``) to outgoing HTTP headers."""
+    propagate.inject(headers)
+
+
+def record_response(status: int | None, failure: str | None = None) -> None:
+    """Put the outcome of the current POST on its span (status code or failure class)."""
+    span = trace.get_current_span()
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    if failure is not None or (status is not None and status >= 400):
+        span.set_status(StatusCode.ERROR)
+        span.set_attribute("error.type", failure or str(status))
+
+
+def webhook_attempted(event_id: str, *, delivered: bool, seconds: float) -> None:
+    """Count one POST; a delivery also observes the time since its event was committed."""
+    outcome = "delivered" if delivered else "failed"
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
+    WEBHOOK_DURATION.labels(outcome).observe(seconds)
+    handled = RECENT_TRACES.get(event_id) if delivered and event_id else None
+    if handled is not None:
+        WEBHOOK_LATENCY.observe(max(0.0, time.time() - handled.record_timestamp_ms / 1000))
+
+
+def webhook_dead_lettered() -> None:
+    WEBHOOK_DEAD_LETTERS.inc()
+
+
+@contextmanager
+def stream_message(event_id: str, method: str) -> Iterator[Span]:
+    """The span of one notification sent on a gRPC stream (``method``: the RPC's name)."""
+    with tracer(TRACER_NAME).start_as_current_span(
+        f"{method} message",
+        context=_context_of(event_id),
+        kind=SpanKind.PRODUCER,
+        attributes={"rpc.system": "grpc", "rpc.message.type": "SENT"},
+    ) as span:
+        yield span

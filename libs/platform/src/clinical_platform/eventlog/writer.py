@@ -8,7 +8,8 @@ answers the callers. A newer writer with the same transactional id fences this o
 When a commit fails, its outcome may be unknown (the broker may have committed and then lost
 the connection). The writer then answers UNAVAILABLE, replaces its producer (which aborts any
 open transaction) and catches up from the topic before it takes the next append, so a retry
-with the same request id finds the first outcome instead of writing twice.
+with the same request id finds the first outcome instead of writing twice. Any other failure
+of a batch (the local store failing after the commit, say) is handled the same way.
 """
 
 from __future__ import annotations
@@ -139,7 +140,11 @@ class PartitionWriter:
             try:
                 await self._write(batch)
             except Exception as error:
+                # Anything may have failed after a commit (the local store refusing its write,
+                # say): answering the next batch from this store could write a version twice.
+                # Drop the producer, so the next batch first catches up from the topic.
                 logger.exception("event log writer failed a batch", extra=self._log_extra())
+                await self._close_producer()
                 for pending in batch:
                     pending.fail(EventLogUnavailableError(str(type(error).__name__)))
 

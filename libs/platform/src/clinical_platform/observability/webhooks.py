@@ -54,14 +54,15 @@ def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
     propagate.inject(headers)
 
 
-def record_response(status: int | None, failure: str | None = None) -> None:
-    """Put the outcome of the current POST on its span (status code or failure class)."""
-    span = trace.get_current_span()
-    if status is not None:
-        span.set_attribute("http.response.status_code", status)
-    if failure is not None or (status is not None and status >= 400):
-        span.set_status(StatusCode.ERROR)
-        span.set_attribute("error.type", failure or str(status))
+def record_outcome(span: Span, failure: str | None) -> None:
+    """Put a POST's outcome on its span: ``failure`` is notify's description of a failed
+    attempt (``HTTP 503``, ``timed out``, ``connection failed (...)``: no body, no URL)."""
+    if failure is None:
+        return  # a 2xx: notify does not keep which one
+    span.set_status(StatusCode.ERROR)
+    if failure.startswith("HTTP ") and failure[5:].isdigit():
+        span.set_attribute("http.response.status_code", int(failure[5:]))
+    span.set_attribute("error.type", failure)
 
 
 def webhook_attempted(event_id: str, *, delivered: bool, seconds: float) -> None:
@@ -80,11 +81,18 @@ def webhook_dead_lettered() -> None:
 
 @contextmanager
 def stream_message(event_id: str, method: str) -> Iterator[Span]:
-    """The span of one notification sent on a gRPC stream (``method``: the RPC's name)."""
-    with tracer(TRACER_NAME).start_as_current_span(
+    """The span of one notification sent on a gRPC stream (``method``: the RPC's name).
+
+    Not made current: the stream is an async generator, and a context attached there would be
+    left attached while the generator is suspended at its ``yield``.
+    """
+    span = tracer(TRACER_NAME).start_span(
         f"{method} message",
         context=_context_of(event_id),
         kind=SpanKind.PRODUCER,
         attributes={"rpc.system": "grpc", "rpc.message.type": "SENT"},
-    ) as span:
+    )
+    try:
         yield span
+    finally:
+        span.end()

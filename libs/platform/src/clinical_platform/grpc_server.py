@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clinical_platform.grpc_requests import RequestGuard
+from clinical_platform.observability.rpc import RpcMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ async def start_grpc_server(
     """
     # Resolved at call time so telemetry's GrpcAioInstrumentorServer patch, if active, applies.
     server = grpc.aio.server(
-        interceptors=[*interceptors, RequestGuard()],
+        # RpcMetrics outermost: it counts the other interceptors' refusals too.
+        interceptors=[RpcMetrics(), *interceptors, RequestGuard()],
         # Without this, Linux lets a second process bind the same port and steal half the calls.
         options=[("grpc.so_reuseport", 0)],
     )

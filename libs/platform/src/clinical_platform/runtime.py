@@ -18,6 +18,7 @@ from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStoreConfig
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.logs import configure_logging
+from clinical_platform.observability.endpoint import start_metrics_endpoint
 from clinical_platform.settings import BaseServiceSettings
 from clinical_platform.telemetry import Telemetry, configure_telemetry
 from clinical_platform.tokens import TokenVerifier
@@ -29,16 +30,25 @@ logger = logging.getLogger(__name__)
 async def service_runtime(
     settings: BaseServiceSettings, *, name: str, version: str
 ) -> AsyncIterator[Telemetry]:
-    """Configure JSON logging and telemetry for the process; flush telemetry on the way out."""
+    """Configure JSON logging and telemetry for the process, serve its metrics (when a metrics
+    port is set); flush telemetry on the way out."""
     configure_logging(service=name, level=settings.log_level)
     telemetry = configure_telemetry(
         service_name=name,
         service_version=version,
         otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+        traces_exporter=settings.otel_traces_exporter,
+    )
+    metrics = (
+        None
+        if settings.metrics_port is None
+        else start_metrics_endpoint(settings.metrics_host, settings.metrics_port)
     )
     try:
         yield telemetry
     finally:
+        if metrics is not None:
+            metrics.stop()
         telemetry.shutdown()
 
 

@@ -80,6 +80,11 @@ class BaseServiceSettings(BaseSettings):
     access_audit_topic: str = _shared("ACCESS_AUDIT_TOPIC", "clinical.audit.access.v1")
     access_audit_partitions: Annotated[int, Field(ge=1)] = _shared("ACCESS_AUDIT_PARTITIONS", 6)
     otel_exporter_otlp_endpoint: str | None = _shared("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    # otlp (production), zipkin (the local stack, to OTEL_EXPORTER_ZIPKIN_ENDPOINT) or none;
+    # unset: otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none.
+    otel_traces_exporter: Literal["otlp", "zipkin", "none"] | None = _shared(
+        "OTEL_TRACES_EXPORTER", None
+    )
     log_level: LogLevel = _shared("LOG_LEVEL", "INFO")
     # Ed25519 public keys (PEM, several while keys rotate) that sign the internal JWTs. Without
     # them every RPC but health is refused: secure by default.
@@ -94,6 +99,9 @@ class BaseServiceSettings(BaseSettings):
     grpc_port: Port
     grpc_reflection: bool = False
     grpc_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
+    # The Prometheus /metrics endpoint (docs/observability.md); not served unless a port is set.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Port | None = None
 
     # The event log of services that record events (see docs/architecture.md): this replica's
     # ordinal among `replica_count`, the address pattern of its peers, and where the local

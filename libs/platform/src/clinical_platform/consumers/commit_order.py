@@ -30,6 +30,8 @@ from aiokafka.structs import OffsetAndMetadata
 
 from clinical_platform.clients.kafka import KafkaConnection, build_consumer
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topics
+from clinical_platform.observability.consumer_lag import LagWatcher, watch_lag
+from clinical_platform.observability.consumers import traced_handler
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 Handler: TypeAlias = Callable[[Record], Awaitable[None]]
@@ -205,10 +207,15 @@ async def consume_in_commit_order(
     options = {"fetch_max_wait_ms": FETCH_MAX_WAIT_MS} | options
     consumer = build_consumer(connection, group_id=group, **options)
     consumer.subscribe(list(topics))
+    lag: LagWatcher | None = None
     try:
         await consumer.start()
+        lag = watch_lag(consumer, group)
         merge = CommitOrderMerge(consumer, held_wait_ms=int(options["fetch_max_wait_ms"]))
-        await merge.run(handle)
+        # Each record in a consumer span that continues its producer's trace.
+        await merge.run(traced_handler(handle, group, lag))
     finally:
+        if lag is not None:
+            await lag.stop()
         with contextlib.suppress(Exception):
             await consumer.stop()

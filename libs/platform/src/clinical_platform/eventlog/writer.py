@@ -37,6 +37,8 @@ from clinical_platform.eventlog.errors import (
 from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
 from clinical_platform.eventlog.record_batches import RecordBatches
+from clinical_platform.observability.eventlog import CommitMetrics
+from clinical_platform.observability.messaging import publishing
 
 __all__ = [
     "PartitionWriter",
@@ -131,8 +133,10 @@ class PartitionWriter:
         """Queue an append and wait for its outcome."""
         if self._fenced:
             raise WriterFencedError(self._config.partition)
-        self._queue.put(pending)
-        return await pending.done
+        # The producer span: its traceparent goes into the envelopes, so into the headers.
+        with publishing(self._config.topic, self._config.partition, pending.envelopes):
+            self._queue.put(pending)
+            return await pending.done
 
     async def _run(self) -> None:
         while True:
@@ -158,9 +162,11 @@ class PartitionWriter:
         accepted = self._admit(batch)
         if not accepted:
             return
+        commit_metrics = CommitMetrics(self._config.topic)
         try:
             committed = await self._commit(accepted)
         except ProducerFenced:
+            commit_metrics.fenced()
             self._fenced = True
             logger.error("event log writer fenced by a newer writer", extra=self._log_extra())
             for pending in accepted:
@@ -172,10 +178,12 @@ class PartitionWriter:
                 "event log commit failed; outcome unknown, recovering",
                 extra={**self._log_extra(), "error": type(error).__name__},
             )
+            commit_metrics.aborted()
             for pending in accepted:
                 pending.fail(EventLogUnavailableError("the event log did not confirm the append"))
             await self._close_producer()  # the next batch recovers first
             return
+        commit_metrics.committed(len(committed))
         self._store.apply(committed)
         for pending in accepted:
             pending.resolve(

@@ -23,6 +23,8 @@ from clinical_platform.clients.kafka import (
     build_producer,
 )
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic, ensure_topics
+from clinical_platform.observability.consumer_lag import LagWatcher, watch_lag
+from clinical_platform.observability.messaging import processing_batch
 from clinical_platform.projections.applied import applied_versions
 from clinical_platform.projections.applier import (
     AnyProjection,
@@ -118,10 +120,12 @@ class ProjectionRunner:
             consumer.subscribe(pattern=pattern, listener=listener)
         dead_letters = dead_letter_producer(self._kafka)
         committing: asyncio.Task[None] | None = None
+        lag: LagWatcher | None = None
         try:
             # Inside the try: a runner restarted after Kafka was away must not leak clients.
             await consumer.start()
             await dead_letters.start()
+            lag = watch_lag(consumer, group_id(self._projection))
             self.applier = EventApplier(
                 self._projection, self._db, dead_letters, cipher=self._cipher
             )
@@ -131,7 +135,9 @@ class ProjectionRunner:
                 if not batch:
                     continue
                 records = [record for records in batch.values() for record in records]
-                applied = await self.applier.apply_batch(records)
+                with processing_batch(records, group_id(self._projection)):
+                    applied = await self.applier.apply_batch(records)
+                lag.applied(records)
                 # Written, so readers may go; the commit after only makes it durable.
                 for announced in self._announce_to:
                     announced.publish(applied)
@@ -142,6 +148,8 @@ class ProjectionRunner:
                 written = {partition: rs[-1].offset + 1 for partition, rs in batch.items()}
                 committing = asyncio.create_task(consumer.commit(written))
         finally:
+            if lag is not None:
+                await lag.stop()
             for announced in self._announce_to:
                 announced.withdraw(self)
             if committing is not None:

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
+from clinical_platform.observability.webhooks import inject_trace_headers
 from notify.ports import Outcome
 
 HANDSHAKE_TYPE = "webhook.handshake"
@@ -100,6 +101,7 @@ class WebhookSender:
             msg = "WebhookSender.start() was not called"
             raise RuntimeError(msg)
         headers = signed_headers(message_id, body, secrets, datetime.now(UTC))
+        inject_trace_headers(headers)  # traceparent of the current span (docs/observability.md)
         try:
             async with self._session.post(
                 url, data=body.encode(), headers=headers, allow_redirects=False

@@ -21,6 +21,12 @@ from pymongo.errors import ConnectionFailure
 
 from clinical_platform.access.outbox import AccessAuditUnavailableError
 from clinical_platform.access.records import RequestOrigin
+from clinical_platform.observability.webhooks import (
+    record_outcome,
+    webhook_attempted,
+    webhook_dead_lettered,
+    webhook_post,
+)
 from clinical_platform.reads import Clock, utc_now
 from clinical_platform.security.errors import KeyServiceUnavailableError
 from notify.adapters.webhooks import webhook_body
@@ -203,8 +209,17 @@ class WebhookDeliveries:
         )
         body = webhook_body(notification.type, now, as_json(notification_message(notification)))
         secrets = [await parts.secrets.open(c) for c in view.signing_secrets(now)]
-        outcome = await parts.sender.post(
-            view.webhook_url, notification.notification_id, body, secrets
+        # A client span under the one that matched the event; the POST carries its traceparent.
+        with webhook_post(notification.event_id) as span:
+            started = time.perf_counter()
+            outcome = await parts.sender.post(
+                view.webhook_url, notification.notification_id, body, secrets
+            )
+            record_outcome(span, outcome.error)
+        webhook_attempted(
+            notification.event_id,
+            delivered=outcome.error is None,
+            seconds=time.perf_counter() - started,
         )
         now = self._clock()
         sequence = notification.sequence
@@ -216,6 +231,7 @@ class WebhookDeliveries:
         if delivery.failed(sequence, outcome.error, now, self._schedule):
             where = {"subscription": key, "sequence": sequence}
             logger.warning("webhook retries ran out; notification dead-lettered", extra=where)
+            webhook_dead_lettered()
             await parts.progress.dead_letter(key, delivery, sequence)
         else:
             await parts.progress.save(key, delivery)

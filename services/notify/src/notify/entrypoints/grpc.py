@@ -17,6 +17,7 @@ from clinical_platform.access.outbox import AccessAuditUnavailableError
 from clinical_platform.grpc_auth import authenticate
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import StatusTable, failures_as_status
+from clinical_platform.observability.webhooks import stream_message
 from clinical_platform.tokens import TokenVerifier
 from clinical_platform.validation import Violations
 from notify import policy
@@ -163,9 +164,10 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             for notification in notifications:
                 async with failures_as_status(context, STATUSES):
                     await self._disclose(context, view, notification, "Subscribe")
-                yield pb.SubscribeResponse(
-                    notification=translate.notification_message(notification)
-                )
+                with stream_message(notification.event_id, "Subscribe"):
+                    yield pb.SubscribeResponse(
+                        notification=translate.notification_message(notification)
+                    )
                 cursor = notification.sequence
                 last_sent = time.monotonic()
             if notifications:

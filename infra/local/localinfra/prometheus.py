@@ -1,8 +1,10 @@
 """Prometheus from Debian's package: scrapes every service's metrics endpoint on 127.0.0.1.
 
-The scrape configuration is generated for the local ports on every start (one job, one target
-per service, ``service`` label from the table below); the alerting and recording rules and the
-console templates are the repo's own (infra/observability). Debian's package also brings
+The scrape configuration is generated on every start: one job whose targets are files in its
+state folder, ``local.json`` for the services of ``make run`` (the table below) and one per test
+that runs services of its own (`register_targets`), each target labelled with its ``service``.
+The alerting and recording rules and the console templates are the repo's own
+(infra/observability). Debian's package also brings
 ``promtool``, which checks and unit-tests the rules.
 
 The package's own service is never started: installs run with a ``policy-rc.d`` that forbids
@@ -100,23 +102,47 @@ def _listen_flag(config: InfraConfig) -> str:
     return f"--web.listen-address={HOST}:{port()}"
 
 
-def scrape_config(metrics_ports: dict[str, int] | None = None) -> str:
-    """prometheus.yml for the local services (JSON is YAML, and needs no YAML library here)."""
-    ports = METRICS_PORTS if metrics_ports is None else metrics_ports
+def scrape_config(targets_dir: Path) -> str:
+    """prometheus.yml: one job whose targets are the JSON files in ``targets_dir`` (re-read
+    every few seconds, so a test adds its own services' endpoints without a restart). JSON is
+    YAML, and needs no YAML library here."""
     document = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(RULES / "*.yml")],
         "scrape_configs": [
             {
                 "job_name": "clinical",
-                "static_configs": [
-                    {"targets": [f"{HOST}:{port}"], "labels": {"service": name}}
-                    for name, port in ports.items()
+                "file_sd_configs": [
+                    {"files": [str(targets_dir / "*.json")], "refresh_interval": SCRAPE_INTERVAL}
                 ],
             }
         ],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def targets_dir(config: InfraConfig) -> Path:
+    path = config.server_dir(NAME) / "targets"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def register_targets(config: InfraConfig, name: str, metrics_ports: dict[str, int]) -> Path:
+    """Have Prometheus scrape ``{service: metrics port}`` on 127.0.0.1 (as job ``clinical``,
+    label ``service``) until `unregister_targets`. Returns the targets file."""
+    groups = [
+        {"targets": [f"{HOST}:{port}"], "labels": {"service": service}}
+        for service, port in metrics_ports.items()
+    ]
+    path = targets_dir(config) / f"{name}.json"
+    staging = path.with_suffix(".partial")  # not *.json: Prometheus never reads half a file
+    staging.write_text(json.dumps(groups, indent=2) + "\n")
+    staging.replace(path)
+    return path
+
+
+def unregister_targets(config: InfraConfig, name: str) -> None:
+    (targets_dir(config) / f"{name}.json").unlink(missing_ok=True)
 
 
 def ready(config: InfraConfig) -> bool:
@@ -136,7 +162,8 @@ def start(config: InfraConfig) -> bool:
     prometheus = install(config)
     state = config.server_dir(NAME)
     configuration = state / "prometheus.yml"
-    configuration.write_text(scrape_config())
+    configuration.write_text(scrape_config(targets_dir(config)))
+    register_targets(config, "local", METRICS_PORTS)
     argv = [
         str(prometheus),
         f"--config.file={configuration}",

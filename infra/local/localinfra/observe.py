@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 
 from . import prometheus, zipkin
 from .builds import BuildError
@@ -20,6 +21,47 @@ SERVERS = (
     ),
     Server("zipkin", zipkin.address, zipkin.process, zipkin.install, zipkin.start),
 )
+
+
+def metrics_env(service: str) -> dict[str, str]:
+    """The variable that opens ``service``'s /metrics endpoint on the port Prometheus scrapes."""
+    port = prometheus.METRICS_PORTS.get(service)
+    return {} if port is None else {f"{service.upper()}_METRICS_PORT": str(port)}
+
+
+@dataclass
+class LocalStack:
+    """The stack as ``make run`` uses it: what it started, and what the services need to know."""
+
+    config: InfraConfig
+    started: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    urls: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Start Prometheus and Zipkin unless running; on failure say why and run without."""
+        try:
+            for server in SERVERS:
+                if server.start(self.config):
+                    self.started.append(server.name)
+        except (MissingPrerequisiteError, BuildError, StartupError) as error:
+            print(f"observability stack not started ({error}); NO_OBSERVE=1 skips it", flush=True)
+            return
+        self.env = {
+            "OTEL_TRACES_EXPORTER": "zipkin",
+            "OTEL_EXPORTER_ZIPKIN_ENDPOINT": zipkin.spans_endpoint(),
+        }
+        prometheus_url, zipkin_url = prometheus.address(self.config), zipkin.address(self.config)
+        self.urls = [
+            f"  prometheus {prometheus_url}/consoles/clinical.html, alerts {prometheus_url}/alerts",
+            f"  zipkin     {zipkin_url}/zipkin/",
+        ]
+
+    def stop(self) -> None:
+        """Stop what `start` started (a stack that was already running keeps running)."""
+        for server in reversed(SERVERS):
+            if server.name in self.started:
+                server.process(self.config).stop()
 
 
 def _run(command: str, config: InfraConfig, servers: list[Server]) -> int:

@@ -28,6 +28,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clinical_platform.devtokens import ensure_dev_key, mint_token
 from clinical_platform.principals import Role
+from localinfra.config import InfraConfig
+from localinfra.observe import LocalStack, metrics_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `make token` finds the key, whatever CLINICAL_INFRA_DIR says.
@@ -123,6 +125,7 @@ async def _run_services(env: dict[str, str]) -> int:
             f"{name.upper()}_STATE_DIR": str(_state_root() / name),
             # Reflection on for local exploration with grpcurl; it is off by default.
             f"{name.upper()}_GRPC_REFLECTION": "true",
+            **metrics_env(name),  # scraped by the local Prometheus (docs/observability.md)
         }
         if name == "notify":
             # Local runs only: the companion app's webhook is plain http on loopback.
@@ -142,6 +145,8 @@ async def _run_services(env: dict[str, str]) -> int:
         f"  {COMPANION:<8} 127.0.0.1:{COMPANION_WEBHOOK_PORT} (webhook, http), "
         "examples/companion_app.py, once notify serves"
     )
+    if _observing.urls:
+        print("observability (traces, metrics, alerts):", *_observing.urls, sep="\n")
     print("tokens for calling them: make -s token ROLE=clinician (see make help)")
     print("press Ctrl-C to stop everything\n", flush=True)
 
@@ -194,6 +199,8 @@ def _report_companion(task: asyncio.Task[asyncio.subprocess.Process]) -> None:
 
 
 _background: set[asyncio.Task[None]] = set()
+# The observability stack of this run (empty with NO_OBSERVE=1).
+_observing = LocalStack(InfraConfig.from_env())
 
 
 def main() -> int:
@@ -213,10 +220,16 @@ def main() -> int:
             return up.returncode
         started = [line.split()[0] for line in up.stdout.splitlines() if " started " in f"{line} "]
         servers = _exports()
+    # Prometheus and Zipkin, unless NO_OBSERVE=1 (make run NO_OBSERVE=1).
+    if not os.environ.get("NO_OBSERVE"):
+        print("starting Prometheus and Zipkin (the first run installs them) ...", flush=True)
+        _observing.start()
     env = {**os.environ, **servers, "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR)}
+    env |= _observing.env
     try:
         status = asyncio.run(_run_services(env))
     finally:
+        _observing.stop()
         if started:
             print(f"stopping the servers this run started: {', '.join(started)}", flush=True)
             sys.stdout.write(_localinfra("down", *started).stdout)

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from .config import REPO_ROOT, InfraConfig
@@ -68,6 +69,38 @@ def kafka_libs(config: InfraConfig) -> Path:
         ],
         cwd=recipe, env=dict(os.environ), what="mvn dependency:copy-dependencies",
     )  # fmt: skip
+    return _publish(staging, final)
+
+
+def keycloak_dist(config: InfraConfig, java_home: Path) -> Path:
+    """The Keycloak server distribution, unpacked and built (optimised) for dev-file storage."""
+    recipe = RECIPES / "keycloak"
+    final = config.cache_dir / f"keycloak-{_recipe_hash(recipe)}"
+    if (final / "bin" / "kc.sh").is_file():
+        return final
+    mvn = require("mvn")
+    _say("downloading Keycloak with Maven and building it (first run only, about 180 MB, 1 min)")
+    staging = final.with_name(final.name + f".partial-{os.getpid()}")
+    staging.mkdir(parents=True)
+    _run(
+        [mvn, "-q", "-B", "-f", str(recipe / "pom.xml"), "dependency:copy",
+         f"-DoutputDirectory={staging}"],
+        cwd=recipe, env=dict(os.environ), what="mvn dependency:copy (Keycloak)",
+    )  # fmt: skip
+    with zipfile.ZipFile(staging / "keycloak.zip") as archive:
+        archive.extractall(staging / "unpacked")
+    (top,) = (staging / "unpacked").iterdir()
+    for entry in top.iterdir():
+        entry.rename(staging / entry.name)
+    shutil.rmtree(staging / "unpacked")
+    (staging / "keycloak.zip").unlink()
+    for script in (staging / "bin").glob("*.sh"):
+        script.chmod(0o755)
+    env = dict(os.environ, JAVA_HOME=str(java_home))
+    # Build once: every start then runs `start --optimized` and skips Quarkus' augmentation.
+    build = [str(staging / "bin" / "kc.sh"), "build", "--db=dev-file",
+             "--health-enabled=false", "--metrics-enabled=false"]  # fmt: skip
+    _run(build, cwd=staging, env=env, what="kc.sh build")
     return _publish(staging, final)
 
 

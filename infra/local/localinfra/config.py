@@ -38,6 +38,8 @@ class InfraConfig:
     vault_port: int
     kafka_heap: str
     start_timeout: float
+    keycloak_port: int = 18180
+    keycloak_heap: str = "512m"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> InfraConfig:
@@ -54,6 +56,8 @@ class InfraConfig:
             vault_port=_int(environ, "CLINICAL_VAULT_PORT", 18200),
             kafka_heap=environ.get("CLINICAL_KAFKA_HEAP") or "768m",
             start_timeout=float(_int(environ, "CLINICAL_INFRA_START_TIMEOUT", 120)),
+            keycloak_port=_int(environ, "CLINICAL_KEYCLOAK_PORT", 18180),
+            keycloak_heap=environ.get("CLINICAL_KEYCLOAK_HEAP") or "512m",
         )
 
     @property
@@ -68,7 +72,18 @@ class InfraConfig:
     def vault_addr(self) -> str:
         return f"http://{HOST}:{self.vault_port}"
 
+    @property
+    def keycloak_url(self) -> str:
+        return f"http://{HOST}:{self.keycloak_port}"
+
     def server_dir(self, name: str) -> Path:
         path = self.data_dir / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only (mode 0600 from the start)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text if text.endswith("\n") else text + "\n")

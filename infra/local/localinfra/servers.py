@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import ferretdb, kafka, openbao, postgresql
+from . import ferretdb, kafka, keycloak, openbao, postgresql
 from .config import InfraConfig
 from .processes import ManagedProcess
 
@@ -24,4 +24,5 @@ SERVERS = (
     Server("postgresql", postgresql.url, postgresql.process, postgresql.install, postgresql.start),
     Server("ferretdb", lambda c: c.mongodb_url, ferretdb.process, ferretdb.install, ferretdb.start),
     Server("openbao", lambda c: c.vault_addr, openbao.process, openbao.install, openbao.start),
+    Server("keycloak", keycloak.issuer, keycloak.process, keycloak.install, keycloak.start),
 )

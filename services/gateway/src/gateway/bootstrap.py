@@ -1,13 +1,88 @@
 """Composition root of the gateway service: the one place that builds clients and wires them."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import version
 
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
 from clinical_platform.runtime import serve_grpc, service_runtime
+from gateway.adapters.downstream import GrpcDownstream
+from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
+from gateway.adapters.oidc import OidcTokenVerifier
+from gateway.adapters.rate_limits import WindowRateLimiter
+from gateway.adapters.refusal_log import RefusalLog
+from gateway.application import GatewayApp
+from gateway.domain.identity import IdentityMapping
+from gateway.entrypoints.http import build_http_app
 from gateway.settings import GatewaySettings
 
 
+@contextlib.asynccontextmanager
+async def gateway_http_app(
+    settings: GatewaySettings,
+) -> AsyncIterator[tuple[Starlette, GatewayApp]]:
+    """Build the gateway's adapters and its ASGI app; close them on the way out."""
+    if not settings.signing_keys_file.exists():
+        rotate_key_file(settings.signing_keys_file)
+    tokens = InternalTokenIssuer.from_pem_file(
+        settings.signing_keys_file, issuer=settings.internal_issuer,
+        ttl_s=settings.internal_token_ttl_seconds,
+    )  # fmt: skip
+    async with httpx.AsyncClient() as http:
+        verifier = OidcTokenVerifier(
+            issuer=settings.oidc_issuer, audience=settings.oidc_audience,
+            algorithms=settings.oidc_algorithms, http=http,
+            min_refresh_interval_s=settings.jwks_min_refresh_seconds,
+            leeway_s=settings.token_leeway_seconds,
+        )  # fmt: skip
+        downstream = GrpcDownstream(settings.addresses())
+        app = GatewayApp(
+            verifier=verifier,
+            mapping=IdentityMapping(mfa_acr_values=frozenset(settings.mfa_acr_values)),
+            rate_limiter=WindowRateLimiter(settings.rate_limit, settings.rate_limit_storage),
+            tokens=tokens,
+            downstream=downstream,
+            audit=RefusalLog(),
+            audiences=settings.audiences(),
+        )
+        asgi = build_http_app(app, jwks=tokens.jwks(), max_body_bytes=settings.max_body_bytes,
+                              cors_origins=settings.cors_origins)  # fmt: skip
+        try:
+            yield asgi, app
+        finally:
+            await downstream.close()
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our process: SIGTERM belongs to the gRPC server's shutdown, not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def http_server(asgi: Starlette, host: str, port: int) -> EmbeddedServer:
+    config = uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False,
+                            log_config=None, server_header=False)  # fmt: skip
+    return EmbeddedServer(config)
+
+
 async def serve(settings: GatewaySettings) -> None:
-    """Run the gateway service until SIGTERM or SIGINT, then stop gracefully."""
-    async with service_runtime(settings, name="gateway", version=version("clinical-gateway")):
-        # Health only, for now: the gateway servicers are added here as their issues land.
-        await serve_grpc(settings, services=[])
+    """Run the gateway (HTTP and gRPC health) until SIGTERM or SIGINT, then stop gracefully."""
+    async with (
+        service_runtime(settings, name="gateway", version=version("clinical-gateway")),
+        gateway_http_app(settings) as (asgi, _),
+    ):
+        server = http_server(asgi, settings.http_host, settings.http_port)
+        http_task = asyncio.create_task(server.serve())
+        try:
+            await serve_grpc(settings, services=[])
+        finally:
+            server.should_exit = True
+            await http_task

@@ -1,13 +1,51 @@
 """Configuration of the gateway service; its own variables start with GATEWAY_."""
 
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.settings import BaseServiceSettings, Port
 
 
 class GatewaySettings(BaseServiceSettings):
-    """Shared connections plus GATEWAY_GRPC_HOST, GATEWAY_GRPC_PORT, GATEWAY_GRPC_REFLECTION, ..."""
+    """Shared connections plus GATEWAY_GRPC_PORT, GATEWAY_HTTP_PORT, GATEWAY_OIDC_ISSUER, ..."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
     grpc_port: Port = 18050
+    http_host: str = "127.0.0.1"
+    http_port: Port = 18080
+    # The external identity provider (the local Keycloak's realm by default).
+    oidc_issuer: str = "http://127.0.0.1:18180/realms/clinical"
+    oidc_audience: str = "clinical-gateway"
+    oidc_algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256", "EdDSA")
+    # An unknown `kid` refreshes the provider's keys at most this often.
+    jwks_min_refresh_seconds: float = Field(30.0, ge=0)
+    token_leeway_seconds: int = Field(30, ge=0, le=300)
+    # acr values the platform counts as multi-factor (amr second factors always count).
+    mfa_acr_values: tuple[str, ...] = ("2", "mfa", "otp")
+    # Internal tokens: Ed25519 private keys (PEM, first signs); made on first start if absent.
+    signing_keys_file: Path = Path(".infra/gateway/signing-keys.pem")
+    internal_issuer: str = "clinical-platform"
+    internal_token_ttl_seconds: int = Field(120, ge=10, le=900)
+    # Downstream services: addresses and the audience each one accepts.
+    patient_address: str = "127.0.0.1:18051"
+    orders_address: str = "127.0.0.1:18052"
+    results_address: str = "127.0.0.1:18053"
+    patient_audience: str = "clinical-services"
+    orders_audience: str = "clinical-services"
+    results_audience: str = "clinical-services"
+    # Rate limits (the `limits` notation), per client and per user; storage memory or Redis.
+    rate_limit: str = "100/minute"
+    rate_limit_storage: str = "async+memory://"
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    cors_origins: tuple[str, ...] = ("http://127.0.0.1:18057",)
+
+    def addresses(self) -> dict[str, str]:
+        return {"patient": self.patient_address, "orders": self.orders_address,
+                "results": self.results_address}  # fmt: skip
+
+    def audiences(self) -> dict[str, str]:
+        return {"patient": self.patient_audience, "orders": self.orders_audience,
+                "results": self.results_audience}  # fmt: skip

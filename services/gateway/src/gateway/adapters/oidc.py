@@ -1,0 +1,168 @@
+"""Verifies external access tokens: OIDC discovery, the provider's JWKS, PyJWT for the JOSE.
+
+Checked for every token: an allowed, asymmetric algorithm (never ``none``, never HMAC: a public
+key used as an HMAC secret is the classic confusion attack); a ``kid`` the provider publishes
+(an unknown one refreshes the key set, at most once per ``min_refresh_interval_s``, so junk
+tokens cannot make us hammer the provider); the key's own algorithm matching the header's; the
+signature; ``iss``, ``aud``, ``exp``, ``nbf``, ``iat``; and ``auth_time`` not in the future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+from gateway.ports import IdentityProviderUnavailableError, TokenRejectedError
+
+logger = logging.getLogger(__name__)
+
+ASYMMETRIC = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class OidcTokenVerifier:
+    """Verifies the access tokens of one OpenID provider (issuer) for one audience."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Sequence[str],
+        http: httpx.AsyncClient,
+        min_refresh_interval_s: float = 30.0,
+        leeway_s: int = 30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        unsafe = set(algorithms) - ASYMMETRIC
+        if unsafe:
+            msg = f"only asymmetric JWS algorithms may be allowed, not {sorted(unsafe)}"
+            raise ValueError(msg)
+        self._issuer = issuer.rstrip("/")
+        self._audience = audience
+        self._algorithms = frozenset(algorithms)
+        self._http = http
+        self._min_refresh = min_refresh_interval_s
+        self._leeway = leeway_s
+        self._clock = clock
+        self._jwks_uri = ""
+        self._keys: dict[str, PyJWK] = {}
+        self._refreshed_at: float | None = None
+        self._refresh_lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
+        self.refreshes = 0
+
+    async def start(self) -> None:
+        """Read the discovery document and the first key set (else on the first token)."""
+        async with self._start_lock:
+            if self._jwks_uri:
+                return
+            document = await self._get_json(f"{self._issuer}/.well-known/openid-configuration")
+            if document.get("issuer") != self._issuer or "jwks_uri" not in document:
+                msg = "the discovery document names another issuer, or no key set"
+                raise IdentityProviderUnavailableError(msg)
+            jwks_uri = str(document["jwks_uri"])
+            self._keys = _signing_keys(await self._get_json(jwks_uri))
+            self._refreshed_at = self._clock()
+            self._jwks_uri = jwks_uri
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a valid token; TokenRejectedError (reason without token data) otherwise."""
+        if not self._jwks_uri:
+            await self.start()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise TokenRejectedError("malformed token") from None
+        algorithm = header.get("alg")
+        if algorithm not in self._algorithms:
+            raise TokenRejectedError("algorithm not allowed")
+        key = await self._key(header.get("kid"))
+        if key.algorithm_name != algorithm:
+            raise TokenRejectedError("algorithm does not match the key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key.key, algorithms=[algorithm], audience=self._audience,
+                issuer=self._issuer, leeway=self._leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )  # fmt: skip
+        except jwt.ExpiredSignatureError:
+            raise TokenRejectedError("token expired") from None
+        except jwt.InvalidTokenError as invalid:
+            raise TokenRejectedError(_reason(invalid)) from None
+        auth_time = claims.get("auth_time")
+        if auth_time is not None and (
+            not isinstance(auth_time, int) or auth_time > time.time() + self._leeway
+        ):
+            raise TokenRejectedError("auth_time invalid")
+        return claims
+
+    async def _key(self, kid: object) -> PyJWK:
+        if not isinstance(kid, str) or not kid:
+            raise TokenRejectedError("token names no key")
+        if kid not in self._keys:
+            await self._refresh()
+        if kid not in self._keys:
+            raise TokenRejectedError("unknown signing key")
+        return self._keys[kid]
+
+    async def _refresh(self) -> None:
+        async with self._refresh_lock:
+            now = self._clock()
+            if self._refreshed_at is not None and now - self._refreshed_at < self._min_refresh:
+                return
+            self._refreshed_at = now
+            try:
+                document = await self._get_json(self._jwks_uri)
+            except IdentityProviderUnavailableError:
+                logger.warning("identity provider key set unreachable; keeping the known keys")
+                return
+            self._keys = _signing_keys(document)
+            self.refreshes += 1
+
+    async def _get_json(self, url: str) -> Mapping[str, Any]:
+        try:
+            response = await self._http.get(url, timeout=5.0)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as failed:
+            raise IdentityProviderUnavailableError(type(failed).__name__) from None
+        if not isinstance(document, dict):
+            raise IdentityProviderUnavailableError("not a JSON object")
+        return document
+
+
+def _signing_keys(document: Mapping[str, Any]) -> dict[str, PyJWK]:
+    keys: dict[str, PyJWK] = {}
+    for jwk in document.get("keys", ()):
+        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or "kid" not in jwk:
+            continue
+        try:
+            keys[str(jwk["kid"])] = PyJWK(jwk)
+        except PyJWKError:
+            continue  # a key type or algorithm we do not verify with
+    return keys
+
+
+def _reason(invalid: jwt.InvalidTokenError) -> str:
+    reasons = {
+        jwt.InvalidAudienceError: "wrong audience",
+        jwt.InvalidIssuerError: "wrong issuer",
+        jwt.ImmatureSignatureError: "token not yet valid",
+        jwt.InvalidSignatureError: "signature invalid",
+        jwt.MissingRequiredClaimError: "required claim missing",
+        jwt.InvalidIssuedAtError: "iat invalid",
+    }
+    for kind, reason in reasons.items():
+        if isinstance(invalid, kind):
+            return reason
+    return "token invalid"

@@ -1,0 +1,173 @@
+"""The gateway's HTTP API (Starlette on uvicorn): authenticate, admit, forward, translate.
+
+Refusals follow RFC 6750: 401 with ``WWW-Authenticate: Bearer`` (``error="invalid_token"``
+when a token was sent and failed), 403 ``insufficient_scope`` naming a scope that would do.
+Error bodies are JSON ``{"error", "message", "details"}`` and never echo request values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+
+from gateway.adapters.downstream import InvalidRequestBodyError
+from gateway.application import (
+    GatewayApp,
+    InsufficientScopeError,
+    NotAuthenticatedError,
+    RateLimitedError,
+    Route,
+)
+from gateway.entrypoints.edge import EdgeMiddleware, RequestTooLargeError, read_body
+from gateway.entrypoints.routes import ROUTES
+from gateway.ports import DownstreamAnswer, IdentityProviderUnavailableError
+
+REALM = 'Bearer realm="clinical"'
+HTTP_STATUS = {
+    "OK": 200, "INVALID_ARGUMENT": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "ABORTED": 409,
+    "FAILED_PRECONDITION": 409, "RESOURCE_EXHAUSTED": 429, "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504, "UNIMPLEMENTED": 501,
+}  # fmt: skip
+
+
+def error(status: int, code: str, message: str, *, details: Any = (),
+          headers: Mapping[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    body = {"error": code, "message": message, "details": list(details)}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def bearer_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int,
+                   cors_origins: Sequence[str]) -> Starlette:  # fmt: skip
+    """The ASGI application: the routes of `ROUTES`, the JWKS, whoami and health."""
+
+    # One answer per kind of refusal (RFC 6750's table, then ours): clearer flat than split.
+    async def forward(request: Request, route: Route) -> Response:  # noqa: PLR0911
+        request_id = request.state.request_id
+        try:
+            caller = await app.authenticate(bearer_of(request), request_id=request_id)
+            await app.admit(caller)
+            values = await _values(request, max_body_bytes)
+            answer = await app.perform(caller, route, values, request_id=request_id,
+                                       trace_headers=request.state.trace_headers)  # fmt: skip
+        except NotAuthenticatedError as refused:
+            return _unauthenticated(refused)
+        except IdentityProviderUnavailableError:
+            return error(503, "unavailable", "the identity provider cannot be reached",
+                         headers={"Retry-After": "5"})  # fmt: skip
+        except RateLimitedError as limited:
+            return error(429, "rate_limited", "too many requests",
+                         headers={"Retry-After": str(limited.retry_after_s)})  # fmt: skip
+        except InsufficientScopeError as missing:
+            challenge = f'{REALM}, error="insufficient_scope", scope="{missing.scope}"'
+            return error(
+                403,
+                "insufficient_scope",
+                f"the token's scopes do not allow this; needs {missing.scope}",
+                headers={"WWW-Authenticate": challenge},
+            )
+        except RequestTooLargeError:
+            return error(413, "request_too_large", f"the body is over {max_body_bytes} bytes")
+        except (InvalidRequestBodyError, ValueError) as invalid:
+            return error(400, "invalid_request", str(invalid))
+        return _translate(answer)
+
+    def endpoint(route: Route) -> Any:
+        async def handle(request: Request) -> Response:
+            return await forward(request, route)
+
+        return handle
+
+    async def whoami(request: Request) -> Response:
+        try:
+            caller = await app.authenticate(bearer_of(request), request_id=request.state.request_id)
+        except NotAuthenticatedError as refused:
+            return _unauthenticated(refused)
+        p = caller.principal
+        return JSONResponse({
+            "subject": p.subject, "roles": sorted(p.roles), "privileges": sorted(p.privileges),
+            "mfa": p.mfa, "patient_id": p.patient_id, "client_id": p.client_id,
+            "on_behalf_of": p.on_behalf_of, "contexts": sorted(caller.contexts),
+            "scopes": sorted(s.text for s in caller.scopes),
+        })  # fmt: skip
+
+    async def jwks_document(_: Request) -> Response:
+        return JSONResponse(jwks, headers={"Cache-Control": "max-age=300"})
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "SERVING"})
+
+    routes = [
+        StarletteRoute("/healthz", health, methods=["GET"]),
+        StarletteRoute("/.well-known/jwks.json", jwks_document, methods=["GET"]),
+        StarletteRoute("/api/v1/whoami", whoami, methods=["GET"]),
+        *(StarletteRoute(r.path, endpoint(r.route), methods=[r.method]) for r in ROUTES),
+    ]
+    middleware = [
+        Middleware(EdgeMiddleware, max_body_bytes=max_body_bytes),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "x-request-id",
+                "traceparent",
+                "tracestate",
+            ],
+            expose_headers=["x-request-id"],
+            max_age=600,
+        ),
+    ]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+async def _values(request: Request, max_body_bytes: int) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if request.method == "POST":
+        raw = await read_body(request, max_body_bytes)
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise ValueError("the body is not JSON") from None
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            values.update(body)
+    else:
+        for name in request.query_params:
+            listed = request.query_params.getlist(name)
+            values[name] = listed if len(listed) > 1 else listed[0]
+    values.update(request.path_params)
+    return values
+
+
+def _unauthenticated(refused: NotAuthenticatedError) -> JSONResponse:
+    challenge = REALM if not refused.error else f'{REALM}, error="{refused.error}"'
+    return error(401, refused.error or "unauthenticated", "a valid access token is required",
+                 headers={"WWW-Authenticate": challenge})  # fmt: skip
+
+
+def _translate(answer: DownstreamAnswer) -> Response:
+    status = HTTP_STATUS.get(answer.status, 502)
+    if status == 200:
+        return JSONResponse(dict(answer.body))
+    return error(status, answer.status.lower(), answer.message, details=answer.violations)

@@ -42,7 +42,7 @@ token: venv ## Print a dev token for the local services: make -s token ROLE=clin
 
 .PHONY: test
 test: venv infra-install ## Run the whole test suite (starts the local servers when needed)
-	@$(UV) run --no-sync pytest
+	@$(UV) run --no-sync pytest -m "not deploy"
 
 .PHONY: test-unit
 test-unit: venv ## Run the fast unit tests only (no servers)
@@ -109,5 +109,15 @@ infra-reset: ## Stop the local servers and delete their data
 	@$(LOCALINFRA) reset
 
 .PHONY: tools
-tools: venv ## Build and cache buf, helm and tflint (kubernetes-validate comes with the venv)
+tools: venv ## Build and cache buf, helm, tflint, etcd, kube-apiserver and kubectl (kubernetes-validate comes with the venv)
 	@$(LOCALINFRA) tools >/dev/null
+
+.PHONY: image
+image: ## Build the platform image (one for every service) where a Docker or Podman engine answers
+	@if docker info >/dev/null 2>&1; then docker build -t clinical-platform:$(or $(TAG),dev) .; \
+	elif podman info >/dev/null 2>&1; then podman build -t clinical-platform:$(or $(TAG),dev) .; \
+	else echo "make image: skipped, no Docker or Podman engine answers on this machine"; fi
+
+.PHONY: deploy-check
+deploy-check: tools ## Check the Helm chart and Terraform: lint, schema, and an install into a local kube-apiserver
+	@$(UV) run --no-sync pytest -m deploy tests/deploy

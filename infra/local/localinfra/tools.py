@@ -1,4 +1,4 @@
-"""Developer tools for later work (buf, helm, tflint), built from their Go modules and cached."""
+"""Developer tools (buf, helm, tflint; etcd, kube-apiserver, kubectl), built and cached."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ GO_TOOLS = {
     "buf": "github.com/bufbuild/buf/cmd/buf",
     "helm": "helm.sh/helm/v3/cmd/helm",
     "tflint": "github.com/terraform-linters/tflint",
+    # A loopback Kubernetes API server for the deploy checks (localinfra/kube.py).
+    "etcd": ".",
+    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kubectl": ".",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,9 +36,10 @@ class LagSource(Protocol):
 
 
 class TimedRecord(Protocol):
-    topic: str
-    partition: int
-    timestamp: int
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
 
 
 @dataclass
@@ -56,13 +57,14 @@ class _Partition:
 class ConsumerProgress:
     """The lag of one consumer group's assigned partitions in this process."""
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, clock: Callable[[], float] = time.time) -> None:
         self.group = group
+        self._clock = clock
         self._partitions: dict[tuple[str, int], _Partition] = {}
 
     def applied(self, records: Iterable[TimedRecord]) -> None:
         """Records were handled: their partitions made progress now."""
-        now = time.time()
+        now = self._clock()
         for record in records:
             self._partitions.setdefault(
                 (record.topic, record.partition), _Partition()
@@ -70,7 +72,7 @@ class ConsumerProgress:
 
     async def sample(self, consumer: LagSource) -> None:
         """Read each assigned partition's end and position; forget revoked partitions."""
-        now = time.time()
+        now = self._clock()
         assigned = consumer.assignment()
         for tp in assigned:
             end = consumer.last_stable_offset(tp) or consumer.highwater(tp)

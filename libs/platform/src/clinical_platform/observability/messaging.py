@@ -40,11 +40,16 @@ _OUTCOMES = {
 class IncomingRecord(Protocol):
     """The parts of a consumed Kafka record the spans read (aiokafka's ConsumerRecord)."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    headers: Sequence[tuple[str, bytes]]
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 def _header(record: IncomingRecord, name: str) -> str | None:

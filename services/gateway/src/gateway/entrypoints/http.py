@@ -72,8 +72,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
             return error(503, "unavailable", "the identity provider cannot be reached",
                          headers={"Retry-After": "5"})  # fmt: skip
         except RateLimitedError as limited:
-            return error(429, "rate_limited", "too many requests",
-                         headers={"Retry-After": str(limited.retry_after_s)})  # fmt: skip
+            return _too_many(limited)
         except InsufficientScopeError as missing:
             challenge = f'{REALM}, error="insufficient_scope", scope="{missing.scope}"'
             return error(
@@ -97,8 +96,11 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
     async def whoami(request: Request) -> Response:
         try:
             caller = await app.authenticate(bearer_of(request), request_id=request.state.request_id)
+            await app.admit(caller)
         except NotAuthenticatedError as refused:
             return _unauthenticated(refused)
+        except RateLimitedError as limited:
+            return _too_many(limited)
         p = caller.principal
         return JSONResponse({
             "subject": p.subject, "roles": sorted(p.roles), "privileges": sorted(p.privileges),
@@ -164,6 +166,11 @@ def _unauthenticated(refused: NotAuthenticatedError) -> JSONResponse:
     challenge = REALM if not refused.error else f'{REALM}, error="{refused.error}"'
     return error(401, refused.error or "unauthenticated", "a valid access token is required",
                  headers={"WWW-Authenticate": challenge})  # fmt: skip
+
+
+def _too_many(limited: RateLimitedError) -> JSONResponse:
+    return error(429, "rate_limited", "too many requests",
+                 headers={"Retry-After": str(limited.retry_after_s)})  # fmt: skip
 
 
 def _translate(answer: DownstreamAnswer) -> Response:

@@ -104,14 +104,20 @@ def keycloak_dist(config: InfraConfig, java_home: Path) -> Path:
     return _publish(staging, final)
 
 
-def go_binary(config: InfraConfig, module: str, package: str = ".") -> Path:
+def go_binary(
+    config: InfraConfig, module: str, package: str = ".", ldflags: tuple[str, ...] = ()
+) -> Path:
     """`go install` a package of the Go module infra/local/go/<module>; return the binary.
 
     The package is the module itself (a small wrapper ``main``) or a tool the module requires.
-    Either way the binary is named ``module``.
+    Either way the binary is named ``module``. ``ldflags`` are added to the linker's (``-X``
+    version stamps) and are part of the cache key.
     """
     recipe = RECIPES / "go" / module
-    final = config.cache_dir / f"go-{module}-{_recipe_hash(recipe)}"
+    key = _recipe_hash(recipe)
+    if ldflags:
+        key += "-" + hashlib.sha256(" ".join(ldflags).encode()).hexdigest()[:8]
+    final = config.cache_dir / f"go-{module}-{key}"
     binary = final / module
     if binary.is_file():
         return binary
@@ -130,8 +136,9 @@ def go_binary(config: InfraConfig, module: str, package: str = ".") -> Path:
         GONOSUMDB="github.com/openbao",
     )
     _run(
-        [go, "install", "-ldflags=-s -w", package], cwd=recipe, env=env, what=f"go install {module}"
-    )
+        [go, "install", f"-ldflags={' '.join(('-s', '-w', *ldflags))}", package],
+        cwd=recipe, env=env, what=f"go install {module}",
+    )  # fmt: skip
     built = staging / module
     if not built.is_file():
         raise BuildError(f"go install {module} produced no binary named {module}")

@@ -1,7 +1,8 @@
-"""Developer tools (buf, helm, tflint; etcd, kube-apiserver, kubectl), built and cached."""
+"""Developer tools (buf, helm, tflint, tofu; etcd, kube-apiserver, kubectl), built and cached."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from . import builds
@@ -12,11 +13,15 @@ GO_TOOLS = {
     "buf": "github.com/bufbuild/buf/cmd/buf",
     "helm": "helm.sh/helm/v3/cmd/helm",
     "tflint": "github.com/terraform-linters/tflint",
+    "tofu": "github.com/opentofu/opentofu/cmd/tofu",
     # A loopback Kubernetes API server for the deploy checks (localinfra/kube.py).
     "etcd": ".",
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
     "kubectl": ".",
 }
+# Kubernetes stamps its version at link time; without it the API server reports v0.0.0 and
+# `helm install` refuses a chart with a kubeVersion constraint.
+KUBERNETES_STAMPED = ("kube-apiserver", "kubectl")
 
 
 def install(config: InfraConfig, names: list[str]) -> Path:
@@ -24,8 +29,31 @@ def install(config: InfraConfig, names: list[str]) -> Path:
     bin_dir = config.cache_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name in names or list(GO_TOOLS):
-        binary = builds.go_binary(config, name, GO_TOOLS[name])
+        ldflags = kubernetes_version_ldflags() if name in KUBERNETES_STAMPED else ()
+        binary = builds.go_binary(config, name, GO_TOOLS[name], ldflags)
         link = bin_dir / name
         link.unlink(missing_ok=True)
         link.symlink_to(binary)
     return bin_dir
+
+
+def kubernetes_version() -> str:
+    """The Kubernetes release the API server is built at (its wrapper module's requirement)."""
+    go_mod = (builds.RECIPES / "go" / "kube-apiserver" / "go.mod").read_text()
+    matched = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes (v\d+\.\d+\.\d+)\b", go_mod, re.MULTILINE)
+    if matched is None:
+        raise builds.BuildError(
+            "infra/local/go/kube-apiserver/go.mod requires no k8s.io/kubernetes"
+        )
+    return matched[1]
+
+
+def kubernetes_version_ldflags() -> tuple[str, ...]:
+    version = kubernetes_version()
+    major, minor, _ = version.removeprefix("v").split(".")
+    stamps = {"gitVersion": version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    return tuple(
+        f"-X {package}/version.{name}={value}"
+        for package in ("k8s.io/component-base", "k8s.io/client-go/pkg")
+        for name, value in stamps.items()
+    )

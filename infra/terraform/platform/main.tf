@@ -1,0 +1,98 @@
+# The chart, installed with the Secrets it expects and values wired from the vault and kafka
+# modules' outputs.
+locals {
+  chart_path = coalesce(var.chart_path, "${path.module}/../../../deploy/helm/clinical-platform")
+  values = {
+    image = { repository = var.image.repository, tag = var.image.tag, digest = var.image.digest }
+    kafka = {
+      bootstrapServers        = var.kafka_bootstrap_servers
+      securityProtocol        = "SASL_SSL"
+      credentialsSecretPrefix = "clinical-kafka-"
+      caSecret                = kubernetes_secret.kafka_ca.metadata[0].name
+      eventPartitions         = var.kafka_event_partitions
+    }
+    mongodb = {
+      urlSecret    = kubernetes_secret.mongodb.metadata[0].name
+      urlSecretKey = "url"
+    }
+    vault = {
+      addr            = var.vault_addr
+      authMethod      = "kubernetes"
+      rolePrefix      = var.vault.role_prefix
+      transitMount    = var.vault.transit_mount
+      phiKey          = var.vault.phi_key
+      auditSigningKey = var.vault.audit_signing_key
+      keyStoreMount   = var.vault.key_store_mount
+    }
+    gateway = {
+      signingKeySecret = kubernetes_secret.gateway_signing_key.metadata[0].name
+      ingress = {
+        enabled = var.gateway_host != null
+        host    = coalesce(var.gateway_host, "clinical.invalid")
+      }
+    }
+  }
+}
+
+resource "kubernetes_namespace" "this" {
+  metadata {
+    name = var.namespace
+    labels = {
+      "pod-security.kubernetes.io/enforce" = "restricted"
+    }
+  }
+}
+
+resource "kubernetes_secret" "kafka" {
+  for_each = toset(var.kafka_principals)
+
+  metadata {
+    name      = "clinical-kafka-${each.key}"
+    namespace = kubernetes_namespace.this.metadata[0].name
+  }
+  data = {
+    username = var.kafka_credentials[each.key].username
+    password = var.kafka_credentials[each.key].password
+  }
+}
+
+resource "kubernetes_secret" "kafka_ca" {
+  metadata {
+    name      = "clinical-kafka-ca"
+    namespace = kubernetes_namespace.this.metadata[0].name
+  }
+  data = { "ca.crt" = var.kafka_ca_pem }
+}
+
+resource "kubernetes_secret" "mongodb" {
+  metadata {
+    name      = "clinical-mongodb"
+    namespace = kubernetes_namespace.this.metadata[0].name
+  }
+  data = { url = var.mongodb_url }
+}
+
+resource "kubernetes_secret" "gateway_signing_key" {
+  metadata {
+    name      = "clinical-gateway-signing-key"
+    namespace = kubernetes_namespace.this.metadata[0].name
+  }
+  data = { "signing-key.pem" = var.gateway_signing_key_pem }
+}
+
+resource "helm_release" "platform" {
+  name      = var.release_name
+  namespace = kubernetes_namespace.this.metadata[0].name
+  chart     = local.chart_path
+  values    = compact([yamlencode(local.values), var.extra_values])
+  atomic    = true
+  wait      = true
+  timeout   = 900
+
+  depends_on = [
+    kubernetes_secret.kafka,
+    kubernetes_secret.kafka_ca,
+    kubernetes_secret.mongodb,
+    kubernetes_secret.gateway_signing_key,
+  ]
+}

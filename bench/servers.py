@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,9 @@ def running_servers(repo_root: Path) -> Iterator[ServerEndpoints]:
         return
     native = NativeServers(repo_root)
     try:
-        yield native.start()
+        servers = native.start()
+        # Connections built by hand from the bootstrap servers read these, as settings do.
+        os.environ.update(servers.kafka_security)
+        yield servers
     finally:
         native.stop()

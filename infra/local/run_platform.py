@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,10 +60,13 @@ def _localinfra(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _exports() -> dict[str, str]:
-    lines = _localinfra("env").stdout.splitlines()
-    pairs = (line.removeprefix("export ").split("=", 1) for line in lines if line)
-    return {name: value.strip("'") for name, value in pairs}
+def _exports(principal: str = "admin") -> dict[str, str]:
+    """The servers' variables; Kafka's as `principal` (infra/kafka/acls.toml)."""
+    lines = _localinfra("env", principal).stdout.splitlines()
+    pairs = (
+        line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export ")
+    )
+    return {name: shlex.split(value)[0] if value else "" for name, value in pairs}
 
 
 async def _relay(name: str, stream: asyncio.StreamReader) -> None:
@@ -115,12 +119,14 @@ async def _start_companion(
     return process
 
 
-async def _run_services(env: dict[str, str]) -> int:
+async def _run_services(env: dict[str, str], local_servers: bool) -> int:
     processes: dict[str, asyncio.subprocess.Process] = {}
     relays = []
     for name, port in SERVICES.items():
         service_env = {
             **env,
+            # Each service connects to the local Kafka as its own principal, with its own ACLs.
+            **(_exports(name) if local_servers else {}),
             f"{name.upper()}_GRPC_PORT": str(port),
             f"{name.upper()}_STATE_DIR": str(_state_root() / name),
             # Reflection on for local exploration with grpcurl; it is off by default.
@@ -227,7 +233,7 @@ def main() -> int:
     env = {**os.environ, **servers, "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR)}
     env |= _observing.env
     try:
-        status = asyncio.run(_run_services(env))
+        status = asyncio.run(_run_services(env, local_servers=bool(servers)))
     finally:
         _observing.stop()
         if started:

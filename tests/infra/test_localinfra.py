@@ -14,12 +14,16 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from clinical_testing.isolated import IsolatedInfra
 
 from localinfra import postgresql
 from localinfra.config import InfraConfig
+
+if TYPE_CHECKING:
+    from clinical_platform.clients.kafka import KafkaConnection
 
 pytestmark = pytest.mark.integration
 
@@ -97,15 +101,15 @@ def test_infra_env_exports_work_for_plain_client_scripts(infra: IsolatedInfra) -
 
 
 def test_killed_kafka_comes_back_with_its_data(infra: IsolatedInfra) -> None:
-    bootstrap = f"127.0.0.1:{infra.env['CLINICAL_KAFKA_PORT']}"
-    asyncio.run(_produce(bootstrap, "survivor", b"still here"))
+    kafka = infra.kafka
+    asyncio.run(_produce(kafka, "survivor", b"still here"))
 
     os.kill(infra.pid("kafka"), signal.SIGKILL)
     restarted = infra.make("infra-up")
 
     assert restarted.returncode == 0, restarted.stderr
     assert "kafka      started" in restarted.stdout
-    assert asyncio.run(_consume_one(bootstrap, "survivor")) == b"still here"
+    assert asyncio.run(_consume_one(kafka, "survivor")) == b"still here"
 
 
 def test_missing_java_fails_with_one_line_naming_java(infra: IsolatedInfra) -> None:
@@ -149,16 +153,11 @@ def test_infra_reset_deletes_every_server_data_including_the_database_cluster(
     assert (cluster / "PG_VERSION").exists()
 
 
-async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
+async def _produce(kafka: KafkaConnection, topic: str, value: bytes) -> None:
     from aiokafka.admin import NewTopic  # noqa: PLC0415
 
-    from clinical_platform.clients.kafka import (  # noqa: PLC0415
-        KafkaConnection,
-        build_admin,
-        build_producer,
-    )
+    from clinical_platform.clients.kafka import build_admin, build_producer  # noqa: PLC0415
 
-    kafka = KafkaConnection(bootstrap)
     admin = build_admin(kafka)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 1)])
@@ -169,10 +168,10 @@ async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
     await producer.stop()
 
 
-async def _consume_one(bootstrap: str, topic: str) -> bytes | None:
-    from clinical_platform.clients.kafka import KafkaConnection, build_consumer  # noqa: PLC0415
+async def _consume_one(kafka: KafkaConnection, topic: str) -> bytes | None:
+    from clinical_platform.clients.kafka import build_consumer  # noqa: PLC0415
 
-    consumer = build_consumer(KafkaConnection(bootstrap), topic)
+    consumer = build_consumer(kafka, topic)
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), timeout=60)

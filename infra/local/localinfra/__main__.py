@@ -1,4 +1,9 @@
-"""Command line: python3 -m localinfra {install,up,down,reset,status,env,tools} [server ...]."""
+"""Command line: python3 -m localinfra {install,up,down,reset,status,env,tools} [server ...].
+
+`env` prints export lines for the servers as their operator (Kafka's admin, Vault's root token);
+`env <service>` as one service instead: its Kafka principal (infra/kafka/acls.toml) and its Vault
+token (infra/vault/policies/<service>.hcl).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import shlex
 import shutil
 import sys
 
-from . import openbao, postgresql, tools
+from . import kafka, kafka_access, openbao, openbao_access, postgresql, tools
 from .builds import BuildError
 from .config import ConfigError, InfraConfig
 from .prereqs import MissingPrerequisiteError, require
@@ -61,15 +66,28 @@ def _status(config: InfraConfig, servers: list[Server]) -> int:
     return 0 if all_running else 3
 
 
-def _env(config: InfraConfig) -> None:
-    variables = {
-        "KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap_servers,
+def _env(config: InfraConfig, principal: str = kafka_access.ADMIN) -> None:
+    if principal not in (kafka_access.ADMIN, *kafka_access.principals()):
+        raise ConfigError(f"unknown Kafka principal {principal!r}; see infra/kafka/acls.toml")
+    security = kafka.access(config)
+    variables = security.client_env(config.kafka_bootstrap_servers, principal) | {
         "MONGODB_URL": config.mongodb_url,
         "VAULT_ADDR": config.vault_addr,
-        "VAULT_TOKEN": openbao.root_token(config) or "",
+        "VAULT_TOKEN": _vault_token(config, principal),
     }
     for name, value in variables.items():
         print(f"export {name}={shlex.quote(value)}")
+    tool_config = security.folder / f"{principal}.properties"
+    tool_config.write_text(security.client_properties(config.kafka_bootstrap_servers, principal))
+    tool_config.chmod(0o600)
+    print(f"# Kafka's own tools: --command-config {shlex.quote(str(tool_config))}")
+
+
+def _vault_token(config: InfraConfig, principal: str) -> str:
+    # The operator holds the root token; a service only its own (infra/vault/policies).
+    if principal == kafka_access.ADMIN:
+        return openbao.root_token(config) or ""
+    return openbao_access.token(openbao.tokens_dir(config), principal) or ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tools":
             print(tools.install(config, args.names))
             return 0
-        servers = _selected(args.names)
+        servers = _selected(args.names if args.command != "env" else [])
         if args.command == "install":
             _install(config, servers)
         elif args.command == "up":
@@ -95,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return _status(config, servers)
         else:
-            _env(config)
+            _env(config, *args.names[:1])
     except (MissingPrerequisiteError, ConfigError, BuildError, StartupError) as error:
         print(f"localinfra: error: {error}", file=sys.stderr)
         return 1

@@ -17,10 +17,11 @@ import os
 import time
 import urllib.error
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import builds
+from . import builds, openbao_access
 from .config import HOST, InfraConfig
 from .processes import ManagedProcess, StartupError, require_free_port
 
@@ -65,7 +66,13 @@ def start(config: InfraConfig) -> bool:
     proc.wait_until(lambda: _active(config), config.start_timeout, "unsealed and active")
     _enable_transit(config)
     _enable_key_store(config)
+    openbao_access.apply(partial(_api, config), tokens_dir(config))
     return started
+
+
+def tokens_dir(config: InfraConfig) -> Path:
+    """Where each service's own token lives (openbao_access)."""
+    return config.server_dir(NAME) / "tokens"
 
 
 def _server_config(config: InfraConfig, data: Path) -> str:

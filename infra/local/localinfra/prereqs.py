@@ -9,6 +9,7 @@ import subprocess
 HINTS = {
     "java": "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
     "mvn": "install Apache Maven 3.6+ (Debian: apt-get install maven); it fetches the Kafka jars",
+    "openssl": "install OpenSSL (Debian: apt-get install openssl); it makes the local Kafka CA",
     "go": "install Go 1.23+ and put its bin directory on PATH; it builds FerretDB and OpenBao",
 }
 

@@ -44,6 +44,17 @@ class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
 
     kafka_bootstrap_servers: str = _shared("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    # Kafka transport security (clients/kafka.py): SASL_SSL with SCRAM unless told otherwise.
+    # `make -s infra-env` prints the local broker's values.
+    kafka_security_protocol: Literal["SASL_SSL", "SSL", "PLAINTEXT"] = _shared(
+        "KAFKA_SECURITY_PROTOCOL", "SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = _shared(
+        "KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"
+    )
+    kafka_sasl_username: str | None = _shared("KAFKA_SASL_USERNAME", None)
+    kafka_sasl_password: SecretStr | None = _shared("KAFKA_SASL_PASSWORD", None)
+    kafka_ssl_cafile: Path | None = _shared("KAFKA_SSL_CAFILE", None)
     mongodb_url: str = _shared("MONGODB_URL", "mongodb://127.0.0.1:37017/")
     vault_addr: str = _shared("VAULT_ADDR", "http://127.0.0.1:18200")
     vault_auth_method: VaultAuthMethod = _shared("VAULT_AUTH_METHOD", "token")

@@ -3,8 +3,10 @@
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from clinical_platform.clients.kafka import KafkaConnection, KafkaSecurity
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.clients.vault import build_vault_client
 from clinical_platform.settings import BaseServiceSettings, Port, SettingsError
@@ -72,3 +74,40 @@ async def test_mongo_client_reads_timestamps_back_as_aware_datetimes_without_con
         assert client.codec_options.tz_aware is True
     finally:
         await client.close()
+
+
+def test_kafka_defaults_to_sasl_ssl_and_names_missing_credentials() -> None:
+    settings = SampleSettings.model_validate({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+
+    with pytest.raises(SettingsError) as refused:
+        KafkaConnection.from_settings(settings)
+
+    assert str(refused.value) == (
+        "KAFKA_SASL_USERNAME: required when KAFKA_SECURITY_PROTOCOL=SASL_SSL; "
+        "KAFKA_SASL_PASSWORD: required when KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+    )
+
+
+def test_kafka_sasl_ssl_options_carry_credentials_and_the_ca(tmp_path: Path) -> None:
+    settings = SampleSettings.model_validate(
+        {"KAFKA_SASL_USERNAME": "orders", "KAFKA_SASL_PASSWORD": SAMPLE_TOKEN}
+    )
+
+    options = KafkaConnection.from_settings(settings).client_options()
+
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == (
+        "orders",
+        SAMPLE_TOKEN,
+    )
+    assert options["ssl_context"].verify_mode.name == "CERT_REQUIRED"
+
+
+def test_an_unreadable_kafka_ca_file_names_its_variable(tmp_path: Path) -> None:
+    security = KafkaSecurity(
+        username="orders", password=SecretStr(SAMPLE_TOKEN), ca_file=tmp_path / "missing.pem"
+    )
+
+    with pytest.raises(SettingsError, match=r"^KAFKA_SSL_CAFILE: cannot load"):
+        security.client_options()

@@ -16,7 +16,7 @@ from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStore, EventStoreConfig
 from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.kafka import delete_topics, read_records
+from clinical_testing.kafka import Broker, delete_topics, read_records
 from clinical_testing.plugin import unique_name
 
 EventStoreFactory = Callable[..., Awaitable[EventStore]]
@@ -49,13 +49,13 @@ async def event_store(servers: ServerEndpoints, tmp_path: Path) -> AsyncIterator
     stores: list[EventStore] = []
 
     async def build(
-        *, state_dir: Path | None = None, partitions: int = 3, bootstrap: str | None = None,
+        *, state_dir: Path | None = None, partitions: int = 3, kafka: KafkaConnection | None = None,
         ordinal: int = 0, replicas: int = 1,
     ) -> EventStore:  # fmt: skip
         store = EventStore(
             EventStoreConfig(
                 service=service,
-                kafka=KafkaConnection(bootstrap or servers.kafka_bootstrap_servers),
+                kafka=kafka or servers.kafka,
                 ownership=PartitionOwnership(ordinal, replicas, "test-{ordinal}:50000"),
                 state_dir=state_dir or tmp_path / f"state-{len(stores)}",
                 partitions=partitions,
@@ -73,6 +73,6 @@ async def event_store(servers: ServerEndpoints, tmp_path: Path) -> AsyncIterator
     await delete_topics(servers.kafka_bootstrap_servers, [f"clinical.{service}.events.v1"])
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Envelope]:
+async def read_topic(bootstrap: Broker, topic: str) -> list[Envelope]:
     """Every committed envelope on the topic, read by a plain consumer from offset 0."""
     return [Envelope.FromString(r.value) for r in await read_records(bootstrap, topic)]

@@ -11,9 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from clinical_platform.clients.kafka import KafkaConnection, KafkaSecurity
+from clinical_testing.endpoints import KAFKA_SECURITY_ENV, parse_exports
 from clinical_testing.service_process import free_tcp_port
 
-SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
+SERVER_ENV = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "MONGODB_URL",
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    *KAFKA_SECURITY_ENV,
+)
 
 
 class IsolatedInfra:
@@ -36,6 +44,12 @@ class IsolatedInfra:
     @property
     def kafka_bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.env['CLINICAL_KAFKA_PORT']}"
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """A connection to this instance's broker, as its admin (its own CA and passwords)."""
+        exports = parse_exports(self.localinfra("env").stdout)
+        return KafkaConnection(self.kafka_bootstrap_servers, KafkaSecurity.from_env(exports))
 
     def make(self, *targets: str) -> subprocess.CompletedProcess[str]:
         """Run `make -s <targets>` in the repository with this instance's environment."""

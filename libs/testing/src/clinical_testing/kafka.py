@@ -1,13 +1,14 @@
 """Kafka in tests: clients built by the kernel's builders, and whole topics read back.
 
-Helpers take the bootstrap servers as a string (what `ServerEndpoints` and a service's settings
-hold) and build their clients through `clinical_platform.clients.kafka`, as services do.
+Helpers take a `KafkaConnection`, or the bootstrap servers as a string (reached with the KAFKA_*
+security of the environment, which the test session sets), and build their clients through
+`clinical_platform.clients.kafka`, as services do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -21,13 +22,20 @@ from clinical_platform.clients.kafka import (
 from clinical_platform.eventlog.topics import events_topic, partition_count
 from clinical_platform.projections import dead_letter_topic
 
+Broker: TypeAlias = KafkaConnection | str
+"""A connection, or bootstrap servers to reach with the environment's KAFKA_* security."""
+
+
+def connection(broker: Broker) -> KafkaConnection:
+    return broker if isinstance(broker, KafkaConnection) else KafkaConnection(broker)
+
 
 async def read_records(
-    bootstrap: str, topic: str, *, committed: bool = True
+    bootstrap: Broker, topic: str, *, committed: bool = True
 ) -> list[ConsumerRecord[Any, Any]]:
     """Every record on the topic, partition by partition, from offset 0: only the committed
     ones, or with ``committed=False`` also those of open and aborted transactions."""
-    kafka = KafkaConnection(bootstrap)
+    kafka = connection(bootstrap)
     partitions = await _partitions(kafka, topic)
     isolation = "read_committed" if committed else "read_uncommitted"
     consumer = build_consumer(kafka, isolation_level=isolation)
@@ -46,10 +54,10 @@ async def read_records(
         await consumer.stop()
 
 
-async def publish_envelopes(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+async def publish_envelopes(bootstrap: Broker, topic: str, *envelopes: Envelope) -> None:
     """Send ``envelopes`` to ``topic`` one by one, keyed by aggregate id, as a foreign writer
     (outside any transaction) would."""
-    producer = build_producer(KafkaConnection(bootstrap))
+    producer = build_producer(connection(bootstrap))
     await producer.start()
     try:
         for envelope in envelopes:
@@ -59,14 +67,14 @@ async def publish_envelopes(bootstrap: str, topic: str, *envelopes: Envelope) ->
         await producer.stop()
 
 
-async def record_values(bootstrap: str, topic: str, *, committed: bool = True) -> list[bytes]:
+async def record_values(bootstrap: Broker, topic: str, *, committed: bool = True) -> list[bytes]:
     """The values of every record on the topic, undecoded (a poison record is no Envelope)."""
     return [record.value for record in await read_records(bootstrap, topic, committed=committed)]
 
 
-async def offsets_used(bootstrap: str, topic: str) -> int:
+async def offsets_used(bootstrap: Broker, topic: str) -> int:
     """The sum of the topic's high watermarks: every record written, aborted or not, counts."""
-    kafka = KafkaConnection(bootstrap)
+    kafka = connection(bootstrap)
     partitions = await _partitions(kafka, topic)
     consumer = build_consumer(kafka, isolation_level="read_uncommitted")
     await consumer.start()
@@ -85,9 +93,9 @@ async def _partitions(kafka: KafkaConnection, topic: str) -> list[TopicPartition
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
+async def delete_topics(bootstrap: Broker, topics: Sequence[str]) -> None:
     """Delete the topics a test created (those that exist)."""
-    admin = build_admin(KafkaConnection(bootstrap))
+    admin = build_admin(connection(bootstrap))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -97,7 +105,7 @@ async def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
         await admin.close()
 
 
-async def delete_event_log(bootstrap: str, event_log_name: str, *upstream_topics: str) -> None:
+async def delete_event_log(bootstrap: Broker, event_log_name: str, *upstream_topics: str) -> None:
     """Delete a test service's event topic, its dead letters and those of the topics it read."""
     topic = events_topic(event_log_name)
     read = (topic, *upstream_topics)

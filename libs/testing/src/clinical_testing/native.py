@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.endpoints import KAFKA_SECURITY_ENV, ServerEndpoints, parse_exports
 
 
 class NativeServers:
@@ -40,16 +39,18 @@ class NativeServers:
         self._started_here = [
             line.split()[0] for line in output.splitlines() if " started " in f"{line} "
         ]
-        exports = self._localinfra("env").stdout
-        env = dict(
-            line.removeprefix("export ").split("=", 1) for line in exports.splitlines() if line
-        )
+        env = parse_exports(self._localinfra("env").stdout)
         return ServerEndpoints(
             kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
             mongodb_url=env["MONGODB_URL"],
             vault_addr=env["VAULT_ADDR"],
-            vault_token=shlex.split(env["VAULT_TOKEN"])[0],
+            vault_token=env["VAULT_TOKEN"],
+            kafka_security={name: env[name] for name in KAFKA_SECURITY_ENV if name in env},
         )
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """The variables that connect as one service: its Kafka principal and Vault token."""
+        return parse_exports(self._localinfra("env", service).stdout)
 
     def stop(self) -> None:
         """Stop the servers this session started; leave ones a developer started alone."""

@@ -53,7 +53,10 @@ def servers(pytestconfig: pytest.Config) -> Iterator[ServerEndpoints]:
     else:
         runner = NativeServers(Path(pytestconfig.rootpath))
     try:
-        yield runner.start()
+        endpoints = runner.start()
+        # Connections built by hand from the bootstrap servers read these, as settings do.
+        os.environ.update(endpoints.kafka_security)
+        yield endpoints
     finally:
         if not os.environ.get("CLINICAL_KEEP_INFRA"):
             runner.stop()
@@ -106,6 +109,18 @@ async def _fresh_database(servers: ServerEndpoints) -> AsyncIterator[AsyncDataba
     finally:
         await client.drop_database(name)
         await client.close()
+
+
+@pytest.fixture(scope="session")
+def service_credentials(
+    pytestconfig: pytest.Config, servers: ServerEndpoints
+) -> Callable[[str], dict[str, str]]:
+    """``service_credentials("orders")``: the variables that connect as that service (its
+    Kafka principal and Vault token), as `make run` gives them; local servers only."""
+    if endpoints_from_env() is not None or docker_engine_answers():
+        pytest.skip("per-service credentials come from the project's own local servers")
+    native = NativeServers(Path(pytestconfig.rootpath))
+    return native.service_env
 
 
 @pytest.fixture

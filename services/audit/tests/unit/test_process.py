@@ -17,6 +17,7 @@ GRACE_SECONDS = 5
 def _unreachable_servers(state_dir: Path) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_tcp_port()}",
+        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
         "MONGODB_URL": f"mongodb://127.0.0.1:{free_tcp_port()}/",
         "VAULT_ADDR": f"http://127.0.0.1:{free_tcp_port()}",
         "VAULT_TOKEN": "unused",

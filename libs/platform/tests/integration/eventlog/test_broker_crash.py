@@ -63,7 +63,7 @@ async def _run_commands(
 async def test_sigkilled_broker_mid_burst_keeps_every_acknowledged_command_exactly_once(
     private_kafka: IsolatedInfra, event_store: EventStoreFactory
 ) -> None:
-    store = await event_store(bootstrap=private_kafka.kafka_bootstrap_servers, partitions=3)
+    store = await event_store(kafka=private_kafka.kafka, partitions=3)
     aggregates = [f"00000000-0000-4000-8000-{n:012d}" for n in range(AGGREGATES)]
     acked: dict[str, int] = {}
     retries: Counter[str] = Counter()
@@ -84,7 +84,7 @@ async def test_sigkilled_broker_mid_burst_keeps_every_acknowledged_command_exact
         ),
     )
 
-    envelopes = await read_topic(private_kafka.kafka_bootstrap_servers, store.topic)
+    envelopes = await read_topic(private_kafka.kafka, store.topic)
     per_request = Counter(e.request_id for e in envelopes)
     versions: defaultdict[str, list[int]] = defaultdict(list)
     for envelope in envelopes:

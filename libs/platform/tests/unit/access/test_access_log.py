@@ -19,7 +19,7 @@ from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.outbox import AccessOutbox, OutboxEntry
 from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.access.records import AccessAction
-from clinical_platform.clients.kafka import KafkaConnection
+from clinical_platform.clients.kafka import KafkaConnection, KafkaSecurity
 from clinical_platform.grpc_auth import deny
 from clinical_platform.principals import Principal, Role
 from clinical_platform.settings import BaseServiceSettings
@@ -48,7 +48,7 @@ async def access_log(tmp_path: Path, topic: InMemoryAccessTopic) -> AsyncIterato
 
     def build() -> AccessAuditLog:
         config = AccessAuditConfig(
-            kafka=KafkaConnection("unused:9092"), outbox_path=tmp_path / "access-outbox.sqlite",
+            kafka=KafkaConnection("unused:9092", KafkaSecurity("PLAINTEXT")), outbox_path=tmp_path / "access-outbox.sqlite",
             source="//clinical/orders", poll_interval_s=0.05, retry_delay_s=0.01,
             stop_timeout_s=1.0,
         )  # fmt: skip
@@ -199,6 +199,7 @@ def test_config_from_settings_puts_the_outbox_in_the_replicas_state_dir(tmp_path
     settings = BaseServiceSettings.model_validate({
         "grpc_port": 0, "state_dir": tmp_path / "orders-1",
         "ACCESS_AUDIT_TOPIC": "clinical.audit.access.v1-test", "ACCESS_AUDIT_PARTITIONS": 12,
+        "KAFKA_SASL_USERNAME": "orders", "KAFKA_SASL_PASSWORD": "unused",
     })  # fmt: skip
 
     config = AccessAuditConfig.from_settings(settings, service="orders")

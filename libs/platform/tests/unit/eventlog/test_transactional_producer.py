@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from aiokafka.producer import sender as aiokafka_sender
 
-from clinical_platform.clients.kafka import CONCURRENT_TRANSACTIONS_BACKOFF_S, KafkaConnection
+from clinical_platform.clients.kafka import (
+    CONCURRENT_TRANSACTIONS_BACKOFF_S,
+    KafkaConnection,
+    KafkaSecurity,
+)
 from clinical_platform.eventlog.writer import WriterConfig, transactional_producer
 
 pytestmark = pytest.mark.unit
@@ -14,7 +18,7 @@ pytestmark = pytest.mark.unit
 async def test_a_transaction_right_after_a_commit_retries_after_about_a_round_trip() -> None:
     config = WriterConfig(
         # Port 9 (discard) on loopback: building connects to nothing.
-        kafka=KafkaConnection("127.0.0.1:9"),
+        kafka=KafkaConnection("127.0.0.1:9", KafkaSecurity("PLAINTEXT")),
         topic="clinical.notes.events.v1",
         partition=0,
         transactional_id="clinical.notes.events.v1.p0",

@@ -35,10 +35,14 @@ run: venv ## Run the local servers and every service in the foreground (Ctrl-C s
 	@$(UV) run --no-sync python infra/local/run_platform.py
 
 .PHONY: token
-token: venv ## Print a dev token for the local services: make -s token ROLE=clinician [MFA=1]
+token: venv ## Print a Keycloak token: make -s token LOGIN=clinician SCOPE="user/*.cruds" (or CLIENT=partner-lab-system)
+ifneq ($(LOGIN)$(CLIENT),)
+	@$(UV) run --no-sync python infra/keycloak/token.py $(if $(LOGIN),--user $(LOGIN),--client $(CLIENT)) --scope "$(SCOPE)"
+else
 	@$(UV) run --no-sync python -m clinical_platform.devtokens --subject "$(or $(SUBJECT),dev-$(or $(ROLE),user))" \
 		$(foreach r,$(ROLE),--role $(r)) $(foreach p,$(PRIVILEGE),--privilege $(p)) $(if $(MFA),--mfa) \
 		$(if $(PATIENT_ID),--patient-id $(PATIENT_ID))
+endif
 
 .PHONY: test
 test: venv infra-install ## Run the whole test suite (starts the local servers when needed)
@@ -89,7 +93,7 @@ infra-install: ## Download and build the local servers (cached in ~/.cache/clini
 	@$(LOCALINFRA) install
 
 .PHONY: infra-up
-infra-up: ## Start Kafka, PostgreSQL, FerretDB and OpenBao on 127.0.0.1 (a no-op when running)
+infra-up: ## Start Kafka, PostgreSQL, FerretDB, OpenBao and Keycloak on 127.0.0.1 (a no-op when running)
 	@$(LOCALINFRA) up
 
 .PHONY: infra-down

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-SERVERS = ("kafka", "postgresql", "ferretdb", "openbao")
+SERVERS = ("kafka", "postgresql", "ferretdb", "openbao", "keycloak")
 
 
 @pytest.fixture(scope="module")

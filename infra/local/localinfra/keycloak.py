@@ -48,24 +48,25 @@ def install(config: InfraConfig) -> Path:
     return builds.keycloak_dist(config, java_home())
 
 
-def java_home(environ: Mapping[str, str] = os.environ) -> Path:
+def java_home(
+    environ: Mapping[str, str] = os.environ, jvm_root: Path = Path("/usr/lib/jvm")
+) -> Path:
     """The first Java home of version 21 or later; one-line error when there is none."""
-    for home in _java_candidates(environ):
+    for home in _java_candidates(environ, jvm_root):
         if _java_major(home / "bin" / "java") >= MIN_JAVA:
             return home
     raise MissingPrerequisiteError(JAVA_HINT)
 
 
-def _java_candidates(environ: Mapping[str, str]) -> Iterator[Path]:
+def _java_candidates(environ: Mapping[str, str], jvm_root: Path) -> Iterator[Path]:
     for name in ("CLINICAL_KEYCLOAK_JAVA_HOME", "JAVA_HOME"):
         if environ.get(name):
             yield Path(environ[name])
-    on_path = shutil.which("java")
+    on_path = shutil.which("java", path=environ.get("PATH"))
     if on_path:
         yield Path(os.path.realpath(on_path)).parents[1]
-    jvms = Path("/usr/lib/jvm")
-    if jvms.is_dir():
-        yield from sorted((p for p in jvms.iterdir() if p.is_dir()), reverse=True)
+    if jvm_root.is_dir():
+        yield from sorted((p for p in jvm_root.iterdir() if p.is_dir()), reverse=True)
 
 
 def _java_major(java: Path) -> int:

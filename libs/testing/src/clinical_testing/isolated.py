@@ -38,6 +38,7 @@ class IsolatedInfra:
             CLINICAL_MONGO_PORT=str(free_tcp_port()),
             CLINICAL_POSTGRES_PORT=str(free_tcp_port()),
             CLINICAL_VAULT_PORT=str(free_tcp_port()),
+            CLINICAL_KEYCLOAK_PORT=str(free_tcp_port()),
             PYTHONPATH=str(repo_root / "infra" / "local"),
         )
 

@@ -11,6 +11,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from clinical_platform.observability.http import HttpTelemetry
 from clinical_platform.runtime import serve_grpc, service_runtime
 from gateway.adapters.downstream import GrpcDownstream
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
@@ -68,7 +69,9 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def http_server(asgi: Starlette, host: str, port: int) -> EmbeddedServer:
-    config = uvicorn.Config(asgi, host=host, port=port, lifespan="off", access_log=False,
+    # The server span and RED metrics of each request (docs/observability.md).
+    traced = HttpTelemetry(asgi, asgi.routes)
+    config = uvicorn.Config(traced, host=host, port=port, lifespan="off", access_log=False,
                             log_config=None, server_header=False)  # fmt: skip
     return EmbeddedServer(config)
 

@@ -86,8 +86,9 @@ async def test_keycloak_scopes_limit_what_a_token_may_do(
     assert app.audit.recent[-1].reason == "insufficient scope"
 
 
-async def test_a_system_token_cannot_use_user_scopes(keycloak: Keycloak,
-                                                     make_gateway: GatewayFactory) -> None:  # fmt: skip
+async def test_a_system_token_cannot_use_user_scopes(
+    keycloak: Keycloak, make_gateway: GatewayFactory
+) -> None:
     client, _ = await make_gateway()
     partner = keycloak.client_token("system/*.rs")
     answer = await client.post("/api/v1/results", headers=auth(partner), json={})

@@ -48,6 +48,7 @@ async def replicas() -> AsyncIterator[tuple[str, str, list[str]]]:
         answered.append("other")
         context.set_trailing_metadata(((PARTITION_OWNER_METADATA_KEY, owner_address),))
         await context.abort(grpc.StatusCode.UNAVAILABLE, "not the partition owner")
+        raise AssertionError("abort raises")
 
     other_server, other_address = await _replica(other)
     yield other_address, owner_address, answered

@@ -1,0 +1,211 @@
+"""A signed order's one trace, from the orders RPC through Kafka to notify's webhook POST, and
+no PHI anywhere in what the services export.
+
+patient, orders and notify run as processes (``python -m <service>``) exporting spans to the
+local Zipkin and serving /metrics, which the local Prometheus scrapes; both are started through
+localinfra as `make run` starts them. High-entropy canaries go into the patient's names,
+identifier, address and an order's cancellation reason; afterwards every span Zipkin holds, every
+metric the services export and every line they logged is searched for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from clinical_testing.observability import (
+    Clinic,
+    ObserveStack,
+    http_get,
+    prometheus_query,
+    zipkin_everything,
+    zipkin_trace,
+)
+from clinical_testing.tokens import TokenMint
+
+from clinical.notify.v1 import notify_pb2 as notify_pb
+from clinical.orders.v1 import orders_pb2 as orders_pb
+from clinical.patient.v1 import patient_pb2 as patient_pb
+from clinical_platform.principals import Role
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+WAIT_S = 60.0
+
+
+@dataclass
+class Webhook:
+    """The subscriber's endpoint: answers the handshake, keeps every delivery's headers."""
+
+    url: str = ""
+    deliveries: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        payload = json.loads(await request.text())
+        if payload["type"] == "webhook.handshake":
+            return web.json_response({"challenge": payload["data"]["challenge"]})
+        self.deliveries.append((dict(request.headers), payload))
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[Webhook]:
+    endpoint = Webhook()
+    app = web.Application()
+    app.router.add_post("/hook", endpoint.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    endpoint.url = f"http://127.0.0.1:{port}/hook"
+    yield endpoint
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def canary() -> str:
+    # 128 random bits: no id, hash or timestamp contains it by chance.
+    return secrets.token_hex(16)
+
+
+async def eventually(check: Any, what: str, within_s: float = WAIT_S) -> Any:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        found = await asyncio.to_thread(check)
+        if found:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+async def test_a_signed_order_is_one_trace_from_the_rpc_to_the_webhook_without_phi(
+    clinic: Clinic, stack: ObserveStack, webhook: Webhook, token_mint: TokenMint, canary: str
+) -> None:
+    registrar = token_mint.metadata("registrar-1", Role.REGISTRAR)
+    clinician = token_mint.metadata("dr-a", Role.CLINICIAN)
+    signer = token_mint.metadata("dr-b", Role.CLINICIAN, privileges=["orders:sign"], mfa=True)
+    subscribed = await clinic.notify.CreateSubscription(
+        notify_pb.CreateSubscriptionRequest(
+            request_id=str(uuid.uuid4()), content=notify_pb.CONTENT_FULL,
+            topics=[notify_pb.TOPIC_ORDER_SIGNED, notify_pb.TOPIC_ORDER_CANCELLED],
+            webhook=notify_pb.Webhook(url=webhook.url),
+        ),
+        metadata=clinician, timeout=15,
+    )  # fmt: skip
+    registered = await clinic.patients.RegisterPatient(
+        patient_pb.RegisterPatientRequest(
+            request_id=str(uuid.uuid4()),
+            demographics=patient_pb.Demographics(
+                name=patient_pb.HumanName(given=[f"Ada{canary}"], family=f"Lovelace{canary}"),
+                birth_date="1985-12-10", sex=patient_pb.ADMINISTRATIVE_SEX_FEMALE,
+                address=patient_pb.Address(lines=[f"{canary} St James's Square"], city="London"),
+                identifiers=[patient_pb.Identifier(system="urn:mrn:kedron-hospital", value=canary)],
+            ),
+        ),
+        metadata=registrar, timeout=15,
+    )  # fmt: skip
+    read_back = await clinic.patients.GetPatient(
+        patient_pb.GetPatientRequest(
+            patient_id=registered.patient_id, min_version=registered.version
+        ),
+        metadata=registrar, timeout=15,
+    )  # fmt: skip
+    signed_order = await place(clinic, registered.patient_id, clinician)
+    await clinic.orders.SignOrder(
+        orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=signed_order),
+        metadata=signer, timeout=15,
+    )  # fmt: skip
+    cancelled_order = await place(clinic, registered.patient_id, clinician)
+    await clinic.orders.CancelOrder(
+        orders_pb.CancelOrderRequest(
+            request_id=str(uuid.uuid4()), order_id=cancelled_order,
+            reason=f"duplicate of {canary}",
+        ),
+        metadata=clinician, timeout=15,
+    )  # fmt: skip
+
+    await eventually(lambda: len(webhook.deliveries) >= 2, "two webhook deliveries")
+    headers, signed = next(
+        (h, p) for h, p in webhook.deliveries if p["data"].get("order_id") == signed_order
+    )
+    _version, trace_id, post_span_id, _flags = headers["traceparent"].split("-")
+    spans = await eventually(
+        lambda: _complete(zipkin_trace(stack.zipkin, trace_id), clinic.orders_topic),
+        "the signed order's spans in Zipkin",
+    )
+    by_name = {(s["localEndpoint"]["serviceName"], s["name"], s.get("kind")): s for s in spans}
+    orders_instance = f"127.0.0.1:{clinic.metrics_ports['orders']}"
+    projection_lag = (
+        f'clinical_consumer_lag_seconds{{instance="{orders_instance}",'
+        r'consumer_group=~"projection\\..+"}'
+    )
+    lag = await eventually(
+        lambda: prometheus_query(stack.prometheus, projection_lag),
+        "the orders projections' lag series in Prometheus",
+    )
+    console = http_get(f"{stack.prometheus}/consoles/clinical.html").decode()
+
+    assert subscribed.subscription.subscription_id
+    assert read_back.patient.demographics.name.family == f"Lovelace{canary}"  # it went in
+    assert signed["type"] == "order.signed"
+    assert any(canary in json.dumps(p) for _, p in webhook.deliveries)  # full content: it left
+    sign_rpc = by_name["orders", "/clinical.orders.v1.orderservice/signorder", "SERVER"]
+    send = by_name["orders", f"send {clinic.orders_topic}", "PRODUCER"]
+    matched = by_name["notify", f"process {clinic.orders_topic}", "CONSUMER"]
+    post = by_name["notify", "post", "CLIENT"]
+    assert send["parentId"] == sign_rpc["id"]
+    assert matched["parentId"] == send["id"]
+    assert post["parentId"] == matched["id"]
+    assert post["id"] == post_span_id  # the POST carried its own span's traceparent
+    assert {series["metric"]["topic"] for series in lag} >= {clinic.orders_topic}
+    assert "Consumer and projection lag" in console
+    await _assert_no_canary_leaves_the_services(clinic, stack, canary)
+
+
+async def _assert_no_canary_leaves_the_services(
+    clinic: Clinic, stack: ObserveStack, canary: str
+) -> None:
+    spans = await asyncio.to_thread(zipkin_everything, stack.zipkin)
+    metrics = {
+        name: await asyncio.to_thread(http_get, f"http://127.0.0.1:{port}/metrics")
+        for name, port in clinic.metrics_ports.items()
+    }
+    logs = {process.module: process.log_path.read_bytes() for process in clinic.processes}
+    scanned_spans = spans.count(b'"traceId"')
+
+    assert scanned_spans > 10
+    assert all(b"clinical_rpc_server_requests_total" in text for text in metrics.values())
+    assert canary.encode() not in spans
+    for name, text in metrics.items():
+        assert canary.encode() not in text, f"{name}'s metrics hold PHI"
+    for name, lines in logs.items():
+        assert lines, name
+        assert canary.encode() not in lines, f"{name}'s log holds PHI"
+
+
+async def place(clinic: Clinic, patient_id: str, clinician: Any) -> str:
+    placed = await clinic.orders.PlaceOrder(
+        orders_pb.PlaceOrderRequest(
+            request_id=str(uuid.uuid4()), patient_id=patient_id, test_code="2823-3",
+            priority=orders_pb.PRIORITY_ROUTINE,
+            reason_codes=[orders_pb.ReasonCode(system=orders_pb.CODE_SYSTEM_ICD10, code="N18.3")],
+        ),
+        metadata=clinician, timeout=15,
+    )  # fmt: skip
+    return str(placed.order_id)
+
+
+def _complete(spans: list[dict[str, Any]], orders_topic: str) -> list[dict[str, Any]] | None:
+    """The trace once notify's POST and the orders RPC are both in."""
+    names = {span["name"] for span in spans}
+    wanted = {"post", "/clinical.orders.v1.orderservice/signorder", f"send {orders_topic}"}
+    return spans if wanted <= names else None

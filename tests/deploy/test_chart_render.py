@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+
+from clinical_platform.settings import BaseServiceSettings
 
 from .conftest import CHART, EXAMPLE_VALUES, KUBE_VERSION, helm_template, run
 
@@ -156,3 +159,43 @@ def test_network_policies_deny_by_default_and_keep_webhooks_out_of_private_range
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(v4["except"])
     orders = policies["clinical-clinical-platform-orders"]["spec"]
     assert not [peer for rule in orders["egress"] for peer in rule["to"] if "ipBlock" in peer]
+
+
+# Read by others than the settings classes: the pod's own name (address templates), the
+# OpenTelemetry SDK, and ENVIRONMENT, which the settings are about to gain.
+NOT_SETTINGS = {"POD_NAME", "POD_NAMESPACE", "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "ENVIRONMENT"}
+
+
+def _settings_variables(service: str) -> set[str]:
+    module = importlib.import_module(f"{service}.settings")
+    settings_cls = next(
+        value for name, value in vars(module).items()
+        if name.endswith("Settings") and isinstance(value, type)
+        and issubclass(value, BaseServiceSettings) and value.__module__ == module.__name__
+    )  # fmt: skip
+    return {settings_cls.variable_for(field) for field in settings_cls.model_fields}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=VALUE_SET_IDS)
+def test_every_variable_the_chart_sets_is_a_setting_of_that_service(
+    tool_bin: Path, values: list[str]
+) -> None:
+    objects = helm_template(tool_bin, *values)
+    shared = set(_by_kind(objects, "ConfigMap")["clinical-clinical-platform-shared"]["data"])
+    for workload in (o for o in objects if o["kind"] in ("StatefulSet", "Deployment")):
+        container = _containers(workload)[0]
+        service = container["name"]
+        known = _settings_variables(service) | NOT_SETTINGS
+        unknown = (shared | set(_env(container))) - known
+        assert not unknown, f"{service} does not read {sorted(unknown)}"
+
+
+def test_the_gateway_reaches_the_services_it_calls_and_publishes_with_its_own_kafka_user(
+    tool_bin: Path,
+) -> None:
+    gateway = _by_kind(helm_template(tool_bin), "Deployment")["clinical-clinical-platform-gateway"]
+    env = _env(_containers(gateway)[0])
+    assert env["GATEWAY_ORDERS_ADDRESS"] == "clinical-clinical-platform-orders:8443"
+    assert "GATEWAY_AUDIT_ADDRESS" not in env
+    assert env["KAFKA_SASL_USERNAME"]["secretKeyRef"]["name"] == "clinical-kafka-gateway"
+    assert "MONGODB_URL" not in env

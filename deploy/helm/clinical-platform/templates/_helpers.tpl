@@ -158,11 +158,11 @@ livenessProbe:
 {{- toJson $enabled -}}
 {{- end -}}
 
-{{/* Secret-fed variables of a service: Kafka SCRAM credentials and MongoDB's URL (the gateway,
-which only calls the services, gets neither). */}}
+{{/* Secret-fed variables of a service: its Kafka SCRAM credentials and, for the record
+services, MongoDB's URL. */}}
 {{- define "cp.secretEnv" -}}
 {{- $kafka := .root.Values.kafka -}}
-{{- if and (eq $kafka.securityProtocol "SASL_SSL") (ne .service "gateway") -}}
+{{- if eq $kafka.securityProtocol "SASL_SSL" -}}
 - name: KAFKA_SASL_USERNAME
   valueFrom:
     secretKeyRef:
@@ -184,20 +184,20 @@ which only calls the services, gets neither). */}}
 {{- end -}}
 
 {{- define "cp.secretMounts" -}}
-{{- if and (eq .root.Values.kafka.securityProtocol "SASL_SSL") (ne .service "gateway") -}}
+{{- if eq .root.Values.kafka.securityProtocol "SASL_SSL" -}}
 - name: kafka-ca
   mountPath: /etc/clinical/kafka
   readOnly: true
 {{ end -}}
 {{- if eq .service "gateway" -}}
-- name: signing-key
+- name: signing-keys
   mountPath: /etc/clinical/gateway
   readOnly: true
 {{- end -}}
 {{- end -}}
 
 {{- define "cp.secretVolumes" -}}
-{{- if and (eq .root.Values.kafka.securityProtocol "SASL_SSL") (ne .service "gateway") -}}
+{{- if eq .root.Values.kafka.securityProtocol "SASL_SSL" -}}
 - name: kafka-ca
   secret:
     secretName: {{ .root.Values.kafka.caSecret }}
@@ -206,7 +206,7 @@ which only calls the services, gets neither). */}}
         path: ca.crt
 {{ end -}}
 {{- if eq .service "gateway" -}}
-- name: signing-key
+- name: signing-keys
   secret:
     secretName: {{ .root.Values.gateway.signingKeySecret }}
     defaultMode: 0440

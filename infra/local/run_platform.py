@@ -29,12 +29,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clinical_platform.devtokens import ensure_dev_key, mint_token
 from clinical_platform.principals import Role
+from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from localinfra.config import InfraConfig
 from localinfra.observe import LocalStack, metrics_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `make token` finds the key, whatever CLINICAL_INFRA_DIR says.
 DEV_KEY_DIR = REPO_ROOT / ".infra" / "dev-jwt"
+# The gateway's token-exchange keys: the services trust their public halves too.
+GATEWAY_KEYS = REPO_ROOT / ".infra" / "gateway" / "signing-keys.pem"
 SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
 SERVICES = {
     "gateway": 18050,
@@ -230,7 +233,14 @@ def main() -> int:
     if not os.environ.get("NO_OBSERVE"):
         print("starting Prometheus and Zipkin (the first run installs them) ...", flush=True)
         _observing.start()
-    env = {**os.environ, **servers, "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR)}
+    if not GATEWAY_KEYS.exists():
+        rotate_key_file(GATEWAY_KEYS)
+    gateway_keys = InternalTokenIssuer.from_pem_file(GATEWAY_KEYS, issuer="", ttl_s=60)
+    env = {
+        **os.environ, **servers,
+        "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR) + gateway_keys.public_pem(),
+        "GATEWAY_SIGNING_KEYS_FILE": str(GATEWAY_KEYS),
+    }  # fmt: skip
     env |= _observing.env
     try:
         status = asyncio.run(_run_services(env, local_servers=bool(servers)))

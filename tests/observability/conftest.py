@@ -14,6 +14,7 @@ import pytest
 from aiokafka.errors import KafkaError
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.isolated import SERVER_ENV
+from clinical_testing.keycloak import Keycloak, running_keycloak
 from clinical_testing.observability import (
     TOPIC,
     Clinic,
@@ -38,6 +39,7 @@ from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, ev
 from clinical_platform.observability.messaging import publishing
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.telemetry import configure_telemetry
+from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from localinfra import prometheus, zipkin
 from localinfra.config import InfraConfig
 
@@ -81,20 +83,33 @@ def stack() -> Iterator[ObserveStack]:
 
 
 @pytest.fixture(scope="module")
+def keycloak() -> Iterator[Keycloak]:
+    with running_keycloak() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 async def clinic(
     servers: ServerEndpoints,
     token_mint: TokenMint,
     stack: ObserveStack,
+    keycloak: Keycloak,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Clinic]:
-    """patient, orders and notify as processes on their own topics, databases and state,
-    exporting spans to the stack's Zipkin and scraped by its Prometheus."""
+    """patient, orders and notify as processes on their own topics, databases and state, and
+    the gateway in front of them trusting Keycloak; all export spans to the stack's Zipkin and
+    are scraped by its Prometheus."""
     tmp = tmp_path_factory.mktemp("observed")
     suffix = unique_name("")
     logs = {name: f"{name}-{suffix}" for name in ("patient", "orders", "results", "notify")}
     topics = {name: events_topic(log) for name, log in logs.items()}
     database, access_topic = f"observed_{suffix}".replace("-", "_"), f"observed.access.{suffix}"
-    metrics_ports = {name: free_tcp_port() for name in ("patient", "orders", "notify")}
+    names = ("patient", "orders", "notify", "gateway")
+    metrics_ports = {name: free_tcp_port() for name in names}
+    ports = {name: free_tcp_port() for name in names}
+    gateway_keys = tmp / "gateway-keys.pem"
+    rotate_key_file(gateway_keys)
+    gateway_pem = InternalTokenIssuer.from_pem_file(gateway_keys, issuer="", ttl_s=60).public_pem()
     admin = build_admin(servers.kafka)
     await admin.start()
     for log in logs.values():
@@ -102,7 +117,8 @@ async def clinic(
         await ensure_topic(admin, spec)
     inherited = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
     shared = inherited | servers.as_env() | {
-        "JWT_PUBLIC_KEYS": token_mint.public_pem,
+        # The test's own tokens and the gateway's (calls it forwards).
+        "JWT_PUBLIC_KEYS": token_mint.public_pem + gateway_pem,
         "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": "1",
         "OTEL_TRACES_EXPORTER": "zipkin",
         "OTEL_EXPORTER_ZIPKIN_ENDPOINT": f"{stack.zipkin}/api/v2/spans",
@@ -120,7 +136,7 @@ async def clinic(
     }  # fmt: skip
     processes = []
     for name, settings in own.items():
-        prefix, port = name.upper(), free_tcp_port()
+        prefix, port = name.upper(), ports[name]
         env = shared | {
             f"{prefix}_{key}": value
             for key, value in settings.items() | {
@@ -131,15 +147,25 @@ async def clinic(
             }.items()
         }  # fmt: skip
         processes.append(ServiceProcess(name, port, env, tmp / f"{name}.log"))
+    http_port = free_tcp_port()
+    gateway = shared | {
+        "GATEWAY_GRPC_PORT": str(ports["gateway"]), "GATEWAY_HTTP_PORT": str(http_port),
+        "GATEWAY_METRICS_PORT": str(metrics_ports["gateway"]),
+        "GATEWAY_OIDC_ISSUER": keycloak.issuer, "GATEWAY_SIGNING_KEYS_FILE": str(gateway_keys),
+        "GATEWAY_PATIENT_ADDRESS": f"127.0.0.1:{ports['patient']}",
+        "GATEWAY_ORDERS_ADDRESS": f"127.0.0.1:{ports['orders']}",
+    }  # fmt: skip
+    processes.append(ServiceProcess("gateway", ports["gateway"], gateway, tmp / "gateway.log"))
     config = InfraConfig.from_env()
     prometheus.register_targets(config, f"test-{suffix}", metrics_ports)
     try:
         await asyncio.gather(*(process.wait_serving(within_s=90) for process in processes))
-        channels = [grpc.aio.insecure_channel(process.address) for process in processes]
+        channels = [grpc.aio.insecure_channel(process.address) for process in processes[:3]]
         async with channels[0], channels[1], channels[2]:
             yield Clinic(
                 PatientServiceStub(channels[0]), OrderServiceStub(channels[1]),
-                NotifyServiceStub(channels[2]), topics["orders"], metrics_ports, processes,
+                NotifyServiceStub(channels[2]), f"http://127.0.0.1:{http_port}",
+                topics["orders"], metrics_ports, processes,
             )  # fmt: skip
     finally:
         prometheus.unregister_targets(config, f"test-{suffix}")

@@ -1,11 +1,12 @@
-"""A signed order's one trace, from the orders RPC through Kafka to notify's webhook POST, and
-no PHI anywhere in what the services export.
+"""A signed order's one trace, from the gateway's HTTP request through orders, Kafka and notify
+to the webhook POST, and no PHI anywhere in what the services export.
 
-patient, orders and notify run as processes (``python -m <service>``) exporting spans to the
-local Zipkin and serving /metrics, which the local Prometheus scrapes; both are started through
-localinfra as `make run` starts them. High-entropy canaries go into the patient's names,
-identifier, address and an order's cancellation reason; afterwards every span Zipkin holds, every
-metric the services export and every line they logged is searched for them.
+The gateway (trusting the local Keycloak), patient, orders and notify run as processes
+(``python -m <service>``) exporting spans to the local Zipkin and serving /metrics, which the
+local Prometheus scrapes; both are started through localinfra as `make run` starts them.
+High-entropy canaries go into the patient's names, identifier, address and an order's
+cancellation reason; afterwards every span Zipkin holds, every metric the services export and
+every line they logged is searched for them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
+from clinical_testing.keycloak import Keycloak
 from clinical_testing.observability import (
     Clinic,
     ObserveStack,
@@ -87,12 +91,17 @@ async def eventually(check: Any, what: str, within_s: float = WAIT_S) -> Any:
         await asyncio.sleep(0.5)
 
 
-async def test_a_signed_order_is_one_trace_from_the_rpc_to_the_webhook_without_phi(
-    clinic: Clinic, stack: ObserveStack, webhook: Webhook, token_mint: TokenMint, canary: str
+# pytest passes the fixtures by name.
+async def test_a_signed_order_is_one_trace_from_the_gateway_to_the_webhook_without_phi(  # noqa: PLR0917
+    clinic: Clinic,
+    stack: ObserveStack,
+    webhook: Webhook,
+    token_mint: TokenMint,
+    canary: str,
+    keycloak: Keycloak,
 ) -> None:
     registrar = token_mint.metadata("registrar-1", Role.REGISTRAR)
     clinician = token_mint.metadata("dr-a", Role.CLINICIAN)
-    signer = token_mint.metadata("dr-b", Role.CLINICIAN, privileges=["orders:sign"], mfa=True)
     subscribed = await clinic.notify.CreateSubscription(
         notify_pb.CreateSubscriptionRequest(
             request_id=str(uuid.uuid4()), content=notify_pb.CONTENT_FULL,
@@ -120,10 +129,13 @@ async def test_a_signed_order_is_one_trace_from_the_rpc_to_the_webhook_without_p
         metadata=registrar, timeout=15,
     )  # fmt: skip
     signed_order = await place(clinic, registered.patient_id, clinician)
-    await clinic.orders.SignOrder(
-        orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=signed_order),
-        metadata=signer, timeout=15,
-    )  # fmt: skip
+    # Signed through the gateway's HTTP API, by Keycloak's clinician with OTP.
+    async with httpx.AsyncClient(base_url=clinic.gateway, timeout=15) as http:
+        signing = await http.post(
+            f"/api/v1/orders/{signed_order}/sign",
+            headers={"authorization": f"Bearer {await otp_token(keycloak)}"},
+            json={"request_id": str(uuid.uuid4())},
+        )
     cancelled_order = await place(clinic, registered.patient_id, clinician)
     await clinic.orders.CancelOrder(
         orders_pb.CancelOrderRequest(
@@ -156,9 +168,15 @@ async def test_a_signed_order_is_one_trace_from_the_rpc_to_the_webhook_without_p
 
     assert subscribed.subscription.subscription_id
     assert read_back.patient.demographics.name.family == f"Lovelace{canary}"  # it went in
+    assert signing.status_code == 200, signing.text
     assert signed["type"] == "order.signed"
     assert any(canary in json.dumps(p) for _, p in webhook.deliveries)  # full content: it left
+    http = by_name["gateway", "post /api/v1/orders/{order_id}/sign", "SERVER"]
+    forwarded = by_name["gateway", "/clinical.orders.v1.orderservice/signorder", "CLIENT"]
     sign_rpc = by_name["orders", "/clinical.orders.v1.orderservice/signorder", "SERVER"]
+    assert "parentId" not in http  # the trace starts at the front door
+    assert forwarded["parentId"] == http["id"]
+    assert sign_rpc["parentId"] == forwarded["id"]
     send = by_name["orders", f"send {clinic.orders_topic}", "PRODUCER"]
     matched = by_name["notify", f"process {clinic.orders_topic}", "CONSUMER"]
     post = by_name["notify", "post", "CLIENT"]
@@ -192,6 +210,19 @@ async def _assert_no_canary_leaves_the_services(
         assert canary.encode() not in lines, f"{name}'s log holds PHI"
 
 
+async def otp_token(keycloak: Keycloak) -> str:
+    """The OTP clinician's token; Keycloak takes each TOTP code once, so a refusal (another
+    test logged in within the same 30 s) waits for the next code."""
+    for _ in range(2):
+        try:
+            return await asyncio.to_thread(
+                keycloak.user_token, "clinician", "user/*.cruds", otp=True
+            )
+        except AssertionError:
+            await asyncio.sleep(31 - time.time() % 30)
+    return await asyncio.to_thread(keycloak.user_token, "clinician", "user/*.cruds", otp=True)
+
+
 async def place(clinic: Clinic, patient_id: str, clinician: Any) -> str:
     placed = await clinic.orders.PlaceOrder(
         orders_pb.PlaceOrderRequest(
@@ -205,7 +236,12 @@ async def place(clinic: Clinic, patient_id: str, clinician: Any) -> str:
 
 
 def _complete(spans: list[dict[str, Any]], orders_topic: str) -> list[dict[str, Any]] | None:
-    """The trace once notify's POST and the orders RPC are both in."""
+    """The trace once the gateway's, orders' and notify's spans are all in."""
     names = {span["name"] for span in spans}
-    wanted = {"post", "/clinical.orders.v1.orderservice/signorder", f"send {orders_topic}"}
+    wanted = {
+        "post /api/v1/orders/{order_id}/sign",
+        "/clinical.orders.v1.orderservice/signorder",
+        f"send {orders_topic}",
+        "post",
+    }
     return spans if wanted <= names else None

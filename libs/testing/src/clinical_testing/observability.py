@@ -98,11 +98,13 @@ class ObserveStack:
 
 @dataclass
 class Clinic:
-    """patient, orders and notify as processes, with their stubs and metrics ports."""
+    """patient, orders and notify as processes with their stubs, the gateway's HTTP base URL,
+    and every process's metrics port."""
 
     patients: PatientServiceStub
     orders: OrderServiceStub
     notify: NotifyServiceStub
+    gateway: str
     orders_topic: str
     metrics_ports: dict[str, int]
     processes: list[ServiceProcess]

@@ -80,6 +80,10 @@ def test_writers_are_statefulsets_whose_ordinal_comes_from_the_pod_index(tool_bi
         assert env[f"{prefix}_REPLICA_COUNT"] == str(sts["spec"]["replicas"])
         assert env[f"{prefix}_EVENT_PARTITIONS"] == "6"
         assert env[f"{prefix}_STATE_DIR"] == "/var/lib/clinical/state"
+        # PartitionOwnership formats {ordinal}; the service fills in {port}.
+        name = sts["metadata"]["name"]
+        address = f"{name}-{{ordinal}}.{name}-peers.clinical.svc:{{port}}"
+        assert env[f"{prefix}_REPLICA_ADDRESS_TEMPLATE"] == address
         assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "state"
         assert env["VAULT_K8S_ROLE"] == f"clinical-{service}"
 

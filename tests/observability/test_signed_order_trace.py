@@ -59,7 +59,7 @@ class Webhook:
         return web.Response(status=204)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def webhook() -> AsyncIterator[Webhook]:
     endpoint = Webhook()
     app = web.Application()
@@ -91,18 +91,32 @@ async def eventually(check: Any, what: str, within_s: float = WAIT_S) -> Any:
         await asyncio.sleep(0.5)
 
 
+@dataclass(frozen=True)
+class Journey:
+    """What one registration, signed order and cancelled order left behind."""
+
+    canary: str
+    family_read_back: str
+    signing_status: int
+    signed_order: str
+    deliveries: list[tuple[dict[str, str], dict[str, Any]]]
+    trace_id: str
+    post_span_id: str
+    spans: dict[tuple[str, str, str], dict[str, Any]]
+
+
 # pytest passes the fixtures by name.
-async def test_a_signed_order_is_one_trace_from_the_gateway_to_the_webhook_without_phi(  # noqa: PLR0917
-    clinic: Clinic,
-    stack: ObserveStack,
-    webhook: Webhook,
-    token_mint: TokenMint,
-    canary: str,
+@pytest.fixture(scope="module")
+async def journey(  # noqa: PLR0917
+    clinic: Clinic, stack: ObserveStack, webhook: Webhook, token_mint: TokenMint, canary: str,
     keycloak: Keycloak,
-) -> None:
+) -> Journey:  # fmt: skip
+    """A clinician subscribes (full content); a patient is registered with canaries in every
+    field that takes text; an order is signed through the gateway, another is cancelled with a
+    canary reason; both reach the webhook, and the signed one's trace reaches Zipkin."""
     registrar = token_mint.metadata("registrar-1", Role.REGISTRAR)
     clinician = token_mint.metadata("dr-a", Role.CLINICIAN)
-    subscribed = await clinic.notify.CreateSubscription(
+    await clinic.notify.CreateSubscription(
         notify_pb.CreateSubscriptionRequest(
             request_id=str(uuid.uuid4()), content=notify_pb.CONTENT_FULL,
             topics=[notify_pb.TOPIC_ORDER_SIGNED, notify_pb.TOPIC_ORDER_CANCELLED],
@@ -144,17 +158,45 @@ async def test_a_signed_order_is_one_trace_from_the_gateway_to_the_webhook_witho
         ),
         metadata=clinician, timeout=15,
     )  # fmt: skip
-
     await eventually(lambda: len(webhook.deliveries) >= 2, "two webhook deliveries")
-    headers, signed = next(
-        (h, p) for h, p in webhook.deliveries if p["data"].get("order_id") == signed_order
-    )
+    headers = next(h for h, p in webhook.deliveries if p["data"].get("order_id") == signed_order)
     _version, trace_id, post_span_id, _flags = headers["traceparent"].split("-")
     spans = await eventually(
         lambda: _complete(zipkin_trace(stack.zipkin, trace_id), clinic.orders_topic),
         "the signed order's spans in Zipkin",
     )
-    by_name = {(s["localEndpoint"]["serviceName"], s["name"], s.get("kind")): s for s in spans}
+    return Journey(
+        canary, read_back.patient.demographics.name.family, signing.status_code, signed_order,
+        webhook.deliveries, trace_id, post_span_id,
+        {(s["localEndpoint"]["serviceName"], s["name"], s.get("kind", "")): s for s in spans},
+    )  # fmt: skip
+
+
+async def test_a_signed_order_is_one_trace_from_the_gateway_to_the_webhook(
+    journey: Journey, clinic: Clinic
+) -> None:
+    spans, topic = journey.spans, clinic.orders_topic
+    http = spans["gateway", "post /api/v1/orders/{order_id}/sign", "SERVER"]
+    forwarded = spans["gateway", "/clinical.orders.v1.orderservice/signorder", "CLIENT"]
+    sign_rpc = spans["orders", "/clinical.orders.v1.orderservice/signorder", "SERVER"]
+    send = spans["orders", f"send {topic}", "PRODUCER"]
+    matched = spans["notify", f"process {topic}", "CONSUMER"]
+    post = spans["notify", "post", "CLIENT"]
+
+    assert journey.signing_status == 200
+    assert "parentId" not in http  # the trace starts at the front door
+    assert forwarded["parentId"] == http["id"]
+    assert sign_rpc["parentId"] == forwarded["id"]
+    assert send["parentId"] == sign_rpc["id"]
+    assert matched["parentId"] == send["id"]  # the Kafka hop, through the record's headers
+    assert post["parentId"] == matched["id"]
+    assert post["id"] == journey.post_span_id  # the POST carried its own span's traceparent
+    assert send["tags"]["messaging.destination.name"] == topic
+
+
+async def test_prometheus_scrapes_the_projection_lag_and_renders_the_console(
+    clinic: Clinic, stack: ObserveStack
+) -> None:
     orders_instance = f"127.0.0.1:{clinic.metrics_ports['orders']}"
     projection_lag = (
         f'clinical_consumer_lag_seconds{{instance="{orders_instance}",'
@@ -166,27 +208,18 @@ async def test_a_signed_order_is_one_trace_from_the_gateway_to_the_webhook_witho
     )
     console = http_get(f"{stack.prometheus}/consoles/clinical.html").decode()
 
-    assert subscribed.subscription.subscription_id
-    assert read_back.patient.demographics.name.family == f"Lovelace{canary}"  # it went in
-    assert signing.status_code == 200, signing.text
-    assert signed["type"] == "order.signed"
-    assert any(canary in json.dumps(p) for _, p in webhook.deliveries)  # full content: it left
-    http = by_name["gateway", "post /api/v1/orders/{order_id}/sign", "SERVER"]
-    forwarded = by_name["gateway", "/clinical.orders.v1.orderservice/signorder", "CLIENT"]
-    sign_rpc = by_name["orders", "/clinical.orders.v1.orderservice/signorder", "SERVER"]
-    assert "parentId" not in http  # the trace starts at the front door
-    assert forwarded["parentId"] == http["id"]
-    assert sign_rpc["parentId"] == forwarded["id"]
-    send = by_name["orders", f"send {clinic.orders_topic}", "PRODUCER"]
-    matched = by_name["notify", f"process {clinic.orders_topic}", "CONSUMER"]
-    post = by_name["notify", "post", "CLIENT"]
-    assert send["parentId"] == sign_rpc["id"]
-    assert matched["parentId"] == send["id"]
-    assert post["parentId"] == matched["id"]
-    assert post["id"] == post_span_id  # the POST carried its own span's traceparent
     assert {series["metric"]["topic"] for series in lag} >= {clinic.orders_topic}
     assert "Consumer and projection lag" in console
-    await _assert_no_canary_leaves_the_services(clinic, stack, canary)
+    assert orders_instance in json.dumps(prometheus_query(stack.prometheus, "up == 1"))
+
+
+async def test_no_canary_reaches_a_span_a_metric_or_a_log_line(
+    journey: Journey, clinic: Clinic, stack: ObserveStack
+) -> None:
+    # The canaries went in and came out where they belong: the read and the full webhook.
+    assert journey.family_read_back == f"Lovelace{journey.canary}"
+    assert any(journey.canary in json.dumps(p) for _, p in journey.deliveries)
+    await _assert_no_canary_leaves_the_services(clinic, stack, journey.canary)
 
 
 async def _assert_no_canary_leaves_the_services(

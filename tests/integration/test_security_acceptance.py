@@ -523,7 +523,7 @@ async def _verified_once_attested(
 
     await eventually(attested_or_empty, within_s=60, interval_s=1)
     records, checkpoints = latest[0]
-    return await verify_partition(records, checkpoints, signer)
+    return await verify_partition(records, checkpoints, signer, topic=topic, partition=partition)
 
 
 async def _eventually_refused(call: Any) -> grpc.StatusCode:

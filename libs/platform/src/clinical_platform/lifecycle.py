@@ -15,6 +15,7 @@ also when starting a later part fails half-way.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.background import stop_tasks
 from clinical_platform.clients.mongo import build_mongo_client
+from clinical_platform.eventlog.errors import TopicLayoutError
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.projections.background import start_projections
 from clinical_platform.projections.projection import Projection
@@ -45,12 +47,20 @@ class ServiceParts:
     stack: AsyncExitStack
 
     async def event_store(self, *, service: str) -> EventStore:
-        """The service's event store, started; its partitions attested by checkpoints."""
+        """The service's event store, started; its partitions attested by checkpoints.
+
+        Exits the process (status 2, one line on stderr, like invalid settings) when the event
+        topic's layout drifted: restarting would not help.
+        """
         store = EventStore(
             event_store_config(self.settings, service=service),
             attester_factory=checkpoint_runners(self.security.signer, self.settings),
         )
-        await store.start()
+        try:
+            await store.start()
+        except TopicLayoutError as drifted:
+            print(f"refusing to start: {drifted}", file=sys.stderr)
+            raise SystemExit(2) from None
         self.stack.push_async_callback(store.stop)
         return store
 

@@ -187,3 +187,14 @@ class InMemorySigner(_Fake):
         except InvalidSignature:
             return False
         return True
+
+
+class WriterOfEveryRecord:
+    """A partition writer's `WriterRecords` for tests that produce the records themselves,
+    posing as the writer: it has seen and written every record of the partition."""
+
+    def next_offset(self) -> int:
+        return 2**63 - 1
+
+    def wrote(self, offset: int) -> bool:
+        return True

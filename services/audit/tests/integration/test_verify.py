@@ -14,6 +14,7 @@ from aiokafka.admin import NewTopic
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import EventStoreFactory
 from clinical_testing.plugin import unique_name
+from clinical_testing.security import WriterOfEveryRecord
 
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical.events.v1.envelope_pb2 import Envelope
@@ -111,7 +112,8 @@ async def _attest(
         kafka, topic, 0, CheckpointPolicy(every_events=4, every_seconds=0.5),
         checkpoints_topic=checkpoints_topic,
     )  # fmt: skip
-    runner = PartitionCheckpointRunner(config, signer)
+    # The test produced the records itself, as the partition's writer.
+    runner = PartitionCheckpointRunner(config, signer, WriterOfEveryRecord())
     await runner.start()
     try:
         for _ in range(200):

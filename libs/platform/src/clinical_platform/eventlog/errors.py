@@ -47,5 +47,10 @@ class WriterFencedError(EventLogError):
         super().__init__(f"this replica was fenced off partition {partition} by a newer writer")
 
 
+class TopicLayoutError(EventLogError):
+    """The event topic's partitions or the writers' replica count changed since the topic was
+    laid out (eventlog.layout): routing would change, so the writer refuses to start."""
+
+
 class EventLogUnavailableError(EventLogError):
     """The log could not confirm the append; nothing is acknowledged (UNAVAILABLE, retry)."""

@@ -5,7 +5,8 @@ It indexes the partition's events by aggregate for fast loads, enforces (aggrega
 uniqueness, remembers each command's outcome by request id, and records the offset of the last
 applied record, all in one SQLite transaction (one statement for a commit's or a catch-up
 fetch's rows). It is a cache of the topic: delete the file and the writer rebuilds it from Kafka
-on start.
+on start. One thing the topic cannot tell is which records this writer wrote (anyone able to
+produce could append there): the store keeps the offsets it produced, for the checkpoint runner.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class PartitionStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+        self._db.execute(_CREATE_OWN_RECORDS)
         self._versions: OrderedDict[str, int] = OrderedDict()
         self._hashes: OrderedDict[str, bytes] = OrderedDict()
         self._outcomes: OrderedDict[str, RecordedOutcome | None] = OrderedDict()
@@ -176,6 +178,28 @@ class PartitionStore:
             raise
         self._db.execute("COMMIT")
 
+    def record_own(self, offsets: list[int]) -> None:
+        """Remember offsets this writer produced, before their transaction commits (those of an
+        aborted one are never read, so remembering them too does no harm)."""
+        runs: list[list[int]] = []
+        for offset in sorted(offsets):
+            if runs and runs[-1][1] + 1 == offset:
+                runs[-1][1] = offset
+            else:
+                runs.append([offset, offset])
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(_INSERT_OWN_RUN, runs)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def wrote(self, offset: int) -> bool:
+        """Whether this writer produced the record at ``offset`` (`record_own`)."""
+        row = self._db.execute(_OWN_RUN_AT, (offset,)).fetchone()
+        return row is not None and row[0] >= offset
+
     def save_snapshot(self, aggregate_id: str, version: int, state: bytes) -> None:
         """Keep a snapshot of the aggregate at a version (a cache: losing it costs a replay)."""
         snapshot = StoredEvent(aggregate_id, version, "Snapshot", state)
@@ -204,6 +228,16 @@ _ADVANCE_OFFSET = (
     "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (application_name) DO UPDATE "
     "SET notification_id = excluded.notification_id "
     "WHERE tracking.notification_id < excluded.notification_id"
+)
+
+# The offsets this writer produced, as runs of consecutive offsets (one per record batch).
+_CREATE_OWN_RECORDS = (
+    "CREATE TABLE IF NOT EXISTS own_records "
+    "(first_offset INTEGER PRIMARY KEY, last_offset INTEGER NOT NULL)"
+)
+_INSERT_OWN_RUN = "INSERT OR REPLACE INTO own_records VALUES (?, ?)"
+_OWN_RUN_AT = (
+    "SELECT last_offset FROM own_records WHERE first_offset <= ? ORDER BY first_offset DESC LIMIT 1"
 )
 
 T = TypeVar("T")

@@ -38,5 +38,19 @@ class PartitionAttester(Protocol):
     async def stop(self) -> None: ...
 
 
-AttesterFactory = Callable[[str, int], PartitionAttester]
-"""Builds the attester of (topic, partition)."""
+class WriterRecords(Protocol):
+    """What an owned partition's writer knows of the records on its partition, for its attester:
+    anyone able to produce to the topic can append there, only the writer knows its own."""
+
+    def next_offset(self) -> int:
+        """Every offset below this one the writer has written or read back from the topic."""
+        ...
+
+    def wrote(self, offset: int) -> bool:
+        """Whether the writer (this one or an earlier one with the same local store) wrote the
+        record at ``offset``; meaningful below `next_offset`."""
+        ...
+
+
+AttesterFactory = Callable[[str, int, WriterRecords], PartitionAttester]
+"""Builds the attester of (topic, partition), told what the partition's writer wrote."""

@@ -17,6 +17,7 @@ from clinical_platform.eventlog.errors import (
     NotPartitionOwnerError,
     WriterFencedError,
 )
+from clinical_platform.eventlog.layout import TopicLayout, check_layout
 from clinical_platform.eventlog.local_store import PartitionStore, RecordedOutcome
 from clinical_platform.eventlog.partitioning import PartitionOwnership, partition_for
 from clinical_platform.eventlog.ports import AttesterFactory, PartitionAttester
@@ -91,11 +92,23 @@ class EventStore:
         return sorted(self._writers)
 
     async def start(self) -> None:
-        """Create the topic if needed, then fence, catch up and open each owned partition."""
-        admin = build_admin(self._config.kafka)
+        """Create the topic if needed, check its layout, then fence, catch up and open each
+        owned partition.
+
+        Raises `TopicLayoutError` when the topic's partition count or the writer replica count
+        differs from those recorded when the topic was laid out.
+        """
+        config = self._config
+        admin = build_admin(config.kafka)
         await admin.start()
         try:
             self._partitions = await ensure_topic(admin, self._topic)
+            layout = TopicLayout(self._partitions, config.ownership.replica_count)
+            await check_layout(
+                config.kafka, admin, self.topic, layout,
+                replication_factor=config.replication_factor,
+                min_insync_replicas=config.min_insync_replicas,
+            )  # fmt: skip
         finally:
             await admin.close()
         writers = {
@@ -117,7 +130,8 @@ class EventStore:
         self._writers.update(writers)
         if self._attester_factory is not None:
             for partition in self.owned_partitions:
-                attester = self._attester_factory(self.topic, partition)
+                store = self._writers[partition].store
+                attester = self._attester_factory(self.topic, partition, store)
                 try:
                     await attester.start()
                 except BaseException:

@@ -240,6 +240,10 @@ class PartitionWriter:
                     for envelope, value in zip(envelopes, values, strict=True)
                 ]
             )
+            # Before the commit, so no crash can lose it: the checkpoint runner attests only
+            # the records this writer wrote (anyone able to produce could append others).
+            offsets = await batches.offsets()
+            self._store.record_own(offsets)
             # A timeout scope rather than wait_for: no extra task per commit.
             async with asyncio.timeout(self._config.commit_timeout_s):
                 await producer.commit_transaction()
@@ -248,7 +252,6 @@ class PartitionWriter:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.abort_transaction(), 2)
             raise
-        offsets = await batches.offsets()
         return [
             AppliedRecord(offset, envelope, value)
             for offset, envelope, value in zip(offsets, envelopes, values, strict=True)

@@ -1,9 +1,15 @@
-"""Checkpoints on Kafka: the runner that attests a partition, and readers for verification.
+"""Checkpoints on Kafka: the runner that attests a partition (readers: `checkpoint_reads`).
 
 `PartitionCheckpointRunner` tails one event partition (``read_committed``, exactly what every
 consumer and verifier sees) and publishes its checkpoints through a transactional producer
 whose id is per partition, so a newer runner for the partition fences an older one just as the
-event writers are fenced. On start it resumes after the partition's last published checkpoint.
+event writers are fenced. On start it resumes after the partition's last valid checkpoint.
+
+It attests only the records the partition's own writer wrote (`WriterRecords`, the writer's
+local store): anyone able to produce to the topic can append a well-formed, correctly chained
+envelope, and a checkpoint vouching for it would make the log vouch for a forgery. A record the
+writer did not write is passed over, so verification names its offset. A record the writer has
+not yet seen (its commit is still being recorded) is held until the writer has.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +30,14 @@ from clinical_platform.clients.kafka import (
     build_consumer,
     build_producer,
 )
-from clinical_platform.eventlog.partitioning import partition_for
-from clinical_platform.eventlog.topics import TopicSpec, ensure_topic, partition_count
+from clinical_platform.eventlog.ports import WriterRecords
+from clinical_platform.eventlog.topics import TopicSpec, ensure_topic
+from clinical_platform.security.checkpoint_reads import (
+    StoredRecord,
+    find_last_checkpoint,
+    read_checkpoints,
+    read_partition,
+)
 from clinical_platform.security.checkpoints import (
     CHECKPOINTS_TOPIC,
     Checkpointer,
@@ -35,14 +47,19 @@ from clinical_platform.security.checkpoints import (
 from clinical_platform.security.ports import Signer
 from clinical_platform.security.verification import attested_hash
 
+# Readers re-exported: callers import them from here.
+__all__ = [
+    "CheckpointRunnerConfig",
+    "KafkaCheckpointPublisher",
+    "PartitionCheckpointRunner",
+    "StoredRecord",
+    "checkpoints_topic_spec",
+    "find_last_checkpoint",
+    "read_checkpoints",
+    "read_partition",
+]
+
 logger = logging.getLogger(__name__)
-_SCAN_WINDOW = 256
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    offset: int
-    value: bytes | None
 
 
 def checkpoints_topic_spec(
@@ -93,9 +110,12 @@ class CheckpointRunnerConfig:
 class PartitionCheckpointRunner:
     """Attests one event partition: reads it as it grows and publishes signed checkpoints."""
 
-    def __init__(self, config: CheckpointRunnerConfig, signer: Signer) -> None:
+    def __init__(
+        self, config: CheckpointRunnerConfig, signer: Signer, writer: WriterRecords
+    ) -> None:
         self._config = config
         self._signer = signer
+        self._writer = writer
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -121,7 +141,7 @@ class PartitionCheckpointRunner:
         )
         await self._producer.start()  # init_transactions: fences an older runner
         previous = await find_last_checkpoint(
-            config.kafka, config.checkpoints_topic, config.topic, config.partition
+            config.kafka, config.checkpoints_topic, config.topic, config.partition, self._signer
         )
         self.checkpointer = Checkpointer(
             config.topic,
@@ -164,96 +184,41 @@ class PartitionCheckpointRunner:
     async def _run(
         self, consumer: AIOKafkaConsumer, checkpointer: Checkpointer, partition: TopicPartition
     ) -> None:
-        poll_ms = int(min(1.0, self._config.policy.every_seconds / 2) * 1000)
+        poll_s = min(1.0, self._config.policy.every_seconds / 2)
         while True:
             try:
-                fetched = await consumer.getmany(partition, timeout_ms=poll_ms)
-                for record in fetched.get(partition, []):
-                    await checkpointer.observe(record.offset, attested_hash(record.value))
+                fetched = await consumer.getmany(partition, timeout_ms=int(poll_s * 1000))
+                held = await self._attest(fetched.get(partition, []), checkpointer)
                 if checkpointer.due():
                     await checkpointer.flush()
+                if held is not None:
+                    consumer.seek(partition, held)
+                    await asyncio.sleep(poll_s)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                # Vault or Kafka away: the entries stay pending and the next round retries.
+                # Vault or Kafka away: the entries stay pending and the next round retries,
+                # reading on from the first record not yet observed.
                 logger.warning("checkpoint not published; retrying",
                                extra={"topic": partition.topic, "partition": partition.partition,
                                       "error": type(error).__name__})  # fmt: skip
+                consumer.seek(partition, checkpointer.next_offset)
                 await asyncio.sleep(1.0)
 
-
-async def find_last_checkpoint(
-    kafka: KafkaConnection, checkpoints_topic: str, topic: str, partition: int
-) -> Checkpoint | None:
-    """The partition's latest committed checkpoint, scanning the topic backwards in windows."""
-    key = checkpoint_key(topic, partition)
-    source = await _checkpoint_partition(kafka, checkpoints_topic, key)
-    async with _reader(kafka, source) as consumer:
-        start = (await consumer.beginning_offsets([source]))[source]
-        upper = (await consumer.end_offsets([source]))[source]
-        window = _SCAN_WINDOW
-        while upper > start:
-            lower = max(start, upper - window)
-            found = [r for r in await _read_range(consumer, source, lower, upper) if r.key == key]
-            if found:
-                return Checkpoint.FromString(found[-1].value)
-            upper, window = lower, window * 2
-    return None
-
-
-async def read_checkpoints(
-    kafka: KafkaConnection, checkpoints_topic: str, topic: str, partition: int
-) -> list[Checkpoint]:
-    """Every committed checkpoint of the partition, in the order they were published."""
-    key = checkpoint_key(topic, partition)
-    source = await _checkpoint_partition(kafka, checkpoints_topic, key)
-    async with _reader(kafka, source) as consumer:
-        start = (await consumer.beginning_offsets([source]))[source]
-        end = (await consumer.end_offsets([source]))[source]
-        records = await _read_range(consumer, source, start, end)
-    return [Checkpoint.FromString(record.value) for record in records if record.key == key]
-
-
-async def read_partition(kafka: KafkaConnection, topic: str, partition: int) -> list[StoredRecord]:
-    """Every committed record of an event partition, from its first offset."""
-    source = TopicPartition(topic, partition)
-    async with _reader(kafka, source) as consumer:
-        start = (await consumer.beginning_offsets([source]))[source]
-        end = (await consumer.end_offsets([source]))[source]
-        records = await _read_range(consumer, source, start, end)
-    return [StoredRecord(record.offset, record.value) for record in records]
-
-
-async def _checkpoint_partition(kafka: KafkaConnection, topic: str, key: bytes) -> TopicPartition:
-    admin = build_admin(kafka)
-    await admin.start()
-    try:
-        partitions = await partition_count(admin, topic)
-    finally:
-        await admin.close()
-    # The producer's default partitioner, so readers find what the runner wrote.
-    return TopicPartition(topic, partition_for(key.decode(), partitions))
-
-
-@contextlib.asynccontextmanager
-async def _reader(
-    kafka: KafkaConnection, source: TopicPartition
-) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = build_consumer(kafka)
-    await consumer.start()
-    try:
-        consumer.assign([source])
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def _read_range(
-    consumer: AIOKafkaConsumer, source: TopicPartition, lower: int, upper: int
-) -> list[Any]:
-    consumer.seek(source, lower)
-    records: list[Any] = []
-    while await consumer.position(source) < upper:
-        fetched = await consumer.getmany(source, timeout_ms=1000, max_records=500)
-        records += [r for r in fetched.get(source, []) if r.offset < upper]
-    return records
+    async def _attest(self, records: Sequence[Any], checkpointer: Checkpointer) -> int | None:
+        """Observe the writer's records, pass over foreign ones; the offset of the first record
+        the writer has not seen yet (to read again later), or None."""
+        seen_up_to = self._writer.next_offset()
+        for record in records:
+            if record.offset >= seen_up_to:
+                return int(record.offset)
+            if self._writer.wrote(record.offset):
+                await checkpointer.observe(record.offset, attested_hash(record.value))
+            elif record.offset >= checkpointer.next_offset:
+                checkpointer.pass_over(record.offset)
+                logger.warning(
+                    "record not written by the partition's writer left unattested",
+                    extra={"topic": record.topic, "partition": record.partition,
+                           "offset": record.offset},
+                )  # fmt: skip
+        return None

@@ -1,11 +1,14 @@
 """Verifying one partition of an event topic against its signed checkpoints.
 
-1. Each checkpoint: its signature (Vault Transit verify), its root against its entries, its
-   range and its ``previous_root`` against the previous valid checkpoint. Entries of valid
-   checkpoints form the attested map, offset -> event hash.
+1. Each checkpoint: its topic and partition (the ones verified: a genuine checkpoint of another
+   partition proves nothing here), its signature (Vault Transit verify), its root against its
+   entries, its range and its ``previous_root`` against the previous valid checkpoint. Entries
+   of valid checkpoints form the attested map, offset -> event hash.
 2. Each record, in offset order: its hash recomputed from its bytes against the hash it carries
    and the attested one, its place in its aggregate's chain (version + 1, prev_hash), and
-   whether a record inside the attested range is attested at all.
+   whether a record inside the attested range is attested at all. The checkpoint runner attests
+   only its writer's records, so one inside the range but unattested is a foreign record: it is
+   named, and kept out of the chains, so the genuine event after it is not blamed.
 3. Every attested offset no record was found at: a dropped record.
 
 Findings are sorted by offset; the first names the first bad offset.
@@ -53,12 +56,18 @@ def attested_hash(value: bytes | None) -> bytes:
 
 
 async def verify_partition(
-    records: Sequence[LogRecord], checkpoints: Sequence[Checkpoint], signer: Signer
+    records: Sequence[LogRecord],
+    checkpoints: Sequence[Checkpoint],
+    signer: Signer,
+    *,
+    topic: str,
+    partition: int,
 ) -> VerificationReport:
     """Verify a whole partition (records from its first offset) against its checkpoints.
 
-    ``checkpoints`` are the partition's checkpoints in the order they were published.
-    Raises `KeyServiceUnavailableError` when Vault cannot verify signatures.
+    ``records`` are those of ``topic``/``partition``; ``checkpoints`` are the ones published
+    under its key, in order. Raises `KeyServiceUnavailableError` when Vault cannot verify
+    signatures.
     """
     ranked: list[tuple[int, int, str]] = []  # (offset, rank, reason): checkpoint findings first
     attested: dict[int, tuple[bytes, str]] = {}
@@ -66,7 +75,9 @@ async def verify_partition(
     previous_root = b""
     for checkpoint in checkpoints:
         where = f"checkpoint [{checkpoint.first_offset}..{checkpoint.last_offset}]"
-        problems = await _checkpoint_problems(checkpoint, signer, attested_through)
+        problems = await checkpoint_problems(
+            checkpoint, signer, topic=topic, partition=partition, attested_through=attested_through
+        )
         if problems:
             ranked += [(checkpoint.first_offset, 0, f"{where}: {p}") for p in problems]
             continue
@@ -95,7 +106,9 @@ async def verify_partition(
                 reason = f"differs from the record {where} attests: changed, reordered or inserted"
                 ranked.append((offset, 1, reason))
         elif attested_through is not None and offset <= attested_through:
-            ranked.append((offset, 1, "inside the attested range but in no valid checkpoint"))
+            reason = "inside the attested range but in no valid checkpoint: not its writer's"
+            ranked.append((offset, 1, reason))
+            continue  # a foreign record is no link of any chain
         else:
             unattested += 1
         try:
@@ -117,10 +130,21 @@ async def verify_partition(
     )
 
 
-async def _checkpoint_problems(
-    checkpoint: Checkpoint, signer: Signer, attested_through: int | None
+async def checkpoint_problems(
+    checkpoint: Checkpoint,
+    signer: Signer,
+    *,
+    topic: str,
+    partition: int,
+    attested_through: int | None = None,
 ) -> list[str]:
+    """Why ``checkpoint`` cannot attest records of ``topic``/``partition`` (empty: it can).
+
+    ``attested_through``: the last offset of the previous valid checkpoint, if any.
+    """
     problems = []
+    if (checkpoint.topic, checkpoint.partition) != (topic, partition):
+        problems.append(f"it attests {checkpoint.topic}/{checkpoint.partition}, not this partition")
     if checkpoint.signing_key != signer.key_name:
         problems.append("signed by an unexpected key")
     valid = await asyncio.to_thread(

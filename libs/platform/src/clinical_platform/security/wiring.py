@@ -11,6 +11,7 @@ import hvac
 
 from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.clients.vault import build_vault_client, log_in
+from clinical_platform.eventlog.ports import WriterRecords
 from clinical_platform.security.checkpoint_log import (
     CheckpointRunnerConfig,
     PartitionCheckpointRunner,
@@ -50,7 +51,11 @@ def checkpoint_runners(
 
 
 def _checkpoint_runner(
-    signer: Signer, settings: BaseServiceSettings, topic: str, partition: int
+    signer: Signer,
+    settings: BaseServiceSettings,
+    topic: str,
+    partition: int,
+    writer: WriterRecords,
 ) -> PartitionCheckpointRunner:
     config = CheckpointRunnerConfig(
         kafka=KafkaConnection.from_settings(settings),
@@ -60,7 +65,7 @@ def _checkpoint_runner(
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
     )
-    return PartitionCheckpointRunner(config, signer)
+    return PartitionCheckpointRunner(config, signer, writer)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import hvac
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory
-from clinical_testing.security import patient_envelope
+from clinical_testing.security import WriterOfEveryRecord, patient_envelope
 from clinical_testing.waiting import eventually
 from google.protobuf.wrappers_pb2 import StringValue
 
@@ -19,6 +19,7 @@ from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.clients.kafka import build_producer
 from clinical_platform.eventlog.hash_chain import ChainSealer, seal
+from clinical_platform.security.chain import VerificationReport
 from clinical_platform.security.checkpoint_log import (
     CheckpointRunnerConfig,
     PartitionCheckpointRunner,
@@ -80,7 +81,7 @@ class AttestedPartition:
             self.kafka, self.topic, 0, CheckpointPolicy(every_events=4, every_seconds=0.5),
             checkpoints_topic=self.checkpoints_topic,
         )  # fmt: skip
-        runner = PartitionCheckpointRunner(config, self.signer)
+        runner = PartitionCheckpointRunner(config, self.signer, WriterOfEveryRecord())
         await runner.start()
         try:
             await eventually(
@@ -92,6 +93,11 @@ class AttestedPartition:
             )
         finally:
             await runner.stop(flush=False)
+
+    async def verify(self, records: Records, checkpoints: list[Checkpoint]) -> VerificationReport:
+        return await verify_partition(
+            records, checkpoints, self.signer, topic=self.topic, partition=0
+        )
 
     async def read(self) -> tuple[Records, list[Checkpoint]]:
         records = await read_partition(self.kafka, self.topic, 0)
@@ -164,7 +170,7 @@ async def test_untampered_partition_verifies_against_transit_signed_checkpoints(
 ) -> None:
     records, checkpoints = await partition.read()
 
-    report = await verify_partition(records, checkpoints, partition.signer)
+    report = await partition.verify(records, checkpoints)
 
     assert [(c.first_offset, c.last_offset) for c in checkpoints] == [(0, 3), (4, 7), (8, 9)]
     assert report.ok, report.findings
@@ -178,7 +184,7 @@ async def test_tampering_is_found_at_the_first_bad_offset(
     records, checkpoints = await partition.read()
     tamper, first_bad_offset = TAMPERING[tampering]
 
-    report = await verify_partition(tamper(records), checkpoints, partition.signer)
+    report = await partition.verify(tamper(records), checkpoints)
 
     assert not report.ok
     assert report.first_bad_offset == first_bad_offset, report.findings
@@ -202,7 +208,7 @@ async def test_forged_checkpoint_covering_a_rewritten_event_is_found(
     attacker = TransitSigner(vault, transit_key(key_type="ed25519"))
     forged.signature, forged.key_version = attacker.sign(signed_statement(forged))
 
-    report = await verify_partition(records, [forged, *checkpoints[1:]], partition.signer)
+    report = await partition.verify(records, [forged, *checkpoints[1:]])
 
     assert report.first_bad_offset == 0
     assert "signature invalid" in (report.reason or "")
@@ -215,7 +221,7 @@ async def test_a_restarted_runner_resumes_after_the_last_checkpoint_and_chains_o
     await partition.attest(expected_next_offset=13)
     records, checkpoints = await partition.read()
 
-    report = await verify_partition(records, checkpoints, partition.signer)
+    report = await partition.verify(records, checkpoints)
 
     assert [(c.first_offset, c.last_offset) for c in checkpoints][-1] == (10, 12)
     assert checkpoints[-1].previous_root == checkpoints[-2].root
@@ -243,4 +249,19 @@ async def test_after_forgetting_a_patient_a_full_replay_cannot_read_them_and_aud
 
     assert readable[forgotten] == {"forgotten"}
     assert all(text.startswith("Jane Q. Doe #") for text in readable[kept])
-    assert (await verify_partition(records, checkpoints, partition.signer)).ok
+    assert (await partition.verify(records, checkpoints)).ok
+
+
+async def test_checkpoints_of_another_topic_attest_nothing_here(
+    partition: AttestedPartition,
+) -> None:
+    records, checkpoints = await partition.read()
+    # A mirror holding the very same bytes, presented with the original's genuine checkpoints.
+    mirror = f"{partition.topic}.mirror"
+
+    report = await verify_partition(
+        records, checkpoints, partition.signer, topic=mirror, partition=0
+    )
+
+    assert report.first_bad_offset == 0
+    assert f"it attests {partition.topic}/0, not this partition" in (report.reason or "")

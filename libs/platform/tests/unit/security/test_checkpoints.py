@@ -12,6 +12,7 @@ from clinical_testing.security import InMemorySigner
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical_platform.eventlog.hash_chain import ChainSealer
+from clinical_platform.security.chain import VerificationReport
 from clinical_platform.security.checkpoints import (
     Checkpointer,
     CheckpointPolicy,
@@ -23,6 +24,8 @@ from clinical_platform.security.merkle import leaf_hash, merkle_root
 from clinical_platform.security.verification import attested_hash, verify_partition
 
 pytestmark = pytest.mark.unit
+
+TOPIC = "clinical.test.events.v1"
 
 
 class Clock:
@@ -67,13 +70,17 @@ async def _attest(
     records: list[Record], signer: InMemorySigner, every: int = 4
 ) -> list[Checkpoint]:
     published = Published()
-    checkpointer = Checkpointer(
-        "clinical.test.events.v1", 0, signer, published, CheckpointPolicy(every_events=every)
-    )
+    checkpointer = Checkpointer(TOPIC, 0, signer, published, CheckpointPolicy(every_events=every))
     for record in records:
         await checkpointer.observe(record.offset, attested_hash(record.value))
     await checkpointer.flush()
     return published.checkpoints
+
+
+async def _verify(
+    records: list[Record], checkpoints: list[Checkpoint], signer: InMemorySigner
+) -> VerificationReport:
+    return await verify_partition(records, checkpoints, signer, topic=TOPIC, partition=0)
 
 
 def test_merkle_root_has_the_rfc_6962_shape() -> None:
@@ -171,7 +178,7 @@ async def test_entries_stay_pending_when_signing_fails() -> None:
 async def test_untouched_partition_verifies_and_is_attested_through_its_last_offset() -> None:
     signer, records = InMemorySigner(), _partition()
 
-    report = await verify_partition(records, await _attest(records, signer), signer)
+    report = await _verify(records, await _attest(records, signer), signer)
 
     assert report.ok, report.findings
     assert (report.attested_through, report.records, report.unattested) == (9, 10, 0)
@@ -187,7 +194,7 @@ async def test_rewritten_event_with_a_recomputed_hash_is_caught_by_the_checkpoin
     ChainSealer(lambda _a: envelope.prev_hash).seal(envelope)
     records[5] = Record(5, envelope.SerializeToString())
 
-    report = await verify_partition(records, checkpoints, signer)
+    report = await _verify(records, checkpoints, signer)
 
     assert report.first_bad_offset == 5
     assert "differs from the record checkpoint [4..7] attests" in (report.reason or "")
@@ -198,7 +205,7 @@ async def test_dropped_record_is_named_by_its_attested_offset() -> None:
     checkpoints = await _attest(records, signer)
     del records[9]  # the last event of its aggregate: no chain can notice
 
-    report = await verify_partition(records, checkpoints, signer)
+    report = await _verify(records, checkpoints, signer)
 
     assert report.first_bad_offset == 9
     assert "missing" in (report.reason or "")
@@ -211,7 +218,7 @@ async def test_forged_checkpoint_is_refused_and_named_by_its_first_offset() -> N
     forged.CopyFrom(checkpoints[1])
     forged.signature = InMemorySigner().sign(signed_statement(forged))[0]  # another key
 
-    report = await verify_partition(records, [checkpoints[0], forged, checkpoints[2]], signer)
+    report = await _verify(records, [checkpoints[0], forged, checkpoints[2]], signer)
 
     assert report.first_bad_offset == 4
     assert "signature invalid" in (report.reason or "")
@@ -221,7 +228,7 @@ async def test_dropped_checkpoint_breaks_the_checkpoint_chain() -> None:
     signer, records = InMemorySigner(), _partition()
     checkpoints = await _attest(records, signer)
 
-    report = await verify_partition(records, [checkpoints[0], checkpoints[2]], signer)
+    report = await _verify(records, [checkpoints[0], checkpoints[2]], signer)
 
     assert report.first_bad_offset == 4
     assert "in no valid checkpoint" in (report.reason or "")
@@ -232,7 +239,7 @@ async def test_records_after_the_last_checkpoint_are_counted_as_unattested() -> 
     signer, records = InMemorySigner(), _partition()
     checkpoints = await _attest(records[:8], signer)
 
-    report = await verify_partition(records, checkpoints, signer)
+    report = await _verify(records, checkpoints, signer)
 
     assert report.ok
     assert (report.attested_through, report.unattested) == (7, 2)

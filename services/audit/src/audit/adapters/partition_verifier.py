@@ -53,4 +53,6 @@ class KafkaPartitionVerifier:
                 if await self.partitions(self._checkpoints_topic) is not None
                 else []  # no checkpoint was ever written: every record is unattested
             )
-            return await verify_partition(records, checkpoints, self._signer)
+            return await verify_partition(
+                records, checkpoints, self._signer, topic=topic, partition=partition
+            )

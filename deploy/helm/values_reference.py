@@ -50,7 +50,7 @@ def rows(schema: dict[str, Any], values: Any, path: str = "") -> list[str]:
         for option in schema.get("anyOf", []):
             if "properties" in option and isinstance(values, dict):
                 return rows(option, values, path)
-        description = schema.get("description", "").replace("|", "\\|")
+        description = schema.get("description", "").replace("|", "\\|").replace("<", "\\<")
         return [f"| `{path}` | {_type(schema)} | {_default(values)} | {description} |"]
     found: list[str] = []
     for key, child in properties.items():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,11 @@ def test_helm_refuses_a_bad_value_naming_it(
     )
     assert "values don't meet the specifications of the schema" in output
     assert message in output, output
+
+
+def test_the_values_reference_in_docs_is_current() -> None:
+    script = CHART.parent / "values_reference.py"
+    completed = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr

@@ -15,9 +15,11 @@ import asyncio
 import json
 import secrets
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,15 +35,20 @@ from clinical_testing.observability import (
     zipkin_trace,
 )
 from clinical_testing.tokens import TokenMint
+from playwright.async_api import async_playwright
 
 from clinical.notify.v1 import notify_pb2 as notify_pb
 from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.patient.v1 import patient_pb2 as patient_pb
 from clinical_platform.principals import Role
+from localinfra import chromium
+from localinfra.config import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 WAIT_S = 60.0
+# The browser check's screenshots (CI keeps them as the run's artifacts).
+ARTIFACTS = REPO_ROOT / ".infra" / "test-artifacts" / "observability"
 
 
 @dataclass
@@ -278,3 +285,52 @@ def _complete(spans: list[dict[str, Any]], orders_topic: str) -> list[dict[str, 
         "post",
     }
     return spans if wanted <= names else None
+
+
+@pytest.fixture(scope="module")
+def browser_executable() -> Path:
+    # Debian's chromium (installed by the project's installer when missing), never a download.
+    return chromium.install()
+
+
+async def test_the_browser_finds_the_trace_in_zipkin_and_the_lag_in_prometheus(
+    journey: Journey, clinic: Clinic, stack: ObserveStack, browser_executable: Path
+) -> None:
+    topic = clinic.orders_topic
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    lag_query = urllib.parse.quote(
+        r'clinical_consumer_lag_seconds{consumer_group=~"projection\\..+"}'
+    )
+    async with async_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        browser = await playwright.chromium.launch(
+            executable_path=str(browser_executable), args=["--no-sandbox"]
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            await page.goto(f"{stack.zipkin}/zipkin/")
+            search = page.get_by_placeholder("Search by trace ID")
+            await search.fill(journey.trace_id)
+            await search.press("Enter")
+            await page.get_by_text(f"notify: process {topic}").wait_for(timeout=30_000)
+            trace_page = await page.inner_text("body")
+            await page.screenshot(path=ARTIFACTS / "zipkin-signed-order-trace.png", full_page=True)
+
+            await page.goto(f"{stack.prometheus}/graph?g0.expr={lag_query}&g0.tab=1")
+            await page.get_by_text(topic).first.wait_for(timeout=30_000)
+            graph_page = await page.inner_text("body")
+            await page.screenshot(path=ARTIFACTS / "prometheus-projection-lag.png", full_page=True)
+        finally:
+            await browser.close()
+
+    for span in (
+        "gateway: post /api/v1/orders/{order_id}/sign",
+        "gateway: /clinical.orders.v1.orderservice/signorder",
+        "orders: /clinical.orders.v1.orderservice/signorder",
+        f"orders: send {topic}",
+        f"notify: process {topic}",
+        "notify: post",
+    ):
+        assert span in trace_page
+    assert "clinical_consumer_lag_seconds" in graph_page
+    assert "projection." in graph_page

@@ -13,8 +13,10 @@ from google.protobuf.wrappers_pb2 import StringValue
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical_platform.clients.kafka import KafkaConnection
+from clinical_platform.eventlog.layout import layout_topic
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStore, EventStoreConfig
+from clinical_platform.eventlog.topics import events_topic
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.kafka import Broker, delete_topics, read_records
 from clinical_testing.plugin import unique_name
@@ -70,7 +72,8 @@ async def event_store(servers: ServerEndpoints, tmp_path: Path) -> AsyncIterator
     for store in stores:
         await store.stop()
     # Stores on a private broker leave nothing here; that broker goes away with its test.
-    await delete_topics(servers.kafka_bootstrap_servers, [f"clinical.{service}.events.v1"])
+    topic = events_topic(service)
+    await delete_topics(servers.kafka_bootstrap_servers, [topic, layout_topic(topic)])
 
 
 async def read_topic(bootstrap: Broker, topic: str) -> list[Envelope]:

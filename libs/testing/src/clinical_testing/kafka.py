@@ -19,6 +19,7 @@ from clinical_platform.clients.kafka import (
     build_consumer,
     build_producer,
 )
+from clinical_platform.eventlog.layout import layout_topic
 from clinical_platform.eventlog.topics import events_topic, partition_count
 from clinical_platform.projections import dead_letter_topic
 
@@ -106,7 +107,9 @@ async def delete_topics(bootstrap: Broker, topics: Sequence[str]) -> None:
 
 
 async def delete_event_log(bootstrap: Broker, event_log_name: str, *upstream_topics: str) -> None:
-    """Delete a test service's event topic, its dead letters and those of the topics it read."""
+    """Delete a test service's event topic and its layout, its dead letters and those of the
+    topics it read."""
     topic = events_topic(event_log_name)
     read = (topic, *upstream_topics)
-    await delete_topics(bootstrap, [topic, *(dead_letter_topic(name) for name in read)])
+    doomed = [topic, layout_topic(topic), *(dead_letter_topic(name) for name in read)]
+    await delete_topics(bootstrap, doomed)

@@ -4,33 +4,28 @@ out; a writer that finds it drifted refuses to start, in one line."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka.admin import NewPartitions
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import EventStoreFactory, make_envelope
-from clinical_testing.kafka import delete_topics
 
 from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.errors import TopicLayoutError
-from clinical_platform.eventlog.layout import TopicLayout, forget_layout, layout_topic
+from clinical_platform.eventlog.layout import TopicLayout, forget_layout
 from clinical_platform.eventlog.store import EventStore
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def laid_out(
-    servers: ServerEndpoints, event_store: EventStoreFactory
-) -> AsyncIterator[EventStore]:
-    """A two-partition event topic, written once and stopped; its layout topic deleted after."""
+async def laid_out(event_store: EventStoreFactory) -> EventStore:
+    """A two-partition event topic, written once and stopped."""
     store = await event_store(partitions=2)
     aggregate_id = str(uuid.uuid4())
     await store.append(aggregate_id, 0, [make_envelope(aggregate_id, 1, "req-1")])
     await store.stop()
-    yield store
-    await delete_topics(servers.kafka_bootstrap_servers, [layout_topic(store.topic)])
+    return store
 
 
 async def test_a_topic_whose_partitions_were_increased_refuses_to_start(

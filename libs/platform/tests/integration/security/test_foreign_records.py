@@ -20,6 +20,7 @@ from clinical_testing.waiting import eventually
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.hash_chain import seal
+from clinical_platform.eventlog.layout import layout_topic
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.ports import WriterRecords
 from clinical_platform.eventlog.store import EventStore, EventStoreConfig
@@ -104,7 +105,9 @@ async def attested_store(
         yield AttestedStore(store, checkpoints_topic, signer, servers)
     finally:
         await store.stop()
-        await delete_topics(servers.kafka_bootstrap_servers, [store.topic])
+        await delete_topics(
+            servers.kafka_bootstrap_servers, [store.topic, layout_topic(store.topic)]
+        )
 
 
 def _forged_successor(head: Envelope) -> Envelope:

@@ -21,6 +21,7 @@ from clinical_platform.access.outbox import AsyncOutbox, OutboxEntry
 from clinical_platform.access.records import ACCESS_TOPIC
 from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_producer
 from clinical_platform.eventlog.topics import TopicSpec, ensure_topic
+from clinical_platform.observability.access import outbox_depth
 from clinical_platform.settings import BaseServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ class OutboxPublisher:
     async def publish_pending(self) -> int:
         """Send one batch of pending records and remove them once acknowledged; return how many."""
         self._work.clear()
+        outbox_depth(await self._outbox.count())
         entries = await self._outbox.pending(self._config.batch_size)
         if not entries:
             return 0

@@ -9,6 +9,7 @@ from typing import assert_never
 import hvac
 from pydantic import SecretStr
 
+from clinical_platform.observability.vault import MeasuredVaultAdapter
 from clinical_platform.settings import BaseServiceSettings, SettingsError
 
 
@@ -18,7 +19,12 @@ def build_vault_client(settings: BaseServiceSettings) -> hvac.Client:
     Raises `SettingsError` naming the variable when the method's credentials are missing.
     """
     # A bounded timeout: a hung Vault must fail a PHI write (closed), not hold it forever.
-    client = hvac.Client(url=settings.vault_addr, timeout=settings.vault_timeout_seconds)
+    # MeasuredVaultAdapter: latency and errors per operation (docs/observability.md).
+    client = hvac.Client(
+        url=settings.vault_addr,
+        timeout=settings.vault_timeout_seconds,
+        adapter=MeasuredVaultAdapter,
+    )
     log_in(client, settings)
     return client
 

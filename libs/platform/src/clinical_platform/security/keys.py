@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from clinical_platform.observability.vault import data_key_lookup
 from clinical_platform.security.cache import TtlLruCache
 from clinical_platform.security.errors import (
     DataKeyNotFoundError,
@@ -207,6 +208,7 @@ class PatientKeyring:
         _check_patient_id(patient_id)
         self._require_available()
         cached = self._cache.get(patient_id)
+        data_key_lookup(hit=cached is not None)
         if cached is not None:
             return cached
         flight = (patient_id, create)

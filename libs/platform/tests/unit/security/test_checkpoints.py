@@ -11,6 +11,7 @@ from clinical_testing.eventlog import make_envelope
 from clinical_testing.security import InMemorySigner
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
+from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.security.chain import VerificationReport
 from clinical_platform.security.checkpoints import (
@@ -243,3 +244,53 @@ async def test_records_after_the_last_checkpoint_are_counted_as_unattested() -> 
 
     assert report.ok
     assert (report.attested_through, report.unattested) == (7, 2)
+
+
+async def test_a_backlog_is_signed_in_chunks_of_at_most_max_entries_each_chained() -> None:
+    published = Published()
+    policy = CheckpointPolicy(every_events=10**6, max_entries=4)
+    checkpointer = Checkpointer("t", 0, InMemorySigner(), published, policy)
+    for offset in range(10):
+        await checkpointer.observe(offset, _hash(offset))
+
+    await checkpointer.flush()
+
+    ranges = [(c.first_offset, c.last_offset) for c in published.checkpoints]
+    assert ranges == [(0, 3), (4, 7), (8, 9)]
+    roots = [c.root for c in published.checkpoints]
+    assert [c.previous_root for c in published.checkpoints] == [b"", *roots[:-1]]
+    assert checkpointer.pending == 0
+
+
+async def test_a_genuine_checkpoint_of_another_partition_is_refused() -> None:
+    signer, records = InMemorySigner(), _partition()
+    checkpoints = await _attest(records, signer)
+
+    report = await verify_partition(records, checkpoints, signer, topic=TOPIC, partition=1)
+
+    assert report.first_bad_offset == 0
+    assert f"it attests {TOPIC}/0, not this partition" in (report.reason or "")
+
+
+async def test_a_record_its_writer_did_not_write_is_named_and_the_next_genuine_one_fits() -> None:
+    signer, records = InMemorySigner(), _partition(4)
+    # Offset 4: a forgery chained onto offset 2's event (its aggregate's head), appended by
+    # someone else; offset 5: the writer's genuine next event of that aggregate.
+    head = Envelope.FromString(records[2].value or b"")
+    forged, genuine = (make_envelope(head.aggregate_id, 3, request) for request in ("f", "g"))
+    for envelope in (forged, genuine):
+        ChainSealer(lambda _aggregate: head.hash).seal(envelope)
+    records += [Record(4, forged.SerializeToString()), Record(5, genuine.SerializeToString())]
+    published = Published()
+    checkpointer = Checkpointer(TOPIC, 0, signer, published, CheckpointPolicy(every_events=100))
+    for record in records:
+        if record.offset == 4:
+            checkpointer.pass_over(record.offset)  # what the runner does with foreign records
+        else:
+            await checkpointer.observe(record.offset, attested_hash(record.value))
+    await checkpointer.flush()
+
+    report = await _verify(records, published.checkpoints, signer)
+
+    assert [finding.offset for finding in report.findings] == [4], report.findings
+    assert "not its writer's" in (report.reason or "")

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from clinical_testing.endpoints import ServerEndpoints
 
-from bench import append_section, notify_section, read_side_section, register_section
+from bench import (
+    append_section,
+    gateway_section,
+    notify_section,
+    read_side_section,
+    register_section,
+)
 from bench.load import Phase
 from bench.options import Options, progress
 from bench.report import Figure, machine_line, render
@@ -27,6 +33,7 @@ SECTIONS: dict[str, Section] = {
     "notify": notify_section.run_section,
     "register": register_section.run_section,
     "read_side": read_side_section.run_section,
+    "gateway": gateway_section.run_section,
 }
 
 

@@ -7,19 +7,20 @@ The realm file (infra/keycloak/clinical-realm.json) defines the users, their pas
 from __future__ import annotations
 
 import base64
+import json
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pyotp
 
-from localinfra import keycloak as localinfra_keycloak
-from localinfra.config import InfraConfig
-
 REALM = "clinical"
+REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,28 @@ def totp(username: str) -> str:
 
 
 @contextmanager
-def running_keycloak(environ: Any = os.environ) -> Iterator[Keycloak]:
-    """Start the local Keycloak unless it runs; stop it afterwards if we started it (unless
-    CLINICAL_KEEP_INFRA is set)."""
-    config = InfraConfig.from_env(environ)
-    started = localinfra_keycloak.start(config)
-    admin = localinfra_keycloak.admin_credentials(config)
+def running_keycloak(environ: Mapping[str, str] = os.environ) -> Iterator[Keycloak]:
+    """Start the local Keycloak through localinfra unless it runs; stop it afterwards if we
+    started it (unless CLINICAL_KEEP_INFRA is set)."""
+    env = {**environ, "PYTHONPATH": str(REPO_ROOT / "infra" / "local")}
+    started = " started " in _localinfra(env, "up", "keycloak")
+    data_dir = Path(environ.get("CLINICAL_INFRA_DIR") or REPO_ROOT / ".infra")
+    admin = json.loads((data_dir / "keycloak" / "admin.json").read_text())
+    port = environ.get("CLINICAL_KEYCLOAK_PORT") or "18180"
     try:
-        yield Keycloak(config.keycloak_url, admin["username"], admin["password"])
+        yield Keycloak(f"http://127.0.0.1:{port}", admin["username"], admin["password"])
     finally:
         if started and not environ.get("CLINICAL_KEEP_INFRA"):
-            localinfra_keycloak.process(config).stop()
+            _localinfra(env, "down", "keycloak")
+
+
+def _localinfra(env: Mapping[str, str], *args: str) -> str:
+    # Our own interpreter running our own module with fixed arguments.
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "localinfra", *args],
+        cwd=REPO_ROOT, env=dict(env), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        msg = f"localinfra {' '.join(args)} failed:\n{completed.stderr}"
+        raise RuntimeError(msg)
+    return f"{completed.stdout} "

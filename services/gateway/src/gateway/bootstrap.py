@@ -40,7 +40,7 @@ async def gateway_http_app(
             issuer=settings.oidc_issuer, audience=settings.oidc_audience,
             algorithms=settings.oidc_algorithms, http=http,
             min_refresh_interval_s=settings.jwks_min_refresh_seconds,
-            leeway_s=settings.token_leeway_seconds,
+            leeway_s=settings.token_leeway_seconds, cache_size=settings.token_cache_size,
         )  # fmt: skip
         downstream = GrpcDownstream(settings.addresses())
         app = GatewayApp(

@@ -23,6 +23,8 @@ class GatewaySettings(BaseServiceSettings):
     # An unknown `kid` refreshes the provider's keys at most this often.
     jwks_min_refresh_seconds: float = Field(30.0, ge=0)
     token_leeway_seconds: int = Field(30, ge=0, le=300)
+    # Verified tokens remembered until they expire (0: verify every request).
+    token_cache_size: int = Field(10_000, ge=0)
     # acr values the platform counts as multi-factor (amr second factors always count).
     mfa_acr_values: tuple[str, ...] = ("2", "mfa", "otp")
     # Internal tokens: Ed25519 private keys (PEM, first signs); made on first start if absent.

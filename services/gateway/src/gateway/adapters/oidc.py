@@ -5,6 +5,10 @@ key used as an HMAC secret is the classic confusion attack); a ``kid`` the provi
 (an unknown one refreshes the key set, at most once per ``min_refresh_interval_s``, so junk
 tokens cannot make us hammer the provider); the key's own algorithm matching the header's; the
 signature; ``iss``, ``aud``, ``exp``, ``nbf``, ``iat``; and ``auth_time`` not in the future.
+
+A verified token's claims are remembered until it expires (at most ``cache_size`` tokens): an
+app sends the same token many times, and checking its RSA signature again would only repeat
+the answer. Like any JWKS-based check, this cannot see a token revoked before its expiry.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class OidcTokenVerifier:
         min_refresh_interval_s: float = 30.0,
         leeway_s: int = 30,
         clock: Callable[[], float] = time.monotonic,
+        cache_size: int = 10_000,
     ) -> None:
         unsafe = set(algorithms) - ASYMMETRIC
         if unsafe:
@@ -60,6 +65,8 @@ class OidcTokenVerifier:
         self._refresh_lock = asyncio.Lock()
         self._start_lock = asyncio.Lock()
         self.refreshes = 0
+        self._verified: dict[str, dict[str, Any]] = {}
+        self._cache_size = cache_size
 
     async def start(self) -> None:
         """Read the discovery document and the first key set (else on the first token)."""
@@ -77,8 +84,21 @@ class OidcTokenVerifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid token; TokenRejectedError (reason without token data) otherwise."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known["exp"] > time.time():
+                return known
+            del self._verified[token]
         if not self._jwks_uri:
             await self.start()
+        claims = await self._verify(token)
+        if self._cache_size:
+            if len(self._verified) >= self._cache_size:
+                self._verified.clear()  # rare, and simpler than an LRU: the next calls re-verify
+            self._verified[token] = claims
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:

@@ -10,9 +10,9 @@ from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.consumers.failures import count_transient, is_transient
 from clinical_platform.projections.changes import (
     ChangeProjection,
     ChangeRefusedError,
@@ -25,14 +25,10 @@ from clinical_platform.projections.projection import (
     Projection,
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
-from clinical_platform.security.errors import KeyServiceUnavailableError, PatientForgottenError
+from clinical_platform.security.errors import PatientForgottenError
 from clinical_platform.security.forgetting import forget_patient_documents
 
 logger = logging.getLogger(__name__)
-
-# MongoDB being away is not the event's fault: retry these, never dead-letter for them.
-# Nor is Vault being away: the payload is fine, its key is just out of reach for now.
-TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
 
 AnyProjection = Projection | MessageProjection[Any]
 """What the runner and rebuilds take: an Envelope projection, or one that decodes its records."""
@@ -88,8 +84,8 @@ class EventApplier:
                 # Whatever the batch holds so far lands first, then the marker over it.
                 done += await self._write(pending)
                 pending = []
-                if await self._retrying(record, self._apply_forgotten, decoded.envelope) is None:
-                    self.applied += 1
+                await self._forgetting(record, decoded.envelope)
+                self.applied += 1
             elif decoded is not _POISON:
                 try:
                     changes = self._projection.changes(decoded)
@@ -114,7 +110,8 @@ class EventApplier:
 
     async def _apply_decoded(self, record: Record, decoded: Any) -> Applied | None:
         if isinstance(decoded, _Forgotten):
-            outcome = await self._retrying(record, self._apply_forgotten, decoded.envelope)
+            await self._forgetting(record, decoded.envelope)
+            outcome = None
             decoded = decoded.envelope
         else:
             outcome = await self._retrying(record, self._projection.apply, decoded, self._db)
@@ -134,8 +131,10 @@ class EventApplier:
             try:
                 refused = await write_changes(self._db, changes)
                 break
-            except TRANSIENT as transient:
-                await self._pause(pending[0][0], transient)
+            except Exception as failure:
+                if not is_transient(failure):
+                    raise
+                await self._pause(pending[0][0], failure)
         poisoned = {owners[position] for position in refused}
         for index in sorted(poisoned):
             await self._quarantine(pending[index][0], ChangeRefusedError())
@@ -163,22 +162,35 @@ class EventApplier:
             await forget_patient_documents(self._db[collection], envelope.patient_id)
 
     async def _retrying(self, record: Record, step: Callable[..., Any], *args: Any) -> Any:
-        """``step(*args)``, again while MongoDB or Vault is away; `_POISON` once quarantined."""
+        """``step(*args)``, again while it fails transiently; `_POISON` once quarantined."""
         while True:
             try:
-                result = await step(*args)
-            except TRANSIENT as transient:
-                await self._pause(record, transient)
-                continue
-            except Exception as poison:
-                await self._quarantine(record, poison)
+                return await step(*args)
+            except Exception as failure:
+                if is_transient(failure):
+                    await self._pause(record, failure)
+                    continue
+                await self._quarantine(record, failure)
                 return _POISON
-            return result
 
-    async def _pause(self, record: Record, transient: Exception) -> None:
+    async def _forgetting(self, record: Record, envelope: Envelope) -> None:
+        """Write a forgotten patient's markers, retrying whatever fails: never dead-lettered,
+        since a skipped forget would keep PHI that must go."""
+        while True:
+            try:
+                await self._apply_forgotten(envelope)
+                return
+            except Exception as failure:
+                if not is_transient(failure):
+                    where = {**_origin(record), "error": type(failure).__name__}
+                    logger.error("forgetting a patient failed; retrying", extra=where)
+                await self._pause(record, failure)
+
+    async def _pause(self, record: Record, failure: Exception) -> None:
+        count_transient(self._projection.name, failure)
         logger.warning(
-            "read model or key service unreachable; retrying",
-            extra={**_origin(record), "error": type(transient).__name__},
+            "read model or key service unavailable; retrying",
+            extra={**_origin(record), "error": type(failure).__name__},
         )
         await asyncio.sleep(self._retry_delay_s)
 

@@ -1,4 +1,5 @@
-"""Developer tools (buf, helm, tflint, tofu; etcd, kube-apiserver, kubectl), built and cached."""
+"""Developer and deploy-check tools (buf, helm, tflint, tofu, kubeconform, kube-score, etcd,
+kube-apiserver, kubectl), built from their Go modules and cached."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ GO_TOOLS = {
     "helm": "helm.sh/helm/v3/cmd/helm",
     "tflint": "github.com/terraform-linters/tflint",
     "tofu": "github.com/opentofu/opentofu/cmd/tofu",
+    # Checks of the rendered chart (tests/deploy).
+    "kubeconform": "github.com/yannh/kubeconform/cmd/kubeconform",
+    "kube-score": "github.com/zegl/kube-score/cmd/kube-score",
     # A loopback Kubernetes API server for the deploy checks (localinfra/kube.py).
     "etcd": ".",
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
@@ -22,6 +26,9 @@ GO_TOOLS = {
 # Kubernetes stamps its version at link time; without it the API server reports v0.0.0 and
 # `helm install` refuses a chart with a kubeVersion constraint.
 KUBERNETES_STAMPED = ("kube-apiserver", "kubectl")
+_KUBERNETES_REQUIREMENT = re.compile(
+    r"^\s*(?:require\s+)?k8s\.io/kubernetes (v\d+\.\d+\.\d+)\b", re.MULTILINE
+)
 
 
 def install(config: InfraConfig, names: list[str]) -> Path:
@@ -40,7 +47,7 @@ def install(config: InfraConfig, names: list[str]) -> Path:
 def kubernetes_version() -> str:
     """The Kubernetes release the API server is built at (its wrapper module's requirement)."""
     go_mod = (builds.RECIPES / "go" / "kube-apiserver" / "go.mod").read_text()
-    matched = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes (v\d+\.\d+\.\d+)\b", go_mod, re.MULTILINE)
+    matched = _KUBERNETES_REQUIREMENT.search(go_mod)
     if matched is None:
         raise builds.BuildError(
             "infra/local/go/kube-apiserver/go.mod requires no k8s.io/kubernetes"

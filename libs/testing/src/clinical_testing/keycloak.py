@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,10 +84,19 @@ class Keycloak:
                             headers={"authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
 
 
+_USED_CODES: dict[str, str] = {}
+
+
 def totp(username: str) -> str:
-    """The current TOTP code of a realm user with OTP configured."""
-    secret = f"{username}-otp-secret-local".encode()
-    return pyotp.TOTP(base64.b32encode(secret).decode()).now()
+    """A TOTP code of a realm user with OTP configured that this process has not used yet:
+    Keycloak accepts each code once, so a second login in the same 30 s waits for the next."""
+    generator = pyotp.TOTP(base64.b32encode(f"{username}-otp-secret-local".encode()).decode())
+    code = generator.now()
+    while code == _USED_CODES.get(username):
+        time.sleep(1)
+        code = generator.now()
+    _USED_CODES[username] = code
+    return code
 
 
 @contextmanager

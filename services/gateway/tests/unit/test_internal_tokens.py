@@ -62,3 +62,12 @@ def test_the_key_file_rotates_keeping_one_old_key(tmp_path: Path) -> None:
     assert len(keys) == 2
     assert first[0]["kid"] not in {k["kid"] for k in keys}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_token_is_reused_for_the_same_principal_and_audience_only() -> None:
+    issuer = InternalTokenIssuer([Ed25519PrivateKey.generate()], issuer="clinical-platform")
+    first = issuer.mint(CLINICIAN, audience="clinical-orders")
+    assert issuer.mint(CLINICIAN, audience="clinical-orders") == first
+    assert issuer.mint(CLINICIAN, audience="clinical-results") != first
+    other = Principal(subject="u-2", roles=frozenset({Role.LAB}))
+    assert issuer.mint(other, audience="clinical-orders") != first

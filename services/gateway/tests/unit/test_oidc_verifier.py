@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -167,3 +168,15 @@ def test_symmetric_algorithms_cannot_be_allowed() -> None:
             algorithms=["RS256", "HS256"],
             http=FakeIdentityProvider().client(),
         )
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(
+    provider: FakeIdentityProvider, verifier: OidcTokenVerifier
+) -> None:
+    short = provider.token(exp=int(time.time()) + 1)
+    assert (await verifier.verify(short))["sub"] == "user-1"
+    provider.keys.clear()  # the provider forgot the key: only the memory can answer
+    assert (await verifier.verify(short))["sub"] == "user-1"
+    await asyncio.sleep(1.1)
+    with pytest.raises(TokenRejectedError):
+        await verifier.verify(short)

@@ -240,12 +240,12 @@ class PartitionWriter:
                     for envelope, value in zip(envelopes, values, strict=True)
                 ]
             )
-            # Before the commit, so no crash can lose it: the checkpoint runner attests only
-            # the records this writer wrote (anyone able to produce could append others).
-            offsets = await batches.offsets()
-            self._store.record_own(offsets)
             # A timeout scope rather than wait_for: no extra task per commit.
             async with asyncio.timeout(self._config.commit_timeout_s):
+                # Before the commit, so no crash can lose it: the checkpoint runner attests
+                # only the records this writer wrote (anyone able to produce could add others).
+                offsets = await batches.offsets()
+                self._store.record_own(offsets)
                 await producer.commit_transaction()
         except BaseException:
             batches.abandon()

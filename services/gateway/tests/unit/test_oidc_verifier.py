@@ -171,12 +171,24 @@ def test_symmetric_algorithms_cannot_be_allowed() -> None:
 
 
 async def test_a_verified_token_is_remembered_until_it_expires(
-    provider: FakeIdentityProvider, verifier: OidcTokenVerifier
+    provider: FakeIdentityProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    short = provider.token(exp=int(time.time()) + 1)
-    assert (await verifier.verify(short))["sub"] == "user-1"
-    provider.keys.clear()  # the provider forgot the key: only the memory can answer
-    assert (await verifier.verify(short))["sub"] == "user-1"
-    await asyncio.sleep(1.1)
-    with pytest.raises(TokenRejectedError):
-        await verifier.verify(short)
+    checks: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        checks.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    async with provider.client() as http:
+        verifier = OidcTokenVerifier(
+            issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"], http=http, leeway_s=0
+        )
+        short = provider.token(exp=int(time.time()) + 1)
+        assert (await verifier.verify(short))["sub"] == "user-1"
+        assert (await verifier.verify(short))["sub"] == "user-1"
+        assert len(checks) == 1  # the second answer came from memory
+        await asyncio.sleep(1.1)
+        with pytest.raises(TokenRejectedError, match="expired"):
+            await verifier.verify(short)

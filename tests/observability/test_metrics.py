@@ -22,6 +22,8 @@ HEALTH = "grpc.health.v1.Health"
 BOUNDED_LABELS = {
     "rpc_service", "rpc_method", "rpc_grpc_status_code", "http_route", "http_request_method",
     "http_status_class", "topic", "partition", "outcome", "consumer_group", "operation", "result",
+    # clinical_consumer_transient_failures_total: a consumer's name and an error class.
+    "consumer", "error",
 }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The event log writer's group commits: batch size, commit time, aborts, fencing."""
+"""The event log: group commits (batch size, commit time, aborts, fencing) and records set
+aside on a dead-letter topic."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from clinical_platform.observability.metrics import (
     COMMIT_BATCH_EVENTS,
     COMMIT_DURATION,
+    DEAD_LETTERS,
     TRANSACTION_ABORTS,
     WRITER_FENCED,
 )
@@ -28,3 +30,8 @@ class CommitMetrics:
 
     def fenced(self) -> None:
         WRITER_FENCED.labels(self._topic).inc()
+
+
+def dead_lettered(consumer_group: str, topic: str) -> None:
+    """Count one record of ``topic`` set aside as poison by ``consumer_group``."""
+    DEAD_LETTERS.labels(consumer_group, topic).inc()

@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.consumers.failures import count_transient, is_transient
+from clinical_platform.observability.eventlog import dead_lettered
 from clinical_platform.projections.changes import (
     ChangeProjection,
     ChangeRefusedError,
@@ -197,6 +198,7 @@ class EventApplier:
     async def _quarantine(self, record: Record, poison: BaseException) -> None:
         await quarantine(record, poison, self._dead_letters)
         self.dead_lettered += 1
+        dead_lettered(f"projection.{self._projection.name}", record.topic)
 
 
 class _Forgotten:

@@ -8,10 +8,12 @@ callers never see an ownership miss.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 
@@ -39,12 +41,14 @@ class GrpcDownstream:
         self._addresses = dict(addresses)
         self._timeout_s = timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._rpcs: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
         self.owner_retries = 0
 
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        self._rpcs.clear()
 
     async def call(self, call: DownstreamCall, token: str) -> DownstreamAnswer:
         method = SERVICES[call.service].methods_by_name[call.method]
@@ -60,11 +64,7 @@ class GrpcDownstream:
             metadata.append(("x-request-id", call.request_id))
         address = self._addresses[call.service]
         for attempt in range(2):
-            rpc = self._channel(address).unary_unary(
-                path,
-                request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=response_class.FromString,
-            )
+            rpc = self._rpc(address, path, response_class)
             try:
                 response = await rpc(request, metadata=metadata, timeout=self._timeout_s)
             except grpc.aio.AioRpcError as failed:
@@ -78,10 +78,22 @@ class GrpcDownstream:
             return DownstreamAnswer(status="OK", body=body)
         raise AssertionError("unreachable: the loop returns")  # pragma: no cover
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        if address not in self._channels:
-            self._channels[address] = grpc.aio.insecure_channel(address)
-        return self._channels[address]
+    def _rpc(
+        self, address: str, path: str, response_class: type[Message]
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
+        if (address, path) not in self._rpcs:
+            if address not in self._channels:
+                self._channels[address] = grpc.aio.insecure_channel(address)
+            self._rpcs[address, path] = self._channels[address].unary_unary(
+                path,
+                request_serializer=_serialize,
+                response_deserializer=response_class.FromString,
+            )
+        return self._rpcs[address, path]
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 
 
 def _owner(failed: grpc.aio.AioRpcError) -> str:

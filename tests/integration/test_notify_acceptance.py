@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import hvac
 import pytest
 from aiohttp import web
 from clinical_testing.endpoints import ServerEndpoints
@@ -46,6 +47,8 @@ from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, ev
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
+from clinical_platform.security import EnvelopeCipher, KeyringConfig, PatientKeyring
+from clinical_platform.security.vault_adapters import KvWrappedKeyStore, TransitKeyEncryption
 from notify.bootstrap import running_notify
 from notify.settings import NotifySettings
 from orders.bootstrap import running_orders
@@ -117,6 +120,8 @@ class Platform:
     kafka: str
     patient_topic: str
     access_topic: str
+    vault_addr: str
+    vault_token: str
 
 
 async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio.Channel:
@@ -208,6 +213,8 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
                 kafka=servers.kafka_bootstrap_servers,
                 patient_topic=patient_topic,
                 access_topic=access_topic,
+                vault_addr=servers.vault_addr,
+                vault_token=servers.vault_token,
             )
     finally:
         topics = [events_topic(log) for log in logs.values()]
@@ -215,6 +222,15 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
         await admin.close()
         for suffix in ("_o", "_r", "_n"):
             await mongo_database.client.drop_database(f"{db}{suffix}")
+
+
+def platform_keyring(platform: Platform) -> PatientKeyring:
+    """The patients' keys as the services hold them (the settings' default key names)."""
+    vault = hvac.Client(url=platform.vault_addr, token=platform.vault_token)
+    return PatientKeyring(
+        TransitKeyEncryption(vault, "clinical-phi"), KvWrappedKeyStore(vault, "clinical-keys"),
+        KeyringConfig(),
+    )  # fmt: skip
 
 
 async def place_and_sign(platform: Platform, patient_id: str, test_code: str = "2823-3") -> str:
@@ -599,14 +615,18 @@ async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(
         ("dr-a", forgotten), ("dr-a", kept),
     }  # fmt: skip
 
-    # What the patient service records when it forgets someone (their key is destroyed too).
+    # What the patient service records when it forgets someone: the event sealed with the
+    # patient's key, then the key destroyed.
+    keyring = platform_keyring(platform)
+    envelope = Envelope(
+        event_id=str(uuid.uuid4()), event_type="PatientForgotten", aggregate_type="Patient",
+        aggregate_id=forgotten, aggregate_version=2, patient_id=forgotten,
+    )  # fmt: skip
+    await EnvelopeCipher(keyring).encrypt(envelope)
+    await keyring.forget(forgotten)
     producer = build_producer(KafkaConnection(platform.kafka))
     await producer.start()
     try:
-        envelope = Envelope(
-            event_id=str(uuid.uuid4()), event_type="PatientForgotten", aggregate_type="Patient",
-            aggregate_id=forgotten, aggregate_version=2, patient_id=forgotten,
-        )  # fmt: skip
         await producer.send_and_wait(platform.patient_topic, envelope.SerializeToString())
     finally:
         await producer.stop()

@@ -19,7 +19,9 @@ from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
 from clinical_platform.lifecycle import running_service
+from clinical_platform.projections.applier import Record, quarantine
 from clinical_platform.projections.background import event_topic_specs
+from clinical_platform.projections.runner import create_dead_letter_topics, dead_letter_producer
 from clinical_platform.runtime import serve_grpc, service_runtime, token_verifier
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.tokens import TokenVerifier
@@ -107,23 +109,36 @@ async def running_notify(
         )  # fmt: skip
         parts.on_stop(deliveries.stop)
         facts = FactCache(index)
-        matcher = Matcher(
-            MatcherParts(subscriptions, views, feed, kept, facts, security.cipher, wakeups, fresh),
-            notify_topic=events_topic(service),
-            owns=lambda subscription_id: store.partition_of(subscription_id)
-            in store.owned_partitions,
-            on_subscription=deliveries.track, on_deleted=deliveries.forget,
-        )  # fmt: skip
         topics = [
             settings.orders_events_topic,
             settings.results_events_topic,
             events_topic(service),
         ]
+        kafka = KafkaConnection.from_settings(settings)
+        dead_letters = dead_letter_producer(kafka)
+        await create_dead_letter_topics(
+            topics, kafka, replication_factor=settings.kafka_replication_factor
+        )
+        await dead_letters.start()
+        parts.on_stop(dead_letters.stop)
+
+        async def set_aside(record: Record, poison: BaseException) -> None:
+            await quarantine(record, poison, dead_letters)
+
+        matcher = Matcher(
+            MatcherParts(
+                subscriptions, views, feed, kept, facts, security.cipher, wakeups, fresh, set_aside
+            ),
+            notify_topic=events_topic(service),
+            owns=lambda subscription_id: store.partition_of(subscription_id)
+            in store.owned_partitions,
+            on_subscription=deliveries.track, on_deleted=deliveries.forget,
+        )  # fmt: skip
         group = f"{service}.matcher.r{settings.replica_ordinal}"
 
         def consume(handle: Handler) -> Awaitable[None]:
             return consume_in_commit_order(
-                KafkaConnection.from_settings(settings), topics, group=group, handle=handle,
+                kafka, topics, group=group, handle=handle,
                 topic_specs=event_topic_specs(topics, settings),
             )  # fmt: skip
 

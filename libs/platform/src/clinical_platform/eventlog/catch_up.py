@@ -10,6 +10,7 @@ from aiokafka import TopicPartition
 from google.protobuf.message import DecodeError
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical.events.v1.payload_encryption_pb2 import ENCRYPTION_ALGORITHM_AES_256_GCM
 from clinical_platform.clients.kafka import KafkaConnection, build_consumer
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
 
@@ -42,9 +43,17 @@ async def catch_up(
             for record in fetched.get(partition, []):
                 try:
                     envelope = Envelope.FromString(record.value)
-                    records.append(AppliedRecord(record.offset, envelope, record.value))
                 except DecodeError:
                     logger.error("undecodable record skipped", extra={"offset": record.offset})
+                    continue
+                if envelope.patient_id and not _sealed(envelope):
+                    # Our writers encrypt every patient's event: this one is a forgery, and
+                    # must not become an aggregate's head that genuine events chain onto.
+                    logger.error(
+                        "unencrypted patient event skipped", extra={"offset": record.offset}
+                    )
+                    continue
+                records.append(AppliedRecord(record.offset, envelope, record.value))
             store.apply_from_log(records)
             applied += len(records)
     finally:
@@ -52,3 +61,8 @@ async def catch_up(
             await asyncio.wait_for(consumer.stop(), 5)
     where = {"topic": partition.topic, "partition": partition.partition}
     logger.info("caught up", extra={**where, "records": applied, "end": end})
+
+
+def _sealed(envelope: Envelope) -> bool:
+    # Whether the payload says it is ciphertext; the readers that open it check the rest.
+    return envelope.payload_encryption.algorithm == ENCRYPTION_ALGORITHM_AES_256_GCM

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from clinical.events.v1 import payload_encryption_pb2
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.security.errors import PayloadIntegrityError
+from clinical_platform.security.errors import PayloadIntegrityError, UnsealedPatientEventError
 from clinical_platform.security.keys import PatientKeyring
 from clinical_platform.security.payload_cipher import (
     NONCE_BYTES,
@@ -27,6 +27,15 @@ from clinical_platform.security.payload_cipher import (
 # Plaintext snapshots are JSON and start with "{", so this prefix cannot be one of them.
 _SNAPSHOT_MAGIC = b"\x00clinical-snapshot/v1\x00"
 _UUID_BYTES = 36  # patient and key ids: UUIDs in text form
+
+
+def require_sealed(envelope: Envelope) -> None:
+    """Refuse an event about a patient whose payload is plaintext: none of our writers made it.
+
+    Events about no patient (empty ``patient_id``, e.g. subscriptions) are plaintext by design.
+    """
+    if envelope.patient_id and not is_encrypted(envelope):
+        raise UnsealedPatientEventError("an event about a patient arrived unencrypted")
 
 
 class EnvelopeCipher:
@@ -56,8 +65,10 @@ class EnvelopeCipher:
         """The serialized payload message, decrypted when it is encrypted.
 
         Raises `PatientForgottenError` for a forgotten patient's event (the outcome a reader
-        turns into a "forgotten" marker), `PayloadIntegrityError` for tampered bytes.
+        turns into a "forgotten" marker), `PayloadIntegrityError` for tampered bytes and
+        `UnsealedPatientEventError` for a patient's event in plaintext (a forgery).
         """
+        require_sealed(envelope)
         if not is_encrypted(envelope):
             return envelope.payload
         key = await self._keyring.get(envelope.patient_id)

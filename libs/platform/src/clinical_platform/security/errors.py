@@ -57,5 +57,11 @@ class PayloadIntegrityError(SecurityError):
     """A ciphertext failed authentication: altered bytes, or moved to another event or patient."""
 
 
+class UnsealedPatientEventError(PayloadIntegrityError):
+    """An event about a patient whose payload is not encrypted. No writer of the platform
+    appends one (the writer encrypts every patient's event before its append), so it was put
+    on the log by someone else: a forgery, refused by every reader and dead-lettered."""
+
+
 class KekRetirementError(SecurityError):
     """Raising min_decryption_version now would strand stored data keys; rewrap them first."""

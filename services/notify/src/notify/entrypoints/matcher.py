@@ -24,13 +24,12 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
-from google.protobuf.message import DecodeError
-from pymongo.errors import ConnectionFailure
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.consumers.commit_order import Handler
-from clinical_platform.security.envelope_cipher import EnvelopeCipher
-from clinical_platform.security.errors import KeyServiceUnavailableError, PatientForgottenError
+from clinical_platform.consumers.failures import count_transient, is_transient
+from clinical_platform.security.envelope_cipher import EnvelopeCipher, require_sealed
+from clinical_platform.security.errors import PatientForgottenError
 from notify.adapters import clinical_events
 from notify.adapters.fact_cache import FactCache
 from notify.domain.events import ClinicalEvent, matches
@@ -49,7 +48,6 @@ from notify.ports import (
 
 logger = logging.getLogger(__name__)
 
-_TRANSIENT = (ConnectionFailure, KeyServiceUnavailableError)
 _RETRY_S = 1.0
 _T = TypeVar("_T")
 
@@ -66,6 +64,8 @@ class MatcherParts:
     cipher: EnvelopeCipher
     wakeups: Wakeups
     fresh: FreshEntries
+    set_aside: Callable[[ConsumerRecord[bytes, bytes], BaseException], Awaitable[None]]
+    """Puts a poison record on its topic's dead-letter topic, with the reason."""
 
 
 @dataclass
@@ -112,23 +112,27 @@ class Matcher:
                 self._active[view.subscription_id] = _Active(view, int(created_ts), head + 1)
 
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """Match (or learn from) one record of the merged stream; retries transient failures."""
-        try:
-            envelope = Envelope.FromString(record.value or b"")
-        except DecodeError:
-            logger.error("undecodable record skipped", extra=_origin(record))
-            return
+        """Match (or learn from) one record of the merged stream. What fails for a reason that
+        passes is retried; poison (undecodable, forged, tampered, malformed) is set aside on
+        the dead-letter topic, so one bad record never stops every notification."""
         while True:
             try:
+                envelope = Envelope.FromString(record.value or b"")
+                # Subscriptions are about no patient; a patient's event in clear is a forgery.
+                require_sealed(envelope)
                 if record.topic == self._notify_topic:
                     await self._subscription_event(envelope, record.timestamp)
                 else:
                     await self._clinical_event(envelope, record.timestamp)
                 return
-            except _TRANSIENT as transient:
+            except Exception as failure:  # DecodeError too: poison
+                if not is_transient(failure):
+                    await self._parts.set_aside(record, failure)
+                    return
+                count_transient("notify.matcher", failure)
                 logger.warning(
-                    "read model or key service unreachable; retrying",
-                    extra={**_origin(record), "error": type(transient).__name__},
+                    "read model or key service unavailable; retrying",
+                    extra={**_origin(record), "error": type(failure).__name__},
                 )
                 await asyncio.sleep(_RETRY_S)
 
@@ -224,7 +228,10 @@ async def _retrying(call: Callable[[], Awaitable[_T]]) -> _T:
     while True:
         try:
             return await call()
-        except ConnectionFailure:
+        except Exception as failure:
+            if not is_transient(failure):
+                raise
+            count_transient("notify.matcher", failure)
             await asyncio.sleep(_RETRY_S)
 
 

@@ -113,8 +113,12 @@ infra-reset: ## Stop the local servers and delete their data
 	@$(LOCALINFRA) reset
 
 .PHONY: tools
-tools: venv ## Build and cache buf, helm, tflint, etcd, kube-apiserver and kubectl (kubernetes-validate comes with the venv)
+CHECKOV_VERSION := 3.3.30
+tools: venv ## Build and cache buf, helm, tflint, tofu, the deploy checkers and a local kube-apiserver (see README)
 	@$(LOCALINFRA) tools >/dev/null
+	@# checkov has dependency pins of its own: its own environment, beside the workspace's.
+	@UV_TOOL_DIR="$(CACHE_DIR)/uv-tools" UV_TOOL_BIN_DIR="$(TOOLS_BIN)" \
+		$(UV) tool install --quiet --python 3.11 "checkov==$(CHECKOV_VERSION)"
 
 .PHONY: image
 image: ## Build the platform image (one for every service) where a Docker or Podman engine answers

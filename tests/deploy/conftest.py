@@ -33,12 +33,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def tool_bin() -> Path:
-    """The folder of the Go-built tools, with helm and tflint (built on first use, then cached).
+    """The folder of the tools, with the Go-built checkers (built on first use, then cached).
 
-    `make deploy-check` builds every tool first (`make tools`); the API server's are built by
-    the kube_apiserver fixture when a test run needs them.
+    `make deploy-check` installs every tool first (`make tools`, checkov included); the API
+    server's are built by the kube_apiserver fixture when a test run needs them.
     """
-    return tools.install(InfraConfig.from_env(), ["helm", "tflint"])
+    return tools.install(InfraConfig.from_env(), ["helm", "tflint", "kubeconform", "kube-score"])
 
 
 def run(argv: list[str], *, check: bool = True, env: dict[str, str] | None = None) -> str:

@@ -81,9 +81,8 @@ class GatewayApp:
             raise RateLimitedError(max(d.retry_after_s for d in refused))
 
     async def perform(
-        self, caller: Caller, route: Route, values: Mapping[str, object], *,
-        request_id: str = "", trace_headers: Mapping[str, str] | None = None,
-    ) -> DownstreamAnswer:  # fmt: skip
+        self, caller: Caller, route: Route, values: Mapping[str, object], *, request_id: str = ""
+    ) -> DownstreamAnswer:
         """Check scopes, exchange the token for the service's audience, call the service."""
         needed = scope_refusal(caller, route.operation)
         if needed is not None:
@@ -93,6 +92,5 @@ class GatewayApp:
             )  # fmt: skip
             raise InsufficientScopeError(needed)
         token = self.tokens.mint(caller.principal, audience=self.audiences[route.service])
-        call = DownstreamCall(route.service, route.operation.name, values, request_id,
-                              dict(trace_headers or {}))  # fmt: skip
+        call = DownstreamCall(route.service, route.operation.name, values, request_id)
         return await self.downstream.call(call, token)

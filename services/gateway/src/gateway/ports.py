@@ -49,7 +49,6 @@ class DownstreamCall:
     method: str
     request: Mapping[str, Any]
     request_id: str = ""
-    trace_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ class GrpcDownstream:
         except json_format.ParseError as bad:
             raise InvalidRequestBodyError(_parse_problem(bad)) from None
         path = f"/{method.containing_service.full_name}/{method.name}"
-        metadata = [("authorization", f"Bearer {token}"), *call.trace_headers.items()]
+        # Trace context goes on by the gRPC client instrumentation, from the current span.
+        metadata = [("authorization", f"Bearer {token}")]
         if call.request_id:
             metadata.append(("x-request-id", call.request_id))
         address = self._addresses[call.service]

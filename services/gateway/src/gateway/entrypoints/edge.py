@@ -1,5 +1,7 @@
-"""What every HTTP request gets at the edge: a request id, W3C trace context, a body size
-limit and security headers on every answer (pure ASGI, so streaming stays streaming)."""
+"""What every HTTP request gets at the edge: a request id, a SERVER span in the caller's W3C
+trace (or a new trace), a body size limit and security headers on every answer (pure ASGI, so
+streaming stays streaming). The span is current while the request runs, so the instrumented
+gRPC client puts the service's call in the same trace."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ import re
 import secrets
 import uuid
 
+from opentelemetry import propagate, trace
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_tracer = trace.get_tracer("gateway.http")
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -26,15 +29,11 @@ class RequestTooLargeError(Exception):
     """The body is over the gateway's limit."""
 
 
-def trace_headers(traceparent: str, tracestate: str) -> dict[str, str]:
-    """The caller's trace context when valid, else a new trace (sampled flag off)."""
-    match = TRACEPARENT.match(traceparent)
-    if match and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}:
-        headers = {"traceparent": traceparent}
-        if tracestate and len(tracestate) <= 512:
-            headers["tracestate"] = tracestate
-        return headers
-    return {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"}
+def _traceparent(span: trace.Span) -> str:
+    context = span.get_span_context()
+    if not context.is_valid:
+        return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
 class EdgeMiddleware:
@@ -49,18 +48,28 @@ class EdgeMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else str(uuid.uuid4())
-        trace = trace_headers(headers.get("traceparent", ""), headers.get("tracestate", ""))
         scope.setdefault("state", {})
-        scope["state"].update(request_id=request_id, trace_headers=trace)
+        scope["state"].update(request_id=request_id)
+        # Only the W3C headers are read (a malformed traceparent starts a new trace).
+        carrier = {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
+        with _tracer.start_as_current_span(
+            str(scope["method"]), context=propagate.extract(carrier), kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": str(scope["method"])},
+        ) as span:  # fmt: skip
+            await self._serve(scope, receive, send, span)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, span: trace.Span) -> None:
+        request_id = scope["state"]["request_id"]
         extra = [*SECURITY_HEADERS, (b"x-request-id", request_id.encode()),
-                 (b"traceparent", trace["traceparent"].encode())]  # fmt: skip
+                 (b"traceparent", _traceparent(span).encode())]  # fmt: skip
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *extra]
+                span.set_attribute("http.response.status_code", int(message["status"]))
             await send(message)
 
-        length = headers.get("content-length", "")
+        length = next((v.decode() for k, v in scope["headers"] if k == b"content-length"), "")
         if length.isdigit() and int(length) > self._max_body_bytes:
             body = json.dumps(
                 {

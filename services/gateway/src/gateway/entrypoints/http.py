@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -64,8 +65,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
             caller = await app.authenticate(bearer_of(request), request_id=request_id)
             await app.admit(caller)
             values = await _values(request, max_body_bytes)
-            answer = await app.perform(caller, route, values, request_id=request_id,
-                                       trace_headers=request.state.trace_headers)  # fmt: skip
+            answer = await app.perform(caller, route, values, request_id=request_id)
         except NotAuthenticatedError as refused:
             return _unauthenticated(refused)
         except IdentityProviderUnavailableError:
@@ -87,8 +87,10 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
             return error(400, "invalid_request", str(invalid))
         return _translate(answer)
 
-    def endpoint(route: Route) -> Any:
+    def endpoint(route: Route, path: str) -> Any:
         async def handle(request: Request) -> Response:
+            # The span's name is the route, never the path with its ids.
+            trace.get_current_span().update_name(f"{request.method} {path}")
             return await forward(request, route)
 
         return handle
@@ -119,7 +121,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
         StarletteRoute("/healthz", health, methods=["GET"]),
         StarletteRoute("/.well-known/jwks.json", jwks_document, methods=["GET"]),
         StarletteRoute("/api/v1/whoami", whoami, methods=["GET"]),
-        *(StarletteRoute(r.path, endpoint(r.route), methods=[r.method]) for r in ROUTES),
+        *(StarletteRoute(r.path, endpoint(r.route, r.path), methods=[r.method]) for r in ROUTES),
     ]
     middleware = [
         Middleware(EdgeMiddleware, max_body_bytes=max_body_bytes),

@@ -309,7 +309,7 @@ async def test_the_browser_finds_the_trace_in_zipkin_and_the_lag_in_prometheus(
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             await page.goto(f"{stack.zipkin}/zipkin/")
-            search = page.get_by_placeholder("Search by trace ID")
+            search = page.get_by_placeholder("Trace ID")
             await search.fill(journey.trace_id)
             await search.press("Enter")
             await page.get_by_text(f"notify: process {topic}").wait_for(timeout=30_000)

@@ -41,8 +41,10 @@ def tool_bin() -> Path:
     return tools.install(InfraConfig.from_env(), ["helm", "tflint", "kubeconform", "kube-score"])
 
 
-def run(argv: list[str], *, check: bool = True, env: dict[str, str] | None = None) -> str:
-    """Run a tool; on failure the assertion shows its output."""
+def run(
+    argv: list[str], *, check: bool = True, env: dict[str, str] | None = None, stderr: bool = True
+) -> str:
+    """Run a tool and return its output (stdout only, without ``stderr``); a failure shows both."""
     completed = subprocess.run(
         argv, capture_output=True, text=True, check=False, env=env, timeout=300
     )
@@ -50,7 +52,7 @@ def run(argv: list[str], *, check: bool = True, env: dict[str, str] | None = Non
         assert completed.returncode == 0, (
             f"{' '.join(argv)} exited {completed.returncode}:\n{completed.stdout}{completed.stderr}"
         )
-    return completed.stdout + completed.stderr
+    return completed.stdout + (completed.stderr if stderr else "")
 
 
 def helm_template(tool_bin: Path, *args: str) -> list[dict[str, Any]]:
@@ -58,7 +60,7 @@ def helm_template(tool_bin: Path, *args: str) -> list[dict[str, Any]]:
     rendered = run([
         str(tool_bin / "helm"), "template", "clinical", str(CHART),
         "--namespace", "clinical", "--kube-version", KUBE_VERSION, *args,
-    ])  # fmt: skip
+    ], stderr=False)  # fmt: skip
     return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
 

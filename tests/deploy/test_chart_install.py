@@ -153,7 +153,8 @@ def test_a_privileged_pod_is_refused_in_that_namespace(cluster: Cluster) -> None
 def test_the_helm_test_pod_is_admitted(tool_bin: Path, cluster: Cluster) -> None:
     hook = run([str(tool_bin / "helm"), "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
                 "--kube-version", KUBE_VERSION,
-                "--show-only", "templates/tests/gateway-health.yaml"], env=cluster.env)  # fmt: skip
+                "--show-only", "templates/tests/gateway-health.yaml"],
+               env=cluster.env, stderr=False)  # fmt: skip
     assert "created (server dry run)" in cluster.kubectl(
         "create", "--dry-run=server", "-f", "-", stdin=hook
     )

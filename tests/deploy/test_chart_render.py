@@ -8,8 +8,10 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from clinical_platform.settings import BaseServiceSettings
+from localinfra.config import REPO_ROOT
 
 from .conftest import CHART, EXAMPLE_VALUES, KUBE_VERSION, helm_template, run
 
@@ -203,3 +205,22 @@ def test_the_gateway_reaches_the_services_it_calls_and_publishes_with_its_own_ka
     assert "GATEWAY_AUDIT_ADDRESS" not in env
     assert env["KAFKA_SASL_USERNAME"]["secretKeyRef"]["name"] == "clinical-kafka-gateway"
     assert "MONGODB_URL" not in env
+
+
+def test_monitoring_scrapes_every_service_and_loads_the_platforms_own_alert_rules(
+    tool_bin: Path,
+) -> None:
+    objects = helm_template(tool_bin, "--set", "monitoring.enabled=true")
+    rule = next(o for o in objects if o["kind"] == "PrometheusRule")
+    rules_file = (
+        REPO_ROOT / "infra" / "observability" / "prometheus" / "rules" / "clinical-alerts.yml"
+    )
+    own_groups = yaml.safe_load(rules_file.read_text())["groups"]
+    assert rule["spec"]["groups"][: len(own_groups)] == own_groups
+    monitor = next(o for o in objects if o["kind"] == "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    for workload in (o for o in objects if o["kind"] in ("StatefulSet", "Deployment")):
+        container = _containers(workload)[0]
+        prefix = container["name"].upper()
+        assert _env(container)[f"{prefix}_METRICS_PORT"] == "9464"
+        assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in container["ports"]

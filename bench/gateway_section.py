@@ -146,6 +146,7 @@ async def _orders_and_gateway(
                 "GATEWAY_SIGNING_KEYS_FILE": str(keys), "GATEWAY_RATE_LIMIT": "10000000/minute",
                 "GATEWAY_ORDERS_ADDRESS": f"127.0.0.1:{server.port}",
                 "GATEWAY_ORDERS_AUDIENCE": _AUDIENCE, "LOG_LEVEL": "WARNING",
+                "GATEWAY_STATE_DIR": str(tmp / "gateway"), "ACCESS_AUDIT_TOPIC": access_topic,
             }  # fmt: skip
             # The gateway in its own process, as deployed: the callers here do not share its
             # event loop (or its core).
@@ -155,7 +156,7 @@ async def _orders_and_gateway(
             await gateway.wait_serving()
             # In this process, only to time authentication on its own.
             gateway_settings = GatewaySettings(
-                oidc_issuer=issuer, signing_keys_file=keys, token_cache_size=0
+                oidc_issuer=issuer, signing_keys_file=keys, token_cache_size=0, access_trail=False
             )
             _, app = await stack.enter_async_context(gateway_http_app(gateway_settings))
             client = await stack.enter_async_context(aiohttp.ClientSession(

@@ -32,7 +32,9 @@ def keycloak() -> Iterator[Keycloak]:
 
 @pytest.fixture
 async def gateway(keycloak: Keycloak, tmp_path: Path) -> AsyncIterator[str]:
-    settings = GatewaySettings(oidc_issuer=keycloak.issuer, signing_keys_file=tmp_path / "k.pem")
+    settings = GatewaySettings(
+        oidc_issuer=keycloak.issuer, signing_keys_file=tmp_path / "k.pem", access_trail=False
+    )
     port = free_tcp_port()
     async with gateway_http_app(settings) as (asgi, _):
         server = http_server(asgi, "127.0.0.1", port)

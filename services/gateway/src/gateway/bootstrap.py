@@ -11,8 +11,11 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.access.publisher import AccessAuditConfig
 from clinical_platform.observability.http import HttpTelemetry
 from clinical_platform.runtime import serve_grpc, service_runtime
+from gateway.adapters.access_trail import AccessTrailRefusals, RefusalAudits
 from gateway.adapters.downstream import GrpcDownstream
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from gateway.adapters.oidc import OidcTokenVerifier
@@ -21,7 +24,23 @@ from gateway.adapters.refusal_log import RefusalLog
 from gateway.application import GatewayApp
 from gateway.domain.identity import IdentityMapping
 from gateway.entrypoints.http import build_http_app
+from gateway.ports import RefusalAudit
 from gateway.settings import GatewaySettings
+
+
+@contextlib.asynccontextmanager
+async def refusal_audit(settings: GatewaySettings) -> AsyncIterator[RefusalAudit]:
+    """Log lines, plus the platform's access trail unless GATEWAY_ACCESS_TRAIL is false."""
+    log = RefusalLog()
+    if not settings.access_trail:
+        yield log
+        return
+    access_log = AccessAuditLog(AccessAuditConfig.from_settings(settings, service="gateway"))
+    await access_log.start()
+    try:
+        yield RefusalAudits(log, AccessTrailRefusals(access_log))
+    finally:
+        await access_log.stop()
 
 
 @contextlib.asynccontextmanager
@@ -35,7 +54,9 @@ async def gateway_http_app(
         settings.signing_keys_file, issuer=settings.internal_issuer,
         ttl_s=settings.internal_token_ttl_seconds,
     )  # fmt: skip
-    async with httpx.AsyncClient() as http:
+    async with contextlib.AsyncExitStack() as stack:
+        audit = await stack.enter_async_context(refusal_audit(settings))
+        http = await stack.enter_async_context(httpx.AsyncClient())
         verifier = OidcTokenVerifier(
             issuer=settings.oidc_issuer, audience=settings.oidc_audience,
             algorithms=settings.oidc_algorithms, http=http,
@@ -49,7 +70,7 @@ async def gateway_http_app(
             rate_limiter=WindowRateLimiter(settings.rate_limit, settings.rate_limit_storage),
             tokens=tokens,
             downstream=downstream,
-            audit=RefusalLog(),
+            audit=audit,
             audiences=settings.audiences(),
         )
         asgi = build_http_app(app, jwks=tokens.jwks(), max_body_bytes=settings.max_body_bytes,

@@ -41,6 +41,9 @@ class GatewaySettings(BaseServiceSettings):
     # Rate limits (the `limits` notation), per client and per user; storage memory or Redis.
     rate_limit: str = "100/minute"
     rate_limit_storage: str = "async+memory://"
+    # Refusals also go to the access trail (ACCESS_AUDIT_TOPIC, through an outbox in
+    # GATEWAY_STATE_DIR): needs Kafka. Without it they are log lines only.
+    access_trail: bool = True
     max_body_bytes: int = Field(1_048_576, ge=1024)
     cors_origins: tuple[str, ...] = ("http://127.0.0.1:18057",)
 

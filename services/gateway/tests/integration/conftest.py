@@ -38,6 +38,7 @@ async def make_gateway(keycloak: Keycloak, tmp_path: Path) -> AsyncIterator[Gate
 
         async def make(**overrides: Any) -> tuple[httpx.AsyncClient, GatewayApp]:
             overrides.setdefault("signing_keys_file", tmp_path / f"keys-{id(overrides)}.pem")
+            overrides.setdefault("access_trail", False)  # no Kafka needed unless asked for
             settings = GatewaySettings(oidc_issuer=keycloak.issuer, **overrides)
             asgi, app = await stack.enter_async_context(gateway_http_app(settings))
             transport = httpx.ASGITransport(app=asgi)

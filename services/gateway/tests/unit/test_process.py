@@ -15,6 +15,7 @@ async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(tmp_path:
         "GATEWAY_GRPC_GRACE_SECONDS": str(GRACE_SECONDS),
         "GATEWAY_HTTP_PORT": str(free_tcp_port()),
         "GATEWAY_SIGNING_KEYS_FILE": str(tmp_path / "keys.pem"),
+        "GATEWAY_ACCESS_TRAIL": "false",  # a unit test: no Kafka
     }
     with ServiceProcess.on_free_port(
         "gateway", port_variable="GATEWAY_GRPC_PORT", env=grace

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from clinical_testing.service_process import run_until_exit
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clinical_platform.principals import Principal, Role
@@ -71,3 +72,13 @@ def test_a_token_is_reused_for_the_same_principal_and_audience_only() -> None:
     assert issuer.mint(CLINICIAN, audience="clinical-results") != first
     other = Principal(subject="u-2", roles=frozenset({Role.LAB}))
     assert issuer.mint(other, audience="clinical-orders") != first
+
+
+def test_the_rotate_command_puts_a_new_key_first(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.pem"
+    env = {"GATEWAY_SIGNING_KEYS_FILE": str(keys)}
+    first = run_until_exit("gateway.entrypoints.rotate_keys", env=env)
+    second = run_until_exit("gateway.entrypoints.rotate_keys", env=env)
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert second.stdout.split()[2].rstrip(";") != first.stdout.split()[2].rstrip(";")
+    assert first.stdout.split()[2].rstrip(";") in second.stdout

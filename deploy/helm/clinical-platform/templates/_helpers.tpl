@@ -124,8 +124,8 @@ livenessProbe:
 {{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum -}}
 {{- end -}}
 
-{{/* An egress peer list from a {namespaceLabels, podLabels, cidrs} value. */}}
-{{- define "cp.egressPeers" -}}
+{{/* NetworkPolicy peers (to or from) of a {namespaceLabels, podLabels, cidrs} value. */}}
+{{- define "cp.peers" -}}
 {{- if or .namespaceLabels .podLabels -}}
 - {{- if .namespaceLabels }}
   namespaceSelector:

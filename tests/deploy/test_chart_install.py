@@ -20,7 +20,7 @@ import yaml
 
 from localinfra.kube import KubeAPIServer
 
-from .conftest import CHART, KUBE_VERSION, run
+from .conftest import CHART, EXAMPLE_VALUES, KUBE_VERSION, run
 
 NAMESPACE = "clinical"
 RELEASE = "clinical"
@@ -206,3 +206,16 @@ def test_upgrade_with_changed_values_changes_exactly_those(cluster: Cluster) -> 
         "2"
         in cluster.helm("history", RELEASE, "--max", "1", "-o", "json").split('"revision":')[1][:3]
     )
+
+
+@pytest.mark.parametrize("example", EXAMPLE_VALUES, ids=lambda path: path.stem)
+def test_every_example_is_admitted_by_the_api_server(
+    tool_bin: Path, cluster: Cluster, example: Path
+) -> None:
+    """Server-side dry run: validated and admitted, nothing stored (no Prometheus CRDs here)."""
+    rendered = run([str(tool_bin / "helm"), "template", f"example-{example.stem}", str(CHART),
+                    "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION, "-f", str(example),
+                    "--set", "monitoring.enabled=false"], stderr=False)  # fmt: skip
+    output = cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=rendered)
+    created = [line for line in output.splitlines() if line.endswith("created (server dry run)")]
+    assert len(created) == rendered.count("\nkind: ")

@@ -20,6 +20,7 @@ from bench import (
     notify_section,
     read_side_section,
     register_section,
+    telemetry_section,
 )
 from bench.load import Phase
 from bench.options import Options, progress
@@ -34,6 +35,7 @@ SECTIONS: dict[str, Section] = {
     "register": register_section.run_section,
     "read_side": read_side_section.run_section,
     "gateway": gateway_section.run_section,
+    "telemetry": telemetry_section.run_section,
 }
 
 

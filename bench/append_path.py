@@ -6,7 +6,7 @@ aggregate never race, while different aggregates share the partition writers' gr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +74,9 @@ class CounterCommands:
 
 
 @asynccontextmanager
-async def counter_endpoint(config: EventStoreConfig) -> AsyncIterator[UnaryCall]:
+async def counter_endpoint(
+    config: EventStoreConfig, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> AsyncIterator[UnaryCall]:
     """Start an event store on `config` and serve counter commands on it."""
     store = EventStore(config)
     await store.start()
@@ -85,15 +87,18 @@ async def counter_endpoint(config: EventStoreConfig) -> AsyncIterator[UnaryCall]
             store, COUNTER_EVENTS, source="//clinical/bench",
             cipher=in_memory_cipher(), patient_of=lambda _counter: "",
         )  # fmt: skip
-        async with unary_endpoint(CounterCommands(counters).open_or_increment) as call:
+        commands = CounterCommands(counters).open_or_increment
+        async with unary_endpoint(commands, interceptors) as call:
             yield call
     finally:
         await store.stop()
 
 
-async def measure_append(config: EventStoreConfig, phase: Phase) -> AppendRun:
+async def measure_append(
+    config: EventStoreConfig, phase: Phase, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> AppendRun:
     """Commands per second through the full append path, one counter per caller."""
     counter_ids = [uuid4() for _ in range(phase.concurrency)]
-    async with counter_endpoint(config) as call:
+    async with counter_endpoint(config, interceptors) as call:
         load = await drive(call, command_requests(counter_ids), phase)
     return AppendRun(load, counter_ids)

@@ -11,7 +11,7 @@ import asyncio
 import statistics
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -97,9 +97,11 @@ def parse_command_request(request: bytes) -> tuple[UUID, str]:
 
 
 @asynccontextmanager
-async def unary_endpoint(handler: UnaryHandler) -> AsyncIterator[UnaryCall]:
+async def unary_endpoint(
+    handler: UnaryHandler, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> AsyncIterator[UnaryCall]:
     """Serve `handler` on a loopback port; yield a client call to it over one channel."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     method = grpc.unary_unary_rpc_method_handler(handler)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(_SERVICE, {_METHOD: method}),)

@@ -126,22 +126,21 @@ livenessProbe:
 
 {{/* NetworkPolicy peers (to or from) of a {namespaceLabels, podLabels, cidrs} value. */}}
 {{- define "cp.peers" -}}
+{{- $peers := list -}}
 {{- if or .namespaceLabels .podLabels -}}
-- {{- if .namespaceLabels }}
-  namespaceSelector:
-    matchLabels:
-      {{- toYaml .namespaceLabels | nindent 6 }}
-  {{- end }}
-  {{- if .podLabels }}
-  podSelector:
-    matchLabels:
-      {{- toYaml .podLabels | nindent 6 }}
-  {{- end }}
-{{ end -}}
-{{- range .cidrs }}
-- ipBlock:
-    cidr: {{ . }}
-{{ end -}}
+{{- $peer := dict -}}
+{{- if .namespaceLabels -}}
+{{- $_ := set $peer "namespaceSelector" (dict "matchLabels" .namespaceLabels) -}}
+{{- end -}}
+{{- if .podLabels -}}
+{{- $_ := set $peer "podSelector" (dict "matchLabels" .podLabels) -}}
+{{- end -}}
+{{- $peers = append $peers $peer -}}
+{{- end -}}
+{{- range .cidrs -}}
+{{- $peers = append $peers (dict "ipBlock" (dict "cidr" .)) -}}
+{{- end -}}
+{{- toYaml $peers -}}
 {{- end -}}
 
 {{/* The enabled services, as a JSON list: the record services, then the gateway. */}}

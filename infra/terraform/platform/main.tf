@@ -8,11 +8,11 @@ locals {
       bootstrapServers        = var.kafka_bootstrap_servers
       securityProtocol        = "SASL_SSL"
       credentialsSecretPrefix = "clinical-kafka-"
-      caSecret                = kubernetes_secret.kafka_ca.metadata[0].name
+      caSecret                = kubernetes_secret_v1.kafka_ca.metadata[0].name
       eventPartitions         = var.kafka_event_partitions
     }
     mongodb = {
-      urlSecret    = kubernetes_secret.mongodb.metadata[0].name
+      urlSecret    = kubernetes_secret_v1.mongodb.metadata[0].name
       urlSecretKey = "url"
     }
     vault = {
@@ -24,8 +24,12 @@ locals {
       auditSigningKey = var.vault.audit_signing_key
       keyStoreMount   = var.vault.key_store_mount
     }
+    auth = {
+      jwtPublicKeys = var.internal_token_public_keys_pem
+    }
     gateway = {
-      signingKeySecret = kubernetes_secret.gateway_signing_key.metadata[0].name
+      signingKeySecret = kubernetes_secret_v1.gateway_signing_key.metadata[0].name
+      oidc             = { issuer = var.oidc_issuer, audience = var.oidc_audience }
       ingress = {
         enabled = var.gateway_host != null
         host    = coalesce(var.gateway_host, "clinical.invalid")
@@ -34,7 +38,7 @@ locals {
   }
 }
 
-resource "kubernetes_namespace" "this" {
+resource "kubernetes_namespace_v1" "this" {
   metadata {
     name = var.namespace
     labels = {
@@ -43,12 +47,12 @@ resource "kubernetes_namespace" "this" {
   }
 }
 
-resource "kubernetes_secret" "kafka" {
+resource "kubernetes_secret_v1" "kafka" {
   for_each = toset(var.kafka_principals)
 
   metadata {
     name      = "clinical-kafka-${each.key}"
-    namespace = kubernetes_namespace.this.metadata[0].name
+    namespace = kubernetes_namespace_v1.this.metadata[0].name
   }
   data = {
     username = var.kafka_credentials[each.key].username
@@ -56,33 +60,33 @@ resource "kubernetes_secret" "kafka" {
   }
 }
 
-resource "kubernetes_secret" "kafka_ca" {
+resource "kubernetes_secret_v1" "kafka_ca" {
   metadata {
     name      = "clinical-kafka-ca"
-    namespace = kubernetes_namespace.this.metadata[0].name
+    namespace = kubernetes_namespace_v1.this.metadata[0].name
   }
   data = { "ca.crt" = var.kafka_ca_pem }
 }
 
-resource "kubernetes_secret" "mongodb" {
+resource "kubernetes_secret_v1" "mongodb" {
   metadata {
     name      = "clinical-mongodb"
-    namespace = kubernetes_namespace.this.metadata[0].name
+    namespace = kubernetes_namespace_v1.this.metadata[0].name
   }
   data = { url = var.mongodb_url }
 }
 
-resource "kubernetes_secret" "gateway_signing_key" {
+resource "kubernetes_secret_v1" "gateway_signing_key" {
   metadata {
-    name      = "clinical-gateway-signing-key"
-    namespace = kubernetes_namespace.this.metadata[0].name
+    name      = "clinical-gateway-signing-keys"
+    namespace = kubernetes_namespace_v1.this.metadata[0].name
   }
-  data = { "signing-key.pem" = var.gateway_signing_key_pem }
+  data = { "signing-keys.pem" = var.gateway_signing_keys_pem }
 }
 
 resource "helm_release" "platform" {
   name      = var.release_name
-  namespace = kubernetes_namespace.this.metadata[0].name
+  namespace = kubernetes_namespace_v1.this.metadata[0].name
   chart     = local.chart_path
   values    = compact([yamlencode(local.values), var.extra_values])
   atomic    = true
@@ -90,9 +94,9 @@ resource "helm_release" "platform" {
   timeout   = 900
 
   depends_on = [
-    kubernetes_secret.kafka,
-    kubernetes_secret.kafka_ca,
-    kubernetes_secret.mongodb,
-    kubernetes_secret.gateway_signing_key,
+    kubernetes_secret_v1.kafka,
+    kubernetes_secret_v1.kafka_ca,
+    kubernetes_secret_v1.mongodb,
+    kubernetes_secret_v1.gateway_signing_key,
   ]
 }

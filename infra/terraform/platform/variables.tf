@@ -86,10 +86,36 @@ variable "vault" {
   })
 }
 
-variable "gateway_signing_key_pem" {
-  description = "The gateway's token signing key (PEM)."
+variable "gateway_signing_keys_pem" {
+  description = "The Ed25519 private keys (PEM, the first signs) of the internal tokens the gateway issues."
   type        = string
   sensitive   = true
+}
+
+variable "internal_token_public_keys_pem" {
+  description = "The matching public keys (PEM), which the services verify the internal tokens with."
+  type        = string
+
+  validation {
+    condition     = strcontains(var.internal_token_public_keys_pem, "BEGIN PUBLIC KEY")
+    error_message = "internal_token_public_keys_pem must hold at least one PEM public key."
+  }
+}
+
+variable "oidc_issuer" {
+  description = "Issuer URL of the identity provider the gateway verifies users' tokens against."
+  type        = string
+
+  validation {
+    condition     = startswith(var.oidc_issuer, "https://")
+    error_message = "oidc_issuer must be an https:// URL."
+  }
+}
+
+variable "oidc_audience" {
+  description = "Audience the users' tokens must carry."
+  type        = string
+  default     = "clinical-gateway"
 }
 
 variable "gateway_host" {

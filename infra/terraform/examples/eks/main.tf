@@ -130,6 +130,8 @@ module "platform" {
     audit_signing_key = module.vault.audit_signing_key
     key_store_mount   = module.vault.key_store_mount
   }
-  gateway_signing_key_pem = var.gateway_signing_key_pem
-  gateway_host            = var.gateway_host
+  gateway_signing_keys_pem       = var.gateway_signing_keys_pem
+  internal_token_public_keys_pem = var.internal_token_public_keys_pem
+  oidc_issuer                    = var.oidc_issuer
+  gateway_host                   = var.gateway_host
 }

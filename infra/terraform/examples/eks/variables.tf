@@ -36,10 +36,20 @@ variable "mongodb_url" {
   sensitive   = true
 }
 
-variable "gateway_signing_key_pem" {
-  description = "The gateway's token signing key (PEM)."
+variable "gateway_signing_keys_pem" {
+  description = "The Ed25519 private keys (PEM) of the internal tokens the gateway issues."
   type        = string
   sensitive   = true
+}
+
+variable "internal_token_public_keys_pem" {
+  description = "The matching public keys (PEM)."
+  type        = string
+}
+
+variable "oidc_issuer" {
+  description = "Issuer URL of the identity provider."
+  type        = string
 }
 
 variable "image" {

@@ -173,3 +173,27 @@ def test_each_kafka_principal_reaches_only_its_topics(principal: str) -> None:
         assert group in (f"{principal}.", f"projection.{principal}."), group
     if principal != "audit":
         assert "clinical." not in grants.get("consume", []), "only the auditor reads every log"
+
+
+def test_the_platform_module_sets_only_values_the_chart_knows() -> None:
+    values = _hcl(TERRAFORM / "platform" / "main.tf")["locals"][0]["values"]
+    schema = json.loads(
+        (REPO_ROOT / "deploy/helm/clinical-platform/values.schema.json").read_text()
+    )
+
+    def unknown(given: dict[str, Any], node: dict[str, Any], path: str) -> list[str]:
+        found = []
+        for key, value in given.items():
+            child = node.get("properties", {}).get(key)
+            if child is None:
+                found.append(f"{path}{key}")
+            elif isinstance(value, dict):
+                found += unknown(value, child, f"{path}{key}.")
+        return found
+
+    assert not unknown(values, schema, "")
+    secrets = {r["kubernetes_secret_v1"][name]["metadata"][0]["name"]
+               for r in _hcl(TERRAFORM / "platform" / "main.tf")["resource"]
+               if "kubernetes_secret_v1" in r for name in r["kubernetes_secret_v1"]}  # fmt: skip
+    chart_names = {"clinical-kafka-ca", "clinical-mongodb", "clinical-gateway-signing-keys"}
+    assert chart_names | {"clinical-kafka-${each.key}"} <= secrets

@@ -133,12 +133,8 @@ DATA_KEY_CACHE = Counter(
     ["result"],
     registry=REGISTRY,
 )
-CHECKPOINT_AGE = Gauge(
-    "clinical_checkpoint_age_seconds",
-    "Seconds since this writer last signed a checkpoint of the partition.",
-    ["topic", "partition"],
-    registry=REGISTRY,
-)
+# clinical_checkpoint_age_seconds is read from the checkpointers at scrape time
+# (observability.checkpoints).
 ACCESS_AUDIT_OUTBOX_DEPTH = Gauge(
     "clinical_access_audit_outbox_depth",
     "Access records waiting in the outbox to be published to the audit topic.",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint, CheckpointEntry
+from clinical_platform.observability.checkpoints import watch_checkpointer
 from clinical_platform.security.merkle import leaf_hash, merkle_root
 from clinical_platform.security.ports import Signer
 from clinical_platform.settings import BaseServiceSettings
@@ -97,6 +98,7 @@ class Checkpointer:
         self._next_offset = previous.last_offset + 1 if previous is not None else 0
         self._pending: list[CheckpointEntry] = []
         self._pending_since: float | None = None
+        watch_checkpointer(self)  # clinical_checkpoint_age_seconds (docs/observability.md)
 
     @property
     def next_offset(self) -> int:
@@ -106,6 +108,18 @@ class Checkpointer:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    @property
+    def partition(self) -> int:
+        return self._partition
+
+    def unattested_for(self) -> float:
+        """Seconds the oldest event not yet in a signed checkpoint has waited (0: none waits)."""
+        return 0.0 if self._pending_since is None else self._clock() - self._pending_since
 
     def due(self) -> bool:
         """True when the pending records have waited ``every_seconds``."""

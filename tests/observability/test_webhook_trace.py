@@ -8,10 +8,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from clinical_platform.observability.messaging import processing
+from clinical_platform.observability.metrics import REGISTRY
 from clinical_platform.observability.webhooks import (
     inject_trace_headers,
     record_outcome,
     stream_message,
+    webhook_backlog,
+    webhook_backlog_gone,
     webhook_post,
 )
 
@@ -70,3 +73,15 @@ def test_a_stream_message_joins_the_trace_of_its_event(
     matched = next(s for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER)
     message = next(s for s in spans.get_finished_spans() if s.name == "Subscribe message")
     assert message.context.trace_id == matched.context.trace_id
+
+
+def test_the_queue_depth_sums_the_workers_backlogs_without_a_series_per_subscription() -> None:
+    webhook_backlog("sub-a", target=5, head=9)
+    webhook_backlog("sub-b", target=3, head=2)  # caught up
+    webhook_backlog("sub-c", target=1, head=None)  # nothing numbered here yet
+    depth = REGISTRY.get_sample_value("clinical_webhook_queue_depth")
+    webhook_backlog_gone("sub-a")
+
+    assert depth is not None
+    assert depth >= 5
+    assert REGISTRY.get_sample_value("clinical_webhook_queue_depth") == depth - 5

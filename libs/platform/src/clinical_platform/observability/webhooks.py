@@ -21,6 +21,7 @@ from clinical_platform.observability.metrics import (
     WEBHOOK_DEAD_LETTERS,
     WEBHOOK_DURATION,
     WEBHOOK_LATENCY,
+    WEBHOOK_QUEUE_DEPTH,
 )
 from clinical_platform.observability.recent import RECENT_TRACES
 from clinical_platform.telemetry import tracer
@@ -77,6 +78,23 @@ def webhook_attempted(event_id: str, *, delivered: bool, seconds: float) -> None
 
 def webhook_dead_lettered() -> None:
     WEBHOOK_DEAD_LETTERS.inc()
+
+
+# Per subscription in memory only: the gauge is their sum (a series per subscription would be
+# unbounded).
+_BACKLOGS: dict[str, int] = {}
+WEBHOOK_QUEUE_DEPTH.set_function(lambda: float(sum(list(_BACKLOGS.values()))))
+
+
+def webhook_backlog(subscription_id: str, target: int | None, head: int | None) -> None:
+    """A worker's queue: the notifications numbered up to ``head`` from its next ``target``."""
+    waiting = 0 if target is None or head is None else max(0, head - target + 1)
+    _BACKLOGS[subscription_id] = waiting
+
+
+def webhook_backlog_gone(subscription_id: str) -> None:
+    """The subscription's worker stopped on this replica."""
+    _BACKLOGS.pop(subscription_id, None)
 
 
 @contextmanager

@@ -24,6 +24,8 @@ from clinical_platform.access.records import RequestOrigin
 from clinical_platform.observability.webhooks import (
     record_outcome,
     webhook_attempted,
+    webhook_backlog,
+    webhook_backlog_gone,
     webhook_dead_lettered,
     webhook_post,
 )
@@ -100,12 +102,15 @@ class WebhookDeliveries:
     def forget(self, subscription_id: str) -> None:
         """Stop the subscription's worker (it was deleted)."""
         task = self._workers.pop(subscription_id, None)
+        webhook_backlog_gone(subscription_id)
         if task is not None:
             task.cancel()
 
     async def stop(self) -> None:
         """Stop every worker."""
         tasks = list(self._workers.values())
+        for subscription_id in self._workers:
+            webhook_backlog_gone(subscription_id)
         self._workers.clear()
         for task in tasks:
             task.cancel()
@@ -117,6 +122,7 @@ class WebhookDeliveries:
         while True:
             try:
                 if not await self._deliver_for_a_while(subscription_id):
+                    webhook_backlog_gone(subscription_id)
                     return
             except _TRANSIENT as transient:
                 logger.warning(
@@ -155,6 +161,7 @@ class WebhookDeliveries:
                 # Noted before reading the feed: a notification numbered meanwhile wakes us.
                 news = wakeups.news(subscription_id)
                 target = delivery.next_target()
+                webhook_backlog(subscription_id, target, parts.fresh.head(subscription_id))
                 if target is None:
                     await self._saver.flush(subscription_id, delivery)
                     await wakeups.wait(subscription_id, left, seen=news)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import read_topic
 from clinical_testing.kafka import delete_topics, offsets_used, read_records
 from clinical_testing.plugin import TopicFactory, unique_name
+from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
 from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,18 +30,13 @@ from clinical.audit.v1 import access_pb2
 from clinical.audit.v1.access_pb2 import AccessRecord
 from clinical.audit.v1.checkpoint_pb2 import Checkpoint
 from clinical.orders.v1 import orders_pb2
-from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
 from clinical.patient.v1 import patient_pb2
 from clinical.patient.v1.patient_pb2_grpc import PatientServiceStub
 from clinical.results.v1 import results_pb2
-from clinical.results.v1.results_pb2_grpc import ResultServiceStub
-from clinical_platform.clients.kafka import KafkaConnection, build_admin
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.topics import (
-    ensure_topic,
-    event_topic_spec,
     events_topic,
 )
-from clinical_platform.grpc_server import GrpcService, start_grpc_server
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
 from clinical_platform.security.chain import VerificationReport
@@ -56,12 +51,8 @@ from clinical_platform.security.errors import PatientForgottenError
 from clinical_platform.security.vault_adapters import TransitSigner
 from clinical_platform.security.verification import verify_partition
 from clinical_platform.security.wiring import build_keyring, build_signer
-from orders.bootstrap import running_orders
-from orders.settings import OrdersSettings
 from patient.bootstrap import running_patient
 from patient.settings import PatientSettings
-from results.bootstrap import running_results
-from results.settings import ResultsSettings
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +60,7 @@ Metadata = tuple[tuple[str, str], ...]
 # How long the forgotten-patient listeners get to mark orders and results.
 MARKER_WAIT_S = 90
 TIMEOUT_S = 20.0
-USER_AGENT = "acceptance-suite/1.0"
+USER_AGENT = "acceptance-suite/1.0"  # the hospital fixture's channels say so
 
 # Distinctive values: none of them may appear in clear on any topic.
 GIVEN = "Zephyrine"
@@ -79,113 +70,7 @@ MRN = "MRN-QX-8841273"
 RESULT_VALUE = "6.9173"
 
 
-@dataclass
-class Hospital:
-    keyring_settings: OrdersSettings
-    patient: PatientServiceStub
-    orders: OrderServiceStub
-    results: ResultServiceStub
-    mint: TokenMint
-    bootstrap_servers: str
-    patient_topic: str
-    orders_topic: str
-    results_topic: str
-    access_topic: str
-
-    def clinician(self) -> Metadata:
-        return self.mint.metadata("dr-acceptance", Role.CLINICIAN)
-
-    def registrar(self) -> Metadata:
-        return self.mint.metadata("registrar-acceptance", Role.REGISTRAR)
-
-    def signer(self) -> Metadata:
-        return self.mint.metadata(
-            "dr-signing", Role.CLINICIAN, privileges=["orders:sign"], mfa=True
-        )
-
-    def lab(self) -> Metadata:
-        return self.mint.metadata("lab-acceptance", Role.LAB)
-
-
-async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio.Channel:
-    server = await start_grpc_server(host="127.0.0.1", port=0, services=services)
-    stack.push_async_callback(server.stop, 0)
-    return await stack.enter_async_context(
-        grpc.aio.insecure_channel(
-            f"127.0.0.1:{server.port}", options=[("grpc.primary_user_agent", USER_AGENT)]
-        )
-    )
-
-
-@pytest.fixture
-async def hospital(
-    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], token_mint: TokenMint,
-    tmp_path: Path, kafka_topic: TopicFactory,
-) -> AsyncIterator[Hospital]:  # fmt: skip
-    patient_log = unique_name("patient-")
-    orders_log, results_log = unique_name("orders-"), unique_name("results-")
-    access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
-    shared = {
-        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-        "VAULT_ADDR": servers.vault_addr,
-        "VAULT_TOKEN": servers.vault_token,
-        "MONGODB_URL": servers.mongodb_url, "grpc_port": 0, "event_partitions": 3,
-        "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
-    }  # fmt: skip
-    patient_settings = PatientSettings.model_validate(
-        shared | {
-            "mongodb_database": f"{mongo_database.name}_p", "state_dir": tmp_path / "patient",
-            "read_wait_max_s": 10.0,
-        }
-    )  # fmt: skip
-    orders_settings = OrdersSettings.model_validate(
-        shared | {
-            "event_log_name": orders_log, "mongodb_database": f"{mongo_database.name}_o",
-            "state_dir": tmp_path / "orders", "results_events_topic": events_topic(results_log),
-            "patient_events_topic": events_topic(patient_log),
-        }
-    )  # fmt: skip
-    results_settings = ResultsSettings.model_validate(
-        shared | {
-            "event_log_name": results_log, "mongodb_database": f"{mongo_database.name}_r",
-            "state_dir": tmp_path / "results", "orders_events_topic": events_topic(orders_log),
-            "patient_events_topic": events_topic(patient_log),
-        }
-    )  # fmt: skip
-    admin = build_admin(servers.kafka)
-    await admin.start()
-    for log in (orders_log, results_log):
-        spec = event_topic_spec(log, partitions=3, replication_factor=1, min_insync_replicas=1)
-        await ensure_topic(admin, spec)
-    try:
-        async with AsyncExitStack() as stack:
-            patient = await stack.enter_async_context(
-                running_patient(patient_settings, service=patient_log, verifier=token_mint.verifier)
-            )
-            orders = await stack.enter_async_context(
-                running_orders(orders_settings, verifier=token_mint.verifier)
-            )
-            results = await stack.enter_async_context(
-                running_results(results_settings, verifier=token_mint.verifier)
-            )
-            yield Hospital(
-                patient=PatientServiceStub(await _serve(stack, list(patient.services))),
-                orders=OrderServiceStub(await _serve(stack, list(orders.services))),
-                results=ResultServiceStub(await _serve(stack, list(results.services))),
-                mint=token_mint,
-                bootstrap_servers=servers.kafka_bootstrap_servers,
-                patient_topic=events_topic(patient_log),
-                orders_topic=events_topic(orders_log),
-                results_topic=events_topic(results_log),
-                access_topic=access_topic,
-                keyring_settings=orders_settings,
-            )
-    finally:
-        topics = [events_topic(log) for log in (patient_log, orders_log, results_log)]
-        await admin.delete_topics(topics + [dead_letter_topic(topic) for topic in topics])
-        await admin.close()
-        for suffix in ("_p", "_o", "_r"):
-            await mongo_database.client.drop_database(f"{mongo_database.name}{suffix}")
+Hospital = Any  # conftest's Hospital: the three services' stubs, topics and tokens
 
 
 def _demographics() -> patient_pb2.Demographics:
@@ -415,7 +300,8 @@ async def test_vault_unavailable_fails_registration_closed_and_appends_nothing(
             patient = await stack.enter_async_context(
                 running_patient(settings, service=service, verifier=token_mint.verifier)
             )
-            stub = PatientServiceStub(await _serve(stack, list(patient.services)))
+            channel = channel_to(list(patient.services), user_agent=USER_AGENT)
+            stub = PatientServiceStub(await stack.enter_async_context(channel))
 
             async def register() -> patient_pb2.RegisterPatientResponse:
                 request = patient_pb2.RegisterPatientRequest(

@@ -15,11 +15,17 @@ from clinical_platform.grpc_server import GrpcService, start_grpc_server
 
 
 @asynccontextmanager
-async def channel_to(services: Sequence[GrpcService]) -> AsyncIterator[grpc.aio.Channel]:
-    """Serve ``services`` on 127.0.0.1 at a free port; yield a channel to them; stop after."""
+async def channel_to(
+    services: Sequence[GrpcService], *, user_agent: str | None = None
+) -> AsyncIterator[grpc.aio.Channel]:
+    """Serve ``services`` on 127.0.0.1 at a free port; yield a channel to them (saying it is
+    ``user_agent`` when given); stop after."""
     server = await start_grpc_server(host="127.0.0.1", port=0, services=services)
+    options = [("grpc.primary_user_agent", user_agent)] if user_agent else []
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{server.port}", options=options
+        ) as channel:
             yield channel
     finally:
         await server.stop(0)

@@ -211,8 +211,10 @@ class PatientApp:
         """Record the right to erasure, then shred: destroy the patient's data key.
 
         PatientForgotten is appended first, so the log tells every consumer to evict the key;
-        the key goes second, so a failure in between leaves a retry (same request id) that
-        replays the append and destroys the key. Destroying is idempotent.
+        the key goes second. Forgetting is idempotent: any later call, whatever its request
+        id, destroys the key again (a no-op once it is gone) and answers the recorded version,
+        so a failure in between is repaired by a retry, and by the key shredder that follows
+        the log (`ForgottenPatients` on the patient topic) even without one.
         """
 
         def forget(patient: Patient | None) -> Patient:
@@ -222,8 +224,9 @@ class PatientApp:
 
         try:
             version = (await self._patients.execute(patient_id, context, forget)).version
-        except PatientForgottenError:
-            raise PatientForgotten(patient_id) from None
+        except (PatientForgotten, PatientForgottenError):
+            # Already forgotten (the key may or may not be gone yet): finish the erasure.
+            version = self._patients.current_version(patient_id)
         if self._blocking is not None:
             self._blocking.drop(patient_id)
         await self._keys.forget(str(patient_id))

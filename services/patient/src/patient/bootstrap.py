@@ -27,6 +27,7 @@ from clinical_platform.runtime import (
     token_verifier,
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.tokens import TokenVerifier
 from patient.adapters.candidate_feed import CandidateFeed
 from patient.adapters.event_catalog import PATIENT_EVENTS
@@ -107,7 +108,14 @@ async def running_patient(
             patients, MongoPatientIndex(parts.database), matcher, security.keyring,
             blocking=candidates,
         )  # fmt: skip
-        parts.run_projections([patient_projection(service, store.topic)])
+        # Erasure always completes: whatever happened between PatientForgotten and the key's
+        # destruction (a crash, Vault away), the shredder follows the log from its committed
+        # offset on every start and destroys any key that survived its patient.
+        shredder = ForgottenPatients(
+            name=f"{service}.key-shredder", patient_topic=store.topic, marked_collections=(),
+            on_forgotten=[security.keyring.forget],
+        )  # fmt: skip
+        parts.run_projections([patient_projection(service, store.topic), shredder])
         servicer = PatientServicer(
             app, verifier or token_verifier(settings), parts.access_log,
             max_wait_s=settings.read_wait_max_s,

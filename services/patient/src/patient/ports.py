@@ -94,6 +94,10 @@ class PatientRepository(Protocol):
         """Forget the cached aggregate (after its patient's key was destroyed)."""
         ...
 
+    def current_version(self, aggregate_id: UUID) -> int:
+        """The recorded version (0: none), read without opening any payload."""
+        ...
+
     async def execute(
         self,
         aggregate_id: UUID,

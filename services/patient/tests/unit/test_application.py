@@ -129,6 +129,22 @@ async def test_logs_never_carry_names_or_birth_dates(
         assert value not in logged
 
 
+async def test_forgetting_again_with_a_new_request_id_destroys_the_key_again(
+    patients: InMemoryPatients, index: InMemoryIndex, margaret: PatientDemographics
+) -> None:
+    keys = InMemoryKeys()
+    app = PatientApp(patients, index, Matcher(), keys, today=lambda: date(2025, 6, 1))
+    registered = await app.register_patient(_context("r1"), margaret)
+
+    first = await app.forget_patient(_context("f1"), registered.patient_id, reason="request")
+    # Say the key's destruction failed after the append: the caller retries with a new id.
+    again = await app.forget_patient(_context("f2"), registered.patient_id, reason="request")
+
+    assert again == first
+    assert keys.forgotten == [str(registered.patient_id)] * 2
+    assert [name for _, name in patients.events].count("PatientForgotten") == 1
+
+
 # In-memory fakes of the application's ports (no servers).
 
 
@@ -145,6 +161,10 @@ class InMemoryPatients:
 
     def evict(self, aggregate_id: UUID) -> None:
         return None
+
+    def current_version(self, aggregate_id: UUID) -> int:
+        current = self.aggregates.get(aggregate_id)
+        return current.version if current is not None else 0
 
     async def execute(
         self,

@@ -92,6 +92,10 @@ class AggregateRepository(Generic[TAggregate]):
         ]
         return replay(self._catalog, events, start=start)
 
+    def current_version(self, aggregate_id: UUID) -> int:
+        """The aggregate's recorded version (0: none), read without opening any payload."""
+        return self._store.current_version(str(aggregate_id))
+
     def evict(self, aggregate_id: UUID) -> None:
         """Drop the cached aggregate (a forgotten patient's PHI must not outlive the key)."""
         self._cache.pop(aggregate_id, None)

@@ -25,7 +25,7 @@ from clinical_platform.projections.projection import (
     MessageProjection,
     Projection,
 )
-from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.envelope_cipher import EnvelopeCipher, require_sealed
 from clinical_platform.security.errors import PatientForgottenError
 from clinical_platform.security.forgetting import forget_patient_documents
 
@@ -149,6 +149,9 @@ class EventApplier:
     async def _plain(self, record: Record) -> Any:
         decoded = self._decode(record.value)
         if self._cipher is None or not isinstance(decoded, Envelope):
+            return decoded
+        if not getattr(self._projection, "reads_payload", True):
+            require_sealed(decoded)  # the envelope alone is used, but never a forged one
             return decoded
         try:
             return await self._cipher.decrypted(decoded)

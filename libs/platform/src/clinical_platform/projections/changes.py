@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
+from clinical_platform.security.forgetting import FORGOTTEN_FIELD
 
 DUPLICATE_KEY = 11000
 # Well under MongoDB's maxWriteBatchSize (100,000) and, for read-model documents, 16 MiB.
@@ -44,8 +45,15 @@ class VersionedChange:
         return update
 
     def guard(self) -> dict[str, Any]:
-        """Matches only an older document (or none: then the upsert inserts)."""
-        return {"_id": self.document_id, "version": {"$lt": self.version}}
+        """Matches only an older document that is no forgotten patient's marker (or none: then
+        the upsert inserts). A marker is never overwritten: a lagging projection must not
+        write a forgotten patient's PHI back over it (the insert meets the marker's ``_id``
+        and counts as already applied)."""
+        return {
+            "_id": self.document_id,
+            "version": {"$lt": self.version},
+            FORGOTTEN_FIELD: {"$ne": True},
+        }
 
     @property
     def creates(self) -> bool:

@@ -20,6 +20,8 @@ class Projection(Protocol):
 
     Raising from ``apply`` marks the event as poison: it goes to the dead-letter topic and the
     projection moves on. Infrastructure failures (MongoDB unreachable) are retried instead.
+    A projection that uses only the clear envelope sets ``reads_payload = False``: the runner
+    then opens no payload (and still refuses a patient's event in clear).
     """
 
     @property

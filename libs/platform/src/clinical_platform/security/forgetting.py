@@ -9,6 +9,7 @@ found by their ``patient_id`` field, so projections keep one in every document a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,7 +61,8 @@ class ForgottenPatients:
     """The live half of crypto-shredding for a service that holds copies of patients' PHI.
 
     It reads the patient topic and, for each ``PatientForgotten``, runs the service's
-    ``on_forgotten`` callbacks (evict the patient's data key and cached aggregates) and turns
+    ``on_forgotten`` callbacks (evict the patient's data key and cached aggregates; in the
+    patient service, destroy the key: awaited before the offset is committed) and turns
     the patient's documents in ``marked_collections`` into markers, so reads show "forgotten"
     at once instead of after a rebuild. The event's own payload is unreadable by then (it is
     encrypted under the destroyed key), so the clear envelope is all it uses.
@@ -80,6 +82,8 @@ class ForgottenPatients:
         self.collections: Sequence[str] = ()
         self._marked = tuple(marked_collections)
         self._on_forgotten = tuple(on_forgotten)
+        # Only the clear envelope matters: the runner need not open a single payload.
+        self.reads_payload = False
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
         """Nothing to index: it only rewrites documents of other projections."""
@@ -94,6 +98,8 @@ class ForgottenPatients:
 
     async def _forget(self, patient_id: str, db: AsyncDatabase[Any]) -> None:
         for callback in self._on_forgotten:
-            callback(patient_id)
+            outcome = callback(patient_id)
+            if inspect.isawaitable(outcome):  # e.g. destroying the key: done before the commit
+                await outcome
         for collection in self._marked:
             await forget_patient_documents(db[collection], patient_id)

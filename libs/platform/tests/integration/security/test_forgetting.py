@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from clinical_platform.projections.changes import VersionedChange, write_changes
 from clinical_platform.projections.documents import upsert_versioned
 from clinical_platform.security.forgetting import forget_patient_documents, replace_with_marker
 
@@ -50,3 +51,23 @@ async def test_a_replayed_event_of_a_forgotten_patient_replaces_even_a_newer_doc
     assert "name" not in document
     assert (document["version"], document["forgotten"]) == (5, True)
     assert await orders.count_documents({"patient_id": patient, "forgotten": True}) == 2
+
+
+async def test_a_lagging_projection_never_writes_phi_back_over_a_marker(
+    mongo_database: AsyncDatabase[Any],
+) -> None:
+    orders = mongo_database["orders"]
+    order, patient = str(uuid.uuid4()), str(uuid.uuid4())
+    await upsert_versioned(orders, order, 2, {**PHI, "patient_id": patient})
+    await replace_with_marker(orders, order, 2, patient)
+
+    # Version 3 of the order, applied late by a projection that had not heard of the forget.
+    written = await upsert_versioned(orders, order, 3, {**PHI, "patient_id": patient})
+    batch_refused = await write_changes(
+        mongo_database, [VersionedChange("orders", order, 4, {**PHI, "patient_id": patient})]
+    )
+
+    assert written is False
+    assert batch_refused == set()  # "already applied", as far as the marker is concerned
+    document = await orders.find_one({"_id": order}) or {}
+    assert document == {"_id": order, "version": 2, "patient_id": patient, "forgotten": True}

@@ -48,7 +48,8 @@ async def access_log(tmp_path: Path, topic: InMemoryAccessTopic) -> AsyncIterato
 
     def build() -> AccessAuditLog:
         config = AccessAuditConfig(
-            kafka=KafkaConnection("unused:9092", KafkaSecurity("PLAINTEXT")), outbox_path=tmp_path / "access-outbox.sqlite",
+            kafka=KafkaConnection("unused:9092", KafkaSecurity("PLAINTEXT")),
+            outbox_path=tmp_path / "access-outbox.sqlite",
             source="//clinical/orders", poll_interval_s=0.05, retry_delay_s=0.01,
             stop_timeout_s=1.0,
         )  # fmt: skip

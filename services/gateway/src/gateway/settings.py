@@ -44,6 +44,8 @@ class GatewaySettings(BaseServiceSettings):
     # Refusals also go to the access trail (ACCESS_AUDIT_TOPIC, through an outbox in
     # GATEWAY_STATE_DIR): needs Kafka. Without it they are log lines only.
     access_trail: bool = True
+    # Beside the signing keys, in the git-ignored .infra, when nothing else is said.
+    state_dir: Path = Path(".infra/gateway/state")
     max_body_bytes: int = Field(1_048_576, ge=1024)
     cors_origins: tuple[str, ...] = ("http://127.0.0.1:18057",)
 

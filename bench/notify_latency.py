@@ -187,7 +187,7 @@ async def _running_platform(
                 "state_dir": Path(state_dir) / "notify",
                 "orders_events_topic": events_topic(logs["orders"]),
                 "results_events_topic": events_topic(logs["results"]),
-                "webhook_allow_http": True,
+                "webhook_allow_http": True, "webhook_allow_networks": "127.0.0.1/32",
                 "secret_key": f"bench-notify-{run}",
             }
         )  # fmt: skip

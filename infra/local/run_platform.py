@@ -139,6 +139,7 @@ async def _run_services(env: dict[str, str], local_servers: bool) -> int:
         if name == "notify":
             # Local runs only: the companion app's webhook is plain http on loopback.
             service_env["NOTIFY_WEBHOOK_ALLOW_HTTP"] = "true"
+            service_env["NOTIFY_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", name, env=service_env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -177,7 +177,7 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
             "event_log_name": logs["notify"], "mongodb_database": f"{db}_n",
             "state_dir": tmp_path / "notify", "orders_events_topic": orders_topic,
             "results_events_topic": results_topic, "patient_events_topic": patient_topic,
-            "webhook_allow_http": True,
+            "webhook_allow_http": True, "webhook_allow_networks": "127.0.0.1/32",
             "webhook_timeout_s": 2.0, "webhook_retry_first_s": 0.05, "webhook_retry_max_s": 0.2,
             "webhook_retry_horizon_s": 3.0,
             "heartbeat_s": 0.5, "poll_interval_s": 0.2, "secret_key": transit_key(),

@@ -130,7 +130,8 @@ async def clinic(
         "orders": {"RESULTS_EVENTS_TOPIC": topics["results"]},
         "notify": {
             "ORDERS_EVENTS_TOPIC": topics["orders"], "RESULTS_EVENTS_TOPIC": topics["results"],
-            "WEBHOOK_ALLOW_HTTP": "true", "SECRET_KEY": f"observed-{suffix}",
+            "WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
+            "SECRET_KEY": f"observed-{suffix}",
             "POLL_INTERVAL_S": "0.2",
         },
     }  # fmt: skip

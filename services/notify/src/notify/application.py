@@ -7,6 +7,7 @@ feed; the webhook workers (entrypoints.deliveries) and streams read the feed.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from notify.ports import (
 )
 
 _SUBSCRIPTION_IDS = uuid.UUID("7d0c2b9e-3f3a-4f7e-9c55-1a0e6f3b8d42")
+
+logger = logging.getLogger(__name__)
 
 
 def subscription_id_for(subject: str, request_id: str) -> UUID:
@@ -143,6 +146,9 @@ class NotifyApp:
                 command.webhook_url, str(subscription_id), secret
             )
             if outcome.error is not None:
+                # The reason stays in the logs (with the subscription, never the URL).
+                where = {"subscription": str(subscription_id), "reason": outcome.error}
+                logger.info("webhook handshake failed", extra=where)
                 raise HandshakeFailed(outcome.error)
             sealed = WebhookSecret(await self._secrets.seal(secret))
 

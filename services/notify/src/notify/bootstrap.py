@@ -27,6 +27,7 @@ from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.tokens import TokenVerifier
 from notify.adapters.delivery_documents import DeliveryDocuments
 from notify.adapters.disclosures import AuditedDisclosures
+from notify.adapters.egress import EgressPolicy
 from notify.adapters.event_catalog import SUBSCRIPTION_EVENTS
 from notify.adapters.fact_cache import FactCache
 from notify.adapters.feed_documents import FeedDocuments
@@ -82,7 +83,10 @@ async def running_notify(
         progress = DeliveryDocuments(database)
         for collection in (views, feed, kept, index):
             await collection.setup()
-        sender = WebhookSender(timeout_s=settings.webhook_timeout_s)
+        sender = WebhookSender(
+            timeout_s=settings.webhook_timeout_s,
+            policy=EgressPolicy.from_setting(settings.webhook_allowed_networks),
+        )
         await sender.start()
         parts.on_stop(sender.stop)
         store = await parts.event_store(service=service)

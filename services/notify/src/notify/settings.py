@@ -1,8 +1,9 @@
 """Configuration of the notify service; its own variables start with NOTIFY_."""
 
+import ipaddress
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.eventlog.topics import events_topic
@@ -33,6 +34,9 @@ class NotifySettings(RecordServiceSettings):
     heartbeat_s: Annotated[float, Field(gt=0)] = 15.0
     # Webhooks: http:// endpoints are refused unless allowed (local runs and tests only).
     webhook_allow_http: bool = False
+    # Webhooks reach public addresses only (adapters/egress.py); these networks are allowed
+    # too, comma-separated CIDRs (local runs and tests: 127.0.0.0/8). Never a cluster's range.
+    webhook_allow_networks: str = ""
     webhook_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     # Retries: exponential from the first delay, capped, with jitter, for at most the horizon;
     # then the notification is dead-lettered and the webhook turned off.
@@ -42,3 +46,14 @@ class NotifySettings(RecordServiceSettings):
     # How often a replica looks for changes made through another replica (Resend, deletes);
     # this replica's own changes and new notifications wake workers and streams at once.
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for network in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(network, strict=False)  # ValueError: "does not appear to be..."
+        return value
+
+    @property
+    def webhook_allowed_networks(self) -> list[str]:
+        return [part.strip() for part in self.webhook_allow_networks.split(",") if part.strip()]

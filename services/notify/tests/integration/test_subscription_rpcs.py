@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from clinical_testing.service_process import free_tcp_port
 from clinical_testing.tokens import TokenMint
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
@@ -48,6 +49,7 @@ async def notify_service(  # noqa: PLR0917 - pytest passes fixtures by name
             "MONGODB_URL": servers.mongodb_url, "grpc_port": 0, "event_partitions": 3,
             "event_log_name": unique_name("notify-"), "mongodb_database": mongo_database.name,
             "state_dir": tmp_path / "state", "webhook_allow_http": True,
+            "webhook_allow_networks": "127.0.0.1/32",
             "webhook_timeout_s": 2.0, "secret_key": transit_key(),
             "orders_events_topic": await kafka_topic(prefix="clinical.orders-test."),
             "results_events_topic": await kafka_topic(prefix="clinical.results-test."),
@@ -144,6 +146,25 @@ async def test_a_webhook_url_that_is_not_http_is_refused(
     error = await _refused(stub.CreateSubscription(request, metadata=clinician))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert _violations(error) == {"webhook.url"}
+
+
+async def test_every_handshake_failure_reads_the_same_so_it_cannot_scan_ports(
+    stub: NotifyServiceStub, clinician: Metadata
+) -> None:
+    url, runner = await _endpoint(web.Response(status=404))
+    closed = f"http://127.0.0.1:{free_tcp_port()}/hook"  # nothing listens there
+    denied = "http://10.0.0.1/hook"  # a private address: never contacted
+    try:
+        details = set()
+        for target in (url, closed, denied):
+            request = _create()
+            request.webhook.url = target
+            error = await _refused(stub.CreateSubscription(request, metadata=clinician))
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+            details.add(error.details())
+    finally:
+        await runner.cleanup()
+    assert details == {"the webhook endpoint did not complete the handshake"}
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ receiver can drop duplicates), ``webhook-timestamp`` (the attempt's time, second
 space-separated, so a receiver holding either secret verifies during a rotation.
 
 Failures are described without the response body or the URL (either may echo PHI or
-credentials): ``HTTP 503``, ``timed out``, ``connection failed``.
+credentials): ``HTTP 503``, ``timed out``, ``connection failed``, ``address not allowed``.
+Every connection passes the egress policy (adapters/egress.py).
 """
 
 from __future__ import annotations
@@ -18,14 +19,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
 from clinical_platform.observability.webhooks import inject_trace_headers
+from notify.adapters.egress import (
+    EgressDeniedError,
+    EgressPolicy,
+    connector_options,
+    literal_denied,
+)
 from notify.ports import Outcome
 
 HANDSHAKE_TYPE = "webhook.handshake"
+_DENIED = Outcome("address not allowed")
 _MAX_HANDSHAKE_BODY = 4096
 
 
@@ -51,7 +60,8 @@ def webhook_body(event_type: str, at: datetime, data: dict[str, Any]) -> str:
 class WebhookSender:
     """One HTTP client for every endpoint; a slow or dead endpoint costs only its own request."""
 
-    def __init__(self, *, timeout_s: float) -> None:
+    def __init__(self, *, timeout_s: float, policy: EgressPolicy) -> None:
+        self._policy = policy
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._user_agent = f"clinical-notify/{version('clinical-notify')}"
@@ -59,7 +69,9 @@ class WebhookSender:
     async def start(self) -> None:
         # No connection limit per host: subscriptions sharing a host must not queue behind
         # each other's retries; each request is bounded by the timeout instead.
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=0, **connector_options(self._policy)
+        )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, headers={"user-agent": self._user_agent}
         )
@@ -100,6 +112,8 @@ class WebhookSender:
         if self._session is None:
             msg = "WebhookSender.start() was not called"
             raise RuntimeError(msg)
+        if literal_denied(self._policy, urlsplit(url).hostname or ""):
+            return _DENIED, None
         headers = signed_headers(message_id, body, secrets, datetime.now(UTC))
         inject_trace_headers(headers)  # traceparent of the current span (docs/observability.md)
         try:
@@ -110,11 +124,20 @@ class WebhookSender:
                 if 200 <= response.status < 300:
                     return Outcome(None), answer
                 return Outcome(f"HTTP {response.status}"), None
-        except TimeoutError:
-            return Outcome("timed out"), None
-        except aiohttp.ClientError as failed:
-            return Outcome(f"connection failed ({type(failed).__name__})"), None
         except asyncio.CancelledError:
             raise
-        except (OSError, ValueError) as failed:
-            return Outcome(f"request failed ({type(failed).__name__})"), None
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as failed:
+            return _failure(failed), None
+
+
+def _failure(failed: BaseException) -> Outcome:
+    """What went wrong, in words that carry neither the URL nor the response."""
+    if isinstance(failed, TimeoutError):
+        return Outcome("timed out")
+    if isinstance(failed, aiohttp.ClientConnectorError) and isinstance(
+        failed.os_error, EgressDeniedError
+    ):
+        return _DENIED
+    if isinstance(failed, aiohttp.ClientError):
+        return Outcome(f"connection failed ({type(failed).__name__})")
+    return Outcome(f"request failed ({type(failed).__name__})")

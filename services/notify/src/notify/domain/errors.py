@@ -40,7 +40,10 @@ class HandshakeFailed(NotifyDomainError):  # noqa: N818
     """FAILED_PRECONDITION: the webhook endpoint did not answer the handshake correctly."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"the webhook endpoint did not complete the handshake: {reason}")
+        # One message whatever went wrong: "HTTP 404" against "connection failed" against
+        # "timed out" would let a caller map ports behind the endpoint. The reason is logged.
+        self.reason = reason
+        super().__init__("the webhook endpoint did not complete the handshake")
 
 
 class NothingToResend(NotifyDomainError):  # noqa: N818

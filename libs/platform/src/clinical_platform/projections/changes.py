@@ -46,14 +46,14 @@ class VersionedChange:
 
     def guard(self) -> dict[str, Any]:
         """Matches only an older document that is no forgotten patient's marker (or none: then
-        the upsert inserts). A marker is never overwritten: a lagging projection must not
-        write a forgotten patient's PHI back over it (the insert meets the marker's ``_id``
-        and counts as already applied)."""
-        return {
-            "_id": self.document_id,
-            "version": {"$lt": self.version},
-            FORGOTTEN_FIELD: {"$ne": True},
-        }
+        the upsert inserts). A marker is overwritten only by a newer marker: a lagging
+        projection must not write a forgotten patient's PHI back over it (the insert meets the
+        marker's ``_id`` and counts as already applied), while the marker's version still
+        reaches the patient's last event, whichever of their events a replay marked first."""
+        guard: dict[str, Any] = {"_id": self.document_id, "version": {"$lt": self.version}}
+        if self.fields.get(FORGOTTEN_FIELD) is not True:
+            guard[FORGOTTEN_FIELD] = {"$ne": True}
+        return guard
 
     @property
     def creates(self) -> bool:

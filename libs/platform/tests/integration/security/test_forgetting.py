@@ -71,3 +71,21 @@ async def test_a_lagging_projection_never_writes_phi_back_over_a_marker(
     assert batch_refused == set()  # "already applied", as far as the marker is concerned
     document = await orders.find_one({"_id": order}) or {}
     assert document == {"_id": order, "version": 2, "patient_id": patient, "forgotten": True}
+
+
+async def test_a_newer_marker_carries_the_marker_to_the_patients_last_version(
+    mongo_database: AsyncDatabase[Any],
+) -> None:
+    # A rebuild marks a forgotten record at its first (undecryptable) event, then meets the
+    # later ones: the marker follows them, so live and rebuilt models agree and a reader
+    # waiting for the forget's version sees it.
+    patients = mongo_database["patients"]
+    patient = str(uuid.uuid4())
+    marker = {"patient_id": patient, "forgotten": True}
+    await upsert_versioned(patients, patient, 1, marker)
+
+    assert await upsert_versioned(patients, patient, 2, {**PHI, "patient_id": patient}) is False
+    assert await upsert_versioned(patients, patient, 3, marker) is True
+
+    document = await patients.find_one({"_id": patient}) or {}
+    assert document == {"_id": patient, "version": 3, "patient_id": patient, "forgotten": True}

@@ -115,11 +115,12 @@ def process(config: InfraConfig) -> ManagedProcess:
 def start(config: InfraConfig) -> bool:
     """Start PostgreSQL (creating the cluster and FerretDB's database the first time)."""
     proc = process(config)
-    ready = lambda: port_open(HOST, config.postgres_port)  # noqa: E731
+    binaries = bin_dir()
+    ready = lambda: _accepting(binaries, config.postgres_port)  # noqa: E731
     port, setting = config.postgres_port, "CLINICAL_POSTGRES_PORT"
     if already_running(proc, ready, config.start_timeout, port, setting):
+        _bootstrap(binaries, config)  # idempotent: finishes a start that failed half-way
         return False
-    binaries = bin_dir()
     data = cluster_dir(config)
     if not (data / "PG_VERSION").exists():
         _initdb(binaries, data)
@@ -131,6 +132,14 @@ def start(config: InfraConfig) -> bool:
     proc.wait_until(ready, config.start_timeout, "accepting connections")
     _bootstrap(binaries, config)
     return True
+
+
+def _accepting(binaries: Path, port: int) -> bool:
+    """Open for queries: the port opens while the server still recovers ("starting up")."""
+    if not port_open(HOST, port):
+        return False
+    argv = [str(binaries / "pg_isready"), "-q", "-h", HOST, "-p", str(port)]
+    return subprocess.run(argv, check=False, timeout=10).returncode == 0
 
 
 def url(config: InfraConfig) -> str:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 from clinical_testing.observability import an_envelope
+from clinical_testing.waiting import eventually
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clinical_platform.grpc_server import GrpcServer, start_grpc_server
@@ -64,10 +65,16 @@ async def test_each_rpc_is_counted_by_method_and_status_code_and_timed(
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
 
+    # The server records a call as its handler returns, which may be just after the caller has
+    # its answer: wait for the record, never for a fixed time.
+    expected_timed = (timed_before or 0) + 2
+    timed_count = lambda: REGISTRY.get_sample_value(  # noqa: E731
+        "clinical_rpc_server_duration_seconds_count", timed
+    )
+    await eventually(lambda: timed_count() == expected_timed, within_s=5)
     assert calls("Check", "OK") == ok_before + 1
     assert calls("Check", "NOT_FOUND") == not_found_before + 1
-    timed_after = REGISTRY.get_sample_value("clinical_rpc_server_duration_seconds_count", timed)
-    assert timed_after == (timed_before or 0) + 2
+    assert timed_count() == expected_timed
     assert 'rpc_grpc_status_code="NOT_FOUND"' in scrape(endpoint)
 
 

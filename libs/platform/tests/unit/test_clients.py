@@ -76,7 +76,12 @@ async def test_mongo_client_reads_timestamps_back_as_aware_datetimes_without_con
         await client.close()
 
 
-def test_kafka_defaults_to_sasl_ssl_and_names_missing_credentials() -> None:
+def test_kafka_defaults_to_sasl_ssl_and_names_missing_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Settings read the environment too, where a test session may have exported a principal.
+    for name in ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
     settings = SampleSettings.model_validate({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
 
     with pytest.raises(SettingsError) as refused:

@@ -57,6 +57,8 @@ def _taken_ports() -> list[int]:
     taken = []
     for port in [*SERVICE_PORTS, COMPANION_WEBHOOK_PORT]:
         with socket.socket() as sock:
+            # As the servers bind: a connection of a previous run in TIME_WAIT is no owner.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -90,6 +92,8 @@ def run_platform(
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV} | servers.as_env()
     env |= {"CLINICAL_INFRA_DIR": str(tmp_path / "infra"), "PYTHONUNBUFFERED": "1"}
     env |= {"ACCESS_AUDIT_TOPIC": access_topic}
+    # tests/observability starts the Prometheus and Zipkin that make run would (their own).
+    env |= {"NO_OBSERVE": "1"}
     log_path = tmp_path / "run_platform.log"
     root = Path(pytestconfig.rootpath)
     with log_path.open("wb") as log:
@@ -100,9 +104,20 @@ def run_platform(
     try:
         yield process, log_path
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C first, so run_platform stops what it started; then whatever is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
         process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 async def _companion_hears_a_signed_order(log_path: Path) -> None:
@@ -155,10 +170,13 @@ async def _all_serving(process: subprocess.Popen[bytes], log_path: Path) -> None
             return None
         return f"run_platform exited with {process.returncode}:\n{log_path.read_text()[-4000:]}"
 
-    await asyncio.gather(
-        *(wait_until_serving(f"127.0.0.1:{port}", within_s=120, exited=exited)
-          for port in SERVICE_PORTS)
-    )  # fmt: skip
+    try:
+        await asyncio.gather(
+            *(wait_until_serving(f"127.0.0.1:{port}", within_s=120, exited=exited)
+              for port in SERVICE_PORTS)
+        )  # fmt: skip
+    except TimeoutError as error:
+        pytest.fail(f"{error}:\n{_read(log_path)[-6000:]}")
 
 
 @pytest.mark.timeout(300)

@@ -30,6 +30,14 @@ class PatientRecordReaders:
     def refusal_to_read_patient(self, principal: Principal, patient_id: str) -> str | None:
         if principal.has(*self.staff) or patient_id == principal.patient_id:
             return None
+        return self._only_their_own()
+
+    def refusal_to_learn_absence(self, principal: Principal) -> str | None:
+        """A record that does not exist: staff hear so; a patient hears what another patient's
+        record would tell them, so no answer reveals which ids exist."""
+        return None if principal.has(*self.staff) else self._only_their_own()
+
+    def _only_their_own(self) -> str:
         return f"a patient reads only their own {self.records}"
 
     def patient_to_list(self, principal: Principal, requested: str) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
@@ -148,6 +149,28 @@ class RecordGate:
                 record_type=self.record_type, record_ids=record_ids, category=self.category,
                 action=action, operation=operation,
             )  # fmt: skip
+
+    @asynccontextmanager
+    async def hiding_absence(
+        self,
+        readers: PatientRecordReaders,
+        missing: type[Exception],
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+        *,
+        operation: str,
+        record_ids: Sequence[str],
+    ) -> AsyncIterator[None]:
+        """Around a read of one record: when it raises ``missing``, a caller who may not learn
+        of absence is refused as for another patient's record (audited); others hear ``missing``."""
+        try:
+            yield
+        except missing:
+            await self.refuse_if(
+                readers.refusal_to_learn_absence(principal), context, principal,
+                operation=operation, record_ids=record_ids,
+            )  # fmt: skip
+            raise
 
     async def record_read(
         self,

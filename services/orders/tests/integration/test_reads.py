@@ -86,6 +86,28 @@ async def test_a_patient_reads_their_own_order_and_no_one_elses(
     assert await code_of(denied) == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_a_patient_cannot_tell_an_unknown_order_from_someone_elses(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
+) -> None:
+    theirs = await place_order(patient_id=str(uuid.uuid4()))
+    staff = token_mint.metadata("staff", Role.CLINICIAN)
+    await order_stub.GetOrder(  # in the read model: the patient's reads need not wait
+        pb.GetOrderRequest(order_id=theirs.order_id, min_version=1), metadata=staff, timeout=10
+    )
+    patient = token_mint.metadata("p-2", Role.PATIENT, patient_id=str(uuid.uuid4()))
+
+    answers = []
+    for order_id in (theirs.order_id, str(uuid.uuid4())):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await order_stub.GetOrder(
+                pb.GetOrderRequest(order_id=order_id), metadata=patient, timeout=10
+            )
+        answers.append((refused.value.code(), refused.value.details()))
+
+    assert answers[0] == answers[1]
+    assert answers[0][0] == grpc.StatusCode.PERMISSION_DENIED
+
+
 @pytest.mark.parametrize("role", [Role.REGISTRAR, Role.SERVICE])
 async def test_other_roles_do_not_read_orders(
     order_stub: OrderServiceStub, token_mint: TokenMint, role: Role

@@ -44,6 +44,13 @@ logger = logging.getLogger(__name__)
 PATIENT_ID_NAMESPACE = UUID("1b4e28ba-2fa1-4d7b-8c7f-3f0e8b5a9c11")
 
 
+def patient_id_for(subject: str, request_id: str) -> UUID:
+    """The id a RegisterPatient creates: a retry by the same caller lands on the same record,
+    while another caller who picks the same request id registers a record of their own (and
+    never hears of the first one)."""
+    return uuid5(PATIENT_ID_NAMESPACE, f"{subject}\n{request_id}")
+
+
 @dataclass(frozen=True)
 class Registration:
     patient_id: UUID
@@ -88,7 +95,7 @@ class PatientApp:
         self, context: CommandContext, demographics: PatientDemographics
     ) -> Registration:
         """Register a record, match it against the index, link every MATCH automatically."""
-        patient_id = uuid5(PATIENT_ID_NAMESPACE, context.request_id)
+        patient_id = patient_id_for(context.actor.subject, context.request_id)
         existing = await self._load(patient_id)
         if existing is not None and existing.match_assessment is not None:
             # A retry: answer with the first decision and finish any link it did not record.

@@ -85,6 +85,20 @@ async def test_a_retried_registration_returns_the_first_outcome_and_records_noth
     assert len(patients.events) == recorded
 
 
+async def test_another_caller_reusing_a_request_id_registers_a_record_of_their_own(
+    app: PatientApp, patients: InMemoryPatients, margaret: PatientDemographics
+) -> None:
+    stranger = replace(margaret, name=PatientName(given=("Ivo",), family="Quist"), email="")
+    mine = await app.register_patient(_context("shared-key"), margaret)
+    other_desk = CommandContext(actor=Actor("registrar-2", ("registrar",)), request_id="shared-key")
+
+    theirs = await app.register_patient(other_desk, stranger)
+
+    assert theirs.patient_id != mine.patient_id
+    assert patients.aggregates[theirs.patient_id].demographics == stranger
+    assert patients.aggregates[mine.patient_id].demographics == margaret
+
+
 async def test_a_possible_match_is_recorded_but_not_linked(
     app: PatientApp, index: InMemoryIndex, margaret: PatientDemographics
 ) -> None:

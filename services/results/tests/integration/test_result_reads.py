@@ -48,6 +48,28 @@ async def test_reading_an_unknown_result_is_not_found(
     )
 
 
+async def test_a_patient_cannot_tell_an_unknown_result_from_someone_elses(
+    post_result: PostResult, result_stub: ResultServiceStub, token_mint: TokenMint
+) -> None:
+    theirs = await post_result()
+    staff = token_mint.metadata("staff", Role.CLINICIAN)
+    await result_stub.GetResult(  # in the read model: the patient's reads need not wait
+        pb.GetResultRequest(result_id=theirs.result_id, min_version=1), metadata=staff, timeout=10
+    )
+    patient = token_mint.metadata("p-2", Role.PATIENT, patient_id=str(uuid.uuid4()))
+
+    answers = []
+    for result_id in (theirs.result_id, str(uuid.uuid4())):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await result_stub.GetResult(
+                pb.GetResultRequest(result_id=result_id), metadata=patient, timeout=10
+            )
+        answers.append((refused.value.code(), refused.value.details()))
+
+    assert answers[0] == answers[1]
+    assert answers[0][0] == grpc.StatusCode.PERMISSION_DENIED
+
+
 async def test_a_version_the_read_model_never_reaches_ends_at_the_deadline(
     post_result: PostResult, result_stub: ResultServiceStub, clinician: Metadata
 ) -> None:

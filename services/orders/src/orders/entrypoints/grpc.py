@@ -103,7 +103,11 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     ) -> pb.GetOrderResponse:
         """Read one order at min_version or later (staff; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetOrder")
-        async with failures_as_status(context, STATUSES):
+        hiding = self._gate.hiding_absence(
+            policy.READERS, OrderNotFound, context, principal, operation="GetOrder",
+            record_ids=[request.order_id],
+        )  # fmt: skip
+        async with failures_as_status(context, STATUSES), hiding:
             view = await self._app.get_order(
                 translate.order_id_from(request),
                 min_version=request.min_version,

@@ -84,7 +84,11 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
     ) -> pb.GetResultResponse:
         """Read one result with its revisions (staff; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetResult")
-        async with failures_as_status(context, STATUSES):
+        hiding = self._gate.hiding_absence(
+            policy.READERS, ResultNotFound, context, principal, operation="GetResult",
+            record_ids=[request.result_id],
+        )  # fmt: skip
+        async with failures_as_status(context, STATUSES), hiding:
             view = await self._app.get_result(
                 translate.result_id_from(request),
                 min_version=request.min_version,

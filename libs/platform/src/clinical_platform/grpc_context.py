@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import unquote
 
 import grpc
 
+from clinical.events.v1 import provenance_pb2
 from clinical_platform.eventlog.context import Actor, CommandContext
 from clinical_platform.eventlog.envelope import current_trace_context
+from clinical_platform.validation import FieldViolation
 
 DEFAULT_PURPOSE_OF_USE = "TREAT"
+PURPOSE_OF_USE_HEADER = "x-purpose-of-use"
+# The HL7 PurposeOfUse codes the proto knows (PURPOSE_OF_USE_<code>), UNSPECIFIED excepted.
+PURPOSES_OF_USE = frozenset(
+    value.name.removeprefix("PURPOSE_OF_USE_")
+    for value in provenance_pb2.PurposeOfUse.DESCRIPTOR.values
+    if value.number != provenance_pb2.PURPOSE_OF_USE_UNSPECIFIED
+)
+
+
+def purpose_of_use_violation(metadata: Iterable[tuple[str, str | bytes]]) -> FieldViolation | None:
+    """A declared purpose of use must be one of the value set's codes (absent means TREAT)."""
+    declared = [value for key, value in metadata if key == PURPOSE_OF_USE_HEADER]
+    if not declared or (len(declared) == 1 and declared[0] in PURPOSES_OF_USE):
+        return None
+    return FieldViolation(
+        PURPOSE_OF_USE_HEADER,
+        "must be one HL7 PurposeOfUse code: " + ", ".join(sorted(PURPOSES_OF_USE)),
+    )
 
 
 _DEADLINE_MARGIN_S = 0.2
@@ -28,7 +49,7 @@ def command_context(
     return CommandContext(
         actor=actor,
         request_id=request_id,
-        purpose_of_use=str(metadata.get("x-purpose-of-use", DEFAULT_PURPOSE_OF_USE)),
+        purpose_of_use=str(metadata.get(PURPOSE_OF_USE_HEADER, DEFAULT_PURPOSE_OF_USE)),
         source_ip=peer_ip(context.peer()),
         user_agent=str(metadata.get("user-agent", "")),
         correlation_id=str(metadata.get("x-correlation-id", "")),

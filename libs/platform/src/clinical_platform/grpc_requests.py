@@ -6,7 +6,8 @@ deserializer so that a `DecodeError` is answered INVALID_ARGUMENT with a short m
 checks each parsed request against the limits its package declared (`clinical_platform.limits`)
 before the servicer runs: a request unsafe to read (a string, bytes or repeated field over its
 cap, a Timestamp out of range) is refused before authentication, any regex or any I/O, with a
-field violation per broken cap. Unknown enum numbers are left to the translators, which refuse
+field violation per broken cap; so is a declared purpose of use (``x-purpose-of-use``) that is
+not one HL7 PurposeOfUse code. Unknown enum numbers are left to the translators, which refuse
 them together with the request's other problems.
 
 `start_grpc_server` installs it on every server, innermost of the interceptors.
@@ -21,6 +22,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from clinical_platform.grpc_context import purpose_of_use_violation
 from clinical_platform.grpc_errors import invalid_argument
 from clinical_platform.limits import limits_of
 
@@ -74,6 +76,8 @@ def _tolerant(deserialize: Callable[[bytes], Message]) -> Callable[[bytes], Any]
 async def _refuse_if_bad(request: Any, context: grpc.aio.ServicerContext) -> None:
     if request is _UNDECODABLE:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _NOT_A_MESSAGE)
+    if purpose := purpose_of_use_violation(context.invocation_metadata() or ()):
+        await invalid_argument(context, [purpose])
     if isinstance(request, Message):
         violations = limits_of(request).unsafe_violations(request)
         if violations:

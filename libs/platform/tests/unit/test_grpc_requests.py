@@ -142,6 +142,33 @@ async def test_a_request_within_its_limits_reaches_the_servicer(
     assert servicer.calls == 1
 
 
+@pytest.mark.parametrize("declared_purposes", [["treatment"], ["ETREAT", "TREAT"], [""]])
+async def test_a_purpose_of_use_outside_the_value_set_is_refused_before_the_servicer_runs(
+    served: tuple[Servicer, grpc.aio.Channel], declared_purposes: list[str]
+) -> None:
+    servicer, channel = served
+    metadata = [("x-purpose-of-use", purpose) for purpose in declared_purposes]
+    verify = channel.unary_unary(f"/{SERVICE}/Verify")
+
+    refused = await _refusal(verify(b"", metadata=metadata, timeout=5))
+
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _violated(refused) == ["x-purpose-of-use"]
+    assert servicer.calls == 0
+
+
+@pytest.mark.parametrize("purpose", ["TREAT", "ETREAT", "PATRQT", "HOPERAT"])
+async def test_a_purpose_of_use_from_the_value_set_reaches_the_servicer(
+    served: tuple[Servicer, grpc.aio.Channel], purpose: str
+) -> None:
+    servicer, channel = served
+    verify = channel.unary_unary(f"/{SERVICE}/Verify")
+
+    await verify(b"", metadata=[("x-purpose-of-use", purpose)], timeout=5)
+
+    assert servicer.calls == 1
+
+
 async def test_a_streaming_answer_is_guarded_as_well(
     served: tuple[Servicer, grpc.aio.Channel],
 ) -> None:

@@ -10,19 +10,28 @@ from clinical_platform.authorization import PatientRecordReaders
 from clinical_platform.principals import Principal, Role
 
 SIGN_PRIVILEGE = "orders:sign"
-# Staff read any patient's orders; a patient principal reads only their own.
-READERS = PatientRecordReaders(staff=(Role.CLINICIAN, Role.LAB, Role.AUDITOR), records="orders")
+SIGN_MFA_MAX_AGE_S = 300
+# Staff read any patient's orders; a patient principal reads only their own. Auditors read
+# trails (the audit service), never clinical content.
+READERS = PatientRecordReaders(staff=(Role.CLINICIAN, Role.LAB), records="orders")
 
 
 def refusal_to_place(principal: Principal) -> str | None:
     return None if principal.has(Role.CLINICIAN) else "only clinicians place orders"
 
 
-def refusal_to_sign(principal: Principal) -> str | None:
+def refusal_to_sign(principal: Principal, *, now: float) -> str | None:
     if not principal.has(Role.CLINICIAN) or SIGN_PRIVILEGE not in principal.privileges:
         return f"signing orders needs the {SIGN_PRIVILEGE} privilege"
     if not principal.mfa:
         return "signing orders needs multi-factor authentication"
+    # A signature is a fresh act of the clinician: an MFA login hours old could be anyone at an
+    # unlocked workstation. auth_time is when the user last authenticated.
+    if not principal.authenticated_with_mfa_within(SIGN_MFA_MAX_AGE_S, now=now):
+        return (
+            f"signing orders needs multi-factor authentication in the last "
+            f"{SIGN_MFA_MAX_AGE_S // 60} minutes (auth_time)"
+        )
     return None
 
 

@@ -15,7 +15,8 @@ Decision = Callable[[Principal], str | None]
 """None when the principal may go ahead, else why not (it reaches the caller and the log)."""
 
 WRITERS = (Role.REGISTRAR, Role.CLINICIAN)
-READERS = (Role.CLINICIAN, Role.REGISTRAR, Role.AUDITOR)
+# Auditors read trails (the audit service), never demographics.
+READERS = (Role.CLINICIAN, Role.REGISTRAR)
 # Links and erasure change which records count as one person: registrars only.
 IDENTITY_KEEPERS = (Role.REGISTRAR,)
 
@@ -40,6 +41,13 @@ MATCH = NeedsRole(READERS, "matching patients")
 LINK = NeedsRole(IDENTITY_KEEPERS, "linking patients")
 UNLINK = NeedsRole(IDENTITY_KEEPERS, "unlinking patients")
 FORGET = NeedsRole(IDENTITY_KEEPERS, "forgetting patients")
+
+
+def sees_linked_records(principal: Principal) -> bool:
+    """Staff see a record's links and the golden record merged from them. A patient sees only
+    the record they own: a registration crafted to match someone else's would otherwise hand
+    over that person's contact details and identifiers through the golden record."""
+    return principal.has(*READERS)
 
 
 def read_record(patient_id: str) -> Decision:

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from clinical_testing.tokens import TokenMint
+from clinical_testing.waiting import eventually
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
@@ -30,7 +31,7 @@ async def _status(call: Awaitable[Any]) -> grpc.StatusCode:
 
 
 async def test_get_waits_for_the_version_and_shows_links_and_the_golden_record(
-    register: Register, stub: Stub, auditor: Metadata, margaret_pb: Callable[..., pb.Demographics]
+    register: Register, stub: Stub, clinician: Metadata, margaret_pb: Callable[..., pb.Demographics]
 ) -> None:
     first = await register()
     second = await register(margaret_pb(phone="", identifiers=[]))
@@ -38,7 +39,7 @@ async def test_get_waits_for_the_version_and_shows_links_and_the_golden_record(
     read = await stub.GetPatient(
         pb.GetPatientRequest(patient_id=first.patient_id,
                              min_version=first.version if anchor != first.patient_id else 3),
-        metadata=auditor, timeout=TIMEOUT_S,
+        metadata=clinician, timeout=TIMEOUT_S,
     )  # fmt: skip
     assert read.patient.demographics.name.family == "Thornton"
     assert list(read.patient.linked_patient_ids) == [second.patient_id]
@@ -68,6 +69,53 @@ async def test_a_patient_reads_only_their_own_record(
     assert await _status(stub.SearchPatients(search, metadata=me)) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
+
+
+async def test_a_patient_sees_neither_links_nor_the_golden_record_of_a_record_matched_to_theirs(
+    register: Register, stub: Stub, token_mint: TokenMint, clinician: Metadata,
+    margaret_pb: Callable[..., pb.Demographics],
+) -> None:  # fmt: skip
+    # A registration crafted to match a victim's record is linked to it automatically.
+    victim = await register()
+    crafted = await register(margaret_pb(phone="", identifiers=[]))
+
+    async def staff_view() -> pb.GetPatientResponse:
+        return await stub.GetPatient(
+            pb.GetPatientRequest(patient_id=crafted.patient_id, min_version=crafted.version),
+            metadata=clinician, timeout=TIMEOUT_S,
+        )  # fmt: skip
+
+    linked = await eventually(lambda: _golden_members(staff_view()), within_s=TIMEOUT_S)
+    assert victim.patient_id in linked  # staff see the golden record merging both
+    owner = token_mint.metadata("crafter", Role.PATIENT, patient_id=crafted.patient_id)
+
+    own = await stub.GetPatient(
+        pb.GetPatientRequest(patient_id=crafted.patient_id), metadata=owner, timeout=TIMEOUT_S
+    )
+
+    assert not own.HasField("golden_record")
+    assert list(own.patient.linked_patient_ids) == []
+    assert victim.patient_id not in str(own)
+    assert "+61 7 3350 1234" not in str(own)  # the victim's phone, only on their record
+
+
+async def _golden_members(read: Awaitable[pb.GetPatientResponse]) -> list[str]:
+    return list((await read).golden_record.member_patient_ids)
+
+
+@pytest.mark.parametrize("role", [Role.AUDITOR, Role.LAB])
+async def test_auditors_and_lab_staff_read_no_demographics(
+    register: Register, stub: Stub, token_mint: TokenMint, role: Role
+) -> None:
+    patient = await register()
+    metadata = token_mint.metadata("staff", role)
+    read = stub.GetPatient(pb.GetPatientRequest(patient_id=patient.patient_id), metadata=metadata)
+    search = stub.SearchPatients(
+        pb.SearchPatientsRequest(family_name="Thornton"), metadata=metadata
+    )
+
+    assert await _status(read) == grpc.StatusCode.PERMISSION_DENIED
+    assert await _status(search) == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_get_errors(register: Register, stub: Stub, clinician: Metadata) -> None:

@@ -33,6 +33,7 @@ def test_a_patient_reads_only_their_own_record_and_staff_read_any() -> None:
     assert read(_principal(Role.PATIENT, patient_id="someone-else")) == (
         "patients may read only their own record"
     )
-    assert read(_principal(Role.AUDITOR)) is None
+    assert read(_principal(Role.CLINICIAN)) is None
+    assert read(_principal(Role.AUDITOR)) is not None  # trails, not demographics
     assert read(_principal(Role.LAB)) is not None
     assert policy.SEARCH(_principal(Role.PATIENT, patient_id=PATIENT)) is not None

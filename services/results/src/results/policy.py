@@ -8,8 +8,9 @@ from __future__ import annotations
 from clinical_platform.authorization import PatientRecordReaders
 from clinical_platform.principals import Principal, Role
 
-# Staff read any patient's results; a patient principal reads only their own.
-READERS = PatientRecordReaders(staff=(Role.CLINICIAN, Role.LAB, Role.AUDITOR), records="results")
+# Staff read any patient's results; a patient principal reads only their own. Auditors read
+# trails (the audit service), never clinical content.
+READERS = PatientRecordReaders(staff=(Role.CLINICIAN, Role.LAB), records="results")
 
 
 def refusal_to_post(principal: Principal) -> str | None:

@@ -7,7 +7,11 @@ import grpc
 
 from clinical_platform.access.records import RequestOrigin
 from clinical_platform.eventlog.envelope import current_trace_context
-from clinical_platform.grpc_context import DEFAULT_PURPOSE_OF_USE, peer_ip
+from clinical_platform.grpc_context import (
+    DEFAULT_PURPOSE_OF_USE,
+    PURPOSE_OF_USE_HEADER,
+    peer_ip,
+)
 
 
 def request_origin(context: grpc.aio.ServicerContext) -> RequestOrigin:
@@ -17,7 +21,7 @@ def request_origin(context: grpc.aio.ServicerContext) -> RequestOrigin:
     return RequestOrigin(
         source_ip=peer_ip(context.peer()),
         user_agent=str(metadata.get("user-agent", "")),
-        purpose_of_use=str(metadata.get("x-purpose-of-use", DEFAULT_PURPOSE_OF_USE)),
+        purpose_of_use=str(metadata.get(PURPOSE_OF_USE_HEADER, DEFAULT_PURPOSE_OF_USE)),
         request_id=str(metadata.get("x-request-id", "")),
         trace_context=current_trace_context(),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TypeAlias
 from uuid import UUID
 
@@ -113,6 +114,9 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
                 min_version=request.min_version,
                 timeout_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )
+        if not policy.sees_linked_records(principal):
+            record = replace(record, patient=replace(record.patient, linked_patient_ids=()),
+                             golden_record=None)  # fmt: skip
         # The golden record merges the demographics of every linked record: each is read.
         read = [record.patient.patient_id]
         if record.golden_record is not None:

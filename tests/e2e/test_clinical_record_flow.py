@@ -22,6 +22,7 @@ from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import unique_name
 from clinical_testing.service_process import ServiceProcess, StartService
 from clinical_testing.tokens import TokenMint
+from clinical_testing.waiting import once_recorded
 from pymongo import AsyncMongoClient
 
 from clinical.orders.v1 import orders_pb2 as orders_pb
@@ -181,10 +182,11 @@ async def test_a_registered_patients_order_is_signed_resulted_amended_and_read_b
         metadata=registrar, timeout=CALL_TIMEOUT,
     )  # fmt: skip
     # Orders hears of the result from the results topic: OrderResulted follows OrderSigned.
-    order = await clinic.orders.GetOrder(
+    # Until its listener recorded it, that version is OUT_OF_RANGE: the client asks again.
+    order = await once_recorded(lambda: clinic.orders.GetOrder(
         orders_pb.GetOrderRequest(order_id=order_id, min_version=signed_version + 1),
         metadata=clinician, timeout=CALL_TIMEOUT,
-    )  # fmt: skip
+    ))  # fmt: skip
     listed_orders = await clinic.orders.ListOrders(
         orders_pb.ListOrdersRequest(
             patient_id=patient_id, min_version=order.order.version, min_version_order_id=order_id

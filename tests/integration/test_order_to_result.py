@@ -18,6 +18,7 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
+from clinical_testing.waiting import once_recorded
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2 as orders_pb
@@ -141,10 +142,12 @@ async def test_a_signed_order_is_resulted_and_orders_hears_of_it(clinic: Clinic)
         ),
         metadata=clinic.lab, timeout=10,
     )  # fmt: skip
-    order = await clinic.orders.GetOrder(
+    # OrderResulted is for orders' results listener to record: until then the version is
+    # OUT_OF_RANGE (not waited for), so the client asks again.
+    order = await once_recorded(lambda: clinic.orders.GetOrder(
         orders_pb.GetOrderRequest(order_id=order_id, min_version=signed_version + 1),
         metadata=clinic.clinician, timeout=10,
-    )  # fmt: skip
+    ))  # fmt: skip
 
     assert order.order.status == orders_pb.ORDER_STATUS_RESULTED
     assert order.order.result_id == posted.result_id

@@ -25,6 +25,8 @@ BOUNDED_LABELS = {
     "http_status_class", "topic", "partition", "outcome", "consumer_group", "operation", "result",
     # clinical_consumer_transient_failures_total: a consumer's name and an error class.
     "consumer", "error",
+    # clinical_health_serving: a readiness check's fixed name (vault, event_writer, projections).
+    "check",
 }  # fmt: skip
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2, message
 
 # Neither package marks itself typed (google.rpc ships .pyi files but no py.typed marker).
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
@@ -24,8 +25,9 @@ from clinical_platform.eventlog.errors import (
     EventRejectedError,
     NotPartitionOwnerError,
     WriterFencedError,
+    WriterOverloadedError,
 )
-from clinical_platform.reads import InvalidPageToken, ReadModelBehind
+from clinical_platform.reads import InvalidPageToken, ReadModelBehind, VersionNotRecorded
 from clinical_platform.security.errors import (
     KeyServiceUnavailableError,
     PatientForgottenError,
@@ -51,8 +53,9 @@ async def failures_as_status(
 
     The kernel's failures map the same way in every service: `InvalidRequest` (and every domain
     error that subclasses it) INVALID_ARGUMENT with field violations, a foreign page token
-    INVALID_ARGUMENT on ``page_token``, a read model that stayed behind DEADLINE_EXCEEDED, event
-    log and key service failures as `abort_for` says. ``statuses`` maps the service's own errors;
+    INVALID_ARGUMENT on ``page_token``, a read model that stayed behind DEADLINE_EXCEEDED, a
+    ``min_version`` beyond the log OUT_OF_RANGE with a field violation, event log and key service
+    failures as `abort_for` says. ``statuses`` maps the service's own errors;
     their messages must name ids and rules, never request values.
     """
     try:
@@ -61,6 +64,11 @@ async def failures_as_status(
         await invalid_argument(context, invalid.violations)
     except InvalidPageToken as invalid:
         await invalid_argument(context, [FieldViolation("page_token", str(invalid))])
+    except VersionNotRecorded as beyond:
+        violation = FieldViolation(beyond.field, str(beyond))
+        await _abort_with_details(
+            context, code_pb2.OUT_OF_RANGE, f"{beyond.field} {beyond}", _bad_request([violation])
+        )
     except ReadModelBehind:
         await context.abort(
             grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -82,11 +90,20 @@ async def abort_for(
 
     Rejected events become INVALID_ARGUMENT with ``google.rpc.BadRequest`` details; a lost race
     ABORTED (re-read and retry); anything that a retry elsewhere or later may fix UNAVAILABLE
-    (Vault sealed or unreachable included: PHI writes fail closed); a command on a forgotten
-    patient's data FAILED_PRECONDITION.
+    (Vault sealed or unreachable included: PHI writes fail closed); a full writer queue
+    RESOURCE_EXHAUSTED with ``google.rpc.RetryInfo``; a command on a forgotten patient's data
+    FAILED_PRECONDITION.
     """
     if isinstance(error, EventRejectedError):
         await invalid_argument(context, error.violations)
+    if isinstance(error, WriterOverloadedError):
+        retry_delay = duration_pb2.Duration()
+        retry_delay.FromTimedelta(timedelta(seconds=error.retry_after_s))
+        await _abort_with_details(
+            context, code_pb2.RESOURCE_EXHAUSTED,
+            "too many commands are waiting for the event log; nothing was recorded, retry later",
+            error_details_pb2.RetryInfo(retry_delay=retry_delay),
+        )  # fmt: skip
     if isinstance(error, SecurityError):
         code, details = _security_status_of(error)
         trailing_metadata: tuple[tuple[str, str], ...] = ()
@@ -106,22 +123,33 @@ async def invalid_argument(
     travel in a trailer, and a request of 2,000 bad values must not make one too big to send.
     """
     listed = violations[:MAX_REPORTED_VIOLATIONS]
-    bad_request = error_details_pb2.BadRequest(
+    fields = ", ".join(violation.field for violation in listed)
+    if len(violations) > len(listed):
+        fields += f" and {len(violations) - len(listed)} more"
+    await _abort_with_details(
+        context, code_pb2.INVALID_ARGUMENT, f"invalid fields: {fields}", _bad_request(listed)
+    )
+
+
+def _bad_request(violations: Sequence[FieldViolation]) -> message.Message:
+    bad_request: message.Message = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(
                 field=violation.field, description=violation.description
             )
-            for violation in listed
+            for violation in violations
         ]
     )
-    detail = any_pb2.Any()
-    detail.Pack(bad_request)
-    fields = ", ".join(violation.field for violation in listed)
-    if len(violations) > len(listed):
-        fields += f" and {len(violations) - len(listed)} more"
-    status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT, message=f"invalid fields: {fields}", details=[detail]
-    )
+    return bad_request
+
+
+async def _abort_with_details(
+    context: grpc.aio.ServicerContext, code: int, text: str, detail: message.Message
+) -> NoReturn:
+    """End the RPC with a rich status: ``detail`` (a google.rpc message) in its details."""
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    status = status_pb2.Status(code=code, message=text, details=[packed])
     await context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -20,6 +20,7 @@ from clinical_platform.observability.rpc import RpcMetrics
 logger = logging.getLogger(__name__)
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,26 @@ class GrpcServer:
         server: grpc.aio.Server,
         health_servicer: health.aio.HealthServicer,
         port: int,
+        service_names: Sequence[str] = (),
     ) -> None:
         self._server = server
         self._health = health_servicer
         self._port = port
+        self._service_names = tuple(service_names)
 
     @property
     def port(self) -> int:
         """The port actually bound, which differs from the requested one when that was 0."""
         return self._port
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report SERVING or NOT_SERVING for the whole server ("") and each hosted service.
+
+        Ignored once stopping has begun: a server on its way out stays NOT_SERVING.
+        """
+        status = _SERVING if serving else _NOT_SERVING
+        for name in ("", *self._service_names):
+            await self._health.set(name, status)
 
     async def stop(self, grace_seconds: float) -> None:
         """Report NOT_SERVING on every health entry, then stop, giving in-flight RPCs grace."""
@@ -85,6 +97,7 @@ async def start_grpc_server(
     services: Sequence[GrpcService] = (),
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reflection_enabled: bool = False,
+    maximum_concurrent_rpcs: int | None = None,
 ) -> GrpcServer:
     """Build, bind and start a server hosting `services`, health and (optionally) reflection.
 
@@ -92,6 +105,8 @@ async def start_grpc_server(
     off unless asked for: it hands a map of the API to anyone who can reach the port. Every
     request passes the `RequestGuard` (innermost, so the other interceptors see its answers):
     bytes that do not parse and requests over their declared limits are INVALID_ARGUMENT.
+    Beyond ``maximum_concurrent_rpcs`` calls in progress (streams included), grpc answers
+    RESOURCE_EXHAUSTED at once rather than queueing without bound.
     """
     # Resolved at call time so telemetry's GrpcAioInstrumentorServer patch, if active, applies.
     server = grpc.aio.server(
@@ -99,6 +114,7 @@ async def start_grpc_server(
         interceptors=[RpcMetrics(), *interceptors, RequestGuard()],
         # Without this, Linux lets a second process bind the same port and steal half the calls.
         options=[("grpc.so_reuseport", 0)],
+        maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -116,7 +132,7 @@ async def start_grpc_server(
     bound_port = server.add_insecure_port(_address(host, port))
     await server.start()
     logger.info("gRPC server listening", extra={"host": host, "port": bound_port})
-    return GrpcServer(server, health_servicer, bound_port)
+    return GrpcServer(server, health_servicer, bound_port, [service.name for service in services])
 
 
 def _address(host: str, port: int) -> str:

@@ -16,7 +16,8 @@ import grpc
 from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStoreConfig
-from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.grpc_server import GrpcServer, GrpcService, start_grpc_server
+from clinical_platform.health import HealthCheck, HealthMonitor
 from clinical_platform.logs import configure_logging
 from clinical_platform.observability.endpoint import start_metrics_endpoint
 from clinical_platform.settings import BaseServiceSettings
@@ -56,16 +57,39 @@ async def serve_grpc(
     settings: BaseServiceSettings,
     services: Sequence[GrpcService] = (),
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    health_checks: Sequence[HealthCheck] = (),
 ) -> None:
-    """Serve `services` on the configured host and port until SIGTERM or SIGINT."""
+    """Serve `services` on the configured host and port until SIGTERM or SIGINT; health is
+    NOT_SERVING while any of ``health_checks`` fails."""
+    async with grpc_serving(settings, services, interceptors, health_checks) as server:
+        await server.serve_until_signalled(settings.grpc_grace_seconds)
+
+
+@asynccontextmanager
+async def grpc_serving(
+    settings: BaseServiceSettings,
+    services: Sequence[GrpcService] = (),
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    health_checks: Sequence[HealthCheck] = (),
+) -> AsyncIterator[GrpcServer]:
+    """The server `serve_grpc` runs, with its health monitor, until the block ends (tests)."""
     server = await start_grpc_server(
         host=settings.grpc_host,
         port=settings.grpc_port,
         services=services,
         interceptors=interceptors,
         reflection_enabled=settings.grpc_reflection,
+        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
-    await server.serve_until_signalled(settings.grpc_grace_seconds)
+    monitor = HealthMonitor(
+        health_checks, server.set_serving, interval_s=settings.health_check_interval_seconds
+    )
+    try:
+        await monitor.start()
+        yield server
+    finally:
+        await monitor.stop()
+        await server.stop(settings.grpc_grace_seconds)
 
 
 def event_store_config(settings: BaseServiceSettings, *, service: str) -> EventStoreConfig:
@@ -79,6 +103,7 @@ def event_store_config(settings: BaseServiceSettings, *, service: str) -> EventS
         partitions=settings.event_partitions,
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
+        max_queued_appends=settings.event_writer_max_queued_appends,
     )
 
 

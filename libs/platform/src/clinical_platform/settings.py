@@ -110,6 +110,11 @@ class BaseServiceSettings(BaseSettings):
     grpc_port: Port
     grpc_reflection: bool = False
     grpc_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
+    # Backpressure (docs/services.md#backpressure-and-health): calls in progress at most
+    # (streams included; beyond, RESOURCE_EXHAUSTED at once), and how often health re-checks
+    # Vault, the event writers and the projections.
+    grpc_max_concurrent_rpcs: Annotated[int, Field(ge=1)] = 1000
+    health_check_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
     # The Prometheus /metrics endpoint (docs/observability.md); not served unless a port is set.
     metrics_host: str = "127.0.0.1"
     metrics_port: Port | None = None
@@ -122,6 +127,10 @@ class BaseServiceSettings(BaseSettings):
     replica_address_template: str = "127.0.0.1:{port}"
     state_dir: Path = Path("state")
     event_partitions: Annotated[int, Field(ge=1)] = 6
+    # Appends waiting for one partition's writer at most; more are refused (RESOURCE_EXHAUSTED).
+    event_writer_max_queued_appends: Annotated[int, Field(ge=1)] = 10_000
+    # Quick failures in a row after which a projection counts as crash-looping (NOT_SERVING).
+    projection_crash_loop_failures: Annotated[int, Field(ge=1)] = 3
 
     @field_validator("log_level", mode="before")
     @classmethod

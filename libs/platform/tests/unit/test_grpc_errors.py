@@ -14,9 +14,11 @@ from clinical_platform.eventlog.errors import (
     EventRejectedError,
     NotPartitionOwnerError,
     WriterFencedError,
+    WriterOverloadedError,
 )
-from clinical_platform.grpc_errors import abort_for
+from clinical_platform.grpc_errors import abort_for, failures_as_status
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.reads import VersionNotRecorded
 from clinical_platform.security.errors import (
     KeyServiceUnavailableError,
     PatientForgottenError,
@@ -42,6 +44,7 @@ FAILURES: dict[str, EventLogError | SecurityError] = {
     "concurrent": ConcurrencyError("0b6f9a6e-3f0e-4a53-9a50-0d5d4f1f6b1e", 3, 4),
     "not-owner": NotPartitionOwnerError(7, "10.0.0.12:18052"),
     "fenced": WriterFencedError(7),
+    "overloaded": WriterOverloadedError(7, 0.25),
     "unavailable": EventLogUnavailableError("broker timed out"),
     "vault-sealed": KeyServiceUnavailableError("unwrap a data key: Vault is sealed"),
     "forgotten": PatientForgottenError(FORGOTTEN_PATIENT),
@@ -50,6 +53,9 @@ FAILURES: dict[str, EventLogError | SecurityError] = {
 
 
 async def _fail(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    if request == b"beyond":
+        async with failures_as_status(context, {}):
+            raise VersionNotRecorded(2**63 - 1)
     await abort_for(context, FAILURES[request.decode()])
 
 
@@ -143,3 +149,29 @@ async def test_undecryptable_payload_is_internal(channel: grpc.aio.Channel) -> N
     call = await _failed_call(channel, "tampered")
 
     assert await call.code() == grpc.StatusCode.INTERNAL
+
+
+async def test_a_full_writer_queue_is_resource_exhausted_with_a_retry_delay(
+    channel: grpc.aio.Channel,
+) -> None:
+    call = await _failed_call(channel, "overloaded")
+
+    status = await rpc_status.aio.from_call(call)
+    retry_info = error_details_pb2.RetryInfo()
+    assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status.details[0].Unpack(retry_info)
+    assert retry_info.retry_delay.ToMilliseconds() == 250
+    assert "nothing was recorded" in await call.details()
+
+
+async def test_a_min_version_beyond_the_log_is_out_of_range_on_min_version(
+    channel: grpc.aio.Channel,
+) -> None:
+    call = await _failed_call(channel, "beyond")
+
+    status = await rpc_status.aio.from_call(call)
+    bad_request = error_details_pb2.BadRequest()
+    assert await call.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert status.details[0].Unpack(bad_request)
+    assert [v.field for v in bad_request.field_violations] == ["min_version"]
+    assert str(2**63 - 1) not in await call.details()

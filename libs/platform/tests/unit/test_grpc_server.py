@@ -1,11 +1,12 @@
 """The one gRPC server bootstrap: health, opt-in reflection, NOT_SERVING before it stops."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
 import pytest
+from clinical_testing.waiting import eventually
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -15,6 +16,8 @@ pytestmark = pytest.mark.unit
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+MAX_CONCURRENT_RPCS = 2
+BLOCKING_SERVICE = "clinical.test.v1.BlockingService"
 
 
 @dataclass
@@ -31,10 +34,11 @@ async def start_server(sample_service: GrpcService) -> AsyncIterator[StartServer
     """Start servers hosting the sample service on 127.0.0.1:0; stop them after the test."""
     started: list[Started] = []
 
-    async def start(*, reflection: bool = False) -> Started:
+    async def start(*, reflection: bool = False, services: Sequence[GrpcService] = ()) -> Started:
         server = await start_grpc_server(
-            host="127.0.0.1", port=0, services=[sample_service], reflection_enabled=reflection
-        )
+            host="127.0.0.1", port=0, services=[sample_service, *services],
+            reflection_enabled=reflection, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+        )  # fmt: skip
         started.append(Started(server, grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")))
         return started[-1]
 
@@ -109,3 +113,49 @@ async def test_health_turns_not_serving_before_the_server_goes_away(
     with pytest.raises(grpc.aio.AioRpcError) as gone:
         await _check(started.channel)
     assert gone.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_set_serving_flips_health_for_the_server_and_each_hosted_service(
+    start_server: StartServer, sample_service: GrpcService
+) -> None:
+    started = await start_server()
+
+    await started.server.set_serving(False)
+    assert await _check(started.channel) == NOT_SERVING
+    assert await _check(started.channel, sample_service.name) == NOT_SERVING
+
+    await started.server.set_serving(True)
+    assert await _check(started.channel) == SERVING
+    assert await _check(started.channel, sample_service.name) == SERVING
+
+
+async def test_calls_beyond_maximum_concurrent_rpcs_are_resource_exhausted_at_once(
+    start_server: StartServer,
+) -> None:
+    release = asyncio.Event()
+    entered: list[None] = []
+
+    async def block(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        entered.append(None)
+        await release.wait()
+        return request
+
+    def register(server: grpc.aio.Server) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(block)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(BLOCKING_SERVICE, {"Block": handler}),)
+        )
+
+    started = await start_server(services=[GrpcService(BLOCKING_SERVICE, register)])
+    blocking = started.channel.unary_unary(f"/{BLOCKING_SERVICE}/Block")
+    held = [
+        asyncio.ensure_future(blocking(b"held", timeout=30)) for _ in range(MAX_CONCURRENT_RPCS)
+    ]
+    await eventually(lambda: len(entered) == MAX_CONCURRENT_RPCS)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await blocking(b"one too many", timeout=30)
+
+    release.set()
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert await asyncio.gather(*held) == [b"held"] * MAX_CONCURRENT_RPCS

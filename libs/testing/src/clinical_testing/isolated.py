@@ -6,10 +6,15 @@ nothing is rebuilt.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import hvac
 
 from clinical_platform.clients.kafka import KafkaConnection, KafkaSecurity
 from clinical_testing.endpoints import KAFKA_SECURITY_ENV, parse_exports
@@ -71,3 +76,39 @@ class IsolatedInfra:
 
     def pid(self, server: str) -> int:
         return int((self.data_dir / server / f"{server}.pid").read_text())
+
+
+class PrivateOpenBao:
+    """An OpenBao of a test's own, set up by localinfra exactly like the shared one (Transit
+    keys, key store, policies), so sealing it disturbs no other test."""
+
+    def __init__(self, infra: IsolatedInfra) -> None:
+        self.infra = infra
+        self.address = f"http://127.0.0.1:{infra.env['CLINICAL_VAULT_PORT']}"
+        init = json.loads((infra.data_dir / "openbao" / "init.json").read_text())
+        self.root_token: str = init["root_token"]
+
+    def client(self) -> hvac.Client:
+        return hvac.Client(url=self.address, token=self.root_token)
+
+    def seal(self) -> None:
+        self.client().sys.seal()
+
+    def unseal(self) -> None:
+        """Unsealed with the key localinfra keeps (its start unseals a running server)."""
+        unsealed = self.infra.localinfra("up", "openbao")
+        if unsealed.returncode != 0:
+            raise RuntimeError(f"unsealing the private OpenBao failed: {unsealed.stderr}")
+
+
+@contextmanager
+def private_openbao(repo_root: Path, data_dir: Path) -> Iterator[PrivateOpenBao]:
+    """Start a private OpenBao in ``data_dir`` on a free port; stop it afterwards."""
+    infra = IsolatedInfra(repo_root, data_dir)
+    started = infra.localinfra("up", "openbao")
+    if started.returncode != 0:
+        raise RuntimeError(f"the private OpenBao did not start: {started.stderr}")
+    try:
+        yield PrivateOpenBao(infra)
+    finally:
+        infra.localinfra("down", "openbao")

@@ -65,8 +65,10 @@ async def wait_until_serving(
     within_s: float,
     exited: Callable[[], str | None] = lambda: None,
     service: str = "",
+    status: int = _SERVING,
 ) -> None:
-    """Poll gRPC health at ``address`` until it answers SERVING for ``service`` ("" = server).
+    """Poll gRPC health at ``address`` until it answers SERVING (or ``status``) for ``service``
+    ("" = server).
 
     ``exited`` returns a description when the process behind the address has died, so a crash
     fails at once instead of after the whole timeout.
@@ -79,10 +81,11 @@ async def wait_until_serving(
                 raise ServiceExitedError(f"{address}: {reason}")
             with contextlib.suppress(grpc.aio.AioRpcError):
                 answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
-                if answer.status == _SERVING:
+                if answer.status == status:
                     return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{address} did not report SERVING within {within_s:.0f}s")
+                name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+                raise TimeoutError(f"{address} did not report {name} within {within_s:.0f}s")
             await asyncio.sleep(0.2)
 
 
@@ -144,6 +147,10 @@ class ServiceProcess:
 
     async def wait_serving(self, within_s: float = 60) -> None:
         await wait_until_serving(self.address, within_s=within_s, exited=self.exited)
+
+    async def wait_health(self, status: int, within_s: float = 60) -> None:
+        """Until the server's health answers ``status`` (NOT_SERVING, say)."""
+        await wait_until_serving(self.address, within_s=within_s, exited=self.exited, status=status)
 
     async def terminate(self, grace_s: float = 30) -> int:
         """SIGTERM, then the exit code (SIGKILL and a TimeoutError if it hangs)."""

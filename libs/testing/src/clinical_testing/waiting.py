@@ -14,6 +14,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
+import grpc
+
 T = TypeVar("T")
 
 
@@ -40,3 +42,23 @@ async def eventually(
         if value or asyncio.get_running_loop().time() >= deadline:
             return value
         await asyncio.sleep(interval_s)
+
+
+async def once_recorded(read: Callable[[], Awaitable[T]], *, within_s: float = 30.0) -> T:
+    """``read()``'s answer once it stops being OUT_OF_RANGE.
+
+    A read "at least version N" of a version that the event log does not hold yet is refused at
+    once; when another process is about to record it (orders' results listener, say), the
+    client asks again. After ``within_s`` the last attempt's error is raised as it is.
+    """
+
+    async def attempt() -> T | None:
+        try:
+            return await read()
+        except grpc.aio.AioRpcError as refused:
+            if refused.code() != grpc.StatusCode.OUT_OF_RANGE:
+                raise
+            return None
+
+    answer = await eventually(attempt, within_s=within_s, interval_s=0.1)
+    return answer if answer is not None else await read()

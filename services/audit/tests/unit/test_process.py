@@ -1,13 +1,15 @@
 """The audit service as a process: serves health, stops on SIGTERM, rejects bad settings.
 
 It needs no servers to start: the projections and the access-record publisher keep retrying in
-the background. The servers here are unreachable ports, so nothing real is touched.
+the background, and health says NOT_SERVING (Vault unreachable) rather than lie. The servers
+here are unreachable ports, so nothing real is touched.
 """
 
 from pathlib import Path
 
 import pytest
 from clinical_testing.service_process import ServiceProcess, free_tcp_port, run_until_exit
+from grpc_health.v1 import health_pb2
 
 pytestmark = pytest.mark.unit
 
@@ -25,10 +27,12 @@ def _unreachable_servers(state_dir: Path) -> dict[str, str]:
     }
 
 
-async def test_reports_serving_then_exits_zero_within_grace_on_sigterm(tmp_path: Path) -> None:
+async def test_reports_not_serving_without_its_servers_then_exits_zero_on_sigterm(
+    tmp_path: Path,
+) -> None:
     env = {"AUDIT_GRPC_GRACE_SECONDS": str(GRACE_SECONDS), **_unreachable_servers(tmp_path)}
     with ServiceProcess.on_free_port("audit", port_variable="AUDIT_GRPC_PORT", env=env) as service:
-        await service.wait_serving()
+        await service.wait_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         assert await service.terminate(GRACE_SECONDS) == 0
 
 

@@ -18,6 +18,7 @@ from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
+from clinical_platform.health import HealthCheck
 from clinical_platform.lifecycle import running_service
 from clinical_platform.projections.applier import Record, quarantine
 from clinical_platform.projections.background import event_topic_specs
@@ -61,6 +62,7 @@ class RunningNotify:
     app: NotifyApp
     store: EventStore
     matcher: Matcher
+    health_checks: Sequence[HealthCheck] = ()
 
 
 @asynccontextmanager
@@ -163,7 +165,9 @@ async def running_notify(
             heartbeat_s=settings.heartbeat_s, poll_interval_s=settings.poll_interval_s,
         )  # fmt: skip
         register = partial(notify_pb2_grpc.add_NotifyServiceServicer_to_server, servicer)
-        yield RunningNotify([GrpcService(GRPC_SERVICE_NAME, register)], app, store, matcher)
+        yield RunningNotify(
+            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, matcher, parts.health_checks
+        )
 
 
 def _retry_schedule(settings: NotifySettings) -> RetrySchedule:
@@ -180,4 +184,4 @@ async def serve(settings: NotifySettings) -> None:
         service_runtime(settings, name=SERVICE, version=version("clinical-notify")),
         running_notify(settings) as notify,
     ):
-        await serve_grpc(settings, services=notify.services)
+        await serve_grpc(settings, services=notify.services, health_checks=notify.health_checks)

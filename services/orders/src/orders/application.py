@@ -14,7 +14,7 @@ from datetime import datetime
 from uuid import UUID
 
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.reads import Clock, ReadModelBehind, utc_now
+from clinical_platform.reads import Clock, ReadModelBehind, require_recorded, utc_now
 from orders.domain.errors import OrderNotFound
 from orders.domain.order import LabTestCatalogue, Order, Priority, ReasonCode
 from orders.ports import OrderPage, OrderQuery, OrderReadModel, OrderRepository, OrderView
@@ -116,7 +116,11 @@ class OrdersApp:
         return (await self._orders.execute(order_id, context, resulted)).version
 
     async def get_order(self, order_id: UUID, *, min_version: int, wait_s: float) -> OrderView:
-        """The order at ``min_version`` or later, waiting up to ``wait_s`` for the read model."""
+        """The order at ``min_version`` or later, waiting up to ``wait_s`` for the read model.
+
+        A ``min_version`` the event log does not hold raises VersionNotRecorded at once.
+        """
+        require_recorded(self._orders, order_id, min_version)
         view = await self._read_model.get(str(order_id), min_version=min_version, wait_s=wait_s)
         if view is not None:
             return view
@@ -130,6 +134,7 @@ class OrdersApp:
         """A page of orders; ``after`` = (order id, version) to read after that write first."""
         if after is not None:
             order_id, min_version = after
+            require_recorded(self._orders, order_id, min_version)
             reached = await self._read_model.get(
                 str(order_id), min_version=min_version, wait_s=wait_s
             )

@@ -14,6 +14,7 @@ from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
+from clinical_platform.health import HealthCheck
 from clinical_platform.lifecycle import running_service
 from clinical_platform.projections import Projection
 from clinical_platform.runtime import (
@@ -50,6 +51,7 @@ class RunningOrders:
     app: OrdersApp
     store: EventStore
     access_log: AccessAuditLog
+    health_checks: Sequence[HealthCheck] = ()
 
 
 @asynccontextmanager
@@ -98,8 +100,9 @@ async def running_orders(
         )  # fmt: skip
         register = partial(orders_pb2_grpc.add_OrderServiceServicer_to_server, servicer)
         yield RunningOrders(
-            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, parts.access_log
-        )
+            [GrpcService(GRPC_SERVICE_NAME, register)], app, store, parts.access_log,
+            parts.health_checks,
+        )  # fmt: skip
 
 
 async def serve(settings: OrdersSettings) -> None:
@@ -108,4 +111,4 @@ async def serve(settings: OrdersSettings) -> None:
         service_runtime(settings, name=SERVICE, version=version("clinical-orders")),
         running_orders(settings) as orders,
     ):
-        await serve_grpc(settings, services=orders.services)
+        await serve_grpc(settings, services=orders.services, health_checks=orders.health_checks)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import CommandContext
+from clinical_platform.reads import RecordedVersions
 from orders.domain.order import (
     Order,
     OrderedTest,
@@ -75,7 +76,7 @@ class OrderReadModel(Protocol):
     async def list(self, query: OrderQuery) -> OrderPage: ...
 
 
-class OrderRepository(Protocol):
+class OrderRepository(RecordedVersions, Protocol):
     """Loads orders and records their events (the kernel's AggregateRepository[Order])."""
 
     async def execute(

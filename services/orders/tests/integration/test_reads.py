@@ -38,20 +38,32 @@ async def test_reading_an_unknown_order_is_not_found(
     assert await code_of(call) == grpc.StatusCode.NOT_FOUND
 
 
-async def test_a_version_the_read_model_never_reaches_ends_at_the_deadline(
-    place_order: PlaceOrder, order_stub: OrderServiceStub, clinician: Metadata
-) -> None:
+@pytest.mark.parametrize("beyond", [2, 2**63 - 1])
+async def test_a_version_the_log_does_not_hold_is_out_of_range_without_waiting(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, clinician: Metadata,
+    violated_fields: Fields, beyond: int,
+) -> None:  # fmt: skip
     placed = await place_order()
 
+    # A deadline far beyond the service's read wait: had it waited, it would answer
+    # DEADLINE_EXCEEDED once its wait ran out.
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await order_stub.GetOrder(
-            pb.GetOrderRequest(order_id=placed.order_id, min_version=7),
-            metadata=clinician, timeout=1.5,
+            pb.GetOrderRequest(order_id=placed.order_id, min_version=beyond),
+            metadata=clinician, timeout=60,
+        )  # fmt: skip
+    with pytest.raises(grpc.aio.AioRpcError) as listing_refused:
+        await order_stub.ListOrders(
+            pb.ListOrdersRequest(
+                patient_id=str(uuid.uuid4()), min_version=beyond,
+                min_version_order_id=placed.order_id,
+            ),
+            metadata=clinician, timeout=60,
         )  # fmt: skip
 
-    # The service answers just before the deadline; on a busy machine the client's own
-    # deadline may fire first, with the same code.
-    assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    for answer in (refused.value, listing_refused.value):
+        assert answer.code() == grpc.StatusCode.OUT_OF_RANGE
+        assert violated_fields(answer) == ["min_version"]
 
 
 @pytest.mark.parametrize("role", [Role.CLINICIAN, Role.LAB])

@@ -12,6 +12,7 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import read_topic
 from clinical_testing.kafka import publish_envelopes
+from clinical_testing.waiting import once_recorded
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
@@ -78,9 +79,10 @@ async def test_a_posted_result_makes_the_signed_order_resulted_once(
         servers.kafka_bootstrap_servers, orders_settings.results_events_topic, posted, posted
     )
 
-    got = await order_stub.GetOrder(
+    # OrderResulted (version 3) is the listener's to record: asked for before, it is refused.
+    got = await once_recorded(lambda: order_stub.GetOrder(
         pb.GetOrderRequest(order_id=placed.order_id, min_version=3), metadata=clinician, timeout=10
-    )
+    ))  # fmt: skip
     assert got.order.status == pb.ORDER_STATUS_RESULTED
     assert got.order.result_id == posted.aggregate_id
     recorded = await read_topic(
@@ -105,9 +107,9 @@ async def test_a_resulted_order_can_no_longer_be_cancelled(
         orders_settings.results_events_topic,
         result_posted(placed.order_id, patient_id),
     )
-    await order_stub.GetOrder(
+    await once_recorded(lambda: order_stub.GetOrder(
         pb.GetOrderRequest(order_id=placed.order_id, min_version=3), metadata=clinician, timeout=10
-    )
+    ))  # fmt: skip
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await order_stub.CancelOrder(
@@ -134,9 +136,9 @@ async def test_a_result_for_a_cancelled_order_is_dead_lettered_and_the_listener_
         refused, result_posted(later.order_id, later_patient),
     )  # fmt: skip
 
-    got = await order_stub.GetOrder(
+    got = await once_recorded(lambda: order_stub.GetOrder(
         pb.GetOrderRequest(order_id=later.order_id, min_version=3), metadata=clinician, timeout=10
-    )
+    ))  # fmt: skip
     assert got.order.status == pb.ORDER_STATUS_RESULTED
     dead = await until_on_topic(
         servers, dead_letter_topic(orders_settings.results_events_topic), count=1

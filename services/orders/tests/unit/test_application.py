@@ -10,7 +10,7 @@ import pytest
 
 from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import Actor, CommandContext
-from clinical_platform.reads import ReadModelBehind
+from clinical_platform.reads import ReadModelBehind, VersionNotRecorded
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
 from orders.application import OrdersApp, PlaceOrder, order_id_for
 from orders.domain.errors import OrderNotFound
@@ -45,6 +45,10 @@ class InMemoryOrders:
         self.orders[aggregate_id] = order
         self.outcomes[aggregate_id, context.request_id] = order.version
         return AppendResult(str(aggregate_id), order.version)
+
+    def current_version(self, aggregate_id: UUID) -> int:
+        order = self.orders.get(aggregate_id)
+        return order.version if order is not None else 0
 
 
 class EmptyReadModel:
@@ -123,7 +127,26 @@ async def test_a_read_of_an_absent_order_is_not_found(app: OrdersApp) -> None:
 
 
 async def test_a_read_for_a_version_the_read_model_lacks_says_it_is_behind(app: OrdersApp) -> None:
+    placed = await app.place_order(glucose_for(uuid4()), context("req-1"))
+
     with pytest.raises(ReadModelBehind):
-        await app.get_order(uuid4(), min_version=2, wait_s=0)
+        await app.get_order(placed.order_id, min_version=1, wait_s=0)
     with pytest.raises(ReadModelBehind):
-        await app.list_orders(OrderQuery(patient_id=str(uuid4())), after=(uuid4(), 1))
+        await app.list_orders(OrderQuery(patient_id=str(uuid4())), after=(placed.order_id, 1))
+
+
+async def test_a_read_for_a_version_the_log_does_not_hold_is_refused_without_waiting(
+    app: OrdersApp,
+) -> None:
+    placed = await app.place_order(glucose_for(uuid4()), context("req-1"))
+    # Far longer than any test: an answer at all means the read did not wait.
+    wait_s = 600.0
+
+    with pytest.raises(VersionNotRecorded):
+        await app.get_order(placed.order_id, min_version=2**63 - 1, wait_s=wait_s)
+    with pytest.raises(VersionNotRecorded):
+        await app.get_order(uuid4(), min_version=1, wait_s=wait_s)
+    with pytest.raises(VersionNotRecorded):
+        await app.list_orders(
+            OrderQuery(patient_id=str(uuid4())), after=(placed.order_id, 2), wait_s=wait_s
+        )

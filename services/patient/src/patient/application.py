@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid5
 
+from clinical_platform.reads import require_recorded
 from patient.domain.assessment import LinkBasis, MatchAssessment, MatchCandidate
 from patient.domain.demographics import PatientDemographics
 from patient.domain.errors import PatientForgotten, PatientNotFound, PatientsAlreadyLinked
@@ -245,6 +246,7 @@ class PatientApp:
         self, patient_id: UUID, *, min_version: int, timeout_s: float
     ) -> PatientRecordView:
         """The record once the read model reached ``min_version``, with its golden record."""
+        require_recorded(self._patients, patient_id, min_version)
         view = await self._index.patient(patient_id, min_version=min_version, timeout_s=timeout_s)
         if view is None:
             raise PatientNotFound(patient_id)
@@ -255,6 +257,7 @@ class PatientApp:
     ) -> list[PatientView]:
         """Records meeting every criterion; ``after`` waits for a written record first."""
         if after is not None:
+            require_recorded(self._patients, *after)
             await self._index.patient(after[0], min_version=after[1], timeout_s=timeout_s)
         return await self._index.search(query)
 

@@ -19,6 +19,7 @@ from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
+from clinical_platform.health import HealthCheck
 from clinical_platform.lifecycle import running_service
 from clinical_platform.projections import Projection
 from clinical_platform.runtime import (
@@ -65,6 +66,7 @@ class RunningPatient:
     cipher: EnvelopeCipher
     access_log: AccessAuditLog
     candidates: CandidateIndex
+    health_checks: Sequence[HealthCheck] = ()
 
 
 @asynccontextmanager
@@ -123,7 +125,7 @@ async def running_patient(
         register = partial(patient_pb2_grpc.add_PatientServiceServicer_to_server, servicer)
         yield RunningPatient(
             [GrpcService(GRPC_SERVICE_NAME, register)], app, store, parts.database,
-            security.cipher, parts.access_log, candidates,
+            security.cipher, parts.access_log, candidates, parts.health_checks,
         )  # fmt: skip
 
 
@@ -133,4 +135,4 @@ async def serve(settings: PatientSettings) -> None:
         service_runtime(settings, name=SERVICE, version=version("clinical-patient")),
         running_patient(settings) as patient,
     ):
-        await serve_grpc(settings, services=patient.services)
+        await serve_grpc(settings, services=patient.services, health_checks=patient.health_checks)

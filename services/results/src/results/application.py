@@ -12,7 +12,7 @@ from datetime import datetime
 from uuid import UUID
 
 from clinical_platform.eventlog.context import CommandContext
-from clinical_platform.reads import Clock, ReadModelBehind, utc_now
+from clinical_platform.reads import Clock, ReadModelBehind, require_recorded, utc_now
 from results.domain.errors import OrderNotFound, ResultAlreadyPosted, ResultNotFound
 from results.domain.observation import ReportedObservation, TestCatalogue
 from results.domain.result import LabResult, RevisionKind, result_id_for
@@ -109,7 +109,11 @@ class ResultsApp:
         return result.version
 
     async def get_result(self, result_id: UUID, *, min_version: int, wait_s: float) -> ResultView:
-        """The result at ``min_version`` or later, waiting up to ``wait_s`` for the read model."""
+        """The result at ``min_version`` or later, waiting up to ``wait_s`` for the read model.
+
+        A ``min_version`` the event log does not hold raises VersionNotRecorded at once.
+        """
+        require_recorded(self._results, result_id, min_version)
         view = await self._read_model.get(str(result_id), min_version=min_version, wait_s=wait_s)
         if view is not None:
             return view
@@ -123,6 +127,7 @@ class ResultsApp:
         """A page of results; ``after`` = (result id, version) to read after that write first."""
         if after is not None:
             result_id, min_version = after
+            require_recorded(self._results, result_id, min_version)
             reached = await self._read_model.get(
                 str(result_id), min_version=min_version, wait_s=wait_s
             )

@@ -14,6 +14,7 @@ from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import GrpcService
+from clinical_platform.health import HealthCheck
 from clinical_platform.lifecycle import running_service
 from clinical_platform.projections import Projection
 from clinical_platform.runtime import (
@@ -55,6 +56,7 @@ class RunningResults:
     app: ResultsApp
     store: EventStore
     access_log: AccessAuditLog
+    health_checks: Sequence[HealthCheck] = ()
 
 
 @asynccontextmanager
@@ -96,7 +98,7 @@ async def running_results(
         )  # fmt: skip
         register = partial(results_pb2_grpc.add_ResultServiceServicer_to_server, servicer)
         grpc_services = [GrpcService(GRPC_SERVICE_NAME, register)]
-        yield RunningResults(grpc_services, app, store, parts.access_log)
+        yield RunningResults(grpc_services, app, store, parts.access_log, parts.health_checks)
 
 
 async def serve(settings: ResultsSettings) -> None:
@@ -105,4 +107,4 @@ async def serve(settings: ResultsSettings) -> None:
         service_runtime(settings, name=SERVICE, version=version("clinical-results")),
         running_results(settings) as results,
     ):
-        await serve_grpc(settings, services=results.services)
+        await serve_grpc(settings, services=results.services, health_checks=results.health_checks)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import CommandContext
+from clinical_platform.reads import RecordedVersions
 from results.domain.observation import Observation
 from results.domain.result import LabResult, OrderState, ResultStatus
 
@@ -79,7 +80,7 @@ class OrderStates(Protocol):
         ...
 
 
-class ResultRepository(Protocol):
+class ResultRepository(RecordedVersions, Protocol):
     """Loads results and records their events (the kernel's AggregateRepository[LabResult])."""
 
     async def execute(

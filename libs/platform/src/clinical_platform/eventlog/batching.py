@@ -19,10 +19,15 @@ class AppendQueue:
     come back with their next command. It stops waiting as soon as they have (a partition whose
     callers are all queued never waits), and a load that falls leaves the window within a few
     batches. A lone caller never waits.
+
+    At most ``max_depth`` appends wait: past that `put` raises `asyncio.QueueFull`, so a burst
+    is refused at once instead of growing memory and every caller's wait without bound.
     """
 
-    def __init__(self, *, max_batch: int, linger_s: float) -> None:
-        self._queue: asyncio.Queue[PendingAppend] = asyncio.Queue()
+    def __init__(self, *, max_batch: int, linger_s: float, max_depth: int = 10_000) -> None:
+        if max_depth < 1:
+            raise ValueError("max_depth must be at least 1")
+        self._queue: asyncio.Queue[PendingAppend] = asyncio.Queue(maxsize=max_depth)
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._recent_sizes: deque[int] = deque(maxlen=_RECENT_BATCHES)
@@ -30,6 +35,7 @@ class AppendQueue:
         self._enough = asyncio.Event()
 
     def put(self, pending: PendingAppend) -> None:
+        """Queue ``pending``; `asyncio.QueueFull` (nothing queued) when ``max_depth`` wait."""
         self._queue.put_nowait(pending)
         if self._wanted and self._queue.qsize() >= self._wanted:
             self._enough.set()

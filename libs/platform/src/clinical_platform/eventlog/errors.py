@@ -47,6 +47,16 @@ class WriterFencedError(EventLogError):
         super().__init__(f"this replica was fenced off partition {partition} by a newer writer")
 
 
+class WriterOverloadedError(EventLogError):
+    """The partition writer's queue is full; nothing was appended (RESOURCE_EXHAUSTED, retry
+    after ``retry_after_s``)."""
+
+    def __init__(self, partition: int, retry_after_s: float) -> None:
+        self.partition = partition
+        self.retry_after_s = retry_after_s
+        super().__init__(f"the writer of partition {partition} has too many appends queued")
+
+
 class TopicLayoutError(EventLogError):
     """The event topic's partitions or the writers' replica count changed since the topic was
     laid out (eventlog.layout): routing would change, so the writer refuses to start."""

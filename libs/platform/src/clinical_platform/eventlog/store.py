@@ -49,6 +49,8 @@ class EventStoreConfig:
     max_batch: int = 500
     linger_s: float = 0.05
     commit_timeout_s: float = 15.0
+    # Per partition writer: appends waiting beyond this are refused (WriterOverloadedError).
+    max_queued_appends: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,11 @@ class EventStore:
         after = snapshot[0] if snapshot else 0
         return StoredHistory(snapshot, store.envelopes(aggregate_id, after_version=after))
 
+    @property
+    def fenced_partitions(self) -> list[int]:
+        """The owned partitions whose writer a newer writer fenced (this replica is a zombie)."""
+        return sorted(p for p, writer in self._writers.items() if writer.fenced)
+
     def current_version(self, aggregate_id: str) -> int:
         return self._writer(aggregate_id).store.current_version(aggregate_id)
 
@@ -187,7 +194,8 @@ class EventStore:
 
         Raises EventRejectedError (nothing appended) for malformed or oversized events,
         ConcurrencyError when the aggregate is no longer at ``expected_version``,
-        NotPartitionOwnerError when another replica owns the aggregate, WriterFencedError or
+        NotPartitionOwnerError when another replica owns the aggregate, WriterOverloadedError
+        (nothing appended) when too many appends wait for its writer, WriterFencedError or
         EventLogUnavailableError when the outcome could not be confirmed (retry with the same
         request id).
         """
@@ -237,6 +245,7 @@ class EventStore:
             max_batch=self._config.max_batch,
             linger_s=self._config.linger_s,
             commit_timeout_s=self._config.commit_timeout_s,
+            max_queued=self._config.max_queued_appends,
         )
 
     def _open_store(self, partition: int) -> PartitionStore:

@@ -33,6 +33,7 @@ from clinical_platform.eventlog.errors import (
     ConcurrencyError,
     EventLogUnavailableError,
     WriterFencedError,
+    WriterOverloadedError,
 )
 from clinical_platform.eventlog.hash_chain import ChainSealer
 from clinical_platform.eventlog.local_store import AppliedRecord, PartitionStore
@@ -63,6 +64,10 @@ class WriterConfig:
     # A commit that takes longer than this has an unknown outcome; the writer recovers.
     commit_timeout_s: float = 15.0
     transaction_timeout_ms: int = 30_000
+    # Appends waiting for the writer at most; past it an append is refused, nothing written.
+    max_queued: int = 10_000
+    # What a refused caller is told to wait: about one group commit under load.
+    overloaded_retry_after_s: float = 0.5
 
 
 ProducerFactory = Callable[[WriterConfig], AIOKafkaProducer]
@@ -103,7 +108,9 @@ class PartitionWriter:
         self._store = store
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
-        self._queue = AppendQueue(max_batch=config.max_batch, linger_s=config.linger_s)
+        self._queue = AppendQueue(
+            max_batch=config.max_batch, linger_s=config.linger_s, max_depth=config.max_queued
+        )
         self._task: asyncio.Task[None] | None = None
         self._fenced = False
 
@@ -130,12 +137,16 @@ class PartitionWriter:
         await self._close_producer()
 
     async def append(self, pending: PendingAppend) -> AppendResult:
-        """Queue an append and wait for its outcome."""
+        """Queue an append and await its outcome (WriterOverloadedError: too many queued)."""
         if self._fenced:
             raise WriterFencedError(self._config.partition)
         # The producer span: its traceparent goes into the envelopes, so into the headers.
         with publishing(self._config.topic, self._config.partition, pending.envelopes):
-            self._queue.put(pending)
+            try:
+                self._queue.put(pending)
+            except asyncio.QueueFull:
+                retry_after_s = self._config.overloaded_retry_after_s
+                raise WriterOverloadedError(self._config.partition, retry_after_s) from None
             return await pending.done
 
     async def _run(self) -> None:

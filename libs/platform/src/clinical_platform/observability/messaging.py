@@ -33,6 +33,7 @@ MAX_LINKS = 128
 _OUTCOMES = {
     "ConcurrencyError": "conflict",
     "WriterFencedError": "fenced",
+    "WriterOverloadedError": "overloaded",
     "EventLogUnavailableError": "unavailable",
 }
 

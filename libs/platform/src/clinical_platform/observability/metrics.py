@@ -140,6 +140,12 @@ ACCESS_AUDIT_OUTBOX_DEPTH = Gauge(
     "Access records waiting in the outbox to be published to the audit topic.",
     registry=REGISTRY,
 )
+HEALTH_SERVING = Gauge(
+    "clinical_health_serving",
+    "1 while a readiness check passes, 0 while it fails and health reports NOT_SERVING.",
+    ["check"],
+    registry=REGISTRY,
+)
 BREAK_GLASS_READS = Counter(
     "clinical_break_glass_reads",
     "Reads of patient data under an emergency (break-glass) justification.",

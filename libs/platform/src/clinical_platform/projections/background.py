@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from clinical_platform.background import supervise
+from clinical_platform.background import CrashLoops, supervise
 from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.topics import TopicSpec, event_topic_spec, service_of
 from clinical_platform.projections.projection import Projection
@@ -23,10 +23,11 @@ def start_projections(
     settings: BaseServiceSettings,
     database: AsyncDatabase[Any],
     cipher: EnvelopeCipher,
+    crash_loops: CrashLoops | None = None,
 ) -> list[asyncio.Task[None]]:
     """One supervised task per projection. A projection that fails (Kafka or MongoDB away, a
     bug) starts again with backoff: one that stopped for good would let its read model fall
-    silently behind while health still says SERVING."""
+    silently behind while health still says SERVING. ``crash_loops`` watches each one."""
     tasks = []
     for projection in projections:
         runner = ProjectionRunner(
@@ -38,7 +39,9 @@ def start_projections(
             topic_specs=event_topic_specs(projection.topics, settings),
         )
         name = f"projection {projection.name}"
-        tasks.append(asyncio.create_task(supervise(name, runner.run), name=name))
+        crash_loop = crash_loops.watch(projection.name) if crash_loops is not None else None
+        supervised = supervise(name, runner.run, crash_loop=crash_loop)
+        tasks.append(asyncio.create_task(supervised, name=name))
     return tasks
 
 

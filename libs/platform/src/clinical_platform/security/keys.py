@@ -102,6 +102,11 @@ class PatientKeyring:
         """False while the last health check found Vault sealed or unreachable (for readiness)."""
         return self._unavailable is None
 
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why the last health check found Vault unusable (sealed, unreachable), or None."""
+        return self._unavailable
+
     async def start(self) -> None:
         """Check Vault once, then keep watching its seal in the background."""
         await self.check_health()

@@ -6,14 +6,13 @@ so sealing it disturbs no other test.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import hvac
 import pytest
-from clinical_testing.isolated import IsolatedInfra
+from clinical_testing.isolated import PrivateOpenBao, private_openbao
 from clinical_testing.security import patient_envelope
 from clinical_testing.waiting import eventually
 from google.protobuf.wrappers_pb2 import StringValue
@@ -31,18 +30,9 @@ NAME = "Jane Q. Doe"
 @pytest.fixture(scope="module")
 def private_vault(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[IsolatedInfra, hvac.Client]]:
-    infra = IsolatedInfra(Path(pytestconfig.rootpath), tmp_path_factory.mktemp("sealed"))
-    started = infra.localinfra("up", "openbao")
-    assert started.returncode == 0, started.stderr
-    init = json.loads((infra.data_dir / "openbao" / "init.json").read_text())
-    client = hvac.Client(
-        url=f"http://127.0.0.1:{infra.env['CLINICAL_VAULT_PORT']}", token=init["root_token"]
-    )
-    try:
-        yield infra, client
-    finally:
-        infra.localinfra("down", "openbao")
+) -> Iterator[PrivateOpenBao]:
+    with private_openbao(Path(pytestconfig.rootpath), tmp_path_factory.mktemp("sealed")) as vault:
+        yield vault
 
 
 def _keyring(client: hvac.Client) -> PatientKeyring:
@@ -55,9 +45,9 @@ def _keyring(client: hvac.Client) -> PatientKeyring:
 
 
 async def test_sealed_vault_fails_phi_writes_closed_until_it_is_unsealed(
-    private_vault: tuple[IsolatedInfra, hvac.Client],
+    private_vault: PrivateOpenBao,
 ) -> None:
-    infra, client = private_vault
+    client = private_vault.client()
     warm, cold = str(uuid.uuid4()), str(uuid.uuid4())
     keyring = _keyring(client)
     await keyring.start()
@@ -80,8 +70,7 @@ async def test_sealed_vault_fails_phi_writes_closed_until_it_is_unsealed(
         with pytest.raises(KeyServiceUnavailableError):
             await cipher.decrypt(before)
 
-        unsealed = infra.localinfra("up", "openbao")
-        assert unsealed.returncode == 0, unsealed.stderr
+        private_vault.unseal()
         assert await keyring.check_health()
         assert StringValue.FromString(await cipher.decrypt(before)).value == NAME
     finally:

@@ -71,3 +71,15 @@ async def test_a_stopping_writer_gets_everything_still_queued() -> None:
 
     assert queue.drain() == appends
     assert queue.drain() == []
+
+
+async def test_a_full_queue_refuses_the_next_append_and_keeps_what_it_holds() -> None:
+    queue = AppendQueue(max_batch=500, linger_s=LONG_LINGER_S, max_depth=2)
+    held = [_pending(), _pending()]
+    for pending in held:
+        queue.put(pending)
+
+    with pytest.raises(asyncio.QueueFull):
+        queue.put(_pending())
+
+    assert queue.drain() == held

@@ -14,6 +14,7 @@ from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import Actor, CommandContext
 from clinical_platform.eventlog.errors import ConcurrencyError
 from clinical_platform.eventlog.repository import Command
+from clinical_platform.reads import VersionNotRecorded
 from patient.application import PatientApp
 from patient.domain.assessment import MatchGrade
 from patient.domain.demographics import PatientDemographics, PatientName
@@ -70,6 +71,28 @@ async def test_a_duplicate_is_matched_and_linked_on_the_pair_anchor(
     assert patients.aggregates[anchor].linked_patient_ids == (
         max((first.patient_id, second.patient_id), key=str),
     )
+
+
+async def test_a_read_for_a_version_the_log_does_not_hold_is_refused_without_waiting(
+    app: PatientApp, index: InMemoryIndex, margaret: PatientDemographics
+) -> None:
+    registered = await app.register_patient(_context("r1"), margaret)
+    index.add(registered.patient_id, margaret)
+    # Far longer than any test: an answer at all means the read did not wait.
+    wait_s = 600.0
+
+    with pytest.raises(VersionNotRecorded):
+        await app.get_patient(
+            registered.patient_id, min_version=registered.version + 1, timeout_s=wait_s
+        )
+    with pytest.raises(VersionNotRecorded):
+        await app.search_patients(
+            PatientSearch(family_name="Thornton"), after=(uuid4(), 1), timeout_s=wait_s
+        )
+    record = await app.get_patient(
+        registered.patient_id, min_version=registered.version, timeout_s=wait_s
+    )
+    assert record.patient.patient_id == str(registered.patient_id)
 
 
 async def test_a_retried_registration_returns_the_first_outcome_and_records_nothing(

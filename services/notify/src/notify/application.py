@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -24,25 +24,24 @@ from notify.domain.errors import (
     NoSuchNotification,
     NothingToResend,
     NotTheOwner,
+    QuotaExceeded,
     SubscriptionDeleted,
     SubscriptionNotFound,
 )
-from notify.domain.notification import Notification
 from notify.domain.subscription import (
+    DEFAULT_LIFETIME,
     Content,
     Filter,
     Owner,
     Subscription,
     SubscriptionView,
     Topic,
-    WebhookSecret,
-    new_webhook_secret,
-    webhook_url_problem,
 )
+from notify.domain.webhook import WebhookSecret, new_webhook_secret, webhook_url_problem
+from notify.grants import refuse_if_lapsed
 from notify.ports import (
     DeliveryProgress,
     Feed,
-    Renderer,
     SecretBox,
     Subscriptions,
     Wakeups,
@@ -89,14 +88,6 @@ class Status:
     has_webhook: bool
 
 
-@dataclass(frozen=True)
-class Page:
-    """Notifications after a number, and the newest number."""
-
-    notifications: list[Notification]
-    head: int
-
-
 class NotifyApp:
     """Creates and manages subscriptions; replays and re-sends their notifications."""
 
@@ -106,23 +97,25 @@ class NotifyApp:
         feed: Feed,
         progress: DeliveryProgress,
         *,
-        renderer: Renderer,
         secrets: SecretBox,
         sender: WebhookSender,
         wakeups: Wakeups,
         allow_http: bool,
         secret_overlap: timedelta,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        quota: Callable[[Owner], int] = lambda _: 20,
         clock: Clock = utc_now,
     ) -> None:
         self._subscriptions = subscriptions
         self._feed = feed
         self._progress = progress
-        self._renderer = renderer
         self._secrets = secrets
         self._sender = sender
         self._wakeups = wakeups
         self._allow_http = allow_http
         self._overlap = secret_overlap
+        self._lifetime = lifetime
+        self._quota = quota
         self._clock = clock
 
     async def create(
@@ -138,6 +131,11 @@ class NotifyApp:
         existing = await self._subscriptions.get(subscription_id)
         if existing is not None:  # a retry: same subscription, same secret
             return Created(await self._view(subscription_id), await self._current_secret(existing))
+        # Counted before the handshake: a caller over quota never makes us contact anyone.
+        # Concurrent creations may pass together; the quota bounds an owner, not a race.
+        limit = self._quota(owner)
+        if await self._subscriptions.active_count(owner.subject, self._clock()) >= limit:
+            raise QuotaExceeded(limit)
         secret = ""
         sealed = None
         if command.webhook_url:
@@ -159,6 +157,7 @@ class NotifyApp:
                 subscription_id=subscription_id, owner=owner, topics=command.topics,
                 event_filter=command.event_filter, content=command.content,
                 webhook_url=command.webhook_url, secret=sealed, at=self._clock(),
+                lifetime=self._lifetime,
             )  # fmt: skip
 
         await self._subscriptions.execute(subscription_id, context, create)
@@ -176,12 +175,20 @@ class NotifyApp:
         return await self._secrets.open(subscription.secrets[0].ciphertext)
 
     async def get(self, subscription_id: UUID, caller: str) -> SubscriptionView:
-        """The caller's live subscription; NOT_FOUND / PERMISSION_DENIED otherwise."""
+        """The caller's subscription unless deleted (expired or revoked too: its state shows
+        it); NOT_FOUND / PERMISSION_DENIED otherwise."""
         view = await self._view(subscription_id)
         if view.owner.subject != caller:
             raise NotTheOwner
         if view.deleted_at is not None:
             raise SubscriptionDeleted(subscription_id)
+        return view
+
+    async def active(self, subscription_id: UUID, caller: str) -> SubscriptionView:
+        """The caller's subscription while its grant holds; SubscriptionExpired or
+        SubscriptionRevoked once it does not (nothing more is delivered)."""
+        view = await self.get(subscription_id, caller)
+        refuse_if_lapsed(view, self._clock())
         return view
 
     async def list_subscriptions(
@@ -208,7 +215,7 @@ class NotifyApp:
         self, subscription_id: UUID, caller: str, context: CommandContext
     ) -> Rotated:
         """A new signing secret; the current one keeps signing too for the overlap."""
-        await self.get(subscription_id, caller)
+        await self.active(subscription_id, caller)
         secret = new_webhook_secret()
         sealed = WebhookSecret(await self._secrets.seal(secret))
         now = self._clock()
@@ -229,39 +236,6 @@ class NotifyApp:
         expires = subscription.secrets[1].valid_until if len(subscription.secrets) > 1 else now
         return Rotated(secret, expires or now, executed.version)
 
-    async def head(self, view: SubscriptionView) -> int:
-        """The newest number of a subscription the caller was allowed to `get` (0: none)."""
-        return await self._feed.head(view.subscription_id)
-
-    async def notifications(
-        self, view: SubscriptionView, *, since: int, limit: int
-    ) -> list[Notification]:
-        """Up to ``limit`` notifications after ``since``, as the owner may receive them now."""
-        entries = await self._feed.entries(view.subscription_id, after=since, limit=limit)
-        return await self._renderer.render_all(view, entries)
-
-    async def list_events(self, view: SubscriptionView, *, since: int, limit: int) -> Page:
-        """Notifications after ``since`` of a subscription the caller was allowed to `get`."""
-        entries = await self._feed.entries(view.subscription_id, after=since, limit=limit)
-        head = await self._feed.head(view.subscription_id)
-        return Page(await self._renderer.render_all(view, entries), head)
-
-    def news_mark(self, view: SubscriptionView) -> tuple[int, int]:
-        """Note this before reading notifications, and pass it to `wait_for_news`."""
-        key = view.subscription_id
-        return self._wakeups.news(key), self._wakeups.revision(key)
-
-    async def wait_for_news(
-        self, view: SubscriptionView, timeout_s: float, *, seen: tuple[int, int]
-    ) -> bool:
-        """Return when the subscription has something new since the mark ``seen``, or after
-        ``timeout_s``. True: only new notifications (the view still holds); False: it timed
-        out or the subscription changed, so read it again (another replica may have too)."""
-        key = view.subscription_id
-        news, revision = seen
-        woken = await self._wakeups.wait(key, timeout_s, seen=news)
-        return woken and self._wakeups.revision(key) == revision
-
     async def status(self, subscription_id: UUID, caller: str) -> Status:
         """The caller's subscription's webhook progress and newest number."""
         view = await self.get(subscription_id, caller)
@@ -272,7 +246,7 @@ class NotifyApp:
     async def resend(self, subscription_id: UUID, caller: str, sequence: int | None) -> int:
         """Queue one delivered notification again, or every dead-lettered one; returns how
         many. Either way a stopped webhook starts delivering again."""
-        view = await self.get(subscription_id, caller)
+        view = await self.active(subscription_id, caller)
         if not view.webhook_url:
             raise NothingToResend("the subscription has no webhook; replay it with ListEvents")
         key = view.subscription_id

@@ -48,6 +48,9 @@ from notify.domain.backoff import RetrySchedule
 from notify.entrypoints.deliveries import DeliveryParts, WebhookDeliveries
 from notify.entrypoints.grpc import NotifyServicer
 from notify.entrypoints.matcher import Matcher, MatcherParts
+from notify.grants import SubscriptionGrants
+from notify.policy import Quotas
+from notify.replay import NotificationReplay
 from notify.settings import NotifySettings
 
 SERVICE = "notify"
@@ -101,17 +104,22 @@ async def running_notify(
         subscriptions = WriteThroughSubscriptions(repository, views)
         wakeups, fresh = InProcessWakeups(), FreshEntries()
         renderer = NotificationRenderer(kept, index, security.cipher)
+        lifetime = timedelta(seconds=settings.subscription_lifetime_s)
+        quotas = Quotas(settings.subscription_quota, settings.patient_subscription_quota)
         app = NotifyApp(
-            subscriptions, feed, progress, renderer=renderer, secrets=secrets, sender=sender,
-            wakeups=wakeups, allow_http=settings.webhook_allow_http,
+            subscriptions, feed, progress, secrets=secrets, sender=sender, wakeups=wakeups,
+            allow_http=settings.webhook_allow_http,
             secret_overlap=timedelta(seconds=settings.secret_overlap_s),
+            lifetime=lifetime, quota=quotas.limit_for,
         )  # fmt: skip
+        grants = SubscriptionGrants(subscriptions, wakeups, lifetime=lifetime)
         disclosures = AuditedDisclosures(parts.access_log)
         deliveries = WebhookDeliveries(
             DeliveryParts(
                 views, feed, progress, renderer, secrets, sender, disclosures, wakeups, fresh
             ),
             schedule=_retry_schedule(settings), poll_interval_s=settings.poll_interval_s,
+            workers=settings.webhook_workers,
         )  # fmt: skip
         parts.on_stop(deliveries.stop)
         facts = FactCache(index)
@@ -160,8 +168,9 @@ async def running_notify(
             on_forgotten=[security.keyring.evict, facts.forget_patient],
         )
         parts.run_projections([forgotten])
+        replay = NotificationReplay(feed, renderer, wakeups)
         servicer = NotifyServicer(
-            app, verifier or token_verifier(settings), disclosures,
+            app, grants, replay, verifier or token_verifier(settings), disclosures,
             heartbeat_s=settings.heartbeat_s, poll_interval_s=settings.poll_interval_s,
         )  # fmt: skip
         register = partial(notify_pb2_grpc.add_NotifyServiceServicer_to_server, servicer)

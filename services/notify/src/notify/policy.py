@@ -2,7 +2,8 @@
 
 The same rules run when a subscription is created and again at every delivery, where the
 facts may have changed (the patient was forgotten). A notification that fails the check at
-delivery keeps its number but goes out as "withheld", so sequences stay gapless.
+delivery keeps its number but goes out as "withheld", so sequences stay gapless. A lapsed
+grant (expired, revoked) is checked before that: it delivers nothing at all.
 """
 
 from __future__ import annotations
@@ -11,10 +12,25 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from clinical_platform.principals import Principal, Role
+from clinical_platform.validation import FieldViolation
+from notify.domain.errors import InvalidSubscription
 from notify.domain.subscription import Content, Filter, Owner
 
 # Staff who may hear about any patient's orders and results.
 STAFF = frozenset({Role.CLINICIAN.value, Role.LAB.value})
+REVOKE_PRIVILEGE = "notify:revoke"
+"""Administrators revoke anyone's subscriptions (an employee who left)."""
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Active (neither expired nor revoked nor deleted) subscriptions an owner may hold."""
+
+    per_owner: int = 20
+    per_patient: int = 5
+
+    def limit_for(self, owner: Owner) -> int:
+        return self.per_owner if is_staff(owner) else self.per_patient
 
 
 class Refusal(StrEnum):
@@ -56,11 +72,34 @@ def creation_refusal(owner: Owner, event_filter: Filter) -> Refusal | None:
     return None
 
 
-def authorized_filter(owner: Owner, event_filter: Filter) -> Filter:
-    """The filter ``owner`` subscribes with (`scoped_filter`); AccessRefused if they may not."""
+def authorized_filter(owner: Owner, event_filter: Filter, content: Content) -> Filter:
+    """The filter ``owner`` subscribes with (`scoped_filter`); AccessRefused if they may not,
+    InvalidSubscription when full content lacks the filter it needs."""
     if refusal := creation_refusal(owner, event_filter):
         raise AccessRefused(refusal)
-    return scoped_filter(owner, event_filter)
+    scoped = scoped_filter(owner, event_filter)
+    if content is Content.FULL and (problems := full_content_problems(owner, scoped)):
+        raise InvalidSubscription(problems)
+    return scoped
+
+
+def full_content_problems(owner: Owner, event_filter: Filter) -> list[FieldViolation]:
+    """Full content for staff names its patients, or the care team whose orders it follows
+    (orderers, the owner among them): never every patient's PHI at once."""
+    if not is_staff(owner) or event_filter.patient_ids:
+        return []
+    if not event_filter.orderers:
+        return [FieldViolation("filter.patient_ids", "is required for FULL content, unless "
+                               "filter.orderers names your care team")]  # fmt: skip
+    if owner.subject not in event_filter.orderers:
+        return [FieldViolation("filter.orderers", "must include yourself for FULL content "
+                               "without filter.patient_ids (your care team's orders)")]  # fmt: skip
+    return []
+
+
+def is_administrator(principal: Principal) -> bool:
+    """Administrators revoke anyone's subscriptions; owners only their own."""
+    return REVOKE_PRIVILEGE in principal.privileges
 
 
 def scoped_filter(owner: Owner, event_filter: Filter) -> Filter:
@@ -98,10 +137,16 @@ class Decision:
     content: Content
 
 
-def decide(owner: Owner, content: Content, patient_id: str, *, forgotten: bool) -> Decision:
-    """Re-check, at delivery, that the owner may receive this notification and in what form."""
+def decide(
+    owner: Owner, content: Content, patient_id: str, *, forgotten: bool, event_filter: Filter
+) -> Decision:  # fmt: skip
+    """Re-check, at delivery, that the owner may receive this notification and in what form.
+    Full content needs the filter that full content needs now (`full_content_problems`): a
+    subscription recorded before that rule gets identifiers only."""
     if forgotten:
         return Decision(Withheld.FORGOTTEN, Content.ID_ONLY)
     if not in_scope(owner, patient_id):
         return Decision(Withheld.OUT_OF_SCOPE, Content.ID_ONLY)
+    if content is Content.FULL and full_content_problems(owner, event_filter):
+        return Decision(None, Content.ID_ONLY)
     return Decision(None, content)

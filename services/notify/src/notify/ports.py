@@ -48,6 +48,10 @@ class Subscriptions(Protocol):
         """The owner's live subscriptions, oldest first, after the ``after`` position."""
         ...
 
+    async def active_count(self, owner: str, now: datetime) -> int:
+        """How many of the owner's subscriptions neither expired, nor were revoked or deleted."""
+        ...
+
 
 class SubscriptionViews(Protocol):
     """The subscription read model as the matcher and the webhook workers keep and read it."""
@@ -168,6 +172,10 @@ class Wakeups(Protocol):
     """In-process signals "subscription X changed or has something new"."""
 
     def wake(self, subscription_id: str) -> None: ...
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(subscription_id)`` on every wake."""
+        ...
 
     def changed(self, subscription_id: str) -> None:
         """Its stored state changed (a rotated secret): workers read it again before sending."""

@@ -46,6 +46,13 @@ class NotifySettings(RecordServiceSettings):
     # How often a replica looks for changes made through another replica (Resend, deletes);
     # this replica's own changes and new notifications wake workers and streams at once.
     poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    # Subscription grants: each lasts this long from creation or renewal (30 days).
+    subscription_lifetime_s: Annotated[float, Field(gt=0)] = 30 * 24 * _HOUR_S
+    # Active subscriptions one owner may hold: staff, and patient principals.
+    subscription_quota: Annotated[int, Field(ge=1)] = 20
+    patient_subscription_quota: Annotated[int, Field(ge=1)] = 5
+    # Webhook deliveries: a pool of this many workers takes turns at every subscription.
+    webhook_workers: Annotated[int, Field(ge=1, le=1024)] = 32
 
     @field_validator("webhook_allow_networks")
     @classmethod

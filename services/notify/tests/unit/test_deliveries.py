@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from clinical_testing.waiting import eventually
 
 from clinical_platform.access.records import RequestOrigin
 from notify.adapters.wakeups import FreshEntries, InProcessWakeups
@@ -22,8 +24,8 @@ from notify.domain.subscription import (
     Subscription,
     SubscriptionView,
     Topic,
-    WebhookSecret,
 )
+from notify.domain.webhook import WebhookSecret
 from notify.entrypoints.deliveries import DeliveryParts, WebhookDeliveries
 from notify.ports import Outcome
 
@@ -42,12 +44,13 @@ def _view(*secrets: WebhookSecret) -> SubscriptionView:
 
 @dataclass
 class FakeViews:
-    """The subscription read model: one subscription."""
+    """The subscription read model: one subscription (and any others put in ``more``)."""
 
     view: SubscriptionView
+    more: dict[str, SubscriptionView] = field(default_factory=dict)
 
     async def subscription(self, subscription_id: str) -> SubscriptionView | None:
-        return self.view
+        return self.more.get(subscription_id, self.view)
 
     async def save(self, subscription: Subscription) -> None:
         raise NotImplementedError
@@ -67,28 +70,30 @@ class FakeStore:
     """The feed, the delivery progress, rendering, secrets and disclosures, in memory."""
 
     feed: list[FeedEntry] = field(default_factory=list)
-    progress: Delivery = field(default_factory=Delivery)
+    progress: dict[str, Delivery] = field(default_factory=dict)
 
     async def append(self, entry: FeedEntry) -> bool:
         self.feed.append(entry)
         return True
 
     async def entries(self, subscription_id: str, *, after: int, limit: int) -> list[FeedEntry]:
-        return [e for e in self.feed if e.sequence > after][:limit]
+        mine = [e for e in self.feed if e.subscription_id == subscription_id]
+        return [e for e in mine if e.sequence > after][:limit]
 
     async def head(self, subscription_id: str) -> int:
-        return len(self.feed)
+        return len([e for e in self.feed if e.subscription_id == subscription_id])
 
     async def delivery(self, subscription_id: str) -> Delivery:
-        return replace(self.progress, resend=list(self.progress.resend))
+        progress = self.progress.get(subscription_id, Delivery())
+        return replace(progress, resend=list(progress.resend))
 
     async def save(
         self, subscription_id: str, delivery: Delivery, *, sent: Sequence[int] = ()
     ) -> None:
-        self.progress = replace(delivery)
+        self.progress[subscription_id] = replace(delivery)
 
     async def dead_letter(self, subscription_id: str, delivery: Delivery, sequence: int) -> None:
-        self.progress = replace(delivery)
+        self.progress[subscription_id] = replace(delivery)
 
     async def queue_resend(self, subscription_id: str, sequences: Sequence[int]) -> None:
         raise NotImplementedError
@@ -133,17 +138,20 @@ def _entry(sequence: int) -> FeedEntry:
                      "patient", f"order-{sequence}", "", 1, NOW)  # fmt: skip
 
 
-def _deliveries(
+def _deliveries(  # noqa: PLR0917 - the ports a test replaces
     views: FakeViews,
     store: FakeStore,
     sender: RecordingSender,
     wakeups: InProcessWakeups,
     fresh: FreshEntries,
+    workers: int = 4,
 ) -> WebhookDeliveries:
     parts = DeliveryParts(views, store, store, store, store, sender, store, wakeups, fresh)
     schedule = RetrySchedule(timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=3))
     # A poll interval far longer than a test: only a signal can make the worker read again.
-    return WebhookDeliveries(parts, schedule=schedule, poll_interval_s=60.0, clock=lambda: NOW)
+    return WebhookDeliveries(
+        parts, schedule=schedule, poll_interval_s=60.0, workers=workers, clock=lambda: NOW
+    )
 
 
 async def _next_post(sender: RecordingSender) -> list[str]:
@@ -199,3 +207,75 @@ def test_handed_over_entries_come_out_gapless_from_the_next_number() -> None:
     assert [entry.sequence for entry, _ in fresh.after(SUBSCRIPTION, 2, limit=10)] == [3, 4]
     assert fresh.after(SUBSCRIPTION, 0, limit=10) == []  # 1 was let go: read the feed
     assert fresh.head(SUBSCRIPTION) == 4
+
+
+async def test_a_revoked_subscription_posts_nothing_more_and_leaves_the_pool() -> None:
+    views, store = FakeViews(_view(WebhookSecret("sealed:s"))), FakeStore()
+    sender, wakeups = RecordingSender(), InProcessWakeups()
+    deliveries = _deliveries(views, store, sender, wakeups, FreshEntries())
+    store.feed.append(_entry(1))
+    deliveries.track(views.view)
+    try:
+        await _next_post(sender)
+        views.view = replace(views.view, revoked_at=NOW)  # what RevokeSubscription wrote ...
+        wakeups.changed(SUBSCRIPTION)  # ... and signalled before answering
+        store.feed.append(_entry(2))
+        wakeups.wake(SUBSCRIPTION)
+
+        assert await eventually(lambda: not deliveries.serves(SUBSCRIPTION))
+    finally:
+        await deliveries.stop()
+    assert sender.signed_with.empty()  # notification 2 was never posted
+
+
+async def test_an_expired_subscription_is_not_served() -> None:
+    expired = replace(_view(WebhookSecret("sealed:s")), expires_at=NOW)
+    views, store = FakeViews(expired), FakeStore()
+    sender, wakeups = RecordingSender(), InProcessWakeups()
+    deliveries = _deliveries(views, store, sender, wakeups, FreshEntries())
+    store.feed.append(_entry(1))
+    deliveries.track(expired)
+    try:
+        assert await eventually(lambda: not deliveries.serves(SUBSCRIPTION))
+    finally:
+        await deliveries.stop()
+    assert sender.signed_with.empty()
+
+
+@dataclass
+class GatedSender(RecordingSender):
+    """Holds every POST until released, counting how many are in flight at once."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    posted: list[str] = field(default_factory=list)
+
+    async def post(self, url: str, message_id: str, body: str, secrets: Sequence[str]) -> Outcome:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.gate.wait()
+        finally:
+            self.in_flight -= 1
+        self.posted.append(message_id)
+        return Outcome(None)
+
+
+async def test_many_subscriptions_share_a_bounded_pool_of_workers() -> None:
+    base = _view(WebhookSecret("sealed:s"))
+    keys = [str(uuid.uuid4()) for _ in range(12)]
+    views = FakeViews(base, {key: replace(base, subscription_id=key) for key in keys})
+    store, sender, wakeups = FakeStore(), GatedSender(), InProcessWakeups()
+    for key in keys:
+        store.feed.append(replace(_entry(1), subscription_id=key))
+    deliveries = _deliveries(views, store, sender, wakeups, FreshEntries(), workers=3)
+    for key in keys:
+        deliveries.track(views.more[key])
+    try:
+        assert await eventually(lambda: sender.in_flight == 3)
+        sender.gate.set()
+        assert await eventually(lambda: len(sender.posted) == len(keys))
+    finally:
+        await deliveries.stop()
+    assert sender.most_in_flight == 3

@@ -17,10 +17,9 @@ from notify.domain.subscription import (
     Owner,
     Subscription,
     Topic,
-    WebhookSecret,
-    webhook_url_problem,
 )
-from notify.policy import Refusal, Withheld, creation_refusal, decide, scoped_filter
+from notify.domain.webhook import WebhookSecret, webhook_url_problem
+from notify.policy import Decision, Refusal, Withheld, creation_refusal, decide, scoped_filter
 
 pytestmark = pytest.mark.unit
 
@@ -80,10 +79,14 @@ def test_a_patient_subscribes_only_to_their_own_record() -> None:
 
 
 def test_delivery_is_re_checked_against_scope_and_forgetting() -> None:
-    assert decide(CLINICIAN, Content.FULL, PATIENT, forgotten=False).withheld is None
-    assert decide(CLINICIAN, Content.FULL, PATIENT, forgotten=True).withheld is Withheld.FORGOTTEN
+    mine = Filter(patient_ids=(PATIENT,))
+    assert decide(CLINICIAN, Content.FULL, PATIENT, forgotten=False, event_filter=mine) == (
+        Decision(None, Content.FULL)
+    )
+    forgotten = decide(CLINICIAN, Content.FULL, PATIENT, forgotten=True, event_filter=mine)
+    assert forgotten.withheld is Withheld.FORGOTTEN
     other = str(uuid.uuid4())
-    refused = decide(PATIENT_OWNER, Content.FULL, other, forgotten=False)
+    refused = decide(PATIENT_OWNER, Content.FULL, other, forgotten=False, event_filter=Filter())
     assert refused.withheld is Withheld.OUT_OF_SCOPE
 
 

@@ -42,11 +42,24 @@ def test_subscription_ids_parse_or_are_refused(request: pb.GetSubscriptionReques
 
 
 @FUZZ
-@given(requests(pb.DeleteSubscriptionRequest) | requests(pb.RotateWebhookSecretRequest))
+@given(
+    requests(pb.DeleteSubscriptionRequest)
+    | requests(pb.RotateWebhookSecretRequest)
+    | requests(pb.RenewSubscriptionRequest)
+    | requests(pb.RevokeSubscriptionRequest)
+)
 def test_subscription_commands_parse_or_are_refused(request: pb.DeleteSubscriptionRequest) -> None:
     parsed_or_refused(
         lambda: translate.subscription_id_from(request, request_id=request.request_id)
     )
+
+
+@FUZZ
+@given(requests(pb.RevokeOwnerSubscriptionsRequest))
+def test_owner_revocations_parse_or_are_refused(
+    request: pb.RevokeOwnerSubscriptionsRequest,
+) -> None:
+    parsed_or_refused(lambda: translate.owner_from(request))
 
 
 @FUZZ

@@ -11,8 +11,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from clinical.notify.v1 import notify_pb2 as pb
 from notify.adapters.webhooks import signed_headers, webhook_body
 from notify.domain.notification import notification_id
-from notify.domain.subscription import new_webhook_secret
-from notify.entrypoints.translate import as_json
+from notify.domain.webhook import new_webhook_secret
+from notify.entrypoints.messages import as_json
 
 pytestmark = pytest.mark.unit
 

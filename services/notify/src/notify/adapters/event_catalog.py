@@ -12,5 +12,7 @@ SUBSCRIPTION_EVENTS: EventCatalog[Subscription] = EventCatalog(
         "SubscriptionCreated": events.SubscriptionCreated,
         "WebhookSecretRotated": events.WebhookSecretRotated,
         "SubscriptionDeleted": events.SubscriptionDeleted,
+        "SubscriptionRenewed": events.SubscriptionRenewed,
+        "SubscriptionRevoked": events.SubscriptionRevoked,
     },
 )

@@ -56,7 +56,7 @@ class NotificationRenderer:
     ) -> Notification:
         decision = decide(
             subscription.owner, subscription.content, entry.patient_id,
-            forgotten=envelope_bytes is None,
+            forgotten=envelope_bytes is None, event_filter=subscription.event_filter,
         )  # fmt: skip
         withheld = Notification(
             subscription_id=entry.subscription_id, sequence=entry.sequence, type=WITHHELD,

@@ -22,8 +22,8 @@ from notify.domain.subscription import (
     Subscription,
     SubscriptionView,
     Topic,
-    WebhookSecret,
 )
+from notify.domain.webhook import WebhookSecret
 
 SUBSCRIPTIONS = "notify_subscriptions"
 
@@ -78,12 +78,19 @@ class SubscriptionDocuments:
                 break
         return views
 
+    async def active_count(self, owner: str, now: datetime) -> int:
+        """The owner's subscriptions whose grant holds at ``now`` (the quota's count)."""
+        return await self._subscriptions.count_documents(
+            {"owner.subject": owner, "deleted_at": None, "revoked_at": None,
+             "expires_at": {"$gt": now}}
+        )  # fmt: skip
+
     async def live_subscriptions(self) -> list[tuple[SubscriptionView, int | None]]:
-        """Every subscription not deleted, with the Kafka timestamp of its creation once the
-        matcher has seen it (the matcher's start-up state)."""
+        """Every subscription neither deleted nor revoked, with the Kafka timestamp of its
+        creation once the matcher has seen it (the matcher's start-up state)."""
         return [
             (_subscription_view(d), d.get("created_ts"))
-            async for d in self._subscriptions.find({"deleted_at": None})
+            async for d in self._subscriptions.find({"deleted_at": None, "revoked_at": None})
         ]
 
 
@@ -109,6 +116,8 @@ def _subscription_fields(subscription: Subscription) -> dict[str, Any]:
         ],
         "created_at": subscription.created_at,
         "deleted_at": subscription.deleted_at,
+        "expires_at": subscription.expires_at,
+        "revoked_at": subscription.revoked_at,
     }  # fmt: skip
 
 
@@ -116,6 +125,7 @@ def _subscription_view(document: Mapping[str, Any]) -> SubscriptionView:
     owner = document["owner"]
     f = document["filter"]
     deleted_at = document.get("deleted_at")
+    expires_at, revoked_at = document.get("expires_at"), document.get("revoked_at")
     return SubscriptionView(
         subscription_id=document["_id"],
         owner=Owner(
@@ -140,4 +150,6 @@ def _subscription_view(document: Mapping[str, Any]) -> SubscriptionView:
         created_at=document["created_at"].replace(tzinfo=UTC),
         version=int(document["version"]),
         deleted_at=deleted_at.replace(tzinfo=UTC) if deleted_at else None,
+        expires_at=expires_at.replace(tzinfo=UTC) if expires_at else None,
+        revoked_at=revoked_at.replace(tzinfo=UTC) if revoked_at else None,
     )  # fmt: skip

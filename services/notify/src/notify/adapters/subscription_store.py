@@ -55,3 +55,6 @@ class WriteThroughSubscriptions:
         self, owner: str, *, after: tuple[datetime, str] | None, limit: int
     ) -> list[SubscriptionView]:
         return await self._documents.subscriptions_of(owner, after=after, limit=limit)
+
+    async def active_count(self, owner: str, now: datetime) -> int:
+        return await self._documents.active_count(owner, now)

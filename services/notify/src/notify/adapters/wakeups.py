@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
+from collections.abc import Callable
 
 from notify.domain.feed import FeedEntry
 
@@ -22,9 +23,16 @@ class InProcessWakeups:
         self._events: dict[str, asyncio.Event] = {}
         self._news: defaultdict[str, int] = defaultdict(int)
         self._revisions: defaultdict[str, int] = defaultdict(int)
+        self._listeners: list[Callable[[str], None]] = []
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(subscription_id)`` on every wake (the webhook pool's doorbell)."""
+        self._listeners.append(listener)
 
     def wake(self, subscription_id: str) -> None:
         self._news[subscription_id] += 1
+        for listener in self._listeners:
+            listener(subscription_id)
         event = self._events.pop(subscription_id, None)
         if event is not None:
             event.set()

@@ -55,3 +55,34 @@ class NoSuchNotification(NotifyDomainError):  # noqa: N818
 
     def __init__(self, sequence: int) -> None:
         super().__init__(f"the subscription has no notification {sequence}")
+
+
+class SubscriptionExpired(NotifyDomainError):  # noqa: N818
+    """FAILED_PRECONDITION: the grant expired without renewal; create a new subscription."""
+
+    def __init__(self, subscription_id: UUID | str) -> None:
+        super().__init__(f"subscription {subscription_id} expired; create a new one")
+
+
+class SubscriptionRevoked(NotifyDomainError):  # noqa: N818
+    """PERMISSION_DENIED: the owner or an administrator revoked the grant."""
+
+    def __init__(self, subscription_id: UUID | str) -> None:
+        super().__init__(f"subscription {subscription_id} was revoked")
+
+
+class QuotaExceeded(NotifyDomainError):  # noqa: N818
+    """RESOURCE_EXHAUSTED: the owner holds as many active subscriptions as allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the owner holds {limit} active subscriptions, the most allowed; "
+            "delete or revoke one first"
+        )
+
+
+class NotAnAdministrator(NotifyDomainError):  # noqa: N818
+    """PERMISSION_DENIED: only an administrator revokes another owner's subscriptions."""
+
+    def __init__(self) -> None:
+        super().__init__("only an administrator revokes another owner's subscriptions")

@@ -1,32 +1,37 @@
 """The Subscription aggregate: what a companion app wants to hear about, and where.
 
 A subscription is created once (after its webhook, if any, answered the handshake), may have
-its webhook secret rotated, and is deleted. It never changes what it matches: a different
-interest is a different subscription, so every number in its sequence means the same thing.
+its webhook secret rotated, and is deleted. Its grant expires unless the owner renews it in
+time, and the owner or an administrator may revoke it; either way it delivers nothing more.
+It never changes what it matches: a different interest is a different subscription, so every
+number in its sequence means the same thing.
 """
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from clinical_platform.terminology import loinc_problem
 from clinical_platform.validation import FieldViolation
-from notify.domain.errors import InvalidSubscription, SubscriptionDeleted
+from notify.domain.errors import (
+    InvalidSubscription,
+    SubscriptionDeleted,
+    SubscriptionExpired,
+    SubscriptionRevoked,
+)
+from notify.domain.webhook import WebhookSecret
 
 MAX_FILTER_VALUES = 100
-MAX_URL_CHARS = 2048
 PRIORITIES = frozenset({"routine", "urgent", "stat"})
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
-SECRET_BYTES = 32
+DEFAULT_LIFETIME = timedelta(days=30)
+"""A grant's lifetime unless settings say otherwise; also the lifetime of subscriptions
+recorded before grants expired (their SubscriptionCreated carries no expires_at)."""
 
 
 class Topic(StrEnum):
@@ -39,6 +44,13 @@ class Topic(StrEnum):
 class Content(StrEnum):
     ID_ONLY = "id-only"
     FULL = "full"
+
+
+class Lapse(StrEnum):
+    """Why a subscription's grant no longer holds: nothing more is delivered."""
+
+    EXPIRED = "expired"
+    REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
@@ -85,41 +97,6 @@ class Filter:
         return violations
 
 
-@dataclass(frozen=True)
-class WebhookSecret:
-    """A signing secret as the log holds it: encrypted by the notify service's Transit key."""
-
-    ciphertext: str
-    valid_until: datetime | None = None  # None: the current secret
-
-
-def new_webhook_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def webhook_url_problem(url: str, *, allow_http: bool) -> str | None:
-    """Why a webhook URL is unacceptable, or None."""
-    if len(url) > MAX_URL_CHARS:
-        return f"is longer than {MAX_URL_CHARS} characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return "is not a URL"
-    allowed = ("https", "http") if allow_http else ("https",)
-    problems = (
-        (
-            parts.scheme not in allowed,
-            "must be an http(s) URL" if allow_http else "must be an https URL",
-        ),
-        (not parts.hostname, "has no host"),
-        (bool(parts.username or parts.password), "must not carry credentials"),
-        (bool(parts.fragment), "must not have a fragment"),
-    )
-    return next((problem for broken, problem in problems if broken), None)
-
-
 class Subscription(Aggregate):
     """One owner's interest in clinical events, delivered by stream and optionally by webhook."""
 
@@ -135,6 +112,7 @@ class Subscription(Aggregate):
         webhook_url: str,
         secret: WebhookSecret | None,
         at: datetime,
+        lifetime: timedelta = DEFAULT_LIFETIME,
     ) -> Subscription:
         """A new subscription; raises InvalidSubscription listing every broken rule."""
         violations = event_filter.problems()
@@ -147,7 +125,7 @@ class Subscription(Aggregate):
         return cls(
             id=subscription_id, owner=owner, topics=tuple(dict.fromkeys(topics)),
             event_filter=event_filter, content=content, webhook_url=webhook_url,
-            secrets=(secret,) if secret else (), created_at=at,
+            secrets=(secret,) if secret else (), created_at=at, expires_at=at + lifetime,
         )  # fmt: skip
 
     @event("SubscriptionCreated")
@@ -162,6 +140,7 @@ class Subscription(Aggregate):
         webhook_url: str,
         secrets: tuple[WebhookSecret, ...],
         created_at: datetime,
+        expires_at: datetime | None = None,
     ) -> None:
         self.owner = owner
         self.topics = topics
@@ -170,11 +149,40 @@ class Subscription(Aggregate):
         self.webhook_url = webhook_url
         self.secrets = secrets
         self.created_at = created_at
+        self.expires_at = expires_at or created_at + DEFAULT_LIFETIME
         self.deleted_at: datetime | None = None
+        self.revoked_at: datetime | None = None
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    def lapse(self, now: datetime) -> Lapse | None:
+        """Why the grant no longer holds at ``now``, or None while it does."""
+        return grant_lapse(self.revoked_at, self.expires_at, now)
+
+    def renew(self, *, at: datetime, lifetime: timedelta) -> None:
+        """Extend the grant to ``at + lifetime``; a lapsed grant is not revived."""
+        self._refuse_if_deleted()
+        if self.revoked_at is not None:
+            raise SubscriptionRevoked(self.id)
+        if self.expires_at <= at:
+            raise SubscriptionExpired(self.id)
+        self._renew(renewed_at=at, expires_at=at + lifetime)
+
+    @event("SubscriptionRenewed")
+    def _renew(self, *, renewed_at: datetime, expires_at: datetime) -> None:
+        self.expires_at = expires_at
+
+    def revoke(self, *, by: str, at: datetime) -> None:
+        """End the grant: nothing more is matched or delivered. Revoking twice is a no-op."""
+        if self.deleted or self.revoked_at is not None:
+            return
+        self._revoke(revoked_by=by, revoked_at=at)
+
+    @event("SubscriptionRevoked")
+    def _revoke(self, *, revoked_by: str, revoked_at: datetime) -> None:
+        self.revoked_at = revoked_at
 
     def rotate_secret(self, new: WebhookSecret, *, at: datetime, overlap: timedelta) -> None:
         """Sign with ``new`` from now on, and with the current secret too until ``at + overlap``."""
@@ -209,6 +217,14 @@ class Subscription(Aggregate):
             raise SubscriptionDeleted(self.id)
 
 
+def grant_lapse(revoked_at: datetime | None, expires_at: datetime, now: datetime) -> Lapse | None:
+    if revoked_at is not None:
+        return Lapse.REVOKED
+    if expires_at <= now:
+        return Lapse.EXPIRED
+    return None
+
+
 def _is_uuid(value: str) -> bool:
     try:
         UUID(value)
@@ -231,6 +247,16 @@ class SubscriptionView:
     created_at: datetime
     version: int
     deleted_at: datetime | None = None
+    expires_at: datetime | None = None  # None: created_at + DEFAULT_LIFETIME
+    revoked_at: datetime | None = None
+
+    @property
+    def grant_expires_at(self) -> datetime:
+        return self.expires_at or self.created_at + DEFAULT_LIFETIME
+
+    def lapse(self, now: datetime) -> Lapse | None:
+        """Why the grant no longer holds at ``now`` (nothing more is delivered), or None."""
+        return grant_lapse(self.revoked_at, self.grant_expires_at, now)
 
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         return tuple(

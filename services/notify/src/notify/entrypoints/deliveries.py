@@ -1,21 +1,22 @@
-"""Webhook delivery: one worker per webhook subscription this replica owns.
+"""Webhook delivery: a bounded pool of workers takes turns at the webhook subscriptions this
+replica owns (`turns.TurnPool`), not a task per subscription.
 
-A worker sends its subscription's notifications one at a time, in sequence order (so a
-patient's events arrive in log order), each until the endpoint answers 2xx. A failure is
-retried with exponential backoff and jitter; once a notification has failed for the whole
-horizon it is dead-lettered and the webhook turned off, until Resend turns it back on.
-Workers share nothing but the HTTP client, so a dead or slow endpoint delays only its own
-subscription.
+A subscription's notifications go one at a time, in sequence order (so a patient's events
+arrive in log order), each until the endpoint answers 2xx. A failure is retried with
+exponential backoff and jitter (the subscription waits without holding a worker); once a
+notification has failed for the whole horizon it is dead-lettered and the webhook turned
+off, until Resend turns it back on. Before every POST the subscription's grant is checked
+again: an expired or revoked subscription posts nothing more and leaves the pool. A slow
+endpoint holds one worker for at most the POST timeout; a turn posts at most a batch before
+the subscription goes to the back of the queue.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymongo.errors import ConnectionFailure
 
@@ -36,7 +37,9 @@ from notify.domain.backoff import RetrySchedule
 from notify.domain.delivery import Delivery
 from notify.domain.notification import Notification
 from notify.domain.subscription import SubscriptionView
-from notify.entrypoints.translate import as_json, notification_message
+from notify.entrypoints.messages import as_json, notification_message
+from notify.entrypoints.progress import BatchedProgress
+from notify.entrypoints.turns import TurnPool
 from notify.ports import (
     DeliveryProgress,
     Disclosures,
@@ -72,8 +75,27 @@ class DeliveryParts:
     fresh: FreshEntries
 
 
+class _Posted:
+    """A notification was attempted: go on with the next."""
+
+
+_POSTED = _Posted()
+
+
+@dataclass
+class _Worked:
+    """What a subscription's turns keep in memory between them (one turn at a time)."""
+
+    view: SubscriptionView
+    revision: int
+    delivery: Delivery
+    refresh_at: float  # monotonic: read the subscription and its progress again then
+    pending: deque[Notification] = field(default_factory=deque)
+    read_stored: bool = True  # once an interval, whatever was handed over: the feed as stored
+
+
 class WebhookDeliveries:
-    """Starts and stops the per-subscription workers as the matcher learns of subscriptions."""
+    """Serves the webhook subscriptions the matcher tells it about, with a bounded pool."""
 
     def __init__(
         self,
@@ -81,108 +103,129 @@ class WebhookDeliveries:
         *,
         schedule: RetrySchedule,
         poll_interval_s: float,
+        workers: int = 32,
         clock: Clock = utc_now,
     ) -> None:
         self._parts = parts
         self._schedule = schedule
         self._poll_s = poll_interval_s
         self._clock = clock
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._saver = _Progress(parts.progress)
+        self._pool = TurnPool(self._turn, size=workers, name="webhook worker")
+        self._worked: dict[str, _Worked] = {}
+        self._saver = BatchedProgress(parts.progress, save_every_s=_SAVE_EVERY_S)
+        # Woken by the matcher (new notifications) and by commands (a changed subscription).
+        parts.wakeups.listen(self._pool.ready)
 
     def track(self, view: SubscriptionView) -> None:
-        """Deliver this subscription's webhook from now on (no-op without one, or if running)."""
+        """Deliver this subscription's webhook from now on (no-op without one, or if served)."""
         key = view.subscription_id
-        if not view.webhook_url or view.deleted_at is not None:
+        if not view.webhook_url or view.deleted_at is not None or view.revoked_at is not None:
             return
-        if key in self._workers and not self._workers[key].done():
-            return
-        self._workers[key] = asyncio.create_task(self._run(key), name=f"webhook {key}")
+        if key not in self._pool:
+            self._pool.add(key)
+
+    def serves(self, subscription_id: str) -> bool:
+        """Whether the subscription's webhook is delivered (by this replica)."""
+        return subscription_id in self._pool
 
     def forget(self, subscription_id: str) -> None:
-        """Stop the subscription's worker (it was deleted)."""
-        task = self._workers.pop(subscription_id, None)
+        """Stop delivering the subscription's webhook (deleted or revoked)."""
+        self._pool.remove(subscription_id)
+        self._worked.pop(subscription_id, None)
         webhook_backlog_gone(subscription_id)
-        if task is not None:
-            task.cancel()
 
     async def stop(self) -> None:
         """Stop every worker."""
-        tasks = list(self._workers.values())
-        for subscription_id in self._workers:
+        for subscription_id in self._pool.keys:
             webhook_backlog_gone(subscription_id)
-        self._workers.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._pool.stop()
+        self._worked.clear()
 
-    async def _run(self, subscription_id: str) -> None:
-        while True:
-            try:
-                if not await self._deliver_for_a_while(subscription_id):
-                    webhook_backlog_gone(subscription_id)
-                    return
-            except _TRANSIENT as transient:
-                logger.warning(
-                    "read model or key service unreachable; retrying",
-                    extra={"subscription": subscription_id, "error": type(transient).__name__},
-                )
-                await asyncio.sleep(self._poll_s)
-            except Exception:
-                logger.exception("webhook worker failed; restarting it",
-                                 extra={"subscription": subscription_id})  # fmt: skip
-                await asyncio.sleep(self._poll_s)
-
-    async def _deliver_for_a_while(self, subscription_id: str) -> bool:
-        """Deliver for up to one poll interval from the state as stored; False when done.
-
-        The worker is the only writer of its progress, so it keeps it in memory in between and
-        reads only new feed entries (a batch at a time), woken by the matcher as each is
-        numbered. What others change (Resend, delete, a rotated secret) is read again at the
-        start of every interval, and at once when this replica made the change
-        (`Wakeups.changed`).
-        """
-        parts = self._parts
-        wakeups = parts.wakeups
-        revision = wakeups.revision(subscription_id)
-        view = await parts.subscriptions.subscription(subscription_id)
-        if view is None or view.deleted_at is not None or not view.webhook_url:
-            return False
-        delivery = await parts.progress.delivery(subscription_id)
-        pending: deque[Notification] = deque()
-        read_stored = True  # once an interval, whatever was handed over: the feed as stored
-        until = time.monotonic() + self._poll_s
+    async def _turn(self, subscription_id: str) -> float | None:
         try:
-            while (left := until - time.monotonic()) > 0:
-                if wakeups.revision(subscription_id) != revision:
-                    return True  # read the changed subscription before the next POST
-                # Noted before reading the feed: a notification numbered meanwhile wakes us.
-                news = wakeups.news(subscription_id)
-                target = delivery.next_target()
-                webhook_backlog(subscription_id, target, parts.fresh.head(subscription_id))
-                if target is None:
-                    await self._saver.flush(subscription_id, delivery)
-                    await wakeups.wait(subscription_id, left, seen=news)
-                    return True
-                now = self._clock()
-                if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
-                    wait = (delivery.next_attempt_at - now).total_seconds()
-                    await wakeups.wait(subscription_id, min(wait, left), seen=news)
-                    continue
-                if not pending or pending[0].sequence != target:
-                    pending = deque(await self._next_batch(view, target, read_stored))
-                    read_stored = False
-                    if not pending or pending[0].sequence != target:
-                        await self._saver.flush(subscription_id, delivery)
-                        await wakeups.wait(subscription_id, left, seen=news)
-                        continue
-                if await self._attempt(view, delivery, pending[0]):
-                    pending.popleft()
+            return await self._deliver_a_batch(subscription_id)
+        except _TRANSIENT as transient:
+            logger.warning(
+                "read model or key service unreachable; retrying",
+                extra={"subscription": subscription_id, "error": type(transient).__name__},
+            )
+        except Exception:
+            logger.exception("webhook delivery failed; trying again",
+                             extra={"subscription": subscription_id})  # fmt: skip
+        self._worked.pop(subscription_id, None)  # read everything again next time
+        return self._poll_s
+
+    async def _deliver_a_batch(self, subscription_id: str) -> float | None:
+        """Up to a batch of POSTs; seconds until the subscription's next turn, or None when
+        it delivers nothing more (deleted, revoked, expired, no webhook).
+
+        Only one turn of a subscription runs at a time, so its progress is kept in memory in
+        between and only new feed entries are read (a batch at a time). What others change
+        (Resend, delete, revoke, renew, a rotated secret) is read again once an interval, and
+        at once when this replica made the change (`Wakeups.changed`).
+        """
+        worked = await self._worked_on(subscription_id)
+        if worked is None:
+            self.forget(subscription_id)
+            return None
+        try:
+            for _ in range(_BATCH):
+                pause = await self._post_next(subscription_id, worked)
+                if not isinstance(pause, _Posted):
+                    return pause
+            return 0.0  # more to do: after the others' turns
         finally:
-            await self._saver.flush(subscription_id, delivery)
-        return True
+            await self._saver.flush(subscription_id, worked.delivery)
+
+    async def _post_next(self, subscription_id: str, worked: _Worked) -> float | _Posted | None:
+        """Attempt the next notification (`_POSTED`), or say why not: seconds to pause, or
+        None when the subscription delivers nothing more."""
+        parts, wakeups = self._parts, self._parts.wakeups
+        view, delivery = worked.view, worked.delivery
+        now = self._clock()
+        if subscription_id not in self._pool or view.lapse(now) is not None:
+            self.forget(subscription_id)  # forgotten, or the grant ended since it was read
+            return None
+        if wakeups.revision(subscription_id) != worked.revision:
+            return 0.0  # read the changed subscription before the next POST
+        target = delivery.next_target()
+        webhook_backlog(subscription_id, target, parts.fresh.head(subscription_id))
+        idle = max(0.0, worked.refresh_at - time.monotonic())
+        if target is None:
+            return idle
+        if delivery.next_attempt_at is not None and now < delivery.next_attempt_at:
+            return min((delivery.next_attempt_at - now).total_seconds(), idle)
+        if not worked.pending or worked.pending[0].sequence != target:
+            batch = await self._next_batch(view, target, worked.read_stored)
+            worked.pending, worked.read_stored = deque(batch), False
+            if not worked.pending or worked.pending[0].sequence != target:
+                return idle  # nothing numbered that far yet: a wake brings it
+        if await self._attempt(view, delivery, worked.pending[0]):
+            worked.pending.popleft()
+        return _POSTED
+
+    async def _worked_on(self, subscription_id: str) -> _Worked | None:
+        """The subscription and its progress: kept from the last turn, or read again when the
+        interval is over or it changed on this replica. None when it delivers nothing more."""
+        parts = self._parts
+        revision = parts.wakeups.revision(subscription_id)
+        worked = self._worked.get(subscription_id)
+        if (
+            worked is not None
+            and worked.revision == revision
+            and time.monotonic() < worked.refresh_at
+        ):
+            return worked
+        view = await parts.subscriptions.subscription(subscription_id)
+        if (
+            view is None or view.deleted_at is not None or not view.webhook_url
+            or view.lapse(self._clock()) is not None
+        ):  # fmt: skip
+            return None
+        delivery = await parts.progress.delivery(subscription_id)
+        worked = _Worked(view, revision, delivery, time.monotonic() + self._poll_s)
+        self._worked[subscription_id] = worked
+        return worked
 
     async def _next_batch(
         self, view: SubscriptionView, target: int, read_stored: bool
@@ -205,7 +248,7 @@ class WebhookDeliveries:
     ) -> bool:
         """POST one notification and record the outcome; True when it was delivered.
 
-        Successes are saved in batches (`_Progress`): after a crash the last few are posted
+        Successes are saved in batches (`BatchedProgress`): after a crash the last few are posted
         again with the same webhook-ids, which receivers drop. Failures are saved at once.
         """
         parts, key = self._parts, view.subscription_id
@@ -243,23 +286,3 @@ class WebhookDeliveries:
         else:
             await parts.progress.save(key, delivery)
         return False
-
-
-class _Progress:
-    """Saves a worker's successes at most every `_SAVE_EVERY_S` (and whenever it pauses)."""
-
-    def __init__(self, progress: DeliveryProgress) -> None:
-        self._progress = progress
-        self._unsaved: dict[str, list[int]] = {}
-        self._saved_at: dict[str, float] = {}
-
-    async def delivered(self, key: str, delivery: Delivery, sequence: int) -> None:
-        self._unsaved.setdefault(key, []).append(sequence)
-        if time.monotonic() - self._saved_at.get(key, 0.0) >= _SAVE_EVERY_S:
-            await self.flush(key, delivery)
-
-    async def flush(self, key: str, delivery: Delivery) -> None:
-        sent = self._unsaved.pop(key, [])
-        if sent:
-            await self._progress.save(key, delivery, sent=sent)
-        self._saved_at[key] = time.monotonic()

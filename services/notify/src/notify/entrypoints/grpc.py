@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from functools import partial
 from typing import TypeAlias
+from uuid import UUID
 
 import grpc
 
@@ -14,10 +14,11 @@ from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1 import notify_pb2_grpc
 from clinical_platform.access.origin import request_origin
 from clinical_platform.access.outbox import AccessAuditUnavailableError
+from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.grpc_auth import authenticate
 from clinical_platform.grpc_context import command_context
 from clinical_platform.grpc_errors import StatusTable, failures_as_status
-from clinical_platform.observability.webhooks import stream_message
+from clinical_platform.principals import Principal
 from clinical_platform.tokens import TokenVerifier
 from clinical_platform.validation import Violations
 from notify import policy
@@ -25,15 +26,23 @@ from notify.application import NotifyApp
 from notify.domain.errors import (
     HandshakeFailed,
     NoSuchNotification,
+    NotAnAdministrator,
     NothingToResend,
     NotTheOwner,
+    QuotaExceeded,
     SubscriptionDeleted,
+    SubscriptionExpired,
     SubscriptionNotFound,
+    SubscriptionRevoked,
 )
 from notify.domain.notification import Notification
 from notify.domain.subscription import SubscriptionView
 from notify.entrypoints import translate
+from notify.entrypoints.messages import notification_message
+from notify.entrypoints.streams import notifications_stream
+from notify.grants import SubscriptionGrants
 from notify.ports import Disclosures
+from notify.replay import NotificationReplay
 
 Context: TypeAlias = grpc.aio.ServicerContext
 STATUSES: StatusTable = {
@@ -44,6 +53,10 @@ STATUSES: StatusTable = {
     policy.AccessRefused: grpc.StatusCode.PERMISSION_DENIED,
     HandshakeFailed: grpc.StatusCode.FAILED_PRECONDITION,
     NothingToResend: grpc.StatusCode.FAILED_PRECONDITION,
+    SubscriptionExpired: grpc.StatusCode.FAILED_PRECONDITION,
+    SubscriptionRevoked: grpc.StatusCode.PERMISSION_DENIED,
+    NotAnAdministrator: grpc.StatusCode.PERMISSION_DENIED,
+    QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # Full content is not sent unless its disclosure is in the access audit.
     AccessAuditUnavailableError: grpc.StatusCode.UNAVAILABLE,
 }
@@ -56,6 +69,8 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     def __init__(
         self,
         app: NotifyApp,
+        grants: SubscriptionGrants,
+        replay: NotificationReplay,
         verifier: TokenVerifier,
         disclosures: Disclosures,
         *,
@@ -63,6 +78,8 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         poll_interval_s: float,
     ) -> None:
         self._app = app
+        self._grants = grants
+        self._replay = replay
         self._verifier = verifier
         self._disclosures = disclosures
         self._heartbeat_s = heartbeat_s
@@ -79,7 +96,8 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             violations.raise_if_any()
             owner = policy.owner_of(principal)
             command = replace(
-                command, event_filter=policy.authorized_filter(owner, command.event_filter)
+                command,
+                event_filter=policy.authorized_filter(owner, command.event_filter, command.content),
             )
             provenance = command_context(
                 context, actor=principal.actor, request_id=request.request_id
@@ -122,10 +140,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """Delete one of the caller's subscriptions."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            subscription_id = translate.subscription_id_from(request, request_id=request.request_id)
-            provenance = command_context(
-                context, actor=principal.actor, request_id=request.request_id
-            )
+            subscription_id, provenance = _command_on(request, context, principal)
             version = await self._app.delete(subscription_id, principal.subject, provenance)
         return pb.DeleteSubscriptionResponse(version=version)
 
@@ -135,10 +150,7 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         """A new signing secret for the caller's webhook; the old one signs too for a while."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
-            subscription_id = translate.subscription_id_from(request, request_id=request.request_id)
-            provenance = command_context(
-                context, actor=principal.actor, request_id=request.request_id
-            )
+            subscription_id, provenance = _command_on(request, context, principal)
             rotated = await self._app.rotate_secret(subscription_id, principal.subject, provenance)
         response = pb.RotateWebhookSecretResponse(
             webhook_secret=rotated.webhook_secret, version=rotated.version
@@ -149,42 +161,24 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
     async def Subscribe(  # noqa: N802
         self, request: pb.SubscribeRequest, context: Context
     ) -> AsyncIterator[pb.SubscribeResponse]:
-        """Replay after resume_after, then follow live; a heartbeat whenever idle that long."""
+        """Replay after resume_after, then follow live; a heartbeat whenever idle that long.
+        The stream ends when the subscription's grant lapses (expired, revoked)."""
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
             subscription_id = translate.subscription_id_from(request)
-            view = await self._app.get(subscription_id, principal.subject)
-            _refuse_beyond_head("resume_after", request.resume_after, await self._app.head(view))
-        cursor = request.resume_after
-        last_sent = time.monotonic()
-        while True:
-            mark = self._app.news_mark(view)  # before reading: a wake while reading counts
-            async with failures_as_status(context, STATUSES):
-                notifications = await self._app.notifications(view, since=cursor, limit=100)
-            for notification in notifications:
-                async with failures_as_status(context, STATUSES):
-                    await self._disclose(context, view, notification, "Subscribe")
-                with stream_message(notification.event_id, "Subscribe"):
-                    yield pb.SubscribeResponse(
-                        notification=translate.notification_message(notification)
-                    )
-                cursor = notification.sequence
-                last_sent = time.monotonic()
-            if notifications:
-                continue
-            idle = time.monotonic() - last_sent
-            if idle >= self._heartbeat_s:
-                beat = pb.Heartbeat(head_sequence=cursor)
-                beat.at.FromDatetime(datetime.now(UTC))
-                yield pb.SubscribeResponse(heartbeat=beat)
-                last_sent = time.monotonic()
-                idle = 0.0
-            wait_s = min(self._poll_s, self._heartbeat_s - idle)
-            if await self._app.wait_for_news(view, wait_s, seen=mark):
-                continue  # woken by the matcher: straight to the new notifications
-            async with failures_as_status(context, STATUSES):
-                # The owner may have deleted it meanwhile (through any replica).
-                view = await self._app.get(subscription_id, principal.subject)
+            view = await self._app.active(subscription_id, principal.subject)
+            _refuse_beyond_head("resume_after", request.resume_after, await self._replay.head(view))
+
+        async def disclose(view: SubscriptionView, notification: Notification) -> None:
+            await self._disclose(context, view, notification, "Subscribe")
+
+        stream = notifications_stream(
+            context, STATUSES, self._replay, view, request.resume_after,
+            partial(self._app.active, caller=principal.subject), disclose,
+            heartbeat_s=self._heartbeat_s, poll_s=self._poll_s,
+        )  # fmt: skip
+        async for response in stream:
+            yield response
 
     async def GetStatus(  # noqa: N802
         self, request: pb.GetStatusRequest, context: Context
@@ -204,13 +198,13 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
         principal = await authenticate(context, self._verifier)
         async with failures_as_status(context, STATUSES):
             subscription_id, size = translate.events_page(request)
-            view = await self._app.get(subscription_id, principal.subject)
-            page = await self._app.list_events(view, since=request.since, limit=size)
+            view = await self._app.active(subscription_id, principal.subject)
+            page = await self._replay.list_events(view, since=request.since, limit=size)
             _refuse_beyond_head("since", request.since, page.head)
             for notification in page.notifications:
                 await self._disclose(context, view, notification, "ListEvents")
         return pb.ListEventsResponse(
-            notifications=[translate.notification_message(n) for n in page.notifications],
+            notifications=[notification_message(n) for n in page.notifications],
             head_sequence=page.head,
         )
 
@@ -226,6 +220,45 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             )
         return pb.ResendResponse(queued=queued)
 
+    async def RenewSubscription(  # noqa: N802
+        self, request: pb.RenewSubscriptionRequest, context: Context
+    ) -> pb.RenewSubscriptionResponse:
+        """Extend the caller's active subscription by one lifetime from now."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            subscription_id, provenance = _command_on(request, context, principal)
+            view = await self._grants.renew(subscription_id, principal.subject, provenance)
+        return pb.RenewSubscriptionResponse(subscription=translate.subscription_message(view))
+
+    async def RevokeSubscription(  # noqa: N802
+        self, request: pb.RevokeSubscriptionRequest, context: Context
+    ) -> pb.RevokeSubscriptionResponse:
+        """Revoke a subscription: the owner's own, or anyone's for an administrator."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            subscription_id, provenance = _command_on(request, context, principal)
+            version = await self._grants.revoke(
+                subscription_id, principal.subject, provenance,
+                administrator=policy.is_administrator(principal),
+            )  # fmt: skip
+        return pb.RevokeSubscriptionResponse(version=version)
+
+    async def RevokeOwnerSubscriptions(  # noqa: N802
+        self, request: pb.RevokeOwnerSubscriptionsRequest, context: Context
+    ) -> pb.RevokeOwnerSubscriptionsResponse:
+        """Revoke every subscription of one owner (an administrator, or the owner)."""
+        principal = await authenticate(context, self._verifier)
+        async with failures_as_status(context, STATUSES):
+            owner = translate.owner_from(request)
+            provenance = command_context(
+                context, actor=principal.actor, request_id=request.request_id
+            )
+            revoked = await self._grants.revoke_owner(
+                owner, principal.subject, provenance,
+                administrator=policy.is_administrator(principal),
+            )  # fmt: skip
+        return pb.RevokeOwnerSubscriptionsResponse(revoked=revoked)
+
     async def _disclose(
         self, context: Context, view: SubscriptionView, notification: Notification, operation: str
     ) -> None:
@@ -235,6 +268,16 @@ class NotifyServicer(notify_pb2_grpc.NotifyServiceServicer):
             )
         except AccessAuditUnavailableError:
             raise AccessAuditUnavailableError(_DISCLOSURE_UNAVAILABLE) from None
+
+
+def _command_on(
+    request: translate.SubscriptionCommand, context: Context, principal: Principal
+) -> tuple[UUID, CommandContext]:
+    """The subscription a command is about, and its provenance (InvalidRequest if malformed)."""
+    subscription_id = translate.subscription_id_from(request, request_id=request.request_id)
+    return subscription_id, command_context(
+        context, actor=principal.actor, request_id=request.request_id
+    )
 
 
 def _refuse_beyond_head(field: str, after: int, head: int) -> None:

@@ -7,7 +7,9 @@ their orders and results live in different partitions and topics, since a result
 committed after the order it answers.
 
 Subscriptions are read from the same merged stream, so a subscription matches exactly the
-events committed after its SubscriptionCreated record and before its SubscriptionDeleted.
+events committed after its SubscriptionCreated record and before its SubscriptionDeleted or
+SubscriptionRevoked, while its grant has not expired (the record's timestamp before its
+expires_at, as its last SubscriptionRenewed left it).
 Each replica numbers only the subscriptions whose partition it owns (a single writer per
 sequence); the numbers live in the feed, unique per (subscription, event), so a restart that
 re-reads records it already handled numbers nothing twice. Numbered notifications are handed
@@ -20,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -149,6 +152,7 @@ class Matcher:
             await views.set_created_timestamp(subscription_id, timestamp)
         if envelope.event_type == "SubscriptionDeleted" or subscription.deleted:
             await views.set_deleted_timestamp(subscription_id, timestamp)
+        if subscription.deleted or subscription.revoked_at is not None:
             self._active.pop(subscription_id, None)
             self._on_deleted(subscription_id)
             self._parts.wakeups.wake(subscription_id)
@@ -181,10 +185,11 @@ class Matcher:
         )
         if event is None:
             return
+        at = datetime.fromtimestamp(timestamp / 1000, UTC)
         interested = [
             active for active in self._active.values()
             if event.topic in active.view.topics and timestamp > active.created_ts
-            and in_scope(active.view.owner, event.patient_id)
+            and active.view.lapse(at) is None and in_scope(active.view.owner, event.patient_id)
             and matches(active.view.event_filter, event)
         ]  # fmt: skip
         if not interested:

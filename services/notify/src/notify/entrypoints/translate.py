@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
-from google.protobuf import json_format
-
-from clinical.events.v1 import results_events_pb2
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical_platform.limits import PAGE_TOKEN_CHARS, RequestLimits, declare_limits
-from clinical_platform.reads import InvalidPageToken, decode_page_token, encode_page_token
+from clinical_platform.reads import (
+    InvalidPageToken,
+    decode_page_token,
+    encode_page_token,
+    utc_now,
+)
 from clinical_platform.validation import Violations
 from notify.application import CreateSubscription, Status
 from notify.domain.delivery import DeliveryState
-from notify.domain.notification import Notification, Observation
 from notify.domain.subscription import (
     MAX_FILTER_VALUES,
-    MAX_URL_CHARS,
     Content,
     Filter,
+    Lapse,
     SubscriptionView,
     Topic,
 )
+from notify.domain.webhook import MAX_URL_CHARS
 
 DEFAULT_SUBSCRIPTIONS_PAGE = 50
 MAX_SUBSCRIPTIONS_PAGE = 500
@@ -52,6 +53,11 @@ _CONTENTS = {
     pb.CONTENT_UNSPECIFIED: Content.ID_ONLY,
     pb.CONTENT_ID_ONLY: Content.ID_ONLY,
     pb.CONTENT_FULL: Content.FULL,
+}
+_GRANT_STATES = {
+    None: pb.SUBSCRIPTION_STATE_ACTIVE,
+    Lapse.EXPIRED: pb.SUBSCRIPTION_STATE_EXPIRED,
+    Lapse.REVOKED: pb.SUBSCRIPTION_STATE_REVOKED,
 }
 _STATES = {
     DeliveryState.ACTIVE: pb.DELIVERY_STATE_ACTIVE,
@@ -100,8 +106,17 @@ SubscriptionRequest = (
     | pb.GetStatusRequest
     | pb.ListEventsRequest
     | pb.ResendRequest
+    | pb.RenewSubscriptionRequest
+    | pb.RevokeSubscriptionRequest
 )
 """A request about one subscription, named by ``subscription_id``."""
+SubscriptionCommand = (
+    pb.DeleteSubscriptionRequest
+    | pb.RotateWebhookSecretRequest
+    | pb.RenewSubscriptionRequest
+    | pb.RevokeSubscriptionRequest
+)
+"""A command on one subscription, with its ``request_id``."""
 
 
 def subscription_id_from(request: SubscriptionRequest, *, request_id: str | None = None) -> UUID:
@@ -113,6 +128,17 @@ def subscription_id_from(request: SubscriptionRequest, *, request_id: str | None
     parsed = violations.uuid("subscription_id", request.subscription_id)
     violations.raise_if_any()
     return parsed
+
+
+def owner_from(request: pb.RevokeOwnerSubscriptionsRequest) -> str:
+    """The owner whose subscriptions are revoked, or InvalidRequest."""
+    violations = Violations()
+    violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
+    if not request.owner.strip():
+        violations.add("owner", "is required")
+    violations.raise_if_any()
+    return request.owner
 
 
 def subscriptions_page(
@@ -140,7 +166,8 @@ def events_page(request: pb.ListEventsRequest) -> tuple[UUID, int]:
     return subscription_id, size
 
 
-def subscription_message(view: SubscriptionView) -> pb.Subscription:
+def subscription_message(view: SubscriptionView, now: datetime | None = None) -> pb.Subscription:
+    """``now`` (default: the current time) decides whether the grant has expired."""
     f = view.event_filter
     message = pb.Subscription(
         subscription_id=view.subscription_id,
@@ -156,6 +183,10 @@ def subscription_message(view: SubscriptionView) -> pb.Subscription:
     if view.webhook_url:
         message.webhook.url = view.webhook_url
     message.created_at.FromDatetime(view.created_at)
+    message.expires_at.FromDatetime(view.grant_expires_at)
+    message.state = _GRANT_STATES[view.lapse(now or utc_now())]
+    if view.revoked_at is not None:
+        message.revoked_at.FromDatetime(view.revoked_at)
     return message
 
 
@@ -192,75 +223,3 @@ def after_token(token: str, violations: Violations) -> tuple[datetime, str] | No
     except (InvalidPageToken, TypeError, ValueError):
         violations.add("page_token", str(InvalidPageToken()))
         return None
-
-
-def notification_message(notification: Notification) -> pb.Notification:
-    message = pb.Notification(
-        subscription_id=notification.subscription_id, sequence=notification.sequence,
-        notification_id=notification.notification_id, type=notification.type,
-        event_id=notification.event_id, patient_id=notification.patient_id,
-        order_id=notification.order_id, result_id=notification.result_id,
-        version=notification.version,
-    )  # fmt: skip
-    message.occurred_at.FromDatetime(notification.occurred_at)
-    if (order := notification.order) is not None:
-        details = message.order
-        details.test_code, details.test_display = order.test_code, order.test_display
-        details.priority, details.orderer, details.signer = (
-            order.priority,
-            order.orderer,
-            order.signer,
-        )
-        details.cancelled_by = order.cancelled_by
-        details.cancellation_reason = order.cancellation_reason
-        if order.signed_at is not None:
-            details.signed_at.FromDatetime(order.signed_at)
-        message.order.SetInParent()
-    if (result := notification.result) is not None:
-        outcome = message.result
-        outcome.observations.extend(_observation_message(o) for o in result.observations)
-        outcome.performer, outcome.revised_by = result.performer, result.revised_by
-        outcome.revision_reason, outcome.revision_kind = (
-            result.revision_reason,
-            result.revision_kind,
-        )
-        if result.effective_at is not None:
-            outcome.effective_at.FromDatetime(result.effective_at)
-        if result.issued_at is not None:
-            outcome.issued_at.FromDatetime(result.issued_at)
-        message.result.SetInParent()
-    return message
-
-
-def _observation_message(observation: Observation) -> results_events_pb2.ResultObservation:
-    message = results_events_pb2.ResultObservation(
-        code=observation.code, display=observation.display
-    )
-    if observation.quantity is not None:
-        message.quantity.SetInParent()
-        message.quantity.value, message.quantity.unit = observation.quantity
-    if observation.coded is not None:
-        message.coded.SetInParent()
-        message.coded.system, message.coded.code, message.coded.display = observation.coded
-    if observation.text is not None:
-        message.text = observation.text
-    if observation.reference_range is not None:
-        low, high = observation.reference_range
-        message.reference_range.SetInParent()
-        if low is not None:
-            message.reference_range.low = low
-        if high is not None:
-            message.reference_range.high = high
-    if observation.interpretation is not None:
-        message.interpretation = observation.interpretation
-    return message
-
-
-def as_json(notification: pb.Notification) -> dict[str, Any]:
-    """The webhook body's "data": proto field names, defaults included, 64-bit ints as numbers."""
-    data: dict[str, Any] = json_format.MessageToDict(
-        notification, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    for name in ("sequence", "version"):
-        data[name] = int(data[name])
-    return data

@@ -32,6 +32,7 @@ class SubscriptionCreated(_message.Message):
     WEBHOOK_URL_FIELD_NUMBER: _builtins.int
     SECRETS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     content: _builtins.str
     """"id-only" or "full"."""
     webhook_url: _builtins.str
@@ -52,6 +53,12 @@ class SubscriptionCreated(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """The grant ends then unless renewed; unset on subscriptions created before
+        grants expired (they expire one default lifetime after created_at).
+        """
+
     def __init__(
         self,
         *,
@@ -62,10 +69,11 @@ class SubscriptionCreated(_message.Message):
         webhook_url: _builtins.str = ...,
         secrets: _abc.Iterable[Global___WebhookSecret] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "event_filter", b"event_filter", "owner", b"owner"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "event_filter", b"event_filter", "expires_at", b"expires_at", "owner", b"owner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "event_filter", b"event_filter", "owner", b"owner", "secrets", b"secrets", "topics", b"topics", "webhook_url", b"webhook_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "event_filter", b"event_filter", "expires_at", b"expires_at", "owner", b"owner", "secrets", b"secrets", "topics", b"topics", "webhook_url", b"webhook_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -217,3 +225,54 @@ class SubscriptionDeleted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubscriptionDeleted: _TypeAlias = SubscriptionDeleted  # noqa: Y015
+
+@_typing.final
+class SubscriptionRenewed(_message.Message):
+    """SubscriptionRenewed: the owner extended the grant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RENEWED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def renewed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        renewed_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "renewed_at", b"renewed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "renewed_at", b"renewed_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriptionRenewed: _TypeAlias = SubscriptionRenewed  # noqa: Y015
+
+@_typing.final
+class SubscriptionRevoked(_message.Message):
+    """SubscriptionRevoked: the owner or an administrator ended the grant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOKED_BY_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    revoked_by: _builtins.str
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        revoked_by: _builtins.str = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at", "revoked_by", b"revoked_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscriptionRevoked: _TypeAlias = SubscriptionRevoked  # noqa: Y015

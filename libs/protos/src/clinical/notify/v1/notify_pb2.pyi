@@ -21,6 +21,32 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SubscriptionState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SubscriptionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SubscriptionState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUBSCRIPTION_STATE_UNSPECIFIED: _SubscriptionState.ValueType  # 0
+    SUBSCRIPTION_STATE_ACTIVE: _SubscriptionState.ValueType  # 1
+    """Matching and delivering until expires_at."""
+    SUBSCRIPTION_STATE_EXPIRED: _SubscriptionState.ValueType  # 2
+    """Past expires_at without renewal: nothing more is delivered."""
+    SUBSCRIPTION_STATE_REVOKED: _SubscriptionState.ValueType  # 3
+    """Revoked by its owner or an administrator: nothing more is delivered."""
+
+class SubscriptionState(_SubscriptionState, metaclass=_SubscriptionStateEnumTypeWrapper):
+    """SubscriptionState: whether a subscription's grant still holds."""
+
+SUBSCRIPTION_STATE_UNSPECIFIED: SubscriptionState.ValueType  # 0
+SUBSCRIPTION_STATE_ACTIVE: SubscriptionState.ValueType  # 1
+"""Matching and delivering until expires_at."""
+SUBSCRIPTION_STATE_EXPIRED: SubscriptionState.ValueType  # 2
+"""Past expires_at without renewal: nothing more is delivered."""
+SUBSCRIPTION_STATE_REVOKED: SubscriptionState.ValueType  # 3
+"""Revoked by its owner or an administrator: nothing more is delivered."""
+Global___SubscriptionState: _TypeAlias = SubscriptionState  # noqa: Y015
+
 class _Topic:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -187,6 +213,9 @@ class Subscription(_message.Message):
     WEBHOOK_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """UUID."""
     owner: _builtins.str
@@ -194,6 +223,7 @@ class Subscription(_message.Message):
     content: Global___Content.ValueType
     version: _builtins.int
     """The subscription aggregate's version."""
+    state: Global___SubscriptionState.ValueType
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[Global___Topic.ValueType]: ...
     @_builtins.property
@@ -204,6 +234,14 @@ class Subscription(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """The grant ends then unless the owner renews it before."""
+
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """Set once revoked."""
+
     def __init__(
         self,
         *,
@@ -215,10 +253,13 @@ class Subscription(_message.Message):
         webhook: Global___Webhook | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___SubscriptionState.ValueType = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "filter", b"filter", "webhook", b"webhook"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "filter", b"filter", "revoked_at", b"revoked_at", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "filter", b"filter", "owner", b"owner", "subscription_id", b"subscription_id", "topics", b"topics", "version", b"version", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "expires_at", b"expires_at", "filter", b"filter", "owner", b"owner", "revoked_at", b"revoked_at", "state", b"state", "subscription_id", b"subscription_id", "topics", b"topics", "version", b"version", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -868,3 +909,131 @@ class ResendResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResendResponse: _TypeAlias = ResendResponse  # noqa: Y015
+
+@_typing.final
+class RenewSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    subscription_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewSubscriptionRequest: _TypeAlias = RenewSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class RenewSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription:
+        """With its new expires_at."""
+
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewSubscriptionResponse: _TypeAlias = RenewSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class RevokeSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    subscription_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSubscriptionRequest: _TypeAlias = RevokeSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class RevokeSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeSubscriptionResponse: _TypeAlias = RevokeSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class RevokeOwnerSubscriptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    owner: _builtins.str
+    """The subject of the owner whose subscriptions are revoked."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeOwnerSubscriptionsRequest: _TypeAlias = RevokeOwnerSubscriptionsRequest  # noqa: Y015
+
+@_typing.final
+class RevokeOwnerSubscriptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOKED_FIELD_NUMBER: _builtins.int
+    revoked: _builtins.int
+    """How many active subscriptions were revoked by this call."""
+    def __init__(
+        self,
+        *,
+        revoked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked", b"revoked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeOwnerSubscriptionsResponse: _TypeAlias = RevokeOwnerSubscriptionsResponse  # noqa: Y015

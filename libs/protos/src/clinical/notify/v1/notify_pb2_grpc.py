@@ -47,6 +47,13 @@ class NotifyServiceStub:
     Roles: clinicians and laboratory staff subscribe to any patient; a patient
     principal only to their own record. Only the owner reads, streams, resends
     or deletes a subscription.
+
+    Grants: a subscription expires (30 days after creation or its last renewal,
+    by default) unless its owner renews it, and its owner or an administrator
+    (the "notify:revoke" privilege) may revoke it. An expired or revoked
+    subscription delivers nothing more: its streams end (FAILED_PRECONDITION
+    when expired, PERMISSION_DENIED when revoked) and its webhook stops. Each
+    owner may hold a limited number of active subscriptions (RESOURCE_EXHAUSTED).
     """
 
     def __init__(self, channel):
@@ -100,6 +107,21 @@ class NotifyServiceStub:
                 request_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.ResendRequest.SerializeToString,
                 response_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.ResendResponse.FromString,
                 _registered_method=True)
+        self.RenewSubscription = channel.unary_unary(
+                '/clinical.notify.v1.NotifyService/RenewSubscription',
+                request_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RenewSubscriptionRequest.SerializeToString,
+                response_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RenewSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.RevokeSubscription = channel.unary_unary(
+                '/clinical.notify.v1.NotifyService/RevokeSubscription',
+                request_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeSubscriptionRequest.SerializeToString,
+                response_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.RevokeOwnerSubscriptions = channel.unary_unary(
+                '/clinical.notify.v1.NotifyService/RevokeOwnerSubscriptions',
+                request_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeOwnerSubscriptionsRequest.SerializeToString,
+                response_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeOwnerSubscriptionsResponse.FromString,
+                _registered_method=True)
 
 
 class NotifyServiceServicer:
@@ -124,6 +146,13 @@ class NotifyServiceServicer:
     Roles: clinicians and laboratory staff subscribe to any patient; a patient
     principal only to their own record. Only the owner reads, streams, resends
     or deletes a subscription.
+
+    Grants: a subscription expires (30 days after creation or its last renewal,
+    by default) unless its owner renews it, and its owner or an administrator
+    (the "notify:revoke" privilege) may revoke it. An expired or revoked
+    subscription delivers nothing more: its streams end (FAILED_PRECONDITION
+    when expired, PERMISSION_DENIED when revoked) and its webhook stops. Each
+    owner may hold a limited number of active subscriptions (RESOURCE_EXHAUSTED).
     """
 
     def CreateSubscription(self, request, context):
@@ -194,6 +223,31 @@ class NotifyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenewSubscription(self, request, context):
+        """Extends an active subscription's grant: it expires one lifetime from now.
+        Owner only; an expired or revoked subscription cannot be renewed (create
+        a new one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSubscription(self, request, context):
+        """Revokes a subscription: nothing is matched or delivered after it. The
+        owner, or an administrator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeOwnerSubscriptions(self, request, context):
+        """Revokes every active subscription of one owner (an employee who left).
+        An administrator, or the owner for their own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotifyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -242,6 +296,21 @@ def add_NotifyServiceServicer_to_server(servicer, server):
                     request_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.ResendRequest.FromString,
                     response_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.ResendResponse.SerializeToString,
             ),
+            'RenewSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewSubscription,
+                    request_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RenewSubscriptionRequest.FromString,
+                    response_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RenewSubscriptionResponse.SerializeToString,
+            ),
+            'RevokeSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSubscription,
+                    request_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeSubscriptionRequest.FromString,
+                    response_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeSubscriptionResponse.SerializeToString,
+            ),
+            'RevokeOwnerSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeOwnerSubscriptions,
+                    request_deserializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeOwnerSubscriptionsRequest.FromString,
+                    response_serializer=clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeOwnerSubscriptionsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'clinical.notify.v1.NotifyService', rpc_method_handlers)
@@ -272,6 +341,13 @@ class NotifyService:
     Roles: clinicians and laboratory staff subscribe to any patient; a patient
     principal only to their own record. Only the owner reads, streams, resends
     or deletes a subscription.
+
+    Grants: a subscription expires (30 days after creation or its last renewal,
+    by default) unless its owner renews it, and its owner or an administrator
+    (the "notify:revoke" privilege) may revoke it. An expired or revoked
+    subscription delivers nothing more: its streams end (FAILED_PRECONDITION
+    when expired, PERMISSION_DENIED when revoked) and its webhook stops. Each
+    owner may hold a limited number of active subscriptions (RESOURCE_EXHAUSTED).
     """
 
     @staticmethod
@@ -507,6 +583,87 @@ class NotifyService:
             '/clinical.notify.v1.NotifyService/Resend',
             clinical_dot_notify_dot_v1_dot_notify__pb2.ResendRequest.SerializeToString,
             clinical_dot_notify_dot_v1_dot_notify__pb2.ResendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinical.notify.v1.NotifyService/RenewSubscription',
+            clinical_dot_notify_dot_v1_dot_notify__pb2.RenewSubscriptionRequest.SerializeToString,
+            clinical_dot_notify_dot_v1_dot_notify__pb2.RenewSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinical.notify.v1.NotifyService/RevokeSubscription',
+            clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeSubscriptionRequest.SerializeToString,
+            clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeOwnerSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinical.notify.v1.NotifyService/RevokeOwnerSubscriptions',
+            clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeOwnerSubscriptionsRequest.SerializeToString,
+            clinical_dot_notify_dot_v1_dot_notify__pb2.RevokeOwnerSubscriptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,13 @@ class NotifyServiceStub:
     Roles: clinicians and laboratory staff subscribe to any patient; a patient
     principal only to their own record. Only the owner reads, streams, resends
     or deletes a subscription.
+
+    Grants: a subscription expires (30 days after creation or its last renewal,
+    by default) unless its owner renews it, and its owner or an administrator
+    (the "notify:revoke" privilege) may revoke it. An expired or revoked
+    subscription delivers nothing more: its streams end (FAILED_PRECONDITION
+    when expired, PERMISSION_DENIED when revoked) and its webhook stops. Each
+    owner may hold a limited number of active subscriptions (RESOURCE_EXHAUSTED).
     """
 
     @_typing.overload
@@ -81,6 +88,19 @@ class NotifyServiceStub:
     """Delivers again: one sequence number, or every dead-lettered one. A
     subscription whose webhook was turned off resumes delivery.
     """
+    RenewSubscription: _grpc.UnaryUnaryMultiCallable[_notify_pb2.RenewSubscriptionRequest, _notify_pb2.RenewSubscriptionResponse]
+    """Extends an active subscription's grant: it expires one lifetime from now.
+    Owner only; an expired or revoked subscription cannot be renewed (create
+    a new one).
+    """
+    RevokeSubscription: _grpc.UnaryUnaryMultiCallable[_notify_pb2.RevokeSubscriptionRequest, _notify_pb2.RevokeSubscriptionResponse]
+    """Revokes a subscription: nothing is matched or delivered after it. The
+    owner, or an administrator.
+    """
+    RevokeOwnerSubscriptions: _grpc.UnaryUnaryMultiCallable[_notify_pb2.RevokeOwnerSubscriptionsRequest, _notify_pb2.RevokeOwnerSubscriptionsResponse]
+    """Revokes every active subscription of one owner (an employee who left).
+    An administrator, or the owner for their own.
+    """
 
 @_typing.type_check_only
 class NotifyServiceAsyncStub(NotifyServiceStub):
@@ -105,6 +125,13 @@ class NotifyServiceAsyncStub(NotifyServiceStub):
     Roles: clinicians and laboratory staff subscribe to any patient; a patient
     principal only to their own record. Only the owner reads, streams, resends
     or deletes a subscription.
+
+    Grants: a subscription expires (30 days after creation or its last renewal,
+    by default) unless its owner renews it, and its owner or an administrator
+    (the "notify:revoke" privilege) may revoke it. An expired or revoked
+    subscription delivers nothing more: its streams end (FAILED_PRECONDITION
+    when expired, PERMISSION_DENIED when revoked) and its webhook stops. Each
+    owner may hold a limited number of active subscriptions (RESOURCE_EXHAUSTED).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -135,6 +162,19 @@ class NotifyServiceAsyncStub(NotifyServiceStub):
     """Delivers again: one sequence number, or every dead-lettered one. A
     subscription whose webhook was turned off resumes delivery.
     """
+    RenewSubscription: _aio.UnaryUnaryMultiCallable[_notify_pb2.RenewSubscriptionRequest, _notify_pb2.RenewSubscriptionResponse]  # type: ignore[assignment]
+    """Extends an active subscription's grant: it expires one lifetime from now.
+    Owner only; an expired or revoked subscription cannot be renewed (create
+    a new one).
+    """
+    RevokeSubscription: _aio.UnaryUnaryMultiCallable[_notify_pb2.RevokeSubscriptionRequest, _notify_pb2.RevokeSubscriptionResponse]  # type: ignore[assignment]
+    """Revokes a subscription: nothing is matched or delivered after it. The
+    owner, or an administrator.
+    """
+    RevokeOwnerSubscriptions: _aio.UnaryUnaryMultiCallable[_notify_pb2.RevokeOwnerSubscriptionsRequest, _notify_pb2.RevokeOwnerSubscriptionsResponse]  # type: ignore[assignment]
+    """Revokes every active subscription of one owner (an employee who left).
+    An administrator, or the owner for their own.
+    """
 
 class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
     """NotifyService tells companion apps about clinical events as they happen:
@@ -158,6 +198,13 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
     Roles: clinicians and laboratory staff subscribe to any patient; a patient
     principal only to their own record. Only the owner reads, streams, resends
     or deletes a subscription.
+
+    Grants: a subscription expires (30 days after creation or its last renewal,
+    by default) unless its owner renews it, and its owner or an administrator
+    (the "notify:revoke" privilege) may revoke it. An expired or revoked
+    subscription delivers nothing more: its streams end (FAILED_PRECONDITION
+    when expired, PERMISSION_DENIED when revoked) and its webhook stops. Each
+    owner may hold a limited number of active subscriptions (RESOURCE_EXHAUSTED).
     """
 
     @_abc_1.abstractmethod
@@ -239,6 +286,37 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_notify_pb2.ResendResponse, _abc.Awaitable[_notify_pb2.ResendResponse]]:
         """Delivers again: one sequence number, or every dead-lettered one. A
         subscription whose webhook was turned off resumes delivery.
+        """
+
+    @_abc_1.abstractmethod
+    def RenewSubscription(
+        self,
+        request: _notify_pb2.RenewSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.RenewSubscriptionResponse, _abc.Awaitable[_notify_pb2.RenewSubscriptionResponse]]:
+        """Extends an active subscription's grant: it expires one lifetime from now.
+        Owner only; an expired or revoked subscription cannot be renewed (create
+        a new one).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeSubscription(
+        self,
+        request: _notify_pb2.RevokeSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.RevokeSubscriptionResponse, _abc.Awaitable[_notify_pb2.RevokeSubscriptionResponse]]:
+        """Revokes a subscription: nothing is matched or delivered after it. The
+        owner, or an administrator.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeOwnerSubscriptions(
+        self,
+        request: _notify_pb2.RevokeOwnerSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notify_pb2.RevokeOwnerSubscriptionsResponse, _abc.Awaitable[_notify_pb2.RevokeOwnerSubscriptionsResponse]]:
+        """Revokes every active subscription of one owner (an employee who left).
+        An administrator, or the owner for their own.
         """
 
 def add_NotifyServiceServicer_to_server(servicer: NotifyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

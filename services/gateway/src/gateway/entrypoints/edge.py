@@ -14,6 +14,8 @@ from opentelemetry import propagate, trace
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.entrypoints.fhir.outcomes import BASE_PATH, FHIR_JSON, Issue, operation_outcome
+
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _tracer = trace.get_tracer("gateway.http")
 SECURITY_HEADERS = (
@@ -71,23 +73,22 @@ class EdgeMiddleware:
 
         length = next((v.decode() for k, v in scope["headers"] if k == b"content-length"), "")
         if length.isdigit() and int(length) > self._max_body_bytes:
-            body = json.dumps(
-                {
-                    "error": "request_too_large",
-                    "message": f"the body is over {self._max_body_bytes} bytes",
-                    "details": [],
-                }
-            )
-            await send_with_headers(
-                {
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send_with_headers({"type": "http.response.body", "body": body.encode()})
-            return  # fmt: skip
+            content_type, body = self._too_large(str(scope["path"]))
+            start = {"type": "http.response.start", "status": 413,
+                     "headers": [(b"content-type", content_type)]}  # fmt: skip
+            await send_with_headers(start)
+            await send_with_headers({"type": "http.response.body", "body": body})
+            return
         await self._app(scope, receive, send_with_headers)
+
+    def _too_large(self, path: str) -> tuple[bytes, bytes]:
+        """The 413's content type and body: an OperationOutcome on the FHIR API's paths."""
+        message = f"the body is over {self._max_body_bytes} bytes"
+        if path.startswith(f"{BASE_PATH}/"):
+            outcome = operation_outcome([Issue("too-long", message)])
+            return FHIR_JSON.encode(), json.dumps(outcome).encode()
+        body = {"error": "request_too_large", "message": message, "details": []}
+        return b"application/json", json.dumps(body).encode()
 
 
 async def read_body(request: Request, limit: int) -> bytes:

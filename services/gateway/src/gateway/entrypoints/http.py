@@ -27,11 +27,12 @@ from gateway.application import (
     RateLimitedError,
     Route,
 )
+from gateway.entrypoints.bearer import bearer_of, scope_challenge, token_challenge
 from gateway.entrypoints.edge import EdgeMiddleware, RequestTooLargeError, read_body
+from gateway.entrypoints.fhir.api import fhir_routes
 from gateway.entrypoints.routes import ROUTES
 from gateway.ports import DownstreamAnswer, IdentityProviderUnavailableError
 
-REALM = 'Bearer realm="clinical"'
 HTTP_STATUS = {
     "OK": 200, "INVALID_ARGUMENT": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "ABORTED": 409,
@@ -46,17 +47,9 @@ def error(status: int, code: str, message: str, *, details: Any = (),
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-def bearer_of(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int,
                    cors_origins: Sequence[str]) -> Starlette:  # fmt: skip
-    """The ASGI application: the routes of `ROUTES`, the JWKS, whoami and health."""
+    """The ASGI application: the routes of `ROUTES`, the FHIR API, the JWKS, whoami, health."""
 
     # One answer per kind of refusal (RFC 6750's table, then ours): clearer flat than split.
     async def forward(request: Request, route: Route) -> Response:  # noqa: PLR0911
@@ -74,7 +67,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
         except RateLimitedError as limited:
             return _too_many(limited)
         except InsufficientScopeError as missing:
-            challenge = f'{REALM}, error="insufficient_scope", scope="{missing.scope}"'
+            challenge = scope_challenge(missing.scope)
             return error(
                 403,
                 "insufficient_scope",
@@ -122,6 +115,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
         StarletteRoute("/.well-known/jwks.json", jwks_document, methods=["GET"]),
         StarletteRoute("/api/v1/whoami", whoami, methods=["GET"]),
         *(StarletteRoute(r.path, endpoint(r.route, r.path), methods=[r.method]) for r in ROUTES),
+        *fhir_routes(app, max_body_bytes=max_body_bytes),
     ]
     middleware = [
         Middleware(EdgeMiddleware, max_body_bytes=max_body_bytes),
@@ -129,15 +123,17 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],
             allow_headers=[
                 "authorization",
                 "content-type",
                 "x-request-id",
                 "traceparent",
                 "tracestate",
+                "if-match",
+                "prefer",
             ],
-            expose_headers=["x-request-id"],
+            expose_headers=["x-request-id", "etag", "location"],
             max_age=600,
         ),
     ]
@@ -165,9 +161,8 @@ async def _values(request: Request, max_body_bytes: int) -> dict[str, Any]:
 
 
 def _unauthenticated(refused: NotAuthenticatedError) -> JSONResponse:
-    challenge = REALM if not refused.error else f'{REALM}, error="{refused.error}"'
     return error(401, refused.error or "unauthenticated", "a valid access token is required",
-                 headers={"WWW-Authenticate": challenge})  # fmt: skip
+                 headers={"WWW-Authenticate": token_challenge(refused.error)})  # fmt: skip
 
 
 def _too_many(limited: RateLimitedError) -> JSONResponse:

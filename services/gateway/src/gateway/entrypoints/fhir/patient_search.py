@@ -1,0 +1,158 @@
+"""Patient search: FHIR search parameters to SearchPatients requests, answers to a searchset.
+
+The service matches names whole, ignoring case, accents and punctuation (nicknames count), and
+sorts by id; it has no page token yet, so pages are windows the gateway cuts from the first
+`MAX_MATCHES` matches (``_offset``, carried by the ``next``/``previous`` links). ``name`` is the
+family name or a given name: two searches, merged by id. Unknown parameters are ignored (and
+left out of the ``self`` link) unless the caller sends ``Prefer: handling=strict``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fhir.resources.R4B.bundle import Bundle
+
+from gateway.entrypoints.fhir.outcomes import FhirError
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 100
+# The service's largest page: the matches a search can reach.
+MAX_MATCHES = 200
+PARAMETERS = ("name", "family", "given", "birthdate", "identifier", "_count", "_offset")
+_DATE = re.compile(r"^(?:eq)?(\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass(frozen=True)
+class PatientQuery:
+    """What a search asks the service, and which window of the matches it shows."""
+
+    requests: tuple[dict[str, Any], ...]  # SearchPatientsRequest values, merged by id
+    applied: tuple[tuple[str, str], ...]  # the parameters used, for the links
+    count: int
+    offset: int
+
+    @property
+    def fetch(self) -> int:
+        """How many matches each request asks for: the window's end, plus one to tell whether
+        there is more."""
+        return min(self.offset + self.count + 1, MAX_MATCHES)
+
+
+def patient_query(params: Sequence[tuple[str, str]], *, strict: bool) -> PatientQuery:
+    """The query of a search's parameters; FhirError 400 for one it cannot answer."""
+    given = _parameters(params, strict=strict)
+    count = _number(given, "_count", DEFAULT_COUNT, low=1, high=MAX_COUNT)
+    offset = _number(given, "_offset", 0, low=0, high=MAX_MATCHES - 1)
+    fetch = PatientQuery((), (), count, offset).fetch
+    criteria = {**_criteria(given), "page_size": fetch}
+    requests = [criteria]
+    if "name" in given:
+        if "family" in given or "given" in given:
+            raise _invalid("name cannot be combined with family or given yet")
+        requests = [{**criteria, "family_name": given["name"]},
+                    {**criteria, "given_name": given["name"]}]  # fmt: skip
+    elif len(criteria) == 1:
+        raise _invalid("at least one of name, family, given, birthdate, identifier is needed")
+    applied = tuple((k, v) for k, v in given.items() if not k.startswith("_"))
+    return PatientQuery(tuple(requests), applied, count, offset)
+
+
+def _parameters(params: Sequence[tuple[str, str]], *, strict: bool) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for name, value in params:
+        if name not in PARAMETERS:
+            if strict:
+                raise _invalid(f"the search parameter {_shown(name)} is not supported")
+            continue
+        if name in given:
+            raise _invalid(f"{name} is given twice: one value per parameter")
+        if "," in value and not name.startswith("_"):
+            raise _invalid(f"{name}: several values (OR) are not supported")
+        given[name] = value
+    return given
+
+
+def _criteria(given: Mapping[str, str]) -> dict[str, Any]:
+    """SearchPatientsRequest's criteria of the parameters (``name`` aside)."""
+    criteria: dict[str, Any] = {}
+    if "family" in given:
+        criteria["family_name"] = given["family"]
+    if "given" in given:
+        criteria["given_name"] = given["given"]
+    if "birthdate" in given:
+        date = _DATE.match(given["birthdate"])
+        if not date:
+            raise _invalid("birthdate: only a whole date (YYYY-MM-DD, prefix eq) is supported")
+        criteria["birth_date"] = date[1]
+    if "identifier" in given:
+        system, bar, value = given["identifier"].partition("|")
+        if not (bar and system and value):
+            raise _invalid("identifier: give system|value")
+        criteria["identifier"] = {"system": system, "value": value}
+    return criteria
+
+
+def _number(given: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    text = given.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise _invalid(f"{name} must be a whole number from {low} to {high}")
+    return int(text)
+
+
+def _shown(name: str) -> str:
+    # Parameter names are the caller's text too: show them only when they look like names.
+    return name if re.fullmatch(r"[A-Za-z_:.-]{1,40}", name) else "(unreadable)"
+
+
+def _invalid(diagnostics: str) -> FhirError:
+    return FhirError.of(400, "invalid", diagnostics)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """The first matches of a query, up to its `PatientQuery.fetch`, by id."""
+
+    records: list[Mapping[str, Any]]
+    complete: bool  # these are all the matches there are
+
+    def window(self, query: PatientQuery) -> list[Mapping[str, Any]]:
+        return self.records[query.offset : query.offset + query.count]
+
+
+def merged(query: PatientQuery, answers: Sequence[Sequence[Mapping[str, Any]]]) -> Matches:
+    """The records of every request's answer once each, in the service's order (by id)."""
+    records = {r["patient_id"]: r for answer in answers for r in answer}
+    ordered = [records[key] for key in sorted(records)][: query.fetch]
+    complete = all(len(answer) < query.fetch for answer in answers)
+    return Matches(ordered, complete)
+
+
+def searchset(query: PatientQuery, matches: Matches, resources: Sequence[dict[str, Any]],
+              base: str) -> dict[str, Any]:  # fmt: skip
+    """The searchset Bundle of one window; ``resources`` are its Patient resources."""
+    end = query.offset + query.count
+
+    def link(relation: str, offset: int) -> dict[str, str]:
+        params = [*query.applied, ("_count", str(query.count))]
+        if offset:
+            params.append(("_offset", str(offset)))
+        return {"relation": relation, "url": f"{base}/Patient?{urlencode(params)}"}
+
+    links = [link("self", query.offset), link("first", 0)]
+    if query.offset:
+        links.append(link("previous", max(query.offset - query.count, 0)))
+    if len(matches.records) > end:
+        links.append(link("next", end))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links,
+        "entry": [{"fullUrl": f"{base}/Patient/{r['id']}", "resource": r,
+                   "search": {"mode": "match"}} for r in resources]}  # fmt: skip
+    if matches.complete:
+        bundle["total"] = len(matches.records)
+    return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)

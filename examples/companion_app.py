@@ -16,7 +16,9 @@ Copy it as a starting point. It
    (GetSubscription), serves the webhook on the saved port, trusts the saved secrets and resumes
    the stream after the saved number; webhook deliveries that failed while it was down are retried
    by the service and arrive once it is back. A subscription that is gone (or no longer ours, or
-   made with other options) is replaced, and the file overwritten.
+   made with other options, or expired or revoked) is replaced, and the file overwritten;
+6. renews the subscription's grant (RenewSubscription) whenever half of what is left of it has
+   passed: a grant not renewed expires (30 days by default) and then delivers nothing more.
 
 Output is one flushed line per notification and channel, ids only, e.g.::
 
@@ -487,6 +489,7 @@ class CompanionApp:
         self._resume_after = 0
         self._rotated = asyncio.Event()
         self._printed = 0
+        self.expires_at = 0  # the grant's end, seconds since the epoch
 
     async def run(
         self, stub: notify_pb2_grpc.NotifyServiceStub, start_webhook: StartWebhook
@@ -503,6 +506,7 @@ class CompanionApp:
             port = await start_webhook(self._args.webhook_port)
             subscription = await self._create_subscription(stub, webhook_url(port))
             self.subscription_id = subscription.subscription_id
+            self.expires_at = subscription.expires_at.ToSeconds()
             if self._args.state_file is not None:
                 state = CompanionState(
                     self.subscription_id, port, list(reversed(self.verifier.secrets))
@@ -515,6 +519,7 @@ class CompanionApp:
             )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.follower(stub).run())
+            tasks.create_task(self.renew_before_expiry(stub))
             if self._args.rotate_after:
                 tasks.create_task(self._rotate_when_due(stub))
 
@@ -576,6 +581,7 @@ class CompanionApp:
             await self.delete_subscription(stub)
             self.subscription_id = ""
             return None
+        self.expires_at = response.subscription.expires_at.ToSeconds()
         return state
 
     def _differs(self, subscription: notify_pb2.Subscription, state: CompanionState) -> str | None:
@@ -588,6 +594,10 @@ class CompanionApp:
             (args.webhook_port not in (0, state.webhook_port), f"port {state.webhook_port}"),
             (subscription.webhook.url != webhook_url(state.webhook_port), "another webhook"),
             (not state.secrets, "no saved secret"),
+            (
+                subscription.state != notify_pb2.SUBSCRIPTION_STATE_ACTIVE,
+                "a grant expired or revoked",
+            ),
         )
         return next((reason for differs, reason in differences if differs), None)
 
@@ -649,6 +659,26 @@ class CompanionApp:
             loop.call_later(max(expires_in, 0.0), self._forget_secret, secret)
         self._save_secrets()
         print_diagnostic("webhook secret rotated")
+
+    async def renew_before_expiry(self, stub: notify_pb2_grpc.NotifyServiceStub) -> None:
+        """Renew the grant whenever half of what is left of it has passed, while the app runs."""
+        backoff = Backoff(max_s=60.0)
+        while True:
+            await asyncio.sleep(max((self.expires_at - time.time()) / 2, 1.0))
+            try:
+                response: notify_pb2.RenewSubscriptionResponse = await stub.RenewSubscription(
+                    notify_pb2.RenewSubscriptionRequest(
+                        request_id=str(uuid.uuid4()), subscription_id=self.subscription_id
+                    ),
+                    metadata=self._metadata, timeout=UNARY_TIMEOUT_S,
+                )  # fmt: skip
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in RETRYABLE:
+                    raise FatalError(f"RenewSubscription: {error.code().name}") from None
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            self.expires_at = response.subscription.expires_at.ToSeconds()
+            print_diagnostic(f"renewed until {response.subscription.expires_at.ToJsonString()}")
 
     def _forget_secret(self, secret: str) -> None:
         self.verifier.remove_secret(secret)

@@ -7,10 +7,12 @@ the stream comes from a fake stub.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -462,3 +464,33 @@ async def test_the_webhook_of_a_resumed_subscription_verifies_with_the_saved_sec
         handshake = await client.post(WEBHOOK_PATH, data=HANDSHAKE)  # unsigned: refused now
     assert (first.status, retry.status, handshake.status) == (204, 204, 401)
     assert printed == [f"webhook #3 order.signed order={ORDER} patient={PATIENT} version=2"]
+
+
+class RenewingStub:
+    """RenewSubscription: each renewal extends the grant by 30 days from now."""
+
+    def __init__(self) -> None:
+        self.renewed: list[str] = []
+
+    async def RenewSubscription(  # noqa: N802  # the gRPC method's name
+        self, request: notify_pb2.RenewSubscriptionRequest, **_: Any
+    ) -> notify_pb2.RenewSubscriptionResponse:
+        self.renewed.append(request.subscription_id)
+        response = notify_pb2.RenewSubscriptionResponse()
+        response.subscription.subscription_id = request.subscription_id
+        response.subscription.expires_at.FromSeconds(int(time.time()) + 30 * 86400)
+        return response
+
+
+async def test_the_grant_is_renewed_before_it_expires() -> None:
+    printed: list[str] = []
+    app = CompanionApp(parse_args([]), "token", printed.append)
+    app.subscription_id, app.expires_at = "sub-1", int(time.time())  # due at once
+    stub = RenewingStub()
+
+    renewing = asyncio.create_task(app.renew_before_expiry(stub))  # type: ignore[arg-type]
+    try:
+        assert await eventually(lambda: stub.renewed == ["sub-1"])
+    finally:
+        renewing.cancel()
+    assert app.expires_at > time.time() + 29 * 86400

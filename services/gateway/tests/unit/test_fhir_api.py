@@ -128,9 +128,9 @@ async def test_read_answers_the_patient_with_its_version_as_etag(
     answer = await client.get(f"/Patient/{PATIENT_ID}", headers=bearer())
     assert answer.status_code == 200
     assert answer.headers["etag"] == 'W/"3"'
-    patient = Patient.model_validate(answer.json())
-    assert patient.id == PATIENT_ID
-    assert patient.meta.versionId == "3"
+    Patient.model_validate(answer.json())
+    assert answer.json()["id"] == PATIENT_ID
+    assert answer.json()["meta"] == {"versionId": "3"}
     assert service.calls[-1].request == {"patient_id": PATIENT_ID, "min_version": 0}
 
 

@@ -41,7 +41,7 @@ ifneq ($(LOGIN)$(CLIENT),)
 else
 	@$(UV) run --no-sync python -m clinical_platform.devtokens --subject "$(or $(SUBJECT),dev-$(or $(ROLE),user))" \
 		$(foreach r,$(ROLE),--role $(r)) $(foreach p,$(PRIVILEGE),--privilege $(p)) $(if $(MFA),--mfa) \
-		$(if $(PATIENT_ID),--patient-id $(PATIENT_ID))
+		$(if $(PATIENT_ID),--patient-id $(PATIENT_ID)) $(foreach s,$(SERVICE),--service $(s))
 endif
 
 .PHONY: test

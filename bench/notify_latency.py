@@ -202,10 +202,10 @@ async def _running_platform(
                 await ensure_topic(admin, spec)
             async with AsyncExitStack() as stack:
                 running = await stack.enter_async_context(
-                    running_orders(orders_settings, verifier=token_mint.verifier)
+                    running_orders(orders_settings, verifier=token_mint.verifier_for("orders"))
                 )
                 notify = await stack.enter_async_context(
-                    running_notify(notify_settings, verifier=token_mint.verifier)
+                    running_notify(notify_settings, verifier=token_mint.verifier_for("notify"))
                 )
                 platform = Platform(
                     orders=OrderServiceStub(await _serve(stack, running.services)),

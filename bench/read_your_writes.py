@@ -136,7 +136,7 @@ async def _running_orders(servers: ServerEndpoints) -> AsyncIterator[_Orders]:
             await create_topic(servers.kafka_bootstrap_servers, access_topic, partitions=1)
             async with AsyncExitStack() as stack:
                 running = await stack.enter_async_context(
-                    running_orders(settings, verifier=token_mint.verifier)
+                    running_orders(settings, verifier=token_mint.verifier_for("orders"))
                 )
                 server = await start_grpc_server(
                     host="127.0.0.1", port=0, services=running.services

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.matching.febrl import Pair, Records
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.audiences import service_audience
 from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.devtokens import mint_token
@@ -101,9 +102,12 @@ class ServedPatient:
 async def served_patient(settings: PatientSettings) -> AsyncIterator[ServedPatient]:
     """Start a patient service with a topic and database of its own; delete them afterwards."""
     key = Ed25519PrivateKey.generate()
+    # The evaluation runs for up to two hours on one token: its verifier allows that lifetime.
     token = mint_token(key, subject="eval", roles=[Role.REGISTRAR], ttl_s=7200)
     service = f"eval-{uuid.uuid4().hex[:10]}"
-    verifier = TokenVerifier((key.public_key(),))
+    verifier = TokenVerifier(
+        (key.public_key(),), audience=service_audience("patient"), max_lifetime_s=7200
+    )
     try:
         async with running_patient(settings, service=service, verifier=verifier) as patient:
             server = await start_grpc_server(host="127.0.0.1", port=0, services=patient.services)

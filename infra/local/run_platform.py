@@ -83,12 +83,17 @@ def _state_root() -> Path:
     return Path(os.environ.get("CLINICAL_INFRA_DIR") or REPO_ROOT / ".infra").resolve() / "state"
 
 
+COMPANION_TOKEN_TTL_S = 7 * 24 * 3600
+
+
 def _companion_token() -> str:
     """A clinician token signed with the dev key, as `make -s token ROLE=clinician` mints one."""
     key = load_pem_private_key((DEV_KEY_DIR / "private.pem").read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise TypeError(f"{DEV_KEY_DIR / 'private.pem'} is not an Ed25519 key")
-    return mint_token(key, subject="dev-companion", roles=[Role.CLINICIAN], ttl_s=7 * 24 * 3600)
+    return mint_token(
+        key, subject="dev-companion", roles=[Role.CLINICIAN], ttl_s=COMPANION_TOKEN_TTL_S
+    )
 
 
 async def _wait_serving(address: str) -> None:
@@ -241,6 +246,8 @@ def main() -> int:
         **os.environ, **servers,
         "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR) + gateway_keys.public_pem(),
         "GATEWAY_SIGNING_KEYS_FILE": str(GATEWAY_KEYS),
+        # Local runs only: the companion app holds one dev token for its week-long life.
+        "JWT_MAX_LIFETIME_SECONDS": str(COMPANION_TOKEN_TTL_S),
     }  # fmt: skip
     env |= _observing.env
     try:

@@ -115,23 +115,35 @@ async def platform(
             )
             await ensure_topic(admin, spec)
         async with AsyncExitStack() as stack:
-            verifier = token_mint.verifier
+            verifier = token_mint.verifier_for
             running: list[Sequence[GrpcService]] = [
                 (
                     await stack.enter_async_context(
-                        running_patient(patient, service=logs["patient"], verifier=verifier)
+                        running_patient(
+                            patient, service=logs["patient"], verifier=verifier("patient")
+                        )
                     )
                 ).services,
                 (
-                    await stack.enter_async_context(running_orders(orders, verifier=verifier))
+                    await stack.enter_async_context(
+                        running_orders(orders, verifier=verifier("orders"))
+                    )
                 ).services,
                 (
-                    await stack.enter_async_context(running_results(results, verifier=verifier))
+                    await stack.enter_async_context(
+                        running_results(results, verifier=verifier("results"))
+                    )
                 ).services,
                 (
-                    await stack.enter_async_context(running_notify(notify, verifier=verifier))
+                    await stack.enter_async_context(
+                        running_notify(notify, verifier=verifier("notify"))
+                    )
                 ).services,
-                (await stack.enter_async_context(running_audit(audit, verifier=verifier))).services,
+                (
+                    await stack.enter_async_context(
+                        running_audit(audit, verifier=verifier("audit"))
+                    )
+                ).services,
             ]
             channels: dict[str, grpc.aio.Channel] = {}
             for services in running:

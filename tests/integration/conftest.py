@@ -116,13 +116,17 @@ async def hospital(
     try:
         async with AsyncExitStack() as stack:
             patient = await stack.enter_async_context(
-                running_patient(patient_settings, service=patient_log, verifier=token_mint.verifier)
+                running_patient(
+                    patient_settings,
+                    service=patient_log,
+                    verifier=token_mint.verifier_for("patient"),
+                )
             )
             orders = await stack.enter_async_context(
-                running_orders(orders_settings, verifier=token_mint.verifier)
+                running_orders(orders_settings, verifier=token_mint.verifier_for("orders"))
             )
             results = await stack.enter_async_context(
-                running_results(results_settings, verifier=token_mint.verifier)
+                running_results(results_settings, verifier=token_mint.verifier_for("results"))
             )
             yield Hospital(
                 patient=PatientServiceStub(await _serve(stack, list(patient.services))),

@@ -191,13 +191,13 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
     try:
         async with AsyncExitStack() as stack:
             orders = await stack.enter_async_context(
-                running_orders(orders_settings, verifier=token_mint.verifier)
+                running_orders(orders_settings, verifier=token_mint.verifier_for("orders"))
             )
             results = await stack.enter_async_context(
-                running_results(results_settings, verifier=token_mint.verifier)
+                running_results(results_settings, verifier=token_mint.verifier_for("results"))
             )
             notify = await stack.enter_async_context(
-                running_notify(notify_settings, verifier=token_mint.verifier)
+                running_notify(notify_settings, verifier=token_mint.verifier_for("notify"))
             )
             yield Platform(
                 orders=OrderServiceStub(await _serve(stack, list(orders.services))),

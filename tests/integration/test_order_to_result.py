@@ -88,10 +88,10 @@ async def clinic(
     try:
         async with AsyncExitStack() as stack:
             orders = await stack.enter_async_context(
-                running_orders(orders_settings, verifier=token_mint.verifier)
+                running_orders(orders_settings, verifier=token_mint.verifier_for("orders"))
             )
             results = await stack.enter_async_context(
-                running_results(results_settings, verifier=token_mint.verifier)
+                running_results(results_settings, verifier=token_mint.verifier_for("results"))
             )
             yield Clinic(
                 orders=OrderServiceStub(await _serve(stack, list(orders.services))),

@@ -298,7 +298,9 @@ async def test_vault_unavailable_fails_registration_closed_and_appends_nothing(
     try:
         async with AsyncExitStack() as stack:
             patient = await stack.enter_async_context(
-                running_patient(settings, service=service, verifier=token_mint.verifier)
+                running_patient(
+                    settings, service=service, verifier=token_mint.verifier_for("patient")
+                )
             )
             channel = channel_to(list(patient.services), user_agent=USER_AGENT)
             stub = PatientServiceStub(await stack.enter_async_context(channel))

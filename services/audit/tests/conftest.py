@@ -105,7 +105,7 @@ async def audit_service(  # noqa: PLR0917 - pytest passes fixtures by parameter
                 "state_dir": tmp_path / "audit-state",
             })  # fmt: skip
             running = await stack.enter_async_context(
-                running_audit(settings, verifier=token_mint.verifier)
+                running_audit(settings, verifier=token_mint.verifier_for("audit"))
             )
             server = await start_grpc_server(host="127.0.0.1", port=0, services=running.services)
             stack.push_async_callback(server.stop, 0)

@@ -84,7 +84,9 @@ async def patient_service(
         }
     )
     try:
-        async with running_patient(settings, service=service, verifier=token_mint.verifier) as up:
+        async with running_patient(
+            settings, service=service, verifier=token_mint.verifier_for("patient")
+        ) as up:
             server = await start_grpc_server(host="127.0.0.1", port=0, services=up.services)
             async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
                 stub = patient_pb2_grpc.PatientServiceStub(channel)

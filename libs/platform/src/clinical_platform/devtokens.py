@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,10 +23,13 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from clinical_platform.principals import Role
-from clinical_platform.tokens import ALGORITHM, DEFAULT_AUDIENCE, DEFAULT_ISSUER
+from clinical_platform.audiences import DEFAULT_MAX_LIFETIME_S, PLATFORM_SERVICES, service_audience
+from clinical_platform.principals import Principal, Role
+from clinical_platform.tokens import ALGORITHM, DEFAULT_ISSUER, token_claims
 
 DEFAULT_KEY_DIR = Path(".infra/dev-jwt")
+# Local sessions and tests: one token for every service (the gateway mints one per service).
+DEV_AUDIENCES = tuple(service_audience(s) for s in PLATFORM_SERVICES)
 
 
 def mint_token(
@@ -37,26 +39,26 @@ def mint_token(
     roles: Iterable[Role | str] = (),
     privileges: Iterable[str] = (),
     mfa: bool = False,
+    auth_time: int | None = None,
     patient_id: str = "",
     client_id: str = "",
     on_behalf_of: str = "",
     issuer: str = DEFAULT_ISSUER,
-    audience: str = DEFAULT_AUDIENCE,
-    ttl_s: int = 900,
+    audience: str | Sequence[str] = DEV_AUDIENCES,
+    ttl_s: int = DEFAULT_MAX_LIFETIME_S,
 ) -> str:
-    """Sign a token for tests, local runs and the gateway's token exchange."""
+    """Sign a token for tests and local runs; an MFA token says the login was just now.
+
+    By default the token names every platform service's audience, so one token serves a whole
+    local session; pass ``audience`` to mint one for a single service, as the gateway does.
+    """
     now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": issuer, "aud": audience, "sub": subject, "iat": now, "exp": now + ttl_s,
-        "roles": [str(Role(r)) for r in roles], "privileges": sorted(privileges),
-        "amr": ["pwd", "mfa"] if mfa else ["pwd"],
-    }  # fmt: skip
-    if patient_id:
-        claims["patient_id"] = patient_id
-    if client_id:
-        claims["client_id"] = client_id
-    if on_behalf_of:
-        claims["act"] = {"sub": on_behalf_of}
+    principal = Principal(
+        subject=subject, roles=frozenset(Role(r) for r in roles), privileges=frozenset(privileges),
+        mfa=mfa, auth_time=(now if mfa else 0) if auth_time is None else auth_time,
+        patient_id=patient_id, client_id=client_id, on_behalf_of=on_behalf_of,
+    )  # fmt: skip
+    claims = token_claims(principal, issuer=issuer, audience=audience, ttl_s=ttl_s, now=now)
     return jwt.encode(claims, private_key, algorithm=ALGORITHM)
 
 
@@ -84,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mfa", action="store_true", help="assert multi-factor authentication")
     parser.add_argument("--patient-id", default="", help="for a patient principal")
     parser.add_argument("--key-dir", type=Path, default=DEFAULT_KEY_DIR)
-    parser.add_argument("--ttl", type=int, default=3600, help="seconds")
+    parser.add_argument(
+        "--service", action="append", choices=PLATFORM_SERVICES, default=[],
+        help="the service(s) the token is for (default: every service)",
+    )  # fmt: skip
+    parser.add_argument("--ttl", type=int, default=DEFAULT_MAX_LIFETIME_S, help="seconds")
     args = parser.parse_args(argv)
     ensure_dev_key(args.key_dir)
     key = load_pem_private_key((args.key_dir / "private.pem").read_bytes(), password=None)
@@ -99,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             privileges=args.privilege,
             mfa=args.mfa,
             patient_id=args.patient_id,
+            audience=[service_audience(s) for s in args.service] or DEV_AUDIENCES,
             ttl_s=args.ttl,
         )
     )

@@ -26,8 +26,12 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
     try:
         return verifier.verify(token)
-    except AuthenticationError:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid")
+    except AuthenticationError as refused:
+        # The reason is the verifier's own words ("expired", "missing the jti claim"), never
+        # the token's values.
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED, f"the bearer token is not valid: {refused}"
+        )
     raise AssertionError("unreachable: abort raises")
 
 

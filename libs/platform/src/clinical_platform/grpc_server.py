@@ -98,6 +98,7 @@ async def start_grpc_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reflection_enabled: bool = False,
     maximum_concurrent_rpcs: int | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> GrpcServer:
     """Build, bind and start a server hosting `services`, health and (optionally) reflection.
 
@@ -106,7 +107,8 @@ async def start_grpc_server(
     request passes the `RequestGuard` (innermost, so the other interceptors see its answers):
     bytes that do not parse and requests over their declared limits are INVALID_ARGUMENT.
     Beyond ``maximum_concurrent_rpcs`` calls in progress (streams included), grpc answers
-    RESOURCE_EXHAUSTED at once rather than queueing without bound.
+    RESOURCE_EXHAUSTED at once rather than queueing without bound. With ``credentials``
+    (`grpc_tls.TlsFiles.server_credentials`) it serves TLS only, else plaintext.
     """
     # Resolved at call time so telemetry's GrpcAioInstrumentorServer patch, if active, applies.
     server = grpc.aio.server(
@@ -126,13 +128,22 @@ async def start_grpc_server(
             [*exposed, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
 
-    # Plaintext: TLS is terminated by the mesh in cluster, and the default host is loopback.
     for service in services:
         await health_servicer.set(service.name, _SERVING)
-    bound_port = server.add_insecure_port(_address(host, port))
+    bound_port = _bind(server, _address(host, port), credentials)
     await server.start()
     logger.info("gRPC server listening", extra={"host": host, "port": bound_port})
     return GrpcServer(server, health_servicer, bound_port, [service.name for service in services])
+
+
+def _bind(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    # Plaintext only when no TLS is configured: local runs on loopback and tests (production
+    # mode refuses to start without TLS, clinical_platform.production).
+    if credentials is None:
+        port: int = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
+    return port
 
 
 def _address(host: str, port: int) -> str:

@@ -25,6 +25,8 @@ class Principal:
     roles: frozenset[Role] = frozenset()
     privileges: frozenset[str] = frozenset()
     mfa: bool = False
+    # When the user last authenticated (seconds since the epoch; 0 when the token does not say).
+    auth_time: int = 0
     patient_id: str = ""
     client_id: str = ""
     on_behalf_of: str = ""
@@ -32,6 +34,10 @@ class Principal:
     def has(self, *roles: Role) -> bool:
         """True when the principal holds any of ``roles``."""
         return not self.roles.isdisjoint(roles)
+
+    def authenticated_with_mfa_within(self, seconds: float, *, now: float) -> bool:
+        """True when the token asserts MFA at a login no more than ``seconds`` before ``now``."""
+        return self.mfa and self.auth_time > 0 and now - self.auth_time <= seconds
 
     @property
     def actor(self) -> Actor:

@@ -17,9 +17,11 @@ from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.partitioning import PartitionOwnership
 from clinical_platform.eventlog.store import EventStoreConfig
 from clinical_platform.grpc_server import GrpcServer, GrpcService, start_grpc_server
+from clinical_platform.grpc_tls import TlsFiles
 from clinical_platform.health import HealthCheck, HealthMonitor
 from clinical_platform.logs import configure_logging
 from clinical_platform.observability.endpoint import start_metrics_endpoint
+from clinical_platform.production import refuse_insecure_settings_or_exit
 from clinical_platform.settings import BaseServiceSettings
 from clinical_platform.telemetry import Telemetry, configure_telemetry
 from clinical_platform.tokens import TokenVerifier
@@ -32,8 +34,11 @@ async def service_runtime(
     settings: BaseServiceSettings, *, name: str, version: str
 ) -> AsyncIterator[Telemetry]:
     """Configure JSON logging and telemetry for the process, serve its metrics (when a metrics
-    port is set); flush telemetry on the way out."""
+    port is set); flush telemetry on the way out. In production mode, first exit 2 on any
+    insecure setting (`clinical_platform.production`)."""
     configure_logging(service=name, level=settings.log_level)
+    # Blocking (one Vault lookup at most) is fine here: nothing else runs yet.
+    refuse_insecure_settings_or_exit(settings)
     telemetry = configure_telemetry(
         service_name=name,
         service_version=version,
@@ -73,12 +78,14 @@ async def grpc_serving(
     health_checks: Sequence[HealthCheck] = (),
 ) -> AsyncIterator[GrpcServer]:
     """The server `serve_grpc` runs, with its health monitor, until the block ends (tests)."""
+    tls = TlsFiles.from_settings(settings)
     server = await start_grpc_server(
         host=settings.grpc_host,
         port=settings.grpc_port,
         services=services,
         interceptors=interceptors,
         reflection_enabled=settings.grpc_reflection,
+        credentials=None if tls is None else tls.server_credentials(),
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
     monitor = HealthMonitor(
@@ -108,10 +115,10 @@ def event_store_config(settings: BaseServiceSettings, *, service: str) -> EventS
 
 
 def token_verifier(settings: BaseServiceSettings) -> TokenVerifier:
-    """Trust the configured JWT keys; with none configured, every token is refused."""
+    """Trust the configured JWT keys for this service's audience; with none, refuse all."""
     if not settings.jwt_public_keys.strip():
         logger.warning("JWT_PUBLIC_KEYS is empty: every RPC except health will be refused")
-        return TokenVerifier((), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return TokenVerifier.from_pem(
-        settings.jwt_public_keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
-    )
+        settings.jwt_public_keys, issuer=settings.jwt_issuer, audience=settings.token_audience,
+        max_lifetime_s=settings.jwt_max_lifetime_seconds,
+    )  # fmt: skip

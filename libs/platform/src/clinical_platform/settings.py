@@ -15,10 +15,12 @@ connections by their variable (``VAULT_TOKEN="..."``), exactly as the environmen
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, Self, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clinical_platform.audiences import DEFAULT_MAX_LIFETIME_S, service_audience
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP port; 0 asks the OS for a free one."""
@@ -101,14 +103,31 @@ class BaseServiceSettings(BaseSettings):
     # them every RPC but health is refused: secure by default.
     jwt_public_keys: str = _shared("JWT_PUBLIC_KEYS", "")
     jwt_issuer: str = _shared("JWT_ISSUER", "clinical-platform")
-    jwt_audience: str = _shared("JWT_AUDIENCE", "clinical-services")
+    # The longest a token may live (exp - iat); longer ones are refused however they are signed.
+    jwt_max_lifetime_seconds: Annotated[int, Field(ge=1)] = _shared(
+        "JWT_MAX_LIFETIME_SECONDS", DEFAULT_MAX_LIFETIME_S
+    )
     kafka_replication_factor: int = _shared("KAFKA_REPLICATION_FACTOR", 1)
     kafka_min_insync_replicas: int = _shared("KAFKA_MIN_INSYNC_REPLICAS", 1)
 
+    # The deployment's name (development, staging, production, ...). Exactly "production"
+    # refuses to start with any insecure setting (clinical_platform.production).
+    environment: str = _shared("ENVIRONMENT", "development")
+
+    # The audience this service's tokens must name (<PREFIX>JWT_AUDIENCE); empty: its own,
+    # clinical-<service> from the prefix (`token_audience`), which the gateway mints for it.
+    jwt_audience: str = ""
     # Loopback unless told otherwise: a misconfigured pod must not expose clinical data.
     grpc_host: str = "127.0.0.1"
     grpc_port: Port
     grpc_reflection: bool = False
+    # TLS for gRPC (PEM files, clinical_platform.grpc_tls): this service's certificate and key,
+    # and the CA of the platform's services; with the CA, callers must present a certificate it
+    # signed (mutual TLS) and this service's own calls present this one. Unset: plaintext,
+    # which production mode refuses.
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    grpc_tls_ca_file: Path | None = None
     grpc_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
     # Backpressure (docs/services.md#backpressure-and-health): calls in progress at most
     # (streams included; beyond, RESOURCE_EXHAUSTED at once), and how often health re-checks
@@ -136,6 +155,29 @@ class BaseServiceSettings(BaseSettings):
     @classmethod
     def _accept_lower_case_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _tls_files_come_as_a_pair(self) -> Self:
+        cert, key = self.grpc_tls_cert_file, self.grpc_tls_key_file
+        if (cert is None) != (key is None) or (cert is None and self.grpc_tls_ca_file):
+            pair = [self.variable_for(f) for f in ("grpc_tls_cert_file", "grpc_tls_key_file")]
+            msg = f"{' and '.join(pair)}: set both (a CA alone serves no TLS)"
+            raise ValueError(msg)
+        return self
+
+    def production_refusals(self) -> list[str]:
+        """A service's own reasons to refuse production mode, one line each ("VAR: why").
+
+        The shared checks are in `clinical_platform.production`; a service overrides this for
+        settings only it has.
+        """
+        return []
+
+    @property
+    def token_audience(self) -> str:
+        """The `aud` this service's tokens must name, e.g. ``clinical-orders``."""
+        prefix = str(self.model_config.get("env_prefix") or "")
+        return self.jwt_audience or service_audience(prefix.rstrip("_").lower())
 
     @classmethod
     def variable_for(cls, field_or_alias: str) -> str:
@@ -192,7 +234,7 @@ def load_settings_or_exit(settings_cls: type[SettingsT]) -> SettingsT:
     try:
         return load_settings(settings_cls)
     except SettingsError as error:
-        _exit_with_usage_error(f"invalid settings: {error}")
+        exit_with_usage_error(f"invalid settings: {error}")
 
 
 def _variable_at(settings_cls: type[BaseServiceSettings], loc: tuple[int | str, ...]) -> str:
@@ -201,7 +243,7 @@ def _variable_at(settings_cls: type[BaseServiceSettings], loc: tuple[int | str, 
     return settings_cls.variable_for(str(loc[0]))
 
 
-def _exit_with_usage_error(message: str) -> NoReturn:
+def exit_with_usage_error(message: str) -> NoReturn:
     # Exit status 2 is the conventional "bad usage/configuration": orchestrators should not retry.
     print(message, file=sys.stderr)
     raise SystemExit(2)

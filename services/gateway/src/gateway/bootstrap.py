@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.grpc_tls import TlsFiles
 from clinical_platform.observability.http import HttpTelemetry
 from clinical_platform.runtime import serve_grpc, service_runtime
 from gateway.adapters.access_trail import AccessTrailRefusals, RefusalAudits
@@ -63,7 +64,7 @@ async def gateway_http_app(
             min_refresh_interval_s=settings.jwks_min_refresh_seconds,
             leeway_s=settings.token_leeway_seconds, cache_size=settings.token_cache_size,
         )  # fmt: skip
-        downstream = GrpcDownstream(settings.addresses())
+        downstream = GrpcDownstream(settings.addresses(), tls=TlsFiles.from_settings(settings))
         app = GatewayApp(
             verifier=verifier,
             mapping=IdentityMapping(mfa_acr_values=frozenset(settings.mfa_acr_values)),

@@ -1,10 +1,12 @@
 """Configuration of the gateway service; its own variables start with GATEWAY_."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from clinical_platform.audiences import service_audience
 from clinical_platform.settings import BaseServiceSettings, Port
 
 
@@ -35,9 +37,9 @@ class GatewaySettings(BaseServiceSettings):
     patient_address: str = "127.0.0.1:18051"
     orders_address: str = "127.0.0.1:18052"
     results_address: str = "127.0.0.1:18053"
-    patient_audience: str = "clinical-services"
-    orders_audience: str = "clinical-services"
-    results_audience: str = "clinical-services"
+    patient_audience: str = service_audience("patient")
+    orders_audience: str = service_audience("orders")
+    results_audience: str = service_audience("results")
     # Rate limits (the `limits` notation), per client and per user; storage memory or Redis.
     rate_limit: str = "100/minute"
     rate_limit_storage: str = "async+memory://"
@@ -56,3 +58,9 @@ class GatewaySettings(BaseServiceSettings):
     def audiences(self) -> dict[str, str]:
         return {"patient": self.patient_audience, "orders": self.orders_audience,
                 "results": self.results_audience}  # fmt: skip
+
+    def production_refusals(self) -> list[str]:
+        """Production mode (clinical_platform.production): keys from the provider over https."""
+        if urlsplit(self.oidc_issuer).scheme == "https":
+            return []
+        return ["GATEWAY_OIDC_ISSUER: not https; its signing keys could be swapped on the way"]

@@ -36,6 +36,8 @@ def test_roles_and_the_signer_privilege_come_from_realm_roles() -> None:
         (None, None, False),
         (["pwd", "hwk"], None, True),
         ("otp", None, False),
+        ("nomfa", None, False),
+        (["nomfa"], None, False),
     ],
 )
 def test_mfa_comes_from_amr_or_a_multi_factor_acr(amr: Any, acr: Any, mfa: bool) -> None:
@@ -68,3 +70,9 @@ def test_a_delegated_token_names_who_it_acts_for() -> None:
 def test_a_token_without_subject_is_unusable() -> None:
     with pytest.raises(UnusableIdentityError):
         MAPPING.caller({"azp": "x"})
+
+
+def test_the_login_time_is_carried_for_recent_mfa_rules() -> None:
+    assert MAPPING.caller(claims(auth_time=1_700_000_000)).principal.auth_time == 1_700_000_000
+    assert MAPPING.caller(claims(auth_time="soon")).principal.auth_time == 0
+    assert MAPPING.caller(claims()).principal.auth_time == 0

@@ -82,3 +82,17 @@ def test_the_rotate_command_puts_a_new_key_first(tmp_path: Path) -> None:
     assert first.returncode == second.returncode == 0, first.stderr
     assert second.stdout.split()[2].rstrip(";") != first.stdout.split()[2].rstrip(";")
     assert first.stdout.split()[2].rstrip(";") in second.stdout
+
+
+def test_every_token_has_its_own_jti_a_short_life_and_the_login_time() -> None:
+    issuer = InternalTokenIssuer([Ed25519PrivateKey.generate()], issuer="clinical-platform")
+    signer = Principal(subject="u-3", mfa=True, auth_time=1_700_000_000)
+    orders = jwt.decode(issuer.mint(signer, audience="clinical-orders"),
+                        options={"verify_signature": False})  # fmt: skip
+    results = jwt.decode(issuer.mint(signer, audience="clinical-results"),
+                         options={"verify_signature": False})  # fmt: skip
+
+    assert orders["jti"] != results["jti"]
+    assert orders["exp"] - orders["iat"] == 120
+    assert orders["auth_time"] == 1_700_000_000
+    assert orders["amr"] == ["pwd", "mfa"]

@@ -64,3 +64,9 @@ class NotifySettings(RecordServiceSettings):
     @property
     def webhook_allowed_networks(self) -> list[str]:
         return [part.strip() for part in self.webhook_allow_networks.split(",") if part.strip()]
+
+    def production_refusals(self) -> list[str]:
+        """Production mode (clinical_platform.production): webhooks go out over https only."""
+        if not self.webhook_allow_http:
+            return []
+        return ["NOTIFY_WEBHOOK_ALLOW_HTTP: webhooks would carry PHI over plain http"]

@@ -56,7 +56,7 @@ async def notify_service(  # noqa: PLR0917 - pytest passes fixtures by name
             "ACCESS_AUDIT_TOPIC": await kafka_topic(prefix="clinical.audit.access-test."),
         }
     )  # fmt: skip
-    async with running_notify(settings, verifier=token_mint.verifier) as running:
+    async with running_notify(settings, verifier=token_mint.verifier_for("notify")) as running:
         yield running
     admin = build_admin(servers.kafka)
     await admin.start()

@@ -57,7 +57,9 @@ async def orders_service(
     orders_settings: OrdersSettings, token_mint: TokenMint
 ) -> AsyncIterator[RunningOrders]:
     """A running orders service (event store started, projections running)."""
-    async with running_orders(orders_settings, verifier=token_mint.verifier) as running:
+    async with running_orders(
+        orders_settings, verifier=token_mint.verifier_for("orders")
+    ) as running:
         yield running
 
 

@@ -60,7 +60,9 @@ async def test_replaying_the_topic_from_scratch_rebuilds_the_same_documents(
     orders_settings: OrdersSettings, token_mint: TokenMint, mongo_database: AsyncDatabase[Any],
     second_database: AsyncDatabase[Any],
 ) -> None:  # fmt: skip
-    async with running_orders(orders_settings, verifier=token_mint.verifier) as running:
+    async with running_orders(
+        orders_settings, verifier=token_mint.verifier_for("orders")
+    ) as running:
         server = await start_grpc_server(host="127.0.0.1", port=0, services=running.services)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             await record_some_history(OrderServiceStub(channel), token_mint)

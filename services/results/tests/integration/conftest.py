@@ -67,7 +67,9 @@ async def results_service(
     results_settings: ResultsSettings, token_mint: TokenMint
 ) -> AsyncIterator[RunningResults]:
     """A running results service (event store started, projections running)."""
-    async with running_results(results_settings, verifier=token_mint.verifier) as running:
+    async with running_results(
+        results_settings, verifier=token_mint.verifier_for("results")
+    ) as running:
         yield running
 
 

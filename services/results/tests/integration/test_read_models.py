@@ -71,7 +71,9 @@ async def test_replaying_the_topics_from_scratch_rebuilds_the_same_documents(
     *, results_settings: ResultsSettings, token_mint: TokenMint, publish_order: PublishOrder,
     lab: Metadata, mongo_database: AsyncDatabase[Any], second_database: AsyncDatabase[Any],
 ) -> None:  # fmt: skip
-    async with running_results(results_settings, verifier=token_mint.verifier) as running:
+    async with running_results(
+        results_settings, verifier=token_mint.verifier_for("results")
+    ) as running:
         server = await start_grpc_server(host="127.0.0.1", port=0, services=running.services)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             result_events = await record_some_history(

@@ -21,6 +21,7 @@ from clinical.orders.v1 import orders_pb2
 from clinical.patient.v1 import patient_pb2
 from clinical.results.v1 import results_pb2
 from clinical_platform.grpc_errors import PARTITION_OWNER_METADATA_KEY
+from clinical_platform.grpc_tls import TlsFiles, open_channel
 from gateway.ports import DownstreamAnswer, DownstreamCall
 
 SERVICES: Mapping[str, ServiceDescriptor] = {
@@ -37,8 +38,11 @@ class InvalidRequestBodyError(Exception):
 class GrpcDownstream:
     """One channel per address, opened on first use; closed by `close`."""
 
-    def __init__(self, addresses: Mapping[str, str], *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, addresses: Mapping[str, str], *, timeout_s: float = 10.0, tls: TlsFiles | None = None
+    ) -> None:
         self._addresses = dict(addresses)
+        self._tls = tls
         self._timeout_s = timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._rpcs: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
@@ -84,7 +88,8 @@ class GrpcDownstream:
     ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
         if (address, path) not in self._rpcs:
             if address not in self._channels:
-                self._channels[address] = grpc.aio.insecure_channel(address)
+                # Mutual TLS with the gateway's certificate when configured (GATEWAY_GRPC_TLS_*).
+                self._channels[address] = open_channel(address, self._tls)
             self._rpcs[address, path] = self._channels[address].unary_unary(
                 path,
                 request_serializer=_serialize,

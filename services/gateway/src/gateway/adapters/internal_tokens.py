@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 from jwt.algorithms import OKPAlgorithm
 
 from clinical_platform.principals import Principal
+from clinical_platform.tokens import token_claims
 
 
 class InternalTokenIssuer:
@@ -77,19 +78,10 @@ class InternalTokenIssuer:
         return token
 
     def _sign(self, principal: Principal, audience: str) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self._issuer, "aud": audience, "sub": principal.subject,
-            "iat": now, "nbf": now, "exp": now + self._ttl_s,
-            "roles": sorted(principal.roles), "privileges": sorted(principal.privileges),
-            "amr": ["pwd", "mfa"] if principal.mfa else ["pwd"],
-        }  # fmt: skip
-        if principal.patient_id:
-            claims["patient_id"] = principal.patient_id
-        if principal.client_id:
-            claims["client_id"] = principal.client_id
-        if principal.on_behalf_of:
-            claims["act"] = {"sub": principal.on_behalf_of}
+        claims = token_claims(
+            principal, issuer=self._issuer, audience=audience, ttl_s=self._ttl_s,
+            now=int(time.time()),
+        )  # fmt: skip
         key = self._keys[0]
         return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": key_id(key)})
 

@@ -60,6 +60,7 @@ class IdentityMapping:
             roles=frozenset(Role(r) for r in realm_roles if r in known),
             privileges=frozenset(PRIVILEGE_ROLES[r] for r in realm_roles if r in PRIVILEGE_ROLES),
             mfa=self.asserts_mfa(claims),
+            auth_time=_whole_seconds(claims.get("auth_time")),
             patient_id=_string(claims.get("patient")),
             client_id=client_id,
             on_behalf_of=on_behalf_of,
@@ -87,6 +88,13 @@ def _strings(values: Iterable[object] | object) -> list[str]:
     if not isinstance(values, (list, tuple)):
         return []
     return [v for v in values if isinstance(v, str)]
+
+
+def _whole_seconds(value: object) -> int:
+    # The verifier refused an auth_time in the future; anything but a number says nothing.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return int(value)
 
 
 def _string(value: object) -> str:

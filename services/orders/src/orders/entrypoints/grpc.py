@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from clinical.orders.v1 import orders_pb2 as pb
@@ -70,8 +72,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Sign a draft order; needs a clinician with orders:sign and an MFA-asserting token."""
         principal = await self._gate.caller(context)
         await self._gate.refuse_if(
-            policy.refusal_to_sign(principal), context, principal, operation="SignOrder",
-            action=AccessAction.UPDATE, record_ids=[request.order_id],
+            policy.refusal_to_sign(principal, now=time.time()), context, principal,
+            operation="SignOrder", action=AccessAction.UPDATE, record_ids=[request.order_id],
         )  # fmt: skip
         provenance = command_context(context, actor=principal.actor, request_id=request.request_id)
         async with failures_as_status(context, STATUSES):

@@ -1,5 +1,8 @@
 """Command line: python3 -m localinfra {install,up,down,reset,status,env,tools} [server ...].
 
+`certificate <service> ...` prints export lines for each service's gRPC TLS files (mutual TLS),
+issued by the local CA on first use.
+
 `env` prints export lines for the servers as their operator (Kafka's admin, Vault's root token);
 `env <service>` as one service instead: its Kafka principal (infra/kafka/acls.toml) and its Vault
 token (infra/vault/policies/<service>.hcl).
@@ -12,7 +15,7 @@ import shlex
 import shutil
 import sys
 
-from . import kafka, kafka_access, openbao, openbao_access, postgresql, tools
+from . import certificates, kafka, kafka_access, openbao, openbao_access, postgresql, tools
 from .builds import BuildError
 from .config import ConfigError, InfraConfig
 from .prereqs import MissingPrerequisiteError, require
@@ -90,9 +93,16 @@ def _vault_token(config: InfraConfig, principal: str) -> str:
     return openbao_access.token(openbao.tokens_dir(config), principal) or ""
 
 
+def _certificate(config: InfraConfig, service: str) -> None:
+    # A service's certificate from the local CA (the one Kafka's access made), for gRPC mTLS.
+    found = certificates.service_certificate(kafka.access(config).folder, service)
+    for name, value in found.env(service).items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localinfra", description=__doc__)
-    commands = ["install", "up", "down", "reset", "status", "env", "tools"]
+    commands = ["install", "up", "down", "reset", "status", "env", "tools", "certificate"]
     parser.add_argument("command", choices=commands)
     parser.add_argument("names", nargs="*", help="servers (or tools) to act on; default all")
     args = parser.parse_args(argv)
@@ -100,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         config = InfraConfig.from_env()
         if args.command == "tools":
             print(tools.install(config, args.names))
+            return 0
+        if args.command == "certificate":
+            for service in args.names:
+                _certificate(config, service)
             return 0
         servers = _selected(args.names if args.command != "env" else [])
         if args.command == "install":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .builds import BuildError
+from .certificates import issue, make_ca
 from .config import HOST, REPO_ROOT, write_private
 from .prereqs import require
 
@@ -160,24 +161,8 @@ def principals() -> list[str]:
 
 
 def _make_certificates(folder: Path) -> None:
-    openssl = require("openssl")
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    ca_key, csr, cert, key = (folder / n for n in ("ca.key", "broker.csr", "broker.crt", "b.key"))
-    extensions = folder / "broker.ext"
-    extensions.write_text(f"subjectAltName=IP:{HOST},DNS:localhost\n")
-    steps = [
-        [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", folder / "ca.crt",
-         "-days", "3650", "-subj", "/CN=clinical-platform local CA"],
-        [openssl, "req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={BROKER_CN}"],
-        [openssl, "x509", "-req", "-in", csr, "-CA", folder / "ca.crt", "-CAkey", ca_key,
-         "-CAcreateserial", "-out", cert, "-days", "825", "-extfile", extensions],
-    ]  # fmt: skip
-    for step in steps:
-        completed = subprocess.run(
-            [str(part) for part in step], capture_output=True, text=True, check=False
-        )
-        if completed.returncode != 0:
-            raise BuildError(f"openssl failed making the local Kafka CA: {completed.stderr[-500:]}")
-    write_private(folder / "broker.pem", key.read_text() + cert.read_text())
-    for leftover in (csr, key, extensions):
-        leftover.unlink()
+    make_ca(folder)
+    cert, key = issue(folder, common_name=BROKER_CN, out=folder,
+                      extensions=f"subjectAltName=IP:{HOST},DNS:localhost\n")  # fmt: skip
+    write_private(folder / "broker.pem", key + cert)
+    (folder / "broker.crt").write_text(cert)

@@ -1,29 +1,34 @@
 """Through the gateway to the real orders service: Keycloak tokens, exchanged, and MFA to sign.
 
 Orders runs in this process against the real servers and trusts only the gateway's key, for
-its own audience (``clinical-orders``): every call here went through the token exchange.
+its own audience (``clinical-orders``): every call here went through the token exchange. One
+test serves orders over mutual TLS, the gateway calling it with a certificate of its own.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import jwt
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.keycloak import Keycloak
 from clinical_testing.plugin import TopicFactory, unique_name
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.grpc_tls import TlsFiles
 from clinical_platform.tokens import TokenVerifier
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from gateway.application import GatewayApp
+from localinfra import certificates
 from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
 
@@ -33,11 +38,13 @@ GatewayFactory = Callable[..., Awaitable[tuple[httpx.AsyncClient, GatewayApp]]]
 PATIENT_ID = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"  # the realm's patient user's record
 
 
-@pytest.fixture
-async def gateway_to_orders(
+@asynccontextmanager
+async def orders_behind_gateway(
     servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], tmp_path: Path,
-    kafka_topic: TopicFactory, make_gateway: GatewayFactory,
-) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    kafka_topic: TopicFactory, make_gateway: GatewayFactory, *, mtls: bool,
+) -> AsyncIterator[tuple[httpx.AsyncClient, int]]:  # fmt: skip
+    """The gateway's HTTP client, and the port of the orders service behind it: over mutual
+    TLS (certificates from the local CA, as `localinfra certificate` issues them) or plaintext."""
     keys = tmp_path / "gateway-keys.pem"
     rotate_key_file(keys)
     public_pem = InternalTokenIssuer.from_pem_file(keys, issuer="", ttl_s=60).public_pem()
@@ -51,14 +58,37 @@ async def gateway_to_orders(
         "ACCESS_AUDIT_PARTITIONS": 1, "event_log_name": unique_name("orders-"),
         "mongodb_database": mongo_database.name, "state_dir": tmp_path / "orders",
     })  # fmt: skip
+    gateway_tls: dict[str, Path] = {}
+    credentials = None
+    if mtls:
+        certificates.make_ca(tmp_path)
+        orders_cert = certificates.service_certificate(tmp_path, "orders")
+        tls = TlsFiles(orders_cert.cert_file, orders_cert.key_file, orders_cert.ca_file)
+        credentials = tls.server_credentials()
+        gateway_cert = certificates.service_certificate(tmp_path, "gateway")
+        gateway_tls = {"grpc_tls_cert_file": gateway_cert.cert_file,
+                       "grpc_tls_key_file": gateway_cert.key_file,
+                       "grpc_tls_ca_file": gateway_cert.ca_file}  # fmt: skip
     async with AsyncExitStack() as stack:
         orders = await stack.enter_async_context(running_orders(settings, verifier=verifier))
-        server = await start_grpc_server(host="127.0.0.1", port=0, services=orders.services)
+        server = await start_grpc_server(host="127.0.0.1", port=0, services=orders.services,
+                                         credentials=credentials)  # fmt: skip
         stack.push_async_callback(server.stop, 0)
         client, _ = await make_gateway(
             signing_keys_file=keys, orders_address=f"127.0.0.1:{server.port}",
-            orders_audience="clinical-orders",
+            orders_audience="clinical-orders", **gateway_tls,
         )  # fmt: skip
+        yield client, server.port
+
+
+@pytest.fixture
+async def gateway_to_orders(
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], tmp_path: Path,
+    kafka_topic: TopicFactory, make_gateway: GatewayFactory,
+) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    async with orders_behind_gateway(
+        servers, mongo_database, tmp_path, kafka_topic, make_gateway, mtls=False
+    ) as (client, _):
         yield client
 
 
@@ -142,3 +172,32 @@ async def test_bad_values_are_400_with_details_never_5xx(
     assert not_a_field.status_code == 400
     assert bad_id.status_code == 400
     assert bad_id.json()["details"][0]["field"] == "order_id"
+
+
+@pytest.fixture
+async def gateway_to_orders_over_mtls(
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], tmp_path: Path,
+    kafka_topic: TopicFactory, make_gateway: GatewayFactory,
+) -> AsyncIterator[tuple[httpx.AsyncClient, int]]:  # fmt: skip
+    async with orders_behind_gateway(
+        servers, mongo_database, tmp_path, kafka_topic, make_gateway, mtls=True
+    ) as served:
+        yield served
+
+
+async def test_the_gateway_calls_orders_over_mutual_tls_and_a_plaintext_caller_is_refused(
+    gateway_to_orders_over_mtls: tuple[httpx.AsyncClient, int], keycloak: Keycloak
+) -> None:
+    client, orders_port = gateway_to_orders_over_mtls
+    clinician = keycloak.user_token("clinician-no-otp", "user/ServiceRequest.cruds")
+
+    order_id, version = await place(client, clinician)
+    read = await client.get(f"/api/v1/orders/{order_id}", headers=auth(clinician),
+                            params={"min_version": version})  # fmt: skip
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{orders_port}") as plaintext:
+        health = health_pb2_grpc.HealthStub(plaintext)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+
+    assert read.status_code == 200, read.text
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

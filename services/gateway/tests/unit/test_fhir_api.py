@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -264,3 +266,27 @@ async def test_past_the_rate_limit_is_a_429_outcome_with_retry_after(
     answers = [await client.get(f"/Patient/{PATIENT_ID}", headers=bearer()) for _ in range(21)]
     assert outcome(answers[-1], 429).issue[0].code == "throttled"
     assert int(answers[-1].headers["retry-after"]) > 0
+
+
+async def test_no_request_value_reaches_the_logs_or_an_outcome(
+    client: httpx.AsyncClient, service: FakePatientService, caplog: pytest.LogCaptureFixture
+) -> None:
+    canary = f"canary{secrets.token_hex(16)}"
+    violation = {"field": "demographics.name.family", "description": "is too long"}
+    invalid = DownstreamAnswer("INVALID_ARGUMENT", "invalid fields", violations=(violation,))
+    service.answers["RegisterPatient"] = [invalid]
+    caplog.set_level(logging.DEBUG)
+    strict = bearer(prefer="handling=strict")
+    refusals = [
+        await client.get("/Patient", params={"family": canary, canary: "x"}, headers=strict),
+        await client.get("/Patient", params={"birthdate": canary}, headers=bearer()),
+        await client.post("/Patient", headers=bearer(**FHIR), json=resource(birthDate=canary)),
+        await client.post(
+            "/Patient", headers=bearer(**FHIR), json=resource(name=[{"family": canary}])
+        ),
+        await client.get(f"/Patient?name={canary}"),
+    ]
+    assert [answer.status_code for answer in refusals] == [400, 400, 400, 400, 401]
+    assert all(canary not in answer.text for answer in refusals)
+    ours = [record for record in caplog.records if record.name != "httpx"]  # the test's client
+    assert all(canary not in str(record.__dict__) for record in ours)

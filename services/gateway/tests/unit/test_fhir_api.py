@@ -158,6 +158,8 @@ async def test_vread_serves_the_current_version_and_says_history_is_not_there_ye
     assert current.status_code == 200
     older = await client.get(f"/Patient/{PATIENT_ID}/_history/2", headers=bearer())
     assert "_history" in (outcome(older, 404).issue[0].diagnostics or "")
+    for never in ("0", "²", "9" * 30, "x"):
+        outcome(await client.get(f"/Patient/{PATIENT_ID}/_history/{never}", headers=bearer()), 404)
 
 
 async def test_create_registers_and_answers_201_with_location_and_the_record(

@@ -7,12 +7,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from clinical_testing.strategies import FUZZ
 from fhir.resources.R4B.bundle import Bundle
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.entrypoints.fhir.capability import capability_statement
 from gateway.entrypoints.fhir.outcomes import FhirError
 from gateway.entrypoints.fhir.patient_resource import resource_from_record
 from gateway.entrypoints.fhir.patient_search import (
+    MAX_MATCHES,
     PARAMETERS,
     merged,
     patient_query,
@@ -71,6 +75,7 @@ def test_unknown_parameters_are_ignored_unless_the_caller_is_strict() -> None:
     [], [("_count", "5")], [("birthdate", "ge1990-01-01")], [("birthdate", "1990")],
     [("identifier", "123")], [("family", "A"), ("family", "B")], [("family", "A,B")],
     [("family", "A"), ("_count", "0")], [("family", "A"), ("_count", "x")],
+    [("family", "A"), ("_count", "²")], [("family", "A"), ("_offset", "9" * 40)],
     [("family", "A"), ("_offset", "200")], [("name", "A"), ("family", "B")],
 ])  # fmt: skip
 def test_a_search_the_service_cannot_answer_is_a_400(params: list[tuple[str, str]]) -> None:
@@ -109,3 +114,16 @@ def test_the_capability_statement_lists_exactly_the_search_parameters() -> None:
         "read", "vread", "search-type", "create", "update",
     }  # fmt: skip
     assert statement["fhirVersion"] == "4.0.1"
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(PARAMETERS) | st.text(max_size=8), st.text(max_size=12)),
+                max_size=5), st.booleans())  # fmt: skip
+def test_any_parameters_are_a_query_or_a_400(params: list[tuple[str, str]], strict: bool) -> None:
+    try:
+        query = patient_query(params, strict=strict)
+    except FhirError as refused:
+        assert refused.status == 400  # noqa: PT017 - a property: refused or not, both are fine
+        return
+    assert 1 <= query.fetch <= MAX_MATCHES
+    assert all(0 < r["page_size"] <= MAX_MATCHES for r in query.requests)

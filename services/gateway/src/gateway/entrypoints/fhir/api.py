@@ -45,6 +45,8 @@ from gateway.entrypoints.fhir.patient_search import merged, patient_query, searc
 from gateway.policy import Operation
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# A versionId the service can hold (uint64; ASCII digits only: "²".isdigit() is true).
+_VERSION = re.compile(r"^[0-9]{1,18}$")
 _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -92,7 +94,7 @@ class PatientApi:
         caller = await self._exchange.caller(request)
         patient_id = _known_id(request)
         wanted = request.path_params["vid"]
-        if not wanted.isdigit() or int(wanted) < 1:
+        if not _VERSION.match(wanted) or int(wanted) < 1:
             raise FhirError.of(404, "not-found", "no such version of this Patient")
         record = await self._record(caller, patient_id, int(wanted), request)
         if int(record.get("version", 0)) != int(wanted):

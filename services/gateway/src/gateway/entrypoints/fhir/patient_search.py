@@ -101,7 +101,7 @@ def _number(given: Mapping[str, str], name: str, default: int, *, low: int, high
     text = given.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not low <= int(text) <= high:
         raise _invalid(f"{name} must be a whole number from {low} to {high}")
     return int(text)
 

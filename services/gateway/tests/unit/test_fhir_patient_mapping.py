@@ -72,6 +72,26 @@ def test_a_record_read_as_fhir_and_written_back_keeps_its_demographics(
     assert back == message
 
 
+# What the service holds: its rules check dates, phones, emails and identifiers; any text else.
+anything = st.text(max_size=10)
+held = st.builds(
+    pb.Demographics,
+    name=st.builds(pb.HumanName, given=st.lists(anything, max_size=3), family=anything,
+                   prefix=st.lists(anything, max_size=2), suffix=st.lists(anything, max_size=2)),
+    birth_date=dates | st.just(""),
+    address=st.builds(pb.Address, lines=st.lists(anything, max_size=3), city=anything,
+                      district=anything, postal_code=anything, country=anything),
+    identifiers=st.lists(st.builds(pb.Identifier, system=anything.filter(str.strip),
+                                   value=anything.filter(str.strip)), max_size=3),
+)  # fmt: skip
+
+
+@FUZZ
+@given(held)
+def test_any_record_the_service_holds_reads_as_a_valid_patient(message: pb.Demographics) -> None:
+    Patient.model_validate(resource_from_record(record(message)))
+
+
 @FUZZ
 @given(st.dictionaries(ELEMENTS | st.text(max_size=12), st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),

@@ -193,6 +193,11 @@ def resource_from_record(patient: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _present(element: Mapping[str, Any]) -> dict[str, Any]:
-    """The element without empty values: FHIR has no empty strings or lists."""
-    kept = {k: [x for x in v if x] if isinstance(v, list) else v for k, v in element.items()}
-    return {k: v for k, v in kept.items() if v}
+    """The element without empty values: FHIR has no empty (or blank) strings or lists."""
+    kept = {k: [x for x in v if _shown(x)] if isinstance(v, list) else v
+            for k, v in element.items()}  # fmt: skip
+    return {k: v for k, v in kept.items() if _shown(v)}
+
+
+def _shown(value: Any) -> bool:
+    return bool(value.strip()) if isinstance(value, str) else bool(value)

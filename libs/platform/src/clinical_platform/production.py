@@ -29,11 +29,10 @@ from clinical_platform.tokens import public_keys_in
 logger = logging.getLogger(__name__)
 
 # Where `make run` keeps the development signing key: beside the working directory, and in the
-# checkout this package runs from (an editable install: libs/platform/src/clinical_platform).
-DEV_KEY_FILES = (
-    DEFAULT_KEY_DIR / "public.pem",
-    Path(__file__).resolve().parents[4] / DEFAULT_KEY_DIR / "public.pem",
-)
+# checkout this package runs from (an editable install: libs/platform/src/clinical_platform; an
+# installed package has no checkout above it, and then no second place to look).
+_CHECKOUT = Path(__file__).resolve().parents[4:5]
+DEV_KEY_FILES = tuple(root / DEFAULT_KEY_DIR / "public.pem" for root in (Path(), *_CHECKOUT))
 
 VaultPolicies = Callable[[BaseServiceSettings], Sequence[str]]
 

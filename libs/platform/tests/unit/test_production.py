@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.production import (
+    DEV_KEY_FILES,
     VaultTokenUncheckedError,
     production_refusals,
     refuse_insecure_settings_or_exit,
@@ -188,3 +189,10 @@ def test_tls_files_come_as_a_pair() -> None:
         load_settings(ProbeSettings, grpc_tls_cert_file=Path("/tls/tls.crt"))
     with pytest.raises(SettingsError, match="a CA alone serves no TLS"):
         load_settings(ProbeSettings, grpc_tls_ca_file=Path("/tls/ca.crt"))
+
+
+def test_the_dev_key_is_looked_for_in_the_checkout_and_the_working_directory(
+    pytestconfig: pytest.Config,
+) -> None:
+    assert pytestconfig.rootpath / ".infra/dev-jwt/public.pem" in DEV_KEY_FILES
+    assert Path(".infra/dev-jwt/public.pem") in DEV_KEY_FILES

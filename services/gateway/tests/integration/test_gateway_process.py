@@ -1,5 +1,5 @@
-"""``python -m gateway`` as a process: HTTP and gRPC health up, Keycloak tokens accepted, and
-both servers stopped gracefully on SIGTERM."""
+"""``python -m gateway`` as a process: HTTP and gRPC health up, Keycloak tokens accepted, the
+FHIR API's CapabilityStatement served, and both servers stopped gracefully on SIGTERM."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ async def test_the_gateway_process_serves_http_and_stops_on_sigterm(
             me = await http.get("/api/v1/whoami", headers={"authorization": f"Bearer {token}"})
             jwks = await http.get("/.well-known/jwks.json")
             refused = await http.get("/api/v1/whoami")
+            statement = await http.get("/fhir/r4/metadata")
         assert (me.status_code, me.json()["roles"]) == (200, ["auditor"])
+        assert statement.json()["resourceType"] == "CapabilityStatement"
         assert jwks.json()["keys"][0]["alg"] == "EdDSA"
         assert refused.status_code == 401
         assert await gateway.terminate(10) == 0

@@ -569,11 +569,12 @@ async def test_full_content_carries_the_decrypted_result_and_no_log_holds_it(
     # documents at DEBUG: clinical_platform.logs keeps them at WARNING in every service).
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="notify")
+    patient = str(uuid.uuid4())
+    # Full content for staff names its patients (or the clinician's own orders).
     created = await subscribe(
         platform, platform.clinician, topics=[pb.TOPIC_RESULT_POSTED], content=pb.CONTENT_FULL,
-        filter=pb.Filter(abnormal_only=True),
+        filter=pb.Filter(patient_ids=[patient], abnormal_only=True),
     )  # fmt: skip
-    patient = str(uuid.uuid4())
     normal = await place_and_sign(platform, patient)
     await post_result(platform, normal, value="4.1")
     high = await place_and_sign(platform, patient)
@@ -601,9 +602,12 @@ async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(
     platform: Platform,
 ) -> None:
     endpoint = await platform.endpoint()
-    created = await subscribe(platform, platform.clinician, endpoint, content=pb.CONTENT_FULL)
-    subscription_id = created.subscription.subscription_id
     forgotten, kept = str(uuid.uuid4()), str(uuid.uuid4())
+    created = await subscribe(
+        platform, platform.clinician, endpoint, content=pb.CONTENT_FULL,
+        filter=pb.Filter(patient_ids=[forgotten, kept]),
+    )  # fmt: skip
+    subscription_id = created.subscription.subscription_id
     await place_and_sign(platform, forgotten)
     await place_and_sign(platform, kept)
     await until(lambda: len(endpoint.accepted) == 2, "both deliveries")

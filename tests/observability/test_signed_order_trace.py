@@ -126,6 +126,8 @@ async def journey(  # noqa: PLR0917
     await clinic.notify.CreateSubscription(
         notify_pb.CreateSubscriptionRequest(
             request_id=str(uuid.uuid4()), content=notify_pb.CONTENT_FULL,
+            # Full content for staff: the clinician's own orders (their care team's).
+            filter=notify_pb.Filter(orderers=["dr-a"]),
             topics=[notify_pb.TOPIC_ORDER_SIGNED, notify_pb.TOPIC_ORDER_CANCELLED],
             webhook=notify_pb.Webhook(url=webhook.url),
         ),

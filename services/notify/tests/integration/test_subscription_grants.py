@@ -5,12 +5,14 @@ ends, its webhook on 127.0.0.1 gets no further POST)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
 from clinical_testing.tokens import TokenMint
 from clinical_testing.waiting import eventually
+from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.notify.v1 import notify_pb2 as pb
 from clinical.notify.v1.notify_pb2_grpc import NotifyServiceStub
@@ -61,6 +63,21 @@ async def test_an_owner_past_the_quota_is_resource_exhausted(
         metadata=clinician,
     )  # fmt: skip
     await stub.CreateSubscription(_create(), metadata=clinician)  # room again
+
+
+@pytest.mark.parametrize("notify_options", [{"subscription_quota": 2}])
+async def test_subscriptions_recorded_before_grants_expired_count_for_their_default_lifetime(
+    stub: NotifyServiceStub, clinician: Metadata, mongo_database: AsyncDatabase[Any]
+) -> None:
+    now = datetime.now(UTC)
+    for created_at in (now, now - timedelta(days=31)):  # the second one has expired
+        await mongo_database["notify_subscriptions"].insert_one(
+            {"_id": str(uuid.uuid4()), "owner": {"subject": "dr-notified"},
+             "created_at": created_at, "deleted_at": None}
+        )  # fmt: skip
+    await stub.CreateSubscription(_create(), metadata=clinician)
+    error = await refused(stub.CreateSubscription(_create(), metadata=clinician))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_full_content_for_staff_needs_a_patient_or_care_team_filter(

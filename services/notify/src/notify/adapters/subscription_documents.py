@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical_platform.projections.documents import ensure_indexes, upsert_versioned
 from notify.domain.subscription import (
+    DEFAULT_LIFETIME,
     Content,
     Filter,
     Owner,
@@ -79,11 +80,16 @@ class SubscriptionDocuments:
         return views
 
     async def active_count(self, owner: str, now: datetime) -> int:
-        """The owner's subscriptions whose grant holds at ``now`` (the quota's count)."""
+        """The owner's subscriptions whose grant holds at ``now`` (the quota's count). A
+        document written before grants expired has no expires_at: it lasts the default
+        lifetime from its creation."""
+        unexpired = [
+            {"expires_at": {"$gt": now}},
+            {"expires_at": None, "created_at": {"$gt": now - DEFAULT_LIFETIME}},
+        ]
         return await self._subscriptions.count_documents(
-            {"owner.subject": owner, "deleted_at": None, "revoked_at": None,
-             "expires_at": {"$gt": now}}
-        )  # fmt: skip
+            {"owner.subject": owner, "deleted_at": None, "revoked_at": None, "$or": unexpired}
+        )
 
     async def live_subscriptions(self) -> list[tuple[SubscriptionView, int | None]]:
         """Every subscription neither deleted nor revoked, with the Kafka timestamp of its

@@ -15,6 +15,7 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import make_envelope
 from clinical_testing.kafka import publish_envelopes, read_records
+from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
@@ -22,6 +23,7 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.observability.metrics import REGISTRY
 from clinical_platform.projections import ProjectionRunner, dead_letter_topic, upsert_versioned
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
+from clinical_platform.security.forgetting import record_forgotten
 from clinical_platform.security.keys import PatientKeyring
 
 pytestmark = pytest.mark.integration
@@ -155,3 +157,35 @@ async def test_a_forgotten_patients_event_is_retried_until_its_marker_is_written
 
     assert written["forgotten"] is True
     assert await read_records(servers.kafka, dead_letter_topic(topic)) == []
+
+
+class PlainNotes(Notes):
+    """Notes without a marker of its own: forgetting marks its documents by ``patient_id``."""
+
+    apply_forgotten = None  # type: ignore[assignment]  # not a ForgettingProjection
+
+
+async def test_an_event_decrypted_before_its_patient_was_forgotten_is_marked_once_written(
+    servers: ServerEndpoints, kafka_topic: TopicFactory, mongo_database: AsyncDatabase[Any],
+    vault_cipher: EnvelopeCipher,
+) -> None:  # fmt: skip
+    # The live sweep ran before this projection wrote the patient's first document (nothing to
+    # mark yet), and the projection still decrypts: its key was cached before the forget.
+    topic = await kafka_topic()
+    patient_id = str(uuid.uuid4())
+    event = await sealed_event(vault_cipher, patient_id, "decrypted with a cached key")
+    await record_forgotten(mongo_database, patient_id)
+    runner = ProjectionRunner(
+        PlainNotes(topic), kafka=servers.kafka, database=mongo_database, cipher=vault_cipher
+    )
+
+    async def marked() -> bool:
+        found = await mongo_database["notes"].find_one({"_id": event.aggregate_id}) or {}
+        return found.get("forgotten") is True
+
+    async with running(runner):
+        await publish_envelopes(servers.kafka, topic, event)
+        assert await eventually(marked, within_s=30)
+
+    written = await mongo_database["notes"].find_one({"_id": event.aggregate_id}) or {}
+    assert "payload" not in written

@@ -27,7 +27,7 @@ from clinical_platform.projections.projection import (
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher, require_sealed
 from clinical_platform.security.errors import PatientForgottenError
-from clinical_platform.security.forgetting import forget_patient_documents
+from clinical_platform.security.forgetting import forget_patient_documents, forgotten_among
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +72,26 @@ class EventApplier:
         self._cipher = cipher
         self.applied = 0
         self.dead_lettered = 0
+        # Patients whose events were decrypted since the last sweep check (`_sweep_forgotten`).
+        self._decrypted_for: set[str] = set()
 
     async def apply_batch(self, records: Sequence[Record]) -> list[Applied]:
         """Apply ``records`` in order per aggregate; return what the read model now reflects."""
+        done = await self._apply_batch(records)
+        await self._sweep_forgotten()
+        return done
+
+    async def _sweep_forgotten(self) -> None:
+        """Mark again the documents of a patient forgotten while their events were in flight
+        (`clinical_platform.security.forgetting` says why)."""
+        patients, self._decrypted_for = sorted(self._decrypted_for), set()
+        if not patients or isinstance(self._projection, ForgettingProjection):
+            return  # a ForgettingProjection orders forgetting in its own events
+        for patient_id in await forgotten_among(self._db, patients):
+            for collection in self._projection.collections:
+                await forget_patient_documents(self._db[collection], patient_id)
+
+    async def _apply_batch(self, records: Sequence[Record]) -> list[Applied]:
         if not isinstance(self._projection, ChangeProjection):
             return [applied for record in records if (applied := await self.apply(record))]
         pending: list[tuple[Record, Envelope, Sequence[VersionedChange]]] = []
@@ -154,9 +171,12 @@ class EventApplier:
             require_sealed(decoded)  # the envelope alone is used, but never a forged one
             return decoded
         try:
-            return await self._cipher.decrypted(decoded)
+            plain = await self._cipher.decrypted(decoded)
         except PatientForgottenError:
             return _Forgotten(decoded)
+        if decoded.patient_id:
+            self._decrypted_for.add(decoded.patient_id)
+        return plain
 
     async def _apply_forgotten(self, envelope: Envelope) -> None:
         if isinstance(self._projection, ForgettingProjection):

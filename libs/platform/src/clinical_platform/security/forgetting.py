@@ -5,6 +5,12 @@ plaintext copies. A projection that meets `PatientForgottenError` (a replay) or 
 patient was forgotten (live) replaces each of the patient's documents with a marker: the id,
 the version, the patient id and ``forgotten: true``, every other field gone. Documents are
 found by their ``patient_id`` field, so projections keep one in every document about a patient.
+
+A projection may have decrypted a patient's event (with a key cached before the forget) and
+write it just after the live sweep found nothing to mark. So the sweep first records the
+patient in ``forgotten_patients`` (ids only), and every projection that decrypts checks the
+patients of each batch against it after writing, sweeping again if one was forgotten: whichever
+runs second sees the other's write.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from clinical.events.v1.envelope_pb2 import Envelope
 
 FORGOTTEN_FIELD = "forgotten"
+# The patients a service heard were forgotten (their ids, nothing else), read by its projections.
+FORGOTTEN_PATIENTS = "forgotten_patients"
 # The patient service's event type that announces a crypto-shredding.
 PATIENT_FORGOTTEN = "PatientForgotten"
 
@@ -42,6 +50,21 @@ async def replace_with_marker(
     await collection.replace_one(
         {"_id": document_id}, forgotten_marker(patient_id, version), upsert=True
     )
+
+
+async def record_forgotten(db: AsyncDatabase[Any], patient_id: str) -> None:
+    """Remember that the patient was forgotten (idempotent), before sweeping their documents."""
+    await db[FORGOTTEN_PATIENTS].update_one(
+        {"_id": patient_id}, {"$setOnInsert": {"_id": patient_id}}, upsert=True
+    )
+
+
+async def forgotten_among(db: AsyncDatabase[Any], patient_ids: Sequence[str]) -> list[str]:
+    """Which of ``patient_ids`` this service heard were forgotten."""
+    if not patient_ids:
+        return []
+    found = db[FORGOTTEN_PATIENTS].find({"_id": {"$in": list(patient_ids)}}, {"_id": 1})
+    return [str(document["_id"]) async for document in found]
 
 
 async def forget_patient_documents(collection: AsyncCollection[Any], patient_id: str) -> int:
@@ -97,6 +120,7 @@ class ForgottenPatients:
         await self.apply(envelope, db)
 
     async def _forget(self, patient_id: str, db: AsyncDatabase[Any]) -> None:
+        await record_forgotten(db, patient_id)  # first: see the module's docstring
         for callback in self._on_forgotten:
             outcome = callback(patient_id)
             if inspect.isawaitable(outcome):  # e.g. destroying the key: done before the commit

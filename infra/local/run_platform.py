@@ -8,7 +8,7 @@ one behind. Ctrl-C (or SIGTERM) stops the services gracefully, then the servers 
 run started. Servers that were already running (say from `make infra-up`) are left running.
 Existing servers named by KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL, VAULT_ADDR and VAULT_TOKEN (all
 four set) win: then no local server is started. Service state lives in CLINICAL_INFRA_DIR
-(default `.infra`), as the servers' data does.
+(default `.infra`), as the servers' data does, or in CLINICAL_RUN_STATE_DIR when set.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
 
 
 def _state_root() -> Path:
+    if explicit := os.environ.get("CLINICAL_RUN_STATE_DIR"):
+        return Path(explicit).resolve()
     # The folder localinfra keeps the servers' data in: the services' state belongs beside it.
     return Path(os.environ.get("CLINICAL_INFRA_DIR") or REPO_ROOT / ".infra").resolve() / "state"
 

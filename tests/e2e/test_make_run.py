@@ -2,9 +2,11 @@
 line, the companion app example hears of a signed order on both channels, and Ctrl-C stops them
 all.
 
-run_platform is pointed at the session's servers through KAFKA_BOOTSTRAP_SERVERS & co. (existing
-servers win, so it starts none) and keeps its service state in a temporary CLINICAL_INFRA_DIR;
-its access audit topic is new to the cluster too, so each run starts as a first one does.
+run_platform finds the session's local servers running, as `make run` after `make infra-up`
+does: it starts none, and gives each service its own Kafka principal and Vault token, so a run
+that logs no error line also shows the ACLs and policies grant each service what it needs. It
+keeps its service state in a temporary CLINICAL_RUN_STATE_DIR; its access audit topic is new to
+the cluster too, so each run starts as a first one does.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,8 @@ from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+Credentials = Callable[[str], dict[str, str]]
 
 # run_platform signs the services' tokens with the checkout's dev key (as `make token` does).
 DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".infra" / "dev-jwt"
@@ -76,21 +80,31 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.fixture
 async def access_topic(servers: ServerEndpoints) -> AsyncIterator[str]:
-    """An access audit topic new to the cluster, as on a first start; deleted after."""
-    topic = unique_name("e2e.run.access.")
+    """An access audit topic new to the cluster, as on a first start, where the services' ACLs
+    let them write it (infra/kafka/acls.toml); deleted after."""
+    topic = unique_name("clinical.audit.access.e2e-")
     yield topic
     await delete_topics(servers.kafka_bootstrap_servers, [topic, dead_letter_topic(topic)])
 
 
 @pytest.fixture
 def run_platform(
-    servers: ServerEndpoints, pytestconfig: pytest.Config, tmp_path: Path, access_topic: str
+    service_credentials: Credentials,
+    pytestconfig: pytest.Config,
+    tmp_path: Path,
+    access_topic: str,
+    servers: ServerEndpoints,
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """run_platform.py in a process group of its own, as a shell runs a foreground job."""
+    """run_platform.py in a process group of its own, as a shell runs a foreground job.
+
+    Without the server variables, as `make run` is started: it asks the local servers (already
+    up for this session: `service_credentials` skips otherwise) for each service's credentials.
+    """
     if taken := _taken_ports():
         pytest.skip(f"`make run` needs 127.0.0.1:18050-18056; in use: {taken}")
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV} | servers.as_env()
-    env |= {"CLINICAL_INFRA_DIR": str(tmp_path / "infra"), "PYTHONUNBUFFERED": "1"}
+    connection = {*SERVER_ENV, *servers.kafka_security}
+    env = {k: v for k, v in os.environ.items() if k not in connection}
+    env |= {"CLINICAL_RUN_STATE_DIR": str(tmp_path / "infra" / "state"), "PYTHONUNBUFFERED": "1"}
     env |= {"ACCESS_AUDIT_TOPIC": access_topic}
     # tests/observability starts the Prometheus and Zipkin that make run would (their own).
     env |= {"NO_OBSERVE": "1"}

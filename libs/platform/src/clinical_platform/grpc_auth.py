@@ -158,15 +158,16 @@ class RecordGate:
     async def hiding_absence(
         self,
         readers: PatientRecordReaders,
-        missing: type[Exception],
+        missing: type[Exception] | tuple[type[Exception], ...],
         context: grpc.aio.ServicerContext,
         principal: Principal,
         *,
         operation: str,
         record_ids: Sequence[str],
     ) -> AsyncIterator[None]:
-        """Around a read of one record: when it raises ``missing``, a caller who may not learn
-        of absence is refused as for another patient's record (audited); others hear ``missing``."""
+        """Around a read of one record: when it raises ``missing`` (not found; a version the log
+        does not hold, which an unknown id has none of), a caller who may not learn of absence
+        is refused as for another patient's record (audited); others hear ``missing``."""
         try:
             yield
         except missing:

@@ -13,6 +13,7 @@ from clinical_platform.access.records import AccessAction
 from clinical_platform.grpc_auth import RecordGate
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import failures_as_status
+from clinical_platform.reads import VersionNotRecorded
 from clinical_platform.tokens import TokenVerifier
 from clinical_platform.validation import Violations
 from orders import policy
@@ -106,8 +107,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         """Read one order at min_version or later (staff; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetOrder")
         hiding = self._gate.hiding_absence(
-            policy.READERS, OrderNotFound, context, principal, operation="GetOrder",
-            record_ids=[request.order_id],
+            policy.READERS, (OrderNotFound, VersionNotRecorded), context, principal,
+            operation="GetOrder", record_ids=[request.order_id],
         )  # fmt: skip
         async with failures_as_status(context, STATUSES), hiding:
             view = await self._app.get_order(

@@ -11,6 +11,7 @@ from clinical_platform.access.records import AccessAction
 from clinical_platform.grpc_auth import RecordGate
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import failures_as_status
+from clinical_platform.reads import VersionNotRecorded
 from clinical_platform.tokens import TokenVerifier
 from results import policy
 from results.application import ResultsApp
@@ -85,8 +86,8 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         """Read one result with its revisions (staff; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetResult")
         hiding = self._gate.hiding_absence(
-            policy.READERS, ResultNotFound, context, principal, operation="GetResult",
-            record_ids=[request.result_id],
+            policy.READERS, (ResultNotFound, VersionNotRecorded), context, principal,
+            operation="GetResult", record_ids=[request.result_id],
         )  # fmt: skip
         async with failures_as_status(context, STATUSES), hiding:
             view = await self._app.get_result(

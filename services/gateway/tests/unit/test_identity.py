@@ -73,6 +73,8 @@ def test_a_token_without_subject_is_unusable() -> None:
 
 
 def test_the_login_time_is_carried_for_recent_mfa_rules() -> None:
-    assert MAPPING.caller(claims(auth_time=1_700_000_000)).principal.auth_time == 1_700_000_000
+    login, issued = 1_700_000_000, 1_700_000_600
+    assert MAPPING.caller(claims(auth_time=login, iat=issued)).principal.auth_time == login
+    assert MAPPING.caller(claims(iat=issued)).principal.auth_time == issued
     assert MAPPING.caller(claims(auth_time="soon")).principal.auth_time == 0
     assert MAPPING.caller(claims()).principal.auth_time == 0

@@ -60,7 +60,9 @@ class IdentityMapping:
             roles=frozenset(Role(r) for r in realm_roles if r in known),
             privileges=frozenset(PRIVILEGE_ROLES[r] for r in realm_roles if r in PRIVILEGE_ROLES),
             mfa=self.asserts_mfa(claims),
-            auth_time=_whole_seconds(claims.get("auth_time")),
+            # Keycloak 26.7 leaves auth_time out of direct-grant tokens: their iat is the login.
+            # (A refreshed token's iat is later than its login: docs/security.md says so.)
+            auth_time=_whole_seconds(claims.get("auth_time")) or _whole_seconds(claims.get("iat")),
             patient_id=_string(claims.get("patient")),
             client_id=client_id,
             on_behalf_of=on_behalf_of,

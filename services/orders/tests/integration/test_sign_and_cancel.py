@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -206,3 +207,33 @@ async def test_a_call_without_a_token_is_unauthenticated(order_stub: OrderServic
         order_stub.CancelOrder(cancel_request(str(uuid.uuid4())), timeout=10),
     ]:
         assert await code_of(call) == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_an_mfa_login_older_than_five_minutes_cannot_sign(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
+) -> None:
+    placed = await place_order()
+    stale = token_mint.metadata(
+        "dr-signing", Role.CLINICIAN, privileges=["orders:sign"], mfa=True,
+        auth_time=int(time.time()) - 6 * 60,
+    )  # fmt: skip
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await order_stub.SignOrder(sign_request(placed.order_id), metadata=stale, timeout=10)
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "in the last 5 minutes (auth_time)" in str(refused.value.details())
+
+
+async def test_a_token_for_another_service_is_refused_with_its_reason(
+    order_stub: OrderServiceStub, token_mint: TokenMint
+) -> None:
+    for_patient = token_mint.metadata("dr-ordering", Role.CLINICIAN, audience="clinical-patient")
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await order_stub.ListOrders(pb.ListOrdersRequest(), metadata=for_patient, timeout=10)
+
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert refused.value.details() == (
+        "the bearer token is not valid: not issued for this service (aud)"
+    )

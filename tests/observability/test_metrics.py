@@ -70,10 +70,14 @@ async def test_each_rpc_is_counted_by_method_and_status_code_and_timed(
     # The server records a call as its handler returns, which may be just after the caller has
     # its answer: wait for the record, never for a fixed time.
     expected_timed = (timed_before or 0) + 2
-    timed_count = lambda: REGISTRY.get_sample_value(  # noqa: E731
-        "clinical_rpc_server_duration_seconds_count", timed
-    )
-    await eventually(lambda: timed_count() == expected_timed, within_s=5)
+
+    def timed_count() -> float | None:
+        return REGISTRY.get_sample_value("clinical_rpc_server_duration_seconds_count", timed)
+
+    def recorded() -> bool:
+        return timed_count() == expected_timed
+
+    await eventually(recorded, within_s=5)
     assert calls("Check", "OK") == ok_before + 1
     assert calls("Check", "NOT_FOUND") == not_found_before + 1
     assert timed_count() == expected_timed

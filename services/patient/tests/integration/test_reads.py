@@ -79,13 +79,14 @@ async def test_a_patient_sees_neither_links_nor_the_golden_record_of_a_record_ma
     victim = await register()
     crafted = await register(margaret_pb(phone="", identifiers=[]))
 
-    async def staff_view() -> pb.GetPatientResponse:
-        return await stub.GetPatient(
+    async def golden_members() -> list[str]:
+        read: pb.GetPatientResponse = await stub.GetPatient(
             pb.GetPatientRequest(patient_id=crafted.patient_id, min_version=crafted.version),
             metadata=clinician, timeout=TIMEOUT_S,
         )  # fmt: skip
+        return list(read.golden_record.member_patient_ids)
 
-    linked = await eventually(lambda: _golden_members(staff_view()), within_s=TIMEOUT_S)
+    linked = await eventually(golden_members, within_s=TIMEOUT_S)
     assert victim.patient_id in linked  # staff see the golden record merging both
     owner = token_mint.metadata("crafter", Role.PATIENT, patient_id=crafted.patient_id)
 
@@ -97,10 +98,6 @@ async def test_a_patient_sees_neither_links_nor_the_golden_record_of_a_record_ma
     assert list(own.patient.linked_patient_ids) == []
     assert victim.patient_id not in str(own)
     assert "+61 7 3350 1234" not in str(own)  # the victim's phone, only on their record
-
-
-async def _golden_members(read: Awaitable[pb.GetPatientResponse]) -> list[str]:
-    return list((await read).golden_record.member_patient_ids)
 
 
 @pytest.mark.parametrize("role", [Role.AUDITOR, Role.LAB])

@@ -13,12 +13,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from clinical_platform.reads import require_recorded
 from patient.domain.assessment import LinkBasis, MatchAssessment, MatchCandidate
 from patient.domain.demographics import PatientDemographics
 from patient.domain.errors import PatientForgotten, PatientNotFound, PatientsAlreadyLinked
+from patient.domain.identity import link_request_id, patient_id_for
 from patient.domain.patient import Patient, anchor_of
 from patient.matching.blocking import blocking_keys
 from patient.matching.matcher import Matcher
@@ -39,17 +40,6 @@ from patient.ports import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Patient ids derive from the registering request id: a retried registration lands on the
-# same record (and partition) instead of creating a duplicate.
-PATIENT_ID_NAMESPACE = UUID("1b4e28ba-2fa1-4d7b-8c7f-3f0e8b5a9c11")
-
-
-def patient_id_for(subject: str, request_id: str) -> UUID:
-    """The id a RegisterPatient creates: a retry by the same caller lands on the same record,
-    while another caller who picks the same request id registers a record of their own (and
-    never hears of the first one)."""
-    return uuid5(PATIENT_ID_NAMESPACE, f"{subject}\n{request_id}")
 
 
 @dataclass(frozen=True)
@@ -136,9 +126,7 @@ class PatientApp:
     ) -> LinkOutcome | None:
         link_context = replace(
             context,
-            request_id=str(
-                uuid5(PATIENT_ID_NAMESPACE, f"{context.request_id}|link|{match.patient_id}")
-            ),
+            request_id=link_request_id(context.request_id, match.patient_id),
             causation_id=context.causation_id or context.request_id,
         )
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,11 @@ def test_pods_are_locked_down(tool_bin: Path) -> None:
             assert container["resources"]["limits"]
             assert container["resources"]["requests"]
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                assert container[probe]["grpc"]["port"] == 8443
+                # Mutual TLS: the pod asks its health service with its own certificate.
+                command = container[probe]["exec"]["command"]
+                assert command[:3] == ["python", "-m", "clinical_platform.healthcheck"]
+                assert "--port=8443" in command
+                assert "--cert=/etc/clinical/grpc-tls/tls.crt" in command
         checksum = workload["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
         assert len(checksum) == 64
 
@@ -224,3 +229,30 @@ def test_monitoring_scrapes_every_service_and_loads_the_platforms_own_alert_rule
         prefix = container["name"].upper()
         assert _env(container)[f"{prefix}_METRICS_PORT"] == "9464"
         assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in container["ports"]
+
+
+def test_every_service_serves_and_calls_grpc_over_mutual_tls_with_its_own_certificate(
+    tool_bin: Path,
+) -> None:
+    objects = helm_template(tool_bin)
+    for workload in (o for o in objects if o["kind"] in ("StatefulSet", "Deployment")):
+        service = workload["metadata"]["labels"]["app.kubernetes.io/component"]
+        pod = workload["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        prefix = f"{service.upper()}_GRPC_TLS_"
+        assert env[f"{prefix}CERT_FILE"] == "/etc/clinical/grpc-tls/tls.crt"
+        assert env[f"{prefix}CA_FILE"] == "/etc/clinical/grpc-tls/ca.crt"
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        assert volumes["grpc-tls"]["secret"]["secretName"] == f"clinical-grpc-tls-{service}"
+
+
+def test_production_without_mutual_tls_is_refused_with_its_reason(tool_bin: Path) -> None:
+    refused = subprocess.run(
+        [str(tool_bin / "helm"), "template", "t", str(CHART), "--kube-version", KUBE_VERSION,
+         "--set", "grpcTls.enabled=false"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert refused.returncode != 0
+    assert "environment production needs grpcTls.enabled" in refused.stderr

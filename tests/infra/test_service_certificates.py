@@ -6,6 +6,7 @@ Kafka's) and a gRPC server on an ephemeral port.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clinical_platform import healthcheck
 from clinical_platform.grpc_server import GrpcServer, start_grpc_server
 from clinical_platform.grpc_tls import TlsFiles, open_channel
 from localinfra import certificates
@@ -101,3 +103,28 @@ async def test_callers_without_a_platform_certificate_are_refused_at_the_handsha
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, caller
+
+
+def _probe(server: GrpcServer, found: certificates.ServiceCertificate | None) -> list[str]:
+    """The arguments of the pods' exec probe (deploy/helm), as the chart passes them."""
+    arguments = ["--port", str(server.port), "--timeout", "5"]
+    if found is not None:
+        arguments += ["--cert", str(found.cert_file), "--key", str(found.key_file)]
+        arguments += ["--ca", str(found.ca_file), "--server-name", "clinical-orders"]
+    return arguments
+
+
+async def test_the_pods_probe_asks_the_health_service_over_mutual_tls(
+    orders_over_mtls: GrpcServer, local_ca: Path
+) -> None:
+    own = certificates.service_certificate(local_ca, "orders")
+
+    serving = await asyncio.to_thread(healthcheck.main, _probe(orders_over_mtls, own))
+    await orders_over_mtls.set_serving(False)
+    not_serving = await asyncio.to_thread(healthcheck.main, _probe(orders_over_mtls, own))
+    alive = await asyncio.to_thread(
+        healthcheck.main, [*_probe(orders_over_mtls, own), "--answering"]
+    )
+    plaintext = await asyncio.to_thread(healthcheck.main, _probe(orders_over_mtls, None))
+
+    assert (serving, not_serving, alive, plaintext) == (0, 1, 0, 1)

@@ -100,21 +100,47 @@ seccompProfile:
       {{- include "cp.selectorLabels" . | nindent 6 }}
 {{- end -}}
 
-{{/* gRPC probes on the standard health service (the server sets NOT_SERVING before it stops). */}}
+{{/* Probes on the standard health service (the server sets NOT_SERVING before it stops, and
+while Vault is sealed, its writer fenced or a projection crash-looping): the kubelet's gRPC probe
+speaks plaintext only, so over mutual TLS the pod asks it itself with its own certificate.
+Readiness wants SERVING; liveness ("alive": true) only an answer, so an outage of a dependency
+makes a pod unready, never restarts it. Call with (dict "root" $ "service" "orders"). */}}
+{{- define "cp.probeCheck" -}}
+{{- if and .alive (not .root.Values.grpcTls.enabled) -}}
+tcpSocket:
+  port: {{ .root.Values.grpcPort }}
+{{- else if .root.Values.grpcTls.enabled -}}
+exec:
+  command:
+    - python
+    - -m
+    - clinical_platform.healthcheck
+    - --port={{ .root.Values.grpcPort }}
+    - --cert=/etc/clinical/grpc-tls/tls.crt
+    - --key=/etc/clinical/grpc-tls/tls.key
+    - --ca=/etc/clinical/grpc-tls/ca.crt
+    - --server-name={{ include "cp.serviceName" . }}
+    {{- if .alive }}
+    - --answering
+    {{- end }}
+timeoutSeconds: 5
+{{- else -}}
+grpc:
+  port: {{ .root.Values.grpcPort }}
+{{- end -}}
+{{- end -}}
+
 {{- define "cp.probes" -}}
 startupProbe:
-  grpc:
-    port: {{ .Values.grpcPort }}
+  {{- include "cp.probeCheck" . | nindent 2 }}
   periodSeconds: 5
   failureThreshold: 60
 readinessProbe:
-  grpc:
-    port: {{ .Values.grpcPort }}
+  {{- include "cp.probeCheck" . | nindent 2 }}
   periodSeconds: 5
   failureThreshold: 2
 livenessProbe:
-  grpc:
-    port: {{ .Values.grpcPort }}
+  {{- include "cp.probeCheck" (merge (dict "alive" true) .) | nindent 2 }}
   periodSeconds: 10
   failureThreshold: 6
 {{- end -}}
@@ -173,6 +199,15 @@ services, MongoDB's URL. */}}
       name: {{ printf "%s%s" $kafka.credentialsSecretPrefix .service }}
       key: password
 {{ end -}}
+{{- if .root.Values.grpcTls.enabled -}}
+{{- $prefix := include "cp.envPrefix" .service -}}
+- name: {{ $prefix }}GRPC_TLS_CERT_FILE
+  value: /etc/clinical/grpc-tls/tls.crt
+- name: {{ $prefix }}GRPC_TLS_KEY_FILE
+  value: /etc/clinical/grpc-tls/tls.key
+- name: {{ $prefix }}GRPC_TLS_CA_FILE
+  value: /etc/clinical/grpc-tls/ca.crt
+{{ end -}}
 {{- if ne .service "gateway" -}}
 - name: MONGODB_URL
   valueFrom:
@@ -183,6 +218,11 @@ services, MongoDB's URL. */}}
 {{- end -}}
 
 {{- define "cp.secretMounts" -}}
+{{- if .root.Values.grpcTls.enabled -}}
+- name: grpc-tls
+  mountPath: /etc/clinical/grpc-tls
+  readOnly: true
+{{ end -}}
 {{- if eq .root.Values.kafka.securityProtocol "SASL_SSL" -}}
 - name: kafka-ca
   mountPath: /etc/clinical/kafka
@@ -196,6 +236,12 @@ services, MongoDB's URL. */}}
 {{- end -}}
 
 {{- define "cp.secretVolumes" -}}
+{{- if .root.Values.grpcTls.enabled -}}
+- name: grpc-tls
+  secret:
+    secretName: {{ printf "%s%s" .root.Values.grpcTls.secretPrefix .service }}
+    defaultMode: 0440
+{{ end -}}
 {{- if eq .root.Values.kafka.securityProtocol "SASL_SSL" -}}
 - name: kafka-ca
   secret:

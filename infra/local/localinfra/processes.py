@@ -77,6 +77,14 @@ class ManagedProcess:
             time.sleep(0.01)
         return process.pid
 
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the log: why a server that exited at once did so."""
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(f"  | {line}" for line in text.splitlines()[-lines:])
+
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM the server's process group, SIGKILL it after ``timeout``. True if it ran."""
         pid = self.pid()
@@ -99,7 +107,10 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pid() is None:
-                raise StartupError(f"{self.name} exited during start-up; see {self.log_file}")
+                raise StartupError(
+                    f"{self.name} exited during start-up; see {self.log_file}, which ends:\n"
+                    + self.log_tail()
+                )
             if ready():
                 return
             time.sleep(0.25)

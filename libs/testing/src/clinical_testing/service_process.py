@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,12 +28,26 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
+# Below the kernel's ephemeral range (32768-60999 by default): a port the kernel hands out for
+# ``bind(0)`` is also one it hands to outgoing connections, so a server started on it a little
+# later can find it taken by some client's socket. Our fixed ports (18xxx) lie below this range.
+_TEST_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_tcp_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A loopback port that was free a moment ago, outside the ephemeral range."""
+    for port in random.sample(_TEST_PORTS, 64):
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free loopback port in {_TEST_PORTS}")
 
 
 def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:

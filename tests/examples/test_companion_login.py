@@ -1,5 +1,6 @@
 """The companion login example against the real Keycloak: authorization code + PKCE, the login
-page driven headless (an HTTP client posts its forms, as a browser would), then the gateway."""
+page driven in a real browser (Debian's Chromium, headless, through Playwright), then the
+gateway. The refusal of a code without its verifier posts the forms with an HTTP client."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ import pytest
 from clinical_testing.keycloak import Keycloak, running_keycloak, totp
 from clinical_testing.service_process import free_tcp_port
 from companion_login import CALLBACK_PORT, Login, wait_for_code, whoami
+from playwright.async_api import async_playwright
 
 from gateway.bootstrap import gateway_http_app, http_server
 from gateway.settings import GatewaySettings
+from localinfra import chromium
 
 pytestmark = pytest.mark.integration
 
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
+CALLBACK_URL = f"http://127.0.0.1:{CALLBACK_PORT}/callback"
 
 
 @pytest.fixture(scope="module")
@@ -88,19 +92,45 @@ USERS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def browser_executable() -> Path:
+    # Debian's chromium (installed by the project's installer when missing), never a download.
+    return chromium.install()
+
+
+async def _log_in_with_chromium(executable: Path, url: str, username: str, otp: bool) -> None:
+    """Keycloak's login page in Chromium: the user's password, then the one-time code when the
+    realm asks for it; Keycloak then sends the browser to the app's redirect URI."""
+    async with async_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        browser = await playwright.chromium.launch(
+            executable_path=str(executable), args=["--no-sandbox"]
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(url)
+            await page.fill("#username", username)
+            await page.fill("#password", f"{username}-local")
+            await page.click("#kc-login")
+            if otp:
+                await page.locator("#otp").wait_for(timeout=30_000)
+                await page.fill("#otp", totp(username))
+                await page.click("#kc-login")
+            await page.wait_for_url(f"{CALLBACK_URL}?*", timeout=30_000)
+        finally:
+            await browser.close()
+
+
 @pytest.mark.parametrize("user", USERS, ids=[u[0] for u in USERS])
 async def test_a_companion_app_logs_in_with_pkce_and_calls_the_gateway(
-    keycloak: Keycloak, gateway: str, user: tuple[str, str, list[str], bool]
-) -> None:
+    keycloak: Keycloak, gateway: str, user: tuple[str, str, list[str], bool],
+    browser_executable: Path,
+) -> None:  # fmt: skip
     username, scope, roles, mfa = user
-    port = CALLBACK_PORT
-    login = Login(f"http://127.0.0.1:{port}/callback", scope, issuer=keycloak.issuer)
-    code = asyncio.create_task(wait_for_code(login, port))
+    login = Login(CALLBACK_URL, scope, issuer=keycloak.issuer)
+    code = asyncio.create_task(wait_for_code(login, CALLBACK_PORT))
     await asyncio.sleep(0.2)  # the callback server is listening
-    async with httpx.AsyncClient(timeout=30) as client:
-        callback = await log_in(Browser(client), login.authorization_url(), username)
-        assert callback.startswith(login.redirect_uri)
-        await client.get(callback)
+    await _log_in_with_chromium(browser_executable, login.authorization_url(), username, mfa)
     async with aiohttp.ClientSession() as session:
         tokens = await login.exchange(session, await asyncio.wait_for(code, 10))
         me = await whoami(session, gateway, tokens["access_token"])

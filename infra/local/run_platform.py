@@ -29,15 +29,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clinical_platform.devtokens import ensure_dev_key, mint_token
 from clinical_platform.principals import Role
-from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
+from gateway.adapters.internal_tokens import rotate_key_file
 from localinfra.config import InfraConfig
 from localinfra.observe import LocalStack, metrics_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `make token` finds the key, whatever CLINICAL_INFRA_DIR says.
 DEV_KEY_DIR = REPO_ROOT / ".infra" / "dev-jwt"
-# The gateway's token-exchange keys: the services trust their public halves too.
+# The gateway's token-exchange keys; the services read their public halves from its JWKS.
 GATEWAY_KEYS = REPO_ROOT / ".infra" / "gateway" / "signing-keys.pem"
+GATEWAY_JWKS_URL = "http://127.0.0.1:18080/.well-known/jwks.json"
 SERVER_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "VAULT_ADDR", "VAULT_TOKEN")
 SERVICES = {
     "gateway": 18050,
@@ -243,10 +244,12 @@ def main() -> int:
         _observing.start()
     if not GATEWAY_KEYS.exists():
         rotate_key_file(GATEWAY_KEYS)
-    gateway_keys = InternalTokenIssuer.from_pem_file(GATEWAY_KEYS, issuer="", ttl_s=60)
     env = {
         **os.environ, **servers,
-        "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR) + gateway_keys.public_pem(),
+        # The services read the gateway's keys from its JWKS (a rotation needs no restart of
+        # theirs); the development key signs the companion app's token (make token).
+        "JWT_PUBLIC_KEYS": ensure_dev_key(DEV_KEY_DIR),
+        "JWT_JWKS_URL": GATEWAY_JWKS_URL,
         "GATEWAY_SIGNING_KEYS_FILE": str(GATEWAY_KEYS),
         # Local runs only: the companion app holds one dev token for its week-long life.
         "JWT_MAX_LIFETIME_SECONDS": str(COMPANION_TOKEN_TTL_S),

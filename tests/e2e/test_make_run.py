@@ -22,13 +22,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
+import httpx
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.isolated import SERVER_ENV
 from clinical_testing.kafka import delete_topics
+from clinical_testing.keycloak import running_keycloak
 from clinical_testing.plugin import unique_name
 from clinical_testing.service_process import wait_until_serving
 from clinical_testing.waiting import eventually
@@ -47,6 +48,7 @@ Credentials = Callable[[str], dict[str, str]]
 
 # run_platform signs the services' tokens with the checkout's dev key (as `make token` does).
 DEV_KEY_DIR = Path(__file__).resolve().parents[2] / ".infra" / "dev-jwt"
+GATEWAY_URL = "http://127.0.0.1:18080"
 # The fixed ports run_platform gives the services (gateway, patient, orders, results, notify,
 # audit).
 SERVICE_PORTS = range(18050, 18056)
@@ -135,34 +137,32 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def _companion_hears_a_signed_order(log_path: Path) -> None:
-    """Wait for the companion's subscription, sign an order, wait for both channels' lines."""
+    """Wait for the companion's subscription, place an order through the gateway (a Keycloak
+    login, exchanged for a token the orders service checks against the gateway's JWKS), sign it
+    straight at the orders service, and wait for both channels' lines."""
     await _wait_for_log(log_path, "companion | companion: subscription ")
     key = load_pem_private_key((DEV_KEY_DIR / "private.pem").read_bytes(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
-
-    def metadata(subject: str, **claims: Any) -> tuple[tuple[str, str]]:
-        token = mint_token(key, subject=subject, roles=[Role.CLINICIAN], **claims)
-        return (("authorization", f"Bearer {token}"),)
-
+    with running_keycloak() as keycloak:
+        login = keycloak.user_token("clinician-no-otp", "user/ServiceRequest.cruds")
+    async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=30) as gateway:
+        placed = await gateway.post("/api/v1/orders", headers={"authorization": f"Bearer {login}"},
+                                    json={
+            "request_id": str(uuid.uuid4()), "patient_id": str(uuid.uuid4()),
+            "test_code": "2345-7", "priority": "PRIORITY_ROUTINE",
+            "reason_codes": [{"system": "CODE_SYSTEM_ICD10", "code": "E11.9"}],
+        })  # fmt: skip
+    assert placed.status_code == 200, placed.text
+    order_id = str(placed.json()["order_id"])
+    token = mint_token(key, subject="dev-signer", roles=[Role.CLINICIAN],
+                       privileges=["orders:sign"], mfa=True)  # fmt: skip
     async with grpc.aio.insecure_channel("127.0.0.1:18052") as channel:
-        orders = OrderServiceStub(channel)
-        placed = await orders.PlaceOrder(
-            orders_pb.PlaceOrderRequest(
-                request_id=str(uuid.uuid4()), patient_id=str(uuid.uuid4()), test_code="2345-7",
-                priority=orders_pb.PRIORITY_ROUTINE,
-                reason_codes=[
-                    orders_pb.ReasonCode(system=orders_pb.CODE_SYSTEM_ICD10, code="E11.9")
-                ],
-            ),
-            metadata=metadata("dev-clinician"), timeout=30,
-        )  # fmt: skip
-        await orders.SignOrder(
-            orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=placed.order_id),
-            metadata=metadata("dev-signer", privileges=["orders:sign"], mfa=True),
-            timeout=30,
+        await OrderServiceStub(channel).SignOrder(
+            orders_pb.SignOrderRequest(request_id=str(uuid.uuid4()), order_id=order_id),
+            metadata=(("authorization", f"Bearer {token}"),), timeout=30,
         )  # fmt: skip
     for channel_name in ("stream ", "webhook"):
-        await _wait_for_log(log_path, f"{channel_name} #1 order.signed order={placed.order_id}")
+        await _wait_for_log(log_path, f"{channel_name} #1 order.signed order={order_id}")
 
 
 def _read(log_path: Path) -> str:

@@ -12,6 +12,7 @@ import grpc
 
 from clinical_platform.access.records import AccessAction
 from clinical_platform.authorization import PatientRecordReaders
+from clinical_platform.jwks import KeySetUnavailableError
 from clinical_platform.principals import Principal
 from clinical_platform.tokens import AuthenticationError, TokenVerifier
 
@@ -25,7 +26,12 @@ async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifie
     if scheme.lower() != "bearer" or not token:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
     try:
-        return verifier.verify(token)
+        return await verifier.verify_current(token)
+    except KeySetUnavailableError:
+        # Our side's failure, not the caller's: they may retry once the token service answers.
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE, "the platform's token signing keys cannot be read now"
+        )
     except AuthenticationError as refused:
         # The reason is the verifier's own words ("expired", "missing the jti claim"), never
         # the token's values.

@@ -66,6 +66,7 @@ def production_refusals(
         _plaintext_grpc(settings),
         _reflection_beyond_loopback(settings),
         _development_signing_key(settings, dev_key_files),
+        _key_set_in_the_clear(settings),
         _long_lived_tokens(settings),
         _vault_in_the_clear(settings),
         _root_vault_token(settings, vault_policies),
@@ -112,6 +113,13 @@ def _development_signing_key(
         if path.is_file() and trusted & {_raw(k) for k in public_keys_in(path.read_text())}:
             return f"JWT_PUBLIC_KEYS: trusts the development signing key ({path})"
     return None
+
+
+def _key_set_in_the_clear(settings: BaseServiceSettings) -> str | None:
+    url = urlsplit(settings.jwt_jwks_url)
+    if not settings.jwt_jwks_url or url.scheme == "https" or _is_loopback(url.hostname or ""):
+        return None
+    return "JWT_JWKS_URL: not https; whoever sits on the path could hand us signing keys"
 
 
 def _long_lived_tokens(settings: BaseServiceSettings) -> str | None:

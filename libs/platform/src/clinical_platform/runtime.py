@@ -10,6 +10,7 @@ A service's composition root reads::
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import grpc
 
@@ -19,6 +20,7 @@ from clinical_platform.eventlog.store import EventStoreConfig
 from clinical_platform.grpc_server import GrpcServer, GrpcService, start_grpc_server
 from clinical_platform.grpc_tls import TlsFiles
 from clinical_platform.health import HealthCheck, HealthMonitor
+from clinical_platform.jwks import RemoteKeySet
 from clinical_platform.logs import configure_logging
 from clinical_platform.observability.endpoint import start_metrics_endpoint
 from clinical_platform.production import refuse_insecure_settings_or_exit
@@ -114,11 +116,25 @@ def event_store_config(settings: BaseServiceSettings, *, service: str) -> EventS
     )
 
 
+# An unknown kid reads the token service's key set at most this often; a set this old is read
+# again before use, so a retired key stops being trusted.
+JWKS_MIN_REFRESH_S = 30.0
+JWKS_MAX_AGE_S = 300.0
+
+
 def token_verifier(settings: BaseServiceSettings) -> TokenVerifier:
     """Trust the configured JWT keys for this service's audience; with none, refuse all."""
-    if not settings.jwt_public_keys.strip():
-        logger.warning("JWT_PUBLIC_KEYS is empty: every RPC except health will be refused")
-    return TokenVerifier.from_pem(
+    if not settings.jwt_public_keys.strip() and not settings.jwt_jwks_url:
+        logger.warning("JWT_PUBLIC_KEYS and JWT_JWKS_URL are empty: every RPC except health "
+                       "will be refused")  # fmt: skip
+    key_set = None
+    if settings.jwt_jwks_url:
+        key_set = RemoteKeySet(
+            settings.jwt_jwks_url, min_refresh_interval_s=JWKS_MIN_REFRESH_S,
+            max_age_s=JWKS_MAX_AGE_S,
+        )  # fmt: skip
+    verifier = TokenVerifier.from_pem(
         settings.jwt_public_keys, issuer=settings.jwt_issuer, audience=settings.token_audience,
         max_lifetime_s=settings.jwt_max_lifetime_seconds,
     )  # fmt: skip
+    return replace(verifier, key_set=key_set)

@@ -103,6 +103,10 @@ class BaseServiceSettings(BaseSettings):
     # them every RPC but health is refused: secure by default.
     jwt_public_keys: str = _shared("JWT_PUBLIC_KEYS", "")
     jwt_issuer: str = _shared("JWT_ISSUER", "clinical-platform")
+    # The token service's published keys (the gateway's /.well-known/jwks.json), trusted beside
+    # JWT_PUBLIC_KEYS: a key it rotates in is trusted at its first token, one it retires within
+    # five minutes, without restarting any service.
+    jwt_jwks_url: str = _shared("JWT_JWKS_URL", "")
     # The longest a token may live (exp - iat); longer ones are refused however they are signed.
     jwt_max_lifetime_seconds: Annotated[int, Field(ge=1)] = _shared(
         "JWT_MAX_LIFETIME_SECONDS", DEFAULT_MAX_LIFETIME_S

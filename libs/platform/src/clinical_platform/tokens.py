@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from clinical_platform.audiences import DEFAULT_MAX_LIFETIME_S
+from clinical_platform.jwks import RemoteKeySet
 from clinical_platform.principals import Principal, Role
 
 ALGORITHM = "EdDSA"
@@ -54,13 +55,15 @@ class AuthenticationError(Exception):
 
 @dataclass(frozen=True)
 class TokenVerifier:
-    """Verifies tokens against one or more trusted public keys (several while keys rotate)."""
+    """Verifies tokens against trusted public keys (several while keys rotate): those given,
+    and those the token service publishes as a key set (``key_set``), read when needed."""
 
     public_keys: Sequence[Ed25519PublicKey]
     audience: str
     issuer: str = DEFAULT_ISSUER
     max_lifetime_s: int = DEFAULT_MAX_LIFETIME_S
     leeway_s: int = 30
+    key_set: RemoteKeySet | None = None
 
     @classmethod
     def from_pem(
@@ -70,9 +73,22 @@ class TokenVerifier:
         keys = tuple(public_keys_in(pem))
         return cls(keys, audience=audience, issuer=issuer, max_lifetime_s=max_lifetime_s)
 
+    async def verify_current(self, token: str) -> Principal:
+        """`verify`, after reading the key set when the token names a key not yet known (or
+        the set is old). KeySetUnavailableError when the set was never readable."""
+        if self.key_set is not None:
+            try:
+                kid = jwt.get_unverified_header(token).get("kid")
+            except jwt.InvalidTokenError:
+                raise AuthenticationError("malformed") from None
+            if isinstance(kid, str) and kid:
+                await self.key_set.key(kid)
+        return self.verify(token)
+
     def verify(self, token: str) -> Principal:
         """The principal a valid token names; AuthenticationError (with a reason) otherwise."""
-        for key in self.public_keys:
+        published = [] if self.key_set is None else [k.key for k in self.key_set.published()]
+        for key in [*self.public_keys, *published]:
             try:
                 claims = jwt.decode(
                     token, key, algorithms=[ALGORITHM], issuer=self.issuer,

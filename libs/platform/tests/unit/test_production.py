@@ -88,6 +88,10 @@ def test_a_secure_configuration_is_accepted(dev_key: Path) -> None:
             "JWT_PUBLIC_KEYS: trusts the development signing key ({dev_key})",
         ),
         (
+            {"JWT_JWKS_URL": "http://gateway.clinical.svc:18080/.well-known/jwks.json"},
+            "JWT_JWKS_URL: not https; whoever sits on the path could hand us signing keys",
+        ),
+        (
             {"JWT_MAX_LIFETIME_SECONDS": 3600},
             "JWT_MAX_LIFETIME_SECONDS: above 900 s; stolen tokens live on",
         ),
@@ -120,6 +124,12 @@ def test_each_insecure_setting_is_refused_with_one_line(
                                 dev_key_files=[dev_key])  # fmt: skip
 
     assert found == [refusal.format(dev_key=dev_key)]
+
+
+def test_a_key_set_over_https_or_on_loopback_is_accepted(dev_key: Path) -> None:
+    for url in ("https://gateway.clinical.svc/.well-known/jwks.json",
+                "http://127.0.0.1:18080/.well-known/jwks.json"):  # fmt: skip
+        assert refusals(secure(JWT_JWKS_URL=url), dev_key) == []
 
 
 def test_reflection_on_loopback_is_allowed(dev_key: Path) -> None:

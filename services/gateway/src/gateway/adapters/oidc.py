@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 import jwt
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
 
+from clinical_platform.jwks import KeySetUnavailableError, RemoteKeySet, get_json
 from gateway.ports import IdentityProviderUnavailableError, TokenRejectedError
 
 logger = logging.getLogger(__name__)
@@ -56,31 +56,34 @@ class OidcTokenVerifier:
         self._audience = audience
         self._algorithms = frozenset(algorithms)
         self._http = http
-        self._min_refresh = min_refresh_interval_s
         self._leeway = leeway_s
-        self._clock = clock
-        self._jwks_uri = ""
-        self._keys: dict[str, PyJWK] = {}
-        self._refreshed_at: float | None = None
-        self._refresh_lock = asyncio.Lock()
+        self._key_set = RemoteKeySet(
+            http=http, min_refresh_interval_s=min_refresh_interval_s, clock=clock
+        )
         self._start_lock = asyncio.Lock()
-        self.refreshes = 0
         self._verified: dict[str, dict[str, Any]] = {}
         self._cache_size = cache_size
 
     async def start(self) -> None:
         """Read the discovery document and the first key set (else on the first token)."""
         async with self._start_lock:
-            if self._jwks_uri:
+            if self._key_set.loaded:
                 return
-            document = await self._get_json(f"{self._issuer}/.well-known/openid-configuration")
-            if document.get("issuer") != self._issuer or "jwks_uri" not in document:
-                msg = "the discovery document names another issuer, or no key set"
-                raise IdentityProviderUnavailableError(msg)
-            jwks_uri = str(document["jwks_uri"])
-            self._keys = _signing_keys(await self._get_json(jwks_uri))
-            self._refreshed_at = self._clock()
-            self._jwks_uri = jwks_uri
+            discovery = f"{self._issuer}/.well-known/openid-configuration"
+            try:
+                document = await get_json(discovery, self._http)
+                if document.get("issuer") != self._issuer or "jwks_uri" not in document:
+                    msg = "the discovery document names another issuer, or no key set"
+                    raise IdentityProviderUnavailableError(msg)
+                self._key_set.url = str(document["jwks_uri"])
+                await self._key_set.load()
+            except KeySetUnavailableError as unreachable:
+                raise IdentityProviderUnavailableError(str(unreachable)) from None
+
+    @property
+    def refreshes(self) -> int:
+        """How often an unknown ``kid`` made us read the key set again."""
+        return self._key_set.refreshes
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid token; TokenRejectedError (reason without token data) otherwise."""
@@ -89,7 +92,7 @@ class OidcTokenVerifier:
             if known["exp"] > time.time():
                 return known
             del self._verified[token]
-        if not self._jwks_uri:
+        if not self._key_set.loaded:
             await self.start()
         claims = await self._verify(token)
         if self._cache_size:
@@ -129,48 +132,10 @@ class OidcTokenVerifier:
     async def _key(self, kid: object) -> PyJWK:
         if not isinstance(kid, str) or not kid:
             raise TokenRejectedError("token names no key")
-        if kid not in self._keys:
-            await self._refresh()
-        if kid not in self._keys:
+        key = await self._key_set.key(kid)
+        if key is None:
             raise TokenRejectedError("unknown signing key")
-        return self._keys[kid]
-
-    async def _refresh(self) -> None:
-        async with self._refresh_lock:
-            now = self._clock()
-            if self._refreshed_at is not None and now - self._refreshed_at < self._min_refresh:
-                return
-            self._refreshed_at = now
-            try:
-                document = await self._get_json(self._jwks_uri)
-            except IdentityProviderUnavailableError:
-                logger.warning("identity provider key set unreachable; keeping the known keys")
-                return
-            self._keys = _signing_keys(document)
-            self.refreshes += 1
-
-    async def _get_json(self, url: str) -> Mapping[str, Any]:
-        try:
-            response = await self._http.get(url, timeout=5.0)
-            response.raise_for_status()
-            document = response.json()
-        except (httpx.HTTPError, ValueError) as failed:
-            raise IdentityProviderUnavailableError(type(failed).__name__) from None
-        if not isinstance(document, dict):
-            raise IdentityProviderUnavailableError("not a JSON object")
-        return document
-
-
-def _signing_keys(document: Mapping[str, Any]) -> dict[str, PyJWK]:
-    keys: dict[str, PyJWK] = {}
-    for jwk in document.get("keys", ()):
-        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or "kid" not in jwk:
-            continue
-        try:
-            keys[str(jwk["kid"])] = PyJWK(jwk)
-        except PyJWKError:
-            continue  # a key type or algorithm we do not verify with
-    return keys
+        return key
 
 
 def _reason(invalid: jwt.InvalidTokenError) -> str:

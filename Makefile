@@ -11,7 +11,7 @@ TOOLS_BIN := $(CACHE_DIR)/bin
 LOCALINFRA := PYTHONPATH=infra/local python3 -m localinfra
 # mypy runs once per folder: every service has tests/unit/test_process.py, and one run would see
 # those as the same module.
-MYPY_TARGETS := libs/platform libs/testing libs/protos/generate.py libs/protos/tests infra/local tests conftest.py examples deploy/helm \
+MYPY_TARGETS := libs/platform libs/testing libs/cli libs/protos/generate.py libs/protos/tests infra/local tests conftest.py examples deploy/helm \
 	$(wildcard services/*) $(wildcard bench)
 # The interpreter comes from the machine (.python-version pins 3.11); uv never downloads one.
 export UV_PYTHON_DOWNLOADS := never

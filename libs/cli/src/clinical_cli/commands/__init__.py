@@ -1,0 +1,1 @@
+"""The command groups: one module each, every command one RPC (subscribe: two)."""

@@ -1,0 +1,113 @@
+"""Exit codes scripts rely on, and the one error line: status code name, field violations and
+never a value the command sent."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from clinical_cli.errors import CommandError, ExitCode, FieldViolation
+
+from .fakes import FakePlatform, invoke
+
+pytestmark = pytest.mark.unit
+
+TOKEN = ["--token", "t"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ("UNAUTHENTICATED", ExitCode.AUTH),
+        ("PERMISSION_DENIED", ExitCode.PERMISSION_DENIED),
+        ("NOT_FOUND", ExitCode.NOT_FOUND),
+        ("INVALID_ARGUMENT", ExitCode.INVALID_ARGUMENT),
+        ("FAILED_PRECONDITION", ExitCode.CONFLICT),
+        ("ABORTED", ExitCode.CONFLICT),
+        ("UNAVAILABLE", ExitCode.UNAVAILABLE),
+        ("DEADLINE_EXCEEDED", ExitCode.UNAVAILABLE),
+        ("INTERNAL", ExitCode.FAILED),
+    ],
+)
+def test_each_status_code_has_its_exit_code_and_is_named_in_one_line(
+    status: str, code: ExitCode
+) -> None:
+    platform = FakePlatform(answers={"GetOrder": CommandError(status, "refused\nfor a reason")})
+
+    result = invoke(platform, [*TOKEN, "order", "get", "order-1"])
+
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert result.stderr == f"error: {status}: refused for a reason\n"
+
+
+def test_field_violations_follow_the_status_on_the_same_line() -> None:
+    refused = CommandError("INVALID_ARGUMENT", "invalid request", [
+        FieldViolation("demographics.birth_date", "must be a date (YYYY-MM-DD)"),
+        FieldViolation("demographics.name.family", "is required"),
+    ])  # fmt: skip
+    platform = FakePlatform(answers={"RegisterPatient": refused})
+
+    result = invoke(platform, [*TOKEN, "patient", "register", "--birth-date", "1990-13-45"])
+
+    assert result.exit_code == ExitCode.INVALID_ARGUMENT
+    assert result.stderr.splitlines() == [
+        "error: INVALID_ARGUMENT: invalid request | demographics.birth_date: must be a date "
+        "(YYYY-MM-DD); demographics.name.family: is required"
+    ]
+
+
+def test_an_error_line_never_repeats_a_value_the_command_sent() -> None:
+    family, phone = f"Canary{secrets.token_hex(12)}", f"+44{secrets.randbelow(10**12):012d}"
+    violation = FieldViolation("demographics.phone", f"{phone} is no phone")
+    echoing = CommandError("INVALID_ARGUMENT", f"bad record {family} / {phone}", [violation])
+    platform = FakePlatform(answers={"RegisterPatient": echoing})
+
+    result = invoke(platform, [*TOKEN, "patient", "register", "--family", family,
+                               "--phone", phone])  # fmt: skip
+
+    assert result.exit_code == ExitCode.INVALID_ARGUMENT
+    assert family not in result.output
+    assert phone not in result.output
+    assert "demographics.phone: <redacted> is no phone" in result.stderr
+
+
+def test_a_bad_command_line_is_a_usage_error_before_any_call() -> None:
+    platform = FakePlatform()
+
+    missing = invoke(platform, [*TOKEN, "order", "place", "--test-code", "2823-3"])
+    malformed = invoke(platform, [*TOKEN, "order", "place", "--patient-id", "p",
+                                  "--test-code", "2823-3", "--reason", "N18.3"])  # fmt: skip
+
+    assert missing.exit_code == malformed.exit_code == ExitCode.USAGE
+    assert (
+        malformed.stderr == "error: USAGE: --reason takes SYSTEM:CODE with SYSTEM icd10 or snomed\n"
+    )
+    assert platform.calls == []
+
+
+def test_direct_calls_without_a_token_are_an_authentication_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CLINICAL_TOKEN", raising=False)
+
+    result = invoke(FakePlatform(), ["--direct", "patient", "get", "p-1"])
+
+    assert result.exit_code == ExitCode.AUTH
+    assert result.stderr.startswith("error: UNAUTHENTICATED: direct calls need a token")
+
+
+def test_without_a_login_the_gateway_commands_say_how_to_log_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.setenv("CLINICAL_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("CLINICAL_TOKEN", raising=False)
+
+    result = invoke(FakePlatform(), ["order", "get", "o-1"])
+
+    assert result.exit_code == ExitCode.AUTH
+    assert (
+        result.stderr
+        == "error: UNAUTHENTICATED: not logged in to profile 'local': clinical login\n"
+    )

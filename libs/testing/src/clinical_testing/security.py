@@ -64,9 +64,10 @@ class InMemoryTransit(_Fake):
     def key_name(self) -> str:
         return self._key_name
 
-    def generate_wrapped_data_key(self) -> str:
-        self._call("generate_wrapped_data_key")
-        return self._wrap(os.urandom(32))
+    def generate_data_key(self) -> tuple[str, bytes]:
+        self._call("generate_data_key")
+        plaintext = os.urandom(32)
+        return self._wrap(plaintext), plaintext
 
     def unwrap(self, wrapped_key: str) -> bytes:
         self._call("unwrap")

@@ -235,35 +235,41 @@ class PatientKeyring:
         """The blocking part (runs in a worker thread): read or create, then unwrap."""
         record = self._store.read(patient_id)
         if record is None:
+            if create:
+                return self._create(patient_id)
             if self._store.is_forgotten(patient_id):
                 raise PatientForgottenError(patient_id)
-            if not create:
-                raise DataKeyNotFoundError(patient_id)
-            record = self._create(patient_id)
-        plaintext = self._kek.unwrap(record.wrapped_key)
-        return DataKey(patient_id, record.key_id, record.key_version, plaintext)
+            raise DataKeyNotFoundError(patient_id)
+        return self._unwrapped(patient_id, record)
 
-    def _create(self, patient_id: str) -> WrappedKeyRecord:
+    def _create(self, patient_id: str) -> DataKey:
+        """A new data key, stored first-writer-wins; three calls to Vault (generate, store,
+        tombstone check) when we win. A patient forgotten before or while we create is caught
+        by the tombstone check after the write, which undoes it."""
+        wrapped, plaintext = self._kek.generate_data_key()
         record = WrappedKeyRecord(
-            key_id=str(uuid.uuid4()),
-            wrapped_key=self._kek.generate_wrapped_data_key(),
-            key_version=1,
+            key_id=str(uuid.uuid4()), wrapped_key=wrapped, key_version=1,
             created_at=datetime.now(UTC),
-        )
+        )  # fmt: skip
         if self._store.create(patient_id, record):
-            # Forgotten between our read and our write: undo, or the new key would outlive it.
+            # Forgotten before our write (a destroyed key leaves no version for check-and-set
+            # to protect) or meanwhile: undo, or the new key would outlive the erasure.
             if self._store.is_forgotten(patient_id):
                 self._store.destroy(patient_id)
                 raise PatientForgottenError(patient_id)
             logger.info("data key created", extra={"key_id": record.key_id})
-            return record
+            return DataKey(patient_id, record.key_id, record.key_version, plaintext)
         # Another writer created the patient's key first (check-and-set): use theirs.
         winner = self._store.read(patient_id)
         if winner is None:
             if self._store.is_forgotten(patient_id):
                 raise PatientForgottenError(patient_id)
             raise KeyServiceUnavailableError("the key store lost a data key while it was created")
-        return winner
+        return self._unwrapped(patient_id, winner)
+
+    def _unwrapped(self, patient_id: str, record: WrappedKeyRecord) -> DataKey:
+        plaintext = self._kek.unwrap(record.wrapped_key)
+        return DataKey(patient_id, record.key_id, record.key_version, plaintext)
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         try:

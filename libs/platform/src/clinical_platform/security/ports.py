@@ -48,8 +48,8 @@ class KeyEncryptionService(Protocol):
     @property
     def key_name(self) -> str: ...
 
-    def generate_wrapped_data_key(self) -> str:
-        """A new random 256-bit data key, returned only in wrapped form."""
+    def generate_data_key(self) -> tuple[str, bytes]:
+        """A new random 256-bit data key: (wrapped, plaintext), from one call."""
         ...
 
     def unwrap(self, wrapped_key: str) -> bytes:

@@ -63,14 +63,16 @@ class TransitKeyEncryption:
     def key_name(self) -> str:
         return self._key_name
 
-    def generate_wrapped_data_key(self) -> str:
-        # "wrapped": Vault returns only the ciphertext, so the plaintext never crosses the wire
-        # here; it is unwrapped (transit/decrypt) into this process's cache when used.
+    def generate_data_key(self) -> tuple[str, bytes]:
+        # "plaintext": the key and its wrapped form in one answer. A new key is used at once,
+        # and unwrapping a "wrapped" one would bring the same plaintext over the same TLS
+        # connection a round trip later.
         with vault_call("generate a data key"):
             answer = self._transit.generate_data_key(
-                name=self._key_name, key_type="wrapped", bits=256, mount_point=self._mount
+                name=self._key_name, key_type="plaintext", bits=256, mount_point=self._mount
             )
-        return str(answer["data"]["ciphertext"])
+        data = answer["data"]
+        return str(data["ciphertext"]), base64.b64decode(data["plaintext"])
 
     def unwrap(self, wrapped_key: str) -> bytes:
         with vault_call("unwrap a data key"):

@@ -135,6 +135,7 @@ class OutboxPublisher:
         self._sink_factory = sink_factory
         self._sink: RecordSink | None = None
         self._work = asyncio.Event()
+        self._unfinished: asyncio.Future[None] | None = None
         self.published = 0
 
     def notify(self) -> None:
@@ -178,16 +179,28 @@ class OutboxPublisher:
 
     async def publish_pending(self) -> int:
         """Send one batch of pending records and remove them once acknowledged; return how many."""
+        unfinished, self._unfinished = self._unfinished, None
+        if unfinished is not None:
+            # A round cancelled mid-batch (the log stopping): that batch ends before the outbox
+            # is read again, or its records would be read and sent a second time.
+            with contextlib.suppress(Exception):
+                await unfinished
         self._work.clear()
         outbox_depth(await self._outbox.count())
         entries = await self._outbox.pending(self._config.batch_size)
         if not entries:
             return 0
         sink = await self._started_sink()
+        # Sent and removed together even when this round is cancelled in between.
+        self._unfinished = asyncio.ensure_future(self._send_and_remove(sink, entries))
+        await asyncio.shield(self._unfinished)
+        self._unfinished = None
+        return len(entries)
+
+    async def _send_and_remove(self, sink: RecordSink, entries: Sequence[OutboxEntry]) -> None:
         await sink.send(entries)
         await self._outbox.remove([entry.seq for entry in entries])
         self.published += len(entries)
-        return len(entries)
 
     async def close(self) -> None:
         """Stop the sink; the next round starts a fresh one."""

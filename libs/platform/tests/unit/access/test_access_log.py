@@ -1,8 +1,9 @@
 """AccessAuditLog with an in-memory access topic: recorded before the answer, published after,
 kept across a crash, and failing closed when it cannot record."""
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -131,6 +132,41 @@ async def test_stop_publishes_what_is_pending(
     await log.record_read(CALL, CLINICIAN, patient_id=PATIENT, record_type="Order")
 
     await log.stop()
+
+    assert len(topic.records) == 1
+
+
+class AcknowledgedLate(InMemoryAccessTopic):
+    """Kafka has the records, but the acknowledgement reaches us only once ``ack`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = asyncio.Event()
+        self.ack = asyncio.Event()
+
+    async def send(self, entries: Sequence[OutboxEntry]) -> None:
+        await super().send(entries)
+        self.sending.set()
+        await self.ack.wait()
+
+
+async def test_a_batch_in_flight_when_the_log_stops_is_published_once(tmp_path: Path) -> None:
+    topic = AcknowledgedLate()
+    config = AccessAuditConfig(
+        kafka=KafkaConnection("unused:9092", KafkaSecurity("PLAINTEXT")),
+        outbox_path=tmp_path / "access-outbox.sqlite", source="//clinical/orders",
+        poll_interval_s=0.05, retry_delay_s=0.01, stop_timeout_s=5.0,
+    )  # fmt: skip
+    log = AccessAuditLog(config, sink_factory=topic.factory)
+    await log.start()
+    await log.record_read(CALL, CLINICIAN, patient_id=PATIENT, record_type="Order")
+    await topic.sending.wait()
+
+    # The publisher's round is cancelled between Kafka's acknowledgement and the removal.
+    stopping = asyncio.create_task(log.stop())
+    await asyncio.sleep(0.05)
+    topic.ack.set()
+    await stopping
 
     assert len(topic.records) == 1
 

@@ -10,18 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
-from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
-from gateway.adapters.internal_tokens import InternalTokenIssuer
-from gateway.adapters.rate_limits import WindowRateLimiter
-from gateway.adapters.refusal_log import RefusalLog
-from gateway.application import GatewayApp
-from gateway.domain.identity import IdentityMapping
-from gateway.entrypoints.http import build_http_app
-from gateway.ports import DownstreamAnswer, DownstreamCall, TokenRejectedError
+from gateway.ports import DownstreamAnswer
+
+from .conftest import FakeServices, fhir_client, outcome
 
 pytestmark = pytest.mark.unit
 
@@ -32,13 +26,6 @@ TOKENS = {"registrar": {**CLAIMS, "scope": "user/Patient.cruds"},
 FHIR = {"content-type": "application/fhir+json"}
 
 
-class FakeVerifier:
-    async def verify(self, token: str) -> dict[str, Any]:
-        if token not in TOKENS:
-            raise TokenRejectedError("signature invalid")
-        return TOKENS[token]
-
-
 def record(version: int = 3, **extra: Any) -> dict[str, Any]:
     demographics = {"name": {"family": "Okafor", "given": ["Ada"]},
                     "sex": "ADMINISTRATIVE_SEX_FEMALE", "birth_date": "1990-01-02"}  # fmt: skip
@@ -46,24 +33,16 @@ def record(version: int = 3, **extra: Any) -> dict[str, Any]:
             **extra}  # fmt: skip
 
 
-class FakePatientService:
-    """Answers each RPC from ``answers`` (the last one repeats); records the calls."""
-
+class FakePatientService(FakeServices):
     def __init__(self) -> None:
-        self.calls: list[DownstreamCall] = []
-        self.answers: dict[str, list[DownstreamAnswer]] = {
+        super().__init__({
             "GetPatient": [DownstreamAnswer("OK", body={"patient": record()})],
             "SearchPatients": [DownstreamAnswer("OK", body={"patients": [record()]})],
             "RegisterPatient": [
                 DownstreamAnswer("OK", body={"patient_id": PATIENT_ID, "version": "1"})
             ],
             "UpdateDemographics": [DownstreamAnswer("OK", body={"version": "4"})],
-        }
-
-    async def call(self, call: DownstreamCall, token: str) -> DownstreamAnswer:
-        self.calls.append(call)
-        queue = self.answers[call.method]
-        return queue.pop(0) if len(queue) > 1 else queue[0]
+        })  # fmt: skip
 
 
 @pytest.fixture
@@ -73,26 +52,12 @@ def service() -> FakePatientService:
 
 @pytest.fixture
 async def client(service: FakePatientService) -> AsyncIterator[httpx.AsyncClient]:
-    tokens = InternalTokenIssuer([Ed25519PrivateKey.generate()], issuer="clinical-platform")
-    app = GatewayApp(
-        verifier=FakeVerifier(), mapping=IdentityMapping(),
-        rate_limiter=WindowRateLimiter("20/minute"), tokens=tokens, downstream=service,
-        audit=RefusalLog(), audiences={"patient": "clinical-patient"},
-    )  # fmt: skip
-    asgi = build_http_app(app, jwks=tokens.jwks(), max_body_bytes=4096, cors_origins=[])
-    transport = httpx.ASGITransport(app=asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway/fhir/r4") as http:
+    async with fhir_client(service, TOKENS) as http:
         yield http
 
 
 def bearer(name: str = "registrar", **headers: str) -> dict[str, str]:
     return {"authorization": f"Bearer {name}", **headers}
-
-
-def outcome(answer: httpx.Response, status: int) -> OperationOutcome:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/fhir+json")
-    return OperationOutcome.model_validate(answer.json())
 
 
 def resource(**elements: Any) -> dict[str, Any]:

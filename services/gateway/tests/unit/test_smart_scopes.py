@@ -10,7 +10,7 @@ from gateway.domain.scopes import Context, Interaction, granted, parse_scope, pa
 
 pytestmark = pytest.mark.unit
 
-RESOURCES = ("Patient", "Observation", "ServiceRequest")
+RESOURCES = ("Patient", "Observation", "ServiceRequest", "DiagnosticReport")
 ALL = "cruds"
 
 # scope -> (context it applies in, resources it covers, interactions it allows)
@@ -22,6 +22,8 @@ MATRIX = {
     "user/*.r": (Context.USER, set(RESOURCES), "r"),
     "system/*.rs": (Context.SYSTEM, set(RESOURCES), "rs"),
     "system/Observation.cruds": (Context.SYSTEM, {"Observation"}, "cruds"),
+    "patient/ServiceRequest.rs": (Context.PATIENT, {"ServiceRequest"}, "rs"),
+    "user/DiagnosticReport.rs": (Context.USER, {"DiagnosticReport"}, "rs"),
     "patient/Observation.read": (Context.PATIENT, {"Observation"}, "rs"),  # SMART v1
     "user/*.write": (Context.USER, set(RESOURCES), "cud"),  # SMART v1
 }

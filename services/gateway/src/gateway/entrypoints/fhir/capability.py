@@ -7,40 +7,49 @@ from typing import Any
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 FHIR_VERSION = "4.0.1"
-_SEARCH_PARAMETERS = {
+_PATIENT_PARAMETERS = {
     "name": ("string", "Family or a given name, whole, ignoring case and accents"),
     "family": ("string", "The family name, whole, ignoring case and accents"),
     "given": ("string", "Given names, whole, ignoring case and accents; nicknames count"),
     "birthdate": ("date", "A whole date (YYYY-MM-DD), equality only"),
     "identifier": ("token", "system|value"),
-}
-_RESULT_PARAMETERS = {
     "_count": ("number", "Page size, 1 to 100 (20 by default)"),
     "_offset": ("number", "Where the page starts, within the first 200 matches"),
 }
+_PATIENT_OF = {
+    "patient": ("reference", "Patient/<id>: the patient's (required unless a patient asks)"),
+    "subject": ("reference", "Patient/<id>: the same as patient"),
+}
+_PAGES = {
+    "_count": ("number", "Page size, 1 to 100 (20 by default), newest first"),
+    "_page_token": ("string", "Where the next page starts: follow the next link"),
+}
+_BASED_ON = {"based-on": ("reference", "ServiceRequest/<id>: the order's results")}
+_RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
+    "Patient": (("read", "vread", "search-type", "create", "update"), _PATIENT_PARAMETERS),
+    "ServiceRequest": (
+        ("read", "vread", "search-type", "create", "update"),
+        {**_PATIENT_OF, "status": ("token", "draft | active | completed | revoked"), **_PAGES},
+    ),
+    "DiagnosticReport": (("read", "vread", "search-type"), {**_PATIENT_OF, **_BASED_ON, **_PAGES}),
+    "Observation": (("read", "search-type"), {
+        **_PATIENT_OF, **_BASED_ON,
+        "code": ("token", "A LOINC code (code or http://loinc.org|code); filters each page"),
+        "category": ("token", "laboratory (every result's); filters each page"),
+        **_PAGES,
+    }),
+}  # fmt: skip
+# Versioned updates take If-Match; ServiceRequest updates revoke only (see the documentation).
+_UPDATES = {"Patient": "updates the demographics",
+            "ServiceRequest": "revokes the order: status revoked, with the reason in the "
+                              "request-statusReason extension; nothing else changes"}  # fmt: skip
+SIGN_OPERATION = "urn:clinical-platform:fhir:OperationDefinition:ServiceRequest-sign"
 SMART_SECURITY = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
 
 def capability_statement(base: str, *, software_version: str, date: str) -> dict[str, Any]:
     """The statement of this gateway, served at ``base``; checked by the R4B model."""
-    parameters = [
-        {"name": name, "type": kind, "documentation": text}
-        for name, (kind, text) in {**_SEARCH_PARAMETERS, **_RESULT_PARAMETERS}.items()
-    ]
-    patient = {
-        "type": "Patient",
-        "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
-        "interaction": [
-            {"code": code} for code in ("read", "vread", "search-type", "create", "update")
-        ],
-        "versioning": "versioned-update",
-        "readHistory": False,
-        "updateCreate": False,
-        "conditionalCreate": False,
-        "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
-        "searchParam": parameters,
-    }
+    resources = [_resource(kind, *served) for kind, served in _RESOURCES.items()]
     statement = {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -56,7 +65,36 @@ def capability_statement(base: str, *, software_version: str, date: str) -> dict
                 "service": [{"coding": [{"system": SMART_SECURITY, "code": "SMART-on-FHIR"}]}],
                 "description": "OpenID Connect bearer tokens with SMART v2 scopes",
             },
-            "resource": [patient],
+            "resource": resources,
         }],
     }  # fmt: skip
     return CapabilityStatement.model_validate(statement).model_dump(mode="json", exclude_none=True)
+
+
+def _resource(kind: str, interactions: tuple[str, ...],
+              parameters: dict[str, tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
+    resource: dict[str, Any] = {
+        "type": kind,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{kind}",
+        "interaction": [
+            {"code": code, "documentation": _UPDATES[kind]} if code == "update" else {"code": code}
+            for code in interactions
+        ],
+        "versioning": "versioned-update" if "update" in interactions else "versioned",
+        "readHistory": False,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {"name": name, "type": kind_of, "documentation": text}
+            for name, (kind_of, text) in parameters.items()
+        ],
+    }
+    if kind == "ServiceRequest":
+        resource["operation"] = [{
+            "name": "sign", "definition": SIGN_OPERATION,
+            "documentation": "POST [base]/ServiceRequest/<id>/$sign signs a draft order "
+                             "(SMART update scope; a multi-factor login); If-Match is honoured",
+        }]  # fmt: skip
+    return resource

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir.resources.R4B.patient import Patient
-from pydantic import ValidationError
 
 from gateway.entrypoints.fhir.outcomes import FhirError, Issue
+from gateway.entrypoints.fhir.validation import unstorable, validated
 
 RESOURCE = "Patient"
 _GENDER_TO_SEX = {
@@ -104,13 +104,7 @@ def demographics_from_resource(resource: Mapping[str, Any]) -> IncomingDemograph
 
 def checked(resource: Mapping[str, Any]) -> Patient:
     """The resource as the R4B model, or FhirError 400 naming each failing element."""
-    if resource.get("resourceType") != RESOURCE:
-        raise FhirError.of(400, "invalid", "the resource must be a Patient",
-                           expression=("Patient.resourceType",))  # fmt: skip
-    try:
-        patient = Patient.model_validate(dict(resource))
-    except ValidationError as invalid:
-        raise FhirError(400, tuple(_issue(e) for e in invalid.errors())) from None
+    patient = validated(Patient, resource)
     problems = []
     if patient.gender is not None and patient.gender not in _GENDER_TO_SEX:
         problems.append(("Patient.gender", "is not an administrative-gender code"))
@@ -120,19 +114,6 @@ def checked(resource: Mapping[str, Any]) -> Patient:
     if problems:
         raise FhirError(400, tuple(Issue("code-invalid", f"{p} {d}", (p,)) for p, d in problems))
     return patient
-
-
-def _issue(error: Mapping[str, Any]) -> Issue:
-    path = RESOURCE + "".join(
-        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
-    )
-    message = str(error["msg"]).split("\n")[0]
-    # A validator's message may quote the value it refused: never echo it.
-    given = error.get("input")
-    if isinstance(given, str) and given and given in message:
-        message = "is not valid"
-    code = "structure" if error["type"] == "extra_forbidden" else "value"
-    return Issue(code, f"{path} {message}", (path,))
 
 
 def _refuse_unstored(resource: Mapping[str, Any]) -> None:
@@ -148,12 +129,9 @@ def _refuse_unstored(resource: Mapping[str, Any]) -> None:
         if point["system"] in seen:
             problems.append(f"Patient.telecom[{index}]")
         seen.add(point["system"])
-    if problems:
-        raise FhirError(422, tuple(
-            Issue("not-supported", f"{p} cannot be recorded: a record holds one name, one "
-                  "address, one phone, one email and identifiers (system, value)", (p,))
-            for p in problems
-        ))  # fmt: skip
+    if refused := unstorable(problems, "a record holds one name, one address, one phone, one "
+                             "email and identifiers (system, value)"):  # fmt: skip
+        raise refused
 
 
 def _unstored(kind: str, path: str, element: Mapping[str, Any]) -> Iterable[str]:

@@ -17,10 +17,14 @@ from urllib.parse import urlencode
 
 from fhir.resources.R4B.bundle import Bundle
 
-from gateway.entrypoints.fhir.outcomes import FhirError
+from gateway.entrypoints.fhir.listing import (
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    given_parameters,
+    invalid,
+    whole_number,
+)
 
-DEFAULT_COUNT = 20
-MAX_COUNT = 100
 # The service's largest page: the matches a search can reach.
 MAX_MATCHES = 200
 PARAMETERS = ("name", "family", "given", "birthdate", "identifier", "_count", "_offset")
@@ -45,36 +49,21 @@ class PatientQuery:
 
 def patient_query(params: Sequence[tuple[str, str]], *, strict: bool) -> PatientQuery:
     """The query of a search's parameters; FhirError 400 for one it cannot answer."""
-    given = _parameters(params, strict=strict)
-    count = _number(given, "_count", DEFAULT_COUNT, low=1, high=MAX_COUNT)
-    offset = _number(given, "_offset", 0, low=0, high=MAX_MATCHES - 1)
+    given = given_parameters(params, PARAMETERS, strict=strict)
+    count = whole_number(given, "_count", DEFAULT_COUNT, low=1, high=MAX_COUNT)
+    offset = whole_number(given, "_offset", 0, low=0, high=MAX_MATCHES - 1)
     fetch = PatientQuery((), (), count, offset).fetch
     criteria = {**_criteria(given), "page_size": fetch}
     requests = [criteria]
     if "name" in given:
         if "family" in given or "given" in given:
-            raise _invalid("name cannot be combined with family or given yet")
+            raise invalid("name cannot be combined with family or given yet")
         requests = [{**criteria, "family_name": given["name"]},
                     {**criteria, "given_name": given["name"]}]  # fmt: skip
     elif len(criteria) == 1:
-        raise _invalid("at least one of name, family, given, birthdate, identifier is needed")
+        raise invalid("at least one of name, family, given, birthdate, identifier is needed")
     applied = tuple((k, v) for k, v in given.items() if not k.startswith("_"))
     return PatientQuery(tuple(requests), applied, count, offset)
-
-
-def _parameters(params: Sequence[tuple[str, str]], *, strict: bool) -> dict[str, str]:
-    given: dict[str, str] = {}
-    for name, value in params:
-        if name not in PARAMETERS:
-            if strict:
-                raise _invalid(f"the search parameter {_shown(name)} is not supported")
-            continue
-        if name in given:
-            raise _invalid(f"{name} is given twice: one value per parameter")
-        if "," in value and not name.startswith("_"):
-            raise _invalid(f"{name}: several values (OR) are not supported")
-        given[name] = value
-    return given
 
 
 def _criteria(given: Mapping[str, str]) -> dict[str, Any]:
@@ -87,32 +76,14 @@ def _criteria(given: Mapping[str, str]) -> dict[str, Any]:
     if "birthdate" in given:
         date = _DATE.match(given["birthdate"])
         if not date:
-            raise _invalid("birthdate: only a whole date (YYYY-MM-DD, prefix eq) is supported")
+            raise invalid("birthdate: only a whole date (YYYY-MM-DD, prefix eq) is supported")
         criteria["birth_date"] = date[1]
     if "identifier" in given:
         system, bar, value = given["identifier"].partition("|")
         if not (bar and system and value):
-            raise _invalid("identifier: give system|value")
+            raise invalid("identifier: give system|value")
         criteria["identifier"] = {"system": system, "value": value}
     return criteria
-
-
-def _number(given: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    text = given.get(name)
-    if text is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,6}", text) or not low <= int(text) <= high:
-        raise _invalid(f"{name} must be a whole number from {low} to {high}")
-    return int(text)
-
-
-def _shown(name: str) -> str:
-    # Parameter names are the caller's text too: show them only when they look like names.
-    return name if re.fullmatch(r"[A-Za-z_:.-]{1,40}", name) else "(unreadable)"
-
-
-def _invalid(diagnostics: str) -> FhirError:
-    return FhirError.of(400, "invalid", diagnostics)
 
 
 @dataclass(frozen=True)

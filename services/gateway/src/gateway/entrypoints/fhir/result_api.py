@@ -1,0 +1,153 @@
+"""DiagnosticReport's and Observation's interactions, each done by ResultService's queries:
+read, search (ListResults) and, for DiagnosticReport, vread (current version). Results are
+posted and amended by the laboratory's own API, not through FHIR.
+
+A page of a search is a page of results (``_count`` counts results, newest first); an
+Observation search lists every observation of those results that passes its ``code`` and
+``category`` filters, so its pages may be shorter than ``_count`` with more to come.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.application import Route
+from gateway.domain.scopes import Interaction
+from gateway.entrypoints.fhir.exchange import (
+    FhirExchange,
+    base_url,
+    etag,
+    fhir_response,
+    preference,
+)
+from gateway.entrypoints.fhir.listing import (
+    ListQuery,
+    invalid,
+    list_query,
+    page_bundle,
+    patient_reference,
+    reference_id,
+)
+from gateway.entrypoints.fhir.outcomes import FhirError, status_error
+from gateway.entrypoints.fhir.records import RecordSource, read, route, vread
+from gateway.entrypoints.fhir.result_resources import (
+    OBSERVATION_ID,
+    observation_from_result,
+    observations_from_result,
+    report_from_result,
+)
+
+REPORT, OBSERVATION = "DiagnosticReport", "Observation"
+
+
+def _route(rpc: str, resource: str, interaction: Interaction) -> Route:
+    return route("results", resource, rpc, interaction)
+
+
+REPORTS = RecordSource(REPORT, _route("GetResult", REPORT, Interaction.READ), "result_id",
+                       "result", report_from_result)  # fmt: skip
+# An Observation is read from its result (never shown whole: `ResultApi.read_observation`).
+OBSERVATIONS = RecordSource(OBSERVATION, _route("GetResult", OBSERVATION, Interaction.READ),
+                            "result_id", "result", report_from_result)  # fmt: skip
+_SEARCH = {kind: _route("ListResults", kind, Interaction.SEARCH) for kind in (REPORT, OBSERVATION)}
+
+
+def _based_on(value: str) -> Mapping[str, Any]:
+    return {"order_id": reference_id("based-on", value, "ServiceRequest")}
+
+
+_CRITERIA = {"patient": patient_reference("patient"), "subject": patient_reference("subject"),
+             "based-on": _based_on}  # fmt: skip
+_FILTERS = ("code", "category")
+# ListResults' fields, as the search parameters that set them.
+_PARAMETER_OF = {"patient_id": "patient", "order_id": "based-on", "page_size": "_count",
+                 "page_token": "_page_token"}  # fmt: skip
+_TOKEN = re.compile(r"^(?:([^|]*)\|)?([^|]+)$")
+
+
+class ResultApi:
+    """DiagnosticReport's and Observation's interactions over `FhirExchange`."""
+
+    def __init__(self, exchange: FhirExchange) -> None:
+        self._exchange = exchange
+
+    async def read_report(self, request: Request) -> Response:
+        """read: GetResult, as its DiagnosticReport."""
+        return await read(request, self._exchange, REPORTS)
+
+    async def vread_report(self, request: Request) -> Response:
+        """vread: the current version only."""
+        return await vread(request, self._exchange, REPORTS)
+
+    async def read_observation(self, request: Request) -> Response:
+        """read: GetResult, its observation at the id's position."""
+        caller = await self._exchange.caller(request)
+        known = OBSERVATION_ID.match(str(request.path_params["id"]))
+        if not known:
+            raise FhirError.of(404, "not-found", "no Observation has this id")
+        result = await OBSERVATIONS.record(self._exchange, caller, known[1], 0, request)
+        position = int(known[2])
+        if position > len(result.get("observations", ())):
+            raise FhirError.of(404, "not-found", "no Observation has this id")
+        resource = observation_from_result(result, position)
+        return fhir_response(resource, headers={"ETag": etag(result.get("version", 0))})
+
+    async def search_reports(self, request: Request) -> Response:
+        """search-type: ListResults, a DiagnosticReport per result."""
+        return await self._search(request, REPORT, lambda r, _: [report_from_result(r)], ())
+
+    async def search_observations(self, request: Request) -> Response:
+        """search-type: ListResults, each result's observations that pass the filters."""
+        return await self._search(request, OBSERVATION, _observations, _FILTERS)
+
+    async def _search(
+        self, request: Request, kind: str,
+        resources_of: Callable[[Mapping[str, Any], ListQuery], list[dict[str, Any]]],
+        filters: Sequence[str],
+    ) -> Response:  # fmt: skip
+        caller = await self._exchange.caller(request)
+        strict = preference(request, "handling") == "strict"
+        params = list(request.query_params.multi_items())
+        query = list_query(params, _CRITERIA, strict=strict, filters=filters)
+        if {"patient", "subject"} <= dict(query.applied).keys():
+            raise invalid("give patient or subject, not both")
+        answer = await self._exchange.call(caller, _SEARCH[kind], query.values, request)
+        if answer.status != "OK":
+            raise status_error(answer, expression_of=lambda f: _PARAMETER_OF.get(f, f))
+        resources = [r for result in answer.body.get("results", ())
+                     for r in resources_of(result, query)]  # fmt: skip
+        return fhir_response(page_bundle(
+            kind, query, resources, next_token=answer.body.get("next_page_token", ""),
+            base=base_url(request),
+        ))  # fmt: skip
+
+
+def _observations(result: Mapping[str, Any], query: ListQuery) -> list[dict[str, Any]]:
+    tokens = {name: _token(name, value) for name, value in query.filters.items()}
+    return [
+        resource for resource in observations_from_result(result)
+        if all(_coded(resource[name], *token) for name, token in tokens.items())
+    ]  # fmt: skip
+
+
+def _token(name: str, value: str) -> tuple[str | None, str]:
+    """A token parameter's (system, code): ``code`` (any system), ``system|code``, ``|code``
+    (no system)."""
+    match = _TOKEN.match(value)
+    if not match:
+        raise invalid(f"{name}: give a code or system|code")
+    return match[1], match[2]
+
+
+def _coded(concepts: Any, system: str | None, code: str) -> bool:
+    """True when a CodeableConcept (or any of a list) has a coding of ``code`` in ``system``."""
+    codings = [c for concept in (concepts if isinstance(concepts, list) else [concepts])
+               for c in concept.get("coding", ())]  # fmt: skip
+    return any(
+        c.get("code") == code and (system is None or c.get("system", "") == system) for c in codings
+    )

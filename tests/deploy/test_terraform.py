@@ -196,4 +196,6 @@ def test_the_platform_module_sets_only_values_the_chart_knows() -> None:
                for r in _hcl(TERRAFORM / "platform" / "main.tf")["resource"]
                if "kubernetes_secret_v1" in r for name in r["kubernetes_secret_v1"]}  # fmt: skip
     chart_names = {"clinical-kafka-ca", "clinical-mongodb", "clinical-gateway-signing-keys"}
-    assert chart_names | {"clinical-kafka-${each.key}"} <= secrets
+    per_service = {"clinical-kafka-${each.key}", "clinical-grpc-tls-${each.key}"}
+    assert chart_names | per_service <= secrets
+    assert values["grpcTls"] == {"enabled": True, "secretPrefix": "clinical-grpc-tls-"}

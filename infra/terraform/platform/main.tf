@@ -27,6 +27,7 @@ locals {
     auth = {
       jwtPublicKeys = var.internal_token_public_keys_pem
     }
+    grpcTls = { enabled = true, secretPrefix = "clinical-grpc-tls-" }
     gateway = {
       signingKeySecret = kubernetes_secret_v1.gateway_signing_key.metadata[0].name
       oidc             = { issuer = var.oidc_issuer, audience = var.oidc_audience }
@@ -84,6 +85,22 @@ resource "kubernetes_secret_v1" "gateway_signing_key" {
   data = { "signing-keys.pem" = var.gateway_signing_keys_pem }
 }
 
+# Made here from grpc_tls_certificates, or by cert-manager under the same names when it is null.
+resource "kubernetes_secret_v1" "grpc_tls" {
+  for_each = nonsensitive(var.grpc_tls_certificates != null) ? toset(var.kafka_principals) : toset([])
+
+  metadata {
+    name      = "clinical-grpc-tls-${each.key}"
+    namespace = kubernetes_namespace_v1.this.metadata[0].name
+  }
+  type = "kubernetes.io/tls"
+  data = {
+    "tls.crt" = var.grpc_tls_certificates[each.key].certificate
+    "tls.key" = var.grpc_tls_certificates[each.key].private_key
+    "ca.crt"  = var.grpc_tls_certificates[each.key].ca_certificate
+  }
+}
+
 resource "helm_release" "platform" {
   name      = var.release_name
   namespace = kubernetes_namespace_v1.this.metadata[0].name
@@ -98,5 +115,6 @@ resource "helm_release" "platform" {
     kubernetes_secret_v1.kafka_ca,
     kubernetes_secret_v1.mongodb,
     kubernetes_secret_v1.gateway_signing_key,
+    kubernetes_secret_v1.grpc_tls,
   ]
 }

@@ -58,6 +58,30 @@ variable "kafka_principals" {
   default     = ["patient", "orders", "results", "notify", "audit", "gateway"]
 }
 
+variable "grpc_tls_certificates" {
+  description = <<-EOT
+    Per service (each of kafka_principals), the PEM certificate, private key and CA certificate
+    of its gRPC mutual TLS: server and client use, naming <release>-clinical-platform-<service>,
+    all signed by one CA. null when cert-manager (or another issuer) makes the Secrets
+    clinical-grpc-tls-<service> itself.
+  EOT
+  type = map(object({
+    certificate    = string
+    private_key    = string
+    ca_certificate = string
+  }))
+  sensitive = true
+  default   = null
+
+  validation {
+    condition = var.grpc_tls_certificates == null ? true : alltrue([
+      for service in ["patient", "orders", "results", "notify", "audit", "gateway"] :
+      contains(keys(var.grpc_tls_certificates), service)
+    ])
+    error_message = "grpc_tls_certificates needs an entry for each of patient, orders, results, notify, audit and gateway: production mode refuses plaintext gRPC."
+  }
+}
+
 variable "kafka_event_partitions" {
   description = "Partitions of each event topic (the kafka module's event_partitions)."
   type        = number

@@ -49,12 +49,20 @@ def post(
     quantity: Quantities = None,
     text: Texts = None,
     observations: ObservationsFile = None,
-) -> None:
+    order_min_version: Annotated[int, typer.Option(
+        "--order-min-version", help="Wait until results has seen the order at this version "
+        "(the version `clinical order sign` answered).")
+    ] = 0,
+) -> None:  # fmt: skip
     """Post the result of a signed order."""
     session = Session.of(ctx)
     with session.failures():
-        request = {"request_id": request_id, "order_id": order_id,
-                   "observations": _observations(quantity, text, observations)}  # fmt: skip
+        request: dict[str, Any] = {
+            "request_id": request_id, "order_id": order_id,
+            "observations": _observations(quantity, text, observations),
+        }  # fmt: skip
+        if order_min_version:
+            request["order_min_version"] = str(order_min_version)
         session.show(session.call(rpcs.POST_RESULT, request))
 
 

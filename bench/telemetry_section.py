@@ -41,7 +41,7 @@ from clinical_platform.observability.endpoint import start_metrics_endpoint
 from clinical_platform.observability.eventlog import CommitMetrics
 from clinical_platform.observability.messaging import publishing
 from clinical_platform.observability.metrics import APPEND_DURATION
-from clinical_platform.observability.rpc import RpcMetrics
+from clinical_platform.observability.rpc import RpcTelemetry
 from clinical_platform.telemetry import configure_telemetry, tracer
 
 ROUNDS = 2
@@ -73,7 +73,7 @@ async def _observed() -> AsyncIterator[Sequence[grpc.aio.ServerInterceptor]]:
 
     scraper = asyncio.create_task(scrape())
     try:
-        yield [RpcMetrics()]
+        yield [RpcTelemetry()]
     finally:
         scraper.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clinical_platform.grpc_requests import RequestGuard
-from clinical_platform.observability.rpc import RpcMetrics
+from clinical_platform.observability.rpc import RpcTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +110,9 @@ async def start_grpc_server(
     RESOURCE_EXHAUSTED at once rather than queueing without bound. With ``credentials``
     (`grpc_tls.TlsFiles.server_credentials`) it serves TLS only, else plaintext.
     """
-    # Resolved at call time so telemetry's GrpcAioInstrumentorServer patch, if active, applies.
     server = grpc.aio.server(
-        # RpcMetrics outermost: it counts the other interceptors' refusals too.
-        interceptors=[RpcMetrics(), *interceptors, RequestGuard()],
+        # RpcTelemetry outermost: it traces and counts the other interceptors' refusals too.
+        interceptors=[RpcTelemetry(), *interceptors, RequestGuard()],
         # Without this, Linux lets a second process bind the same port and steal half the calls.
         options=[("grpc.so_reuseport", 0)],
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,

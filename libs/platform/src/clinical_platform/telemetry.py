@@ -1,13 +1,14 @@
-"""OpenTelemetry bootstrap: one tracer and meter provider per process, gRPC instrumented.
+"""OpenTelemetry bootstrap: one tracer and meter provider per process, gRPC clients instrumented.
 
 Where spans go is chosen by the standard variables: ``OTEL_TRACES_EXPORTER=otlp`` (production,
 to ``OTEL_EXPORTER_OTLP_ENDPOINT``; also chosen when only that endpoint is set) or ``zipkin``
 (the local stack, to ``OTEL_EXPORTER_ZIPKIN_ENDPOINT``); unset or ``none`` exports nothing.
 Metrics for Prometheus are clinical_platform.observability's; OTLP also receives the SDK's.
 Tests pass their own in-memory exporters and ``install_globals=False`` so they never fight over
-the process-wide providers, which OpenTelemetry lets a process set only once. Health checks are
-traced like any RPC; set OTEL_PYTHON_GRPC_EXCLUDED_SERVICES=grpc.health.v1.Health to silence
-probe noise.
+the process-wide providers, which OpenTelemetry lets a process set only once. A server's spans
+come from its own interceptor (clinical_platform.observability.rpc), outgoing calls' from
+OpenTelemetry's gRPC client instrumentation. Health checks are traced like any RPC; set
+OTEL_PYTHON_GRPC_EXCLUDED_SERVICES=grpc.health.v1.Health to silence probe noise.
 
 The Kafka hop is traced by clinical_platform.observability.messaging, not by aiokafka's
 instrumentation: the event log writes whole record batches (which that instrumentation does not
@@ -24,7 +25,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.zipkin.json import ZipkinExporter
-from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, Resource
@@ -79,10 +80,10 @@ def configure_telemetry(
     install_globals: bool = True,
     trace_grpc_clients: bool = True,
 ) -> Telemetry:
-    """Set up tracing and metrics for this process and instrument grpc.aio.
+    """Set up tracing and metrics for this process and instrument grpc.aio's client side.
 
     Idempotent: while a configuration is active, calling again returns it unchanged. Call before
-    building servers or channels, because instrumentation patches their factories.
+    building channels, because instrumentation patches their factories.
     ``traces_exporter`` is OTEL_TRACES_EXPORTER's value (``otlp``, ``zipkin``, ``none``).
     `span_exporters` export synchronously, which suits tests; OTLP and Zipkin export is batched.
     ``trace_grpc_clients=False`` leaves outgoing calls untraced (a benchmark whose callers share
@@ -119,9 +120,7 @@ def configure_telemetry(
         metrics.set_meter_provider(meter_provider)
         _process.globals_installed = True
 
-    instrumentors: list[_Instrumentor] = [
-        GrpcAioInstrumentorServer(),  # type: ignore[no-untyped-call]  # untyped upstream
-    ]
+    instrumentors: list[_Instrumentor] = []
     if trace_grpc_clients:
         instrumentors.append(GrpcAioInstrumentorClient())  # type: ignore[no-untyped-call]
     for instrumentor in instrumentors:
@@ -130,6 +129,11 @@ def configure_telemetry(
     _process.active = Telemetry(tracer_provider, meter_provider, instrumentors)
     logger.info("telemetry configured", extra={"traces_exporter": exporter_name})
     return _process.active
+
+
+def configured() -> bool:
+    """Whether a configuration is active (a server's interceptor makes spans only then)."""
+    return _process.active is not None
 
 
 def tracer(name: str) -> trace.Tracer:

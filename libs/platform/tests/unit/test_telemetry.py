@@ -64,15 +64,15 @@ def test_configuring_again_while_active_returns_the_same_handle(telemetry: Telem
 
 
 def test_shutdown_removes_grpc_instrumentation(spans: InMemorySpanExporter) -> None:
-    original_server_factory = grpc.aio.server
+    original_channel_factory = grpc.aio.insecure_channel
     configured = configure_telemetry(
         service_name="sample",
         service_version="0.0.0",
         span_exporters=[spans],
         install_globals=False,
     )
-    assert grpc.aio.server is not original_server_factory
+    assert grpc.aio.insecure_channel is not original_channel_factory
 
     configured.shutdown()
 
-    assert grpc.aio.server is original_server_factory
+    assert grpc.aio.insecure_channel is original_channel_factory

@@ -229,6 +229,18 @@ async def test_a_result_is_a_diagnostic_report_listing_its_observations(
         Observation.model_validate(read.json())
 
 
+@pytest.mark.parametrize(("rpc", "path"), [
+    ("GetOrder", f"/ServiceRequest/{ORDER_ID}"), ("GetResult", f"/DiagnosticReport/{RESULT_ID}"),
+    ("GetResult", f"/Observation/{RESULT_ID}-1"),
+])  # fmt: skip
+async def test_a_forgotten_patients_record_is_gone(
+    client: httpx.AsyncClient, services: FakeServices, rpc: str, path: str
+) -> None:
+    refusal = DownstreamAnswer("FAILED_PRECONDITION", "it is about a patient who was forgotten")
+    services.answers[rpc] = [refusal]
+    assert outcome(await client.get(path, headers=bearer()), 410).issue[0].code == "deleted"
+
+
 @pytest.mark.parametrize("observation_id", [f"{RESULT_ID}-3", f"{RESULT_ID}-0", RESULT_ID, "x"])
 async def test_an_observation_a_result_does_not_have_is_a_404(
     client: httpx.AsyncClient, observation_id: str

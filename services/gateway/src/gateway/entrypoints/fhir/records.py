@@ -50,6 +50,8 @@ class RecordSource:
     id_field: str  # e.g. "order_id"
     answer_field: str  # e.g. "order"
     present: Callable[[Mapping[str, Any]], dict[str, Any]]  # FhirError for one not shown
+    # The read's refusal meaning "about a patient who was forgotten" (410), if it has one.
+    forgotten: str = ""
 
     async def record(self, exchange: FhirExchange, caller: Caller, record_id: str,
                      min_version: int, request: Request) -> Mapping[str, Any]:  # fmt: skip
@@ -58,6 +60,9 @@ class RecordSource:
         answer = await exchange.call(caller, self.read, values, request)
         if answer.status == "OUT_OF_RANGE":
             raise FhirError.of(404, "not-found", f"no such version of this {self.kind}")
+        if answer.status == self.forgotten:
+            raise FhirError.of(410, "deleted", f"this {self.kind} is about a patient who was "
+                               "forgotten (right to erasure)")  # fmt: skip
         if answer.status != "OK":
             raise status_error(answer)
         return dict(answer.body[self.answer_field])

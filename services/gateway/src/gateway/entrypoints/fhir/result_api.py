@@ -49,11 +49,13 @@ def _route(rpc: str, resource: str, interaction: Interaction) -> Route:
     return route("results", resource, rpc, interaction)
 
 
+# The results service refuses a forgotten patient's result with FAILED_PRECONDITION.
 REPORTS = RecordSource(REPORT, _route("GetResult", REPORT, Interaction.READ), "result_id",
-                       "result", report_from_result)  # fmt: skip
+                       "result", report_from_result, forgotten="FAILED_PRECONDITION")  # fmt: skip
 # An Observation is read from its result (never shown whole: `ResultApi.read_observation`).
 OBSERVATIONS = RecordSource(OBSERVATION, _route("GetResult", OBSERVATION, Interaction.READ),
-                            "result_id", "result", report_from_result)  # fmt: skip
+                            "result_id", "result", report_from_result,
+                            forgotten="FAILED_PRECONDITION")  # fmt: skip
 _SEARCH = {kind: _route("ListResults", kind, Interaction.SEARCH) for kind in (REPORT, OBSERVATION)}
 
 

@@ -45,8 +45,9 @@ PLACE = _route("PlaceOrder", Interaction.CREATE)
 SIGN = _route("SignOrder", Interaction.UPDATE)
 CANCEL = _route("CancelOrder", Interaction.UPDATE)
 SEARCH = _route("ListOrders", Interaction.SEARCH)
+# The orders service refuses a forgotten patient's order with FAILED_PRECONDITION.
 ORDERS = RecordSource(RESOURCE, _route("GetOrder", Interaction.READ), "order_id", "order",
-                      resource_from_order)  # fmt: skip
+                      resource_from_order, forgotten="FAILED_PRECONDITION")  # fmt: skip
 
 
 def _status(value: str) -> Mapping[str, Any]:

@@ -1,4 +1,5 @@
-"""Patient search parameters to SearchPatients requests, and the searchset Bundle's pages."""
+"""Search parameters to SearchPatients, ListOrders and ListResults requests, and the searchset
+Bundle's pages."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.entrypoints.fhir import result_api, service_request_api
 from gateway.entrypoints.fhir.capability import capability_statement
+from gateway.entrypoints.fhir.listing import MAX_COUNT, list_query
 from gateway.entrypoints.fhir.outcomes import FhirError
 from gateway.entrypoints.fhir.patient_resource import resource_from_record
 from gateway.entrypoints.fhir.patient_search import (
@@ -147,3 +150,28 @@ def test_any_parameters_are_a_query_or_a_400(params: list[tuple[str, str]], stri
         return
     assert 1 <= query.fetch <= MAX_MATCHES
     assert all(0 < r["page_size"] <= MAX_MATCHES for r in query.requests)
+
+
+CLINICAL_SEARCHES = {
+    "ServiceRequest": (service_request_api.CRITERIA, ()),
+    "Observation": (result_api.CRITERIA, result_api.FILTERS),
+}
+CLINICAL_PARAMETERS = ("patient", "subject", "status", "based-on", "code", "category", "_count",
+                       "_page_token")  # fmt: skip
+
+
+@FUZZ
+@given(st.sampled_from(sorted(CLINICAL_SEARCHES)),
+       st.lists(st.tuples(st.sampled_from(CLINICAL_PARAMETERS) | st.text(max_size=8),
+                          st.text(max_size=40)), max_size=5), st.booleans())  # fmt: skip
+def test_any_order_or_result_search_is_a_list_request_or_a_400(
+    kind: str, params: list[tuple[str, str]], strict: bool
+) -> None:
+    criteria, filters = CLINICAL_SEARCHES[kind]
+    try:
+        query = list_query(params, criteria, strict=strict, filters=filters)
+    except FhirError as refused:
+        assert refused.status == 400  # noqa: PT017 - a property: refused or not, both are fine
+        return
+    assert 1 <= query.values["page_size"] <= MAX_COUNT
+    assert set(query.values) <= {"page_size", "page_token", "patient_id", "status", "order_id"}

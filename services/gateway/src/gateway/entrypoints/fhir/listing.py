@@ -22,7 +22,7 @@ from gateway.entrypoints.fhir.outcomes import FhirError
 DEFAULT_COUNT = 20
 MAX_COUNT = 100  # the services allow 200; a FHIR page stays small
 # The services' page tokens: base64url of a position (an instant and a record id).
-_PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_=-]{1,512}$")
+_PAGE_TOKEN = re.compile(r"^[A-Za-z0-9_=-]{1,1024}$")
 
 # The services' record ids (UUIDs, lower case).
 RECORD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -63,9 +63,9 @@ def _based_on(value: str) -> Mapping[str, Any]:
     return {"order_id": reference_id("based-on", value, "ServiceRequest")}
 
 
-_CRITERIA = {"patient": patient_reference("patient"), "subject": patient_reference("subject"),
+CRITERIA = {"patient": patient_reference("patient"), "subject": patient_reference("subject"),
              "based-on": _based_on}  # fmt: skip
-_FILTERS = ("code", "category")
+FILTERS = ("code", "category")
 # ListResults' fields, as the search parameters that set them.
 _PARAMETER_OF = {"patient_id": "patient", "order_id": "based-on", "page_size": "_count",
                  "page_token": "_page_token"}  # fmt: skip
@@ -105,7 +105,7 @@ class ResultApi:
 
     async def search_observations(self, request: Request) -> Response:
         """search-type: ListResults, each result's observations that pass the filters."""
-        return await self._search(request, OBSERVATION, _observations, _FILTERS)
+        return await self._search(request, OBSERVATION, _observations, FILTERS)
 
     async def _search(
         self, request: Request, kind: str,
@@ -115,7 +115,7 @@ class ResultApi:
         caller = await self._exchange.caller(request)
         strict = preference(request, "handling") == "strict"
         params = list(request.query_params.multi_items())
-        query = list_query(params, _CRITERIA, strict=strict, filters=filters)
+        query = list_query(params, CRITERIA, strict=strict, filters=filters)
         if {"patient", "subject"} <= dict(query.applied).keys():
             raise invalid("give patient or subject, not both")
         answer = await self._exchange.call(caller, _SEARCH[kind], query.values, request)

@@ -56,7 +56,7 @@ def _status(value: str) -> Mapping[str, Any]:
     return {"status": ORDER_STATUS[value]}
 
 
-_CRITERIA = {"patient": patient_reference("patient"), "subject": patient_reference("subject"),
+CRITERIA = {"patient": patient_reference("patient"), "subject": patient_reference("subject"),
              "status": _status}  # fmt: skip
 
 
@@ -78,7 +78,7 @@ class ServiceRequestApi:
         """search-type: ListOrders, newest first, a searchset Bundle of one page."""
         caller = await self._exchange.caller(request)
         strict = preference(request, "handling") == "strict"
-        query = list_query(list(request.query_params.multi_items()), _CRITERIA, strict=strict)
+        query = list_query(list(request.query_params.multi_items()), CRITERIA, strict=strict)
         if {"patient", "subject"} <= dict(query.applied).keys():
             raise invalid("give patient or subject, not both")
         answer = await self._exchange.call(caller, SEARCH, query.values, request)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from clinical_cli.commands import orders, patient, profile, results, subscribe
+from clinical_cli.commands import admin, orders, patient, profile, results, subscribe
 from clinical_cli.login import browser_login
 from clinical_cli.output import OutputFormat
 from clinical_cli.profiles import DEFAULT_PROFILE
@@ -28,6 +28,7 @@ app.add_typer(patient.app, name="patient")
 app.add_typer(orders.app, name="order")
 app.add_typer(results.app, name="result")
 app.command("subscribe")(subscribe.subscribe)
+app.add_typer(admin.app, name="admin")
 
 
 @app.callback()

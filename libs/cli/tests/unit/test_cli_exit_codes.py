@@ -111,3 +111,20 @@ def test_without_a_login_the_gateway_commands_say_how_to_log_in(
         result.stderr
         == "error: UNAUTHENTICATED: not logged in to profile 'local': clinical login\n"
     )
+
+
+def test_admin_rebuild_refuses_an_unknown_read_model_and_missing_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORDERS_MONGODB_DATABASE", "")
+    monkeypatch.setenv("ORDERS_GRPC_PORT", "not-a-port")
+
+    unknown = invoke(FakePlatform(), ["admin", "rebuild", "billing", "--yes"])
+    misconfigured = invoke(FakePlatform(), ["admin", "rebuild", "orders", "--yes"])
+
+    assert unknown.exit_code == misconfigured.exit_code == ExitCode.USAGE
+    assert unknown.stderr == (
+        "error: USAGE: no read model 'billing': choose from patient, orders, results\n"
+    )
+    assert misconfigured.stderr.startswith("error: USAGE: invalid settings: ORDERS_GRPC_PORT")
+    assert "not-a-port" not in misconfigured.stderr

@@ -25,7 +25,7 @@ from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.projections.background import event_topic_specs
 from clinical_platform.projections.projection import Projection
-from clinical_platform.projections.rebuild import rebuild_projection
+from clinical_platform.projections.rebuild import RebuildProgress, rebuild_projection
 from clinical_platform.projections.runner import ProjectionRunner
 from clinical_platform.runtime import service_runtime
 from clinical_platform.security.wiring import running_security
@@ -35,9 +35,11 @@ Settings = TypeVar("Settings", bound=RecordServiceSettings)
 
 
 async def project(
-    settings: RecordServiceSettings, projections: Sequence[Projection], *, rebuild: bool
-) -> int:
-    """Rebuild (returning the number of events replayed) or run until SIGTERM (returning 0)."""
+    settings: RecordServiceSettings, projections: Sequence[Projection], *, rebuild: bool,
+    on_progress: RebuildProgress | None = None,
+) -> int:  # fmt: skip
+    """Rebuild (returning the number of events replayed) or run until SIGTERM (returning 0).
+    A rebuild draws tqdm bars, or tells ``on_progress`` instead (the `clinical` CLI's bars)."""
     # Payloads are encrypted: the projections decrypt with the service's keys.
     async with running_security(settings) as security:
         mongo = build_mongo_client(settings)
@@ -49,6 +51,7 @@ async def project(
                 for projection in projections:
                     replayed += await rebuild_projection(
                         projection, kafka=kafka, database=database, cipher=security.cipher,
+                        progress=on_progress is None, on_progress=on_progress,
                     )  # fmt: skip
                 return replayed
             runners = asyncio.gather(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -35,6 +36,10 @@ from clinical_platform.security.envelope_cipher import EnvelopeCipher
 logger = logging.getLogger(__name__)
 
 
+# (projection name, offsets replayed so far, offsets to replay): an operator's progress display.
+RebuildProgress = Callable[[str, int, int], None]
+
+
 class RebuildError(Exception):
     """The rebuild could not hand over to the projection's consumer group."""
 
@@ -47,10 +52,12 @@ async def rebuild_projection(
     progress: bool = True,
     topic_pattern: str | None = None,
     cipher: EnvelopeCipher | None = None,
+    on_progress: RebuildProgress | None = None,
 ) -> int:
     """Replay every event of the projection's topics into fresh collections; return the count.
 
     With ``topic_pattern`` (as its runner was given), the topics that match it now are replayed.
+    ``progress`` draws a tqdm bar on stderr; ``on_progress`` is told after every batch instead.
     """
     topics = await _topics(projection, kafka, topic_pattern)
     for collection in projection.collections:
@@ -67,13 +74,20 @@ async def rebuild_projection(
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        with tqdm(total=sum(ends.values()), desc=f"rebuild {projection.name}", unit="offset",
+        total, done = sum(ends.values()), 0
+        if on_progress is not None:
+            on_progress(projection.name, done, total)
+        with tqdm(total=total, desc=f"rebuild {projection.name}", unit="offset",
                   disable=not progress) as bar:  # fmt: skip
             for partition in partitions:
                 while (position := await consumer.position(partition)) < ends[partition]:
                     fetched = await consumer.getmany(partition, timeout_ms=1000, max_records=1000)
                     await applier.apply_batch(fetched.get(partition, []))
-                    bar.update(await consumer.position(partition) - position)
+                    advanced = await consumer.position(partition) - position
+                    bar.update(advanced)
+                    done += advanced
+                    if on_progress is not None:
+                        on_progress(projection.name, done, total)
         try:
             await consumer.commit({p: ends[p] for p in partitions})
         except (CommitFailedError, KafkaError) as error:

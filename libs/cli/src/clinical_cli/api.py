@@ -18,3 +18,7 @@ class PlatformApi(Protocol):
     def stream(self, rpc: Rpc, request: Json) -> Iterator[Json]:
         """The answers of a server stream, as they arrive."""
         ...
+
+    def close(self) -> None:
+        """Close the connections (the command is done)."""
+        ...

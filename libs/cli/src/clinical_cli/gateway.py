@@ -58,6 +58,9 @@ class GatewayApi:
         msg = f"the gateway does not route {rpc.method}: add --direct"
         raise UsageError(msg)
 
+    def close(self) -> None:
+        self._client.close()
+
 
 def _fill_path(template: str, request: Json) -> tuple[str, Json]:
     rest = dict(request)

@@ -88,6 +88,10 @@ class Session:
             self._api = self.wiring.api(self, self.token())
         return self._api
 
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+
     def call(self, rpc: Rpc, request: Json) -> Json:
         with self.failures(sent=request):
             return self.api().call(rpc, request)
@@ -121,6 +125,7 @@ def start_session(ctx: typer.Context, *, profile: str, output: OutputFormat, dir
     session = Session(profile, loaded, output, direct, token or os.environ.get("CLINICAL_TOKEN"),
                       wiring, errors=errors)  # fmt: skip
     ctx.obj = session
+    ctx.call_on_close(session.close)
     return session
 
 

@@ -23,6 +23,7 @@ class FakePlatform:
     streams: dict[str, list[Json | CommandError]] = field(default_factory=dict)
     calls: list[tuple[str, Json]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    closed: bool = False
 
     def call(self, rpc: Rpc, request: Json) -> Json:
         self.calls.append((rpc.method, request))
@@ -37,6 +38,9 @@ class FakePlatform:
             if isinstance(item, CommandError):
                 raise item
             yield item
+
+    def close(self) -> None:
+        self.closed = True
 
     def connect(self, session: Session, token: str) -> FakePlatform:
         self.tokens.append(token)

@@ -30,6 +30,7 @@ def test_json_output_is_the_answer_unchanged() -> None:
     assert json.loads(result.stdout) == ORDER
     assert platform.calls == [("GetOrder", {"order_id": "o-1"})]
     assert platform.tokens == ["t"]
+    assert platform.closed
 
 
 def test_table_output_flattens_nested_fields_into_rows() -> None:

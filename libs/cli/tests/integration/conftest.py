@@ -47,6 +47,7 @@ class Platform:
 
     addresses: dict[str, str]
     gateway_url: str
+    issuer: str
     mint: TokenMint
 
     async def clinical(self, *args: str, stdin: str | None = None) -> Result:
@@ -172,7 +173,7 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
                 patient_address=addresses["patient"], orders_address=addresses["orders"],
                 results_address=addresses["results"],
             ))  # fmt: skip
-            yield Platform(addresses, gateway_url, token_mint)
+            yield Platform(addresses, gateway_url, keycloak.issuer, token_mint)
     finally:
         await admin.delete_topics(list(topics.values()))
         await admin.close()

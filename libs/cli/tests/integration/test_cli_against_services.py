@@ -30,7 +30,7 @@ def answer(result: Result) -> Any:
 
 
 async def use_profile(platform: Platform) -> None:
-    settings = [f"gateway={platform.gateway_url}", "callback_port=0"]
+    settings = [f"gateway={platform.gateway_url}", f"issuer={platform.issuer}"]
     settings += [f"{name}={address}" for name, address in platform.addresses.items()]
     saved = await platform.clinical("profile", "set", "local",
                                     *(arg for s in settings for arg in ("--set", s)))  # fmt: skip

@@ -4,9 +4,13 @@ never a value the command sent."""
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import pytest
+from clinical_testing.service_process import free_tcp_port
+from typer.testing import CliRunner
 
+from clinical_cli.app import app
 from clinical_cli.errors import CommandError, ExitCode, FieldViolation
 
 from .fakes import FakePlatform, invoke
@@ -128,3 +132,29 @@ def test_admin_rebuild_refuses_an_unknown_read_model_and_missing_settings(
     )
     assert misconfigured.stderr.startswith("error: USAGE: invalid settings: ORDERS_GRPC_PORT")
     assert "not-a-port" not in misconfigured.stderr
+
+
+def test_the_exit_codes_scripts_rely_on_are_the_documented_ones() -> None:
+    table = (Path(__file__).parents[4] / "docs" / "cli.md").read_text()
+    section = table[table.index("## Exit codes") :]
+    documented = [int(row.split("|")[1]) for row in section.splitlines()
+                  if row.startswith("| ") and row.split("|")[1].strip().isdigit()]  # fmt: skip
+
+    assert documented == [int(code) for code in ExitCode]
+
+
+def test_a_service_that_does_not_answer_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CLINICAL_CONFIG_DIR", str(tmp_path))
+    closed = f"127.0.0.1:{free_tcp_port()}"
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["profile", "set", "local", "--set", f"orders={closed}"]).exit_code == 0
+    )
+
+    result = runner.invoke(app, ["--direct", "--token", "t", "order", "get", "o-1"])
+
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    assert result.stderr.startswith("error: UNAVAILABLE: ")
+    assert len(result.stderr.splitlines()) == 1

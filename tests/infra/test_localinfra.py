@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,6 +111,30 @@ def test_killed_kafka_comes_back_with_its_data(infra: IsolatedInfra) -> None:
     assert restarted.returncode == 0, restarted.stderr
     assert "kafka      started" in restarted.stdout
     assert asyncio.run(_consume_one(kafka, "survivor")) == b"still here"
+
+
+def test_postgresql_starts_over_a_stale_lock_naming_a_live_process(infra: IsolatedInfra) -> None:
+    # As after a reboot: the cluster's lock names a pid that is now some other process of the
+    # server's user (another cluster's backend, say), which PostgreSQL alone takes for a server.
+    cluster = postgresql.cluster_dir(InfraConfig.from_env(infra.env))
+    server = infra.pid("postgresql")
+    os.killpg(server, signal.SIGKILL)
+    while _alive(server):
+        time.sleep(0.05)
+    squatter = subprocess.Popen([*postgresql.as_server_user(), "sleep", "300"])
+    try:
+        for lock in [cluster / "postmaster.pid", *cluster.glob(".s.PGSQL.*.lock")]:
+            lines = lock.read_text().split("\n")
+            lock.write_text("\n".join([str(squatter.pid), *lines[1:]]))
+
+        restarted = infra.make("infra-up")
+
+        assert restarted.returncode == 0, restarted.stderr
+        assert "postgresql started" in restarted.stdout
+        assert _alive(infra.pid("postgresql"))
+    finally:
+        squatter.kill()
+        squatter.wait()
 
 
 def test_missing_java_fails_with_one_line_naming_java(infra: IsolatedInfra) -> None:

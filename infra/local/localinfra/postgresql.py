@@ -124,7 +124,8 @@ def start(config: InfraConfig) -> bool:
     data = cluster_dir(config)
     if not (data / "PG_VERSION").exists():
         _initdb(binaries, data)
-    argv = [*_as_server_user(), str(binaries / "postgres"), "-D", str(data)]
+    clear_stale_locks(data)
+    argv = [*as_server_user(), str(binaries / "postgres"), "-D", str(data)]
     argv += ["-p", str(config.postgres_port), "-k", str(data)]
     for name, value in SETTINGS.items():
         argv += ["-c", f"{name}={value}"]
@@ -134,11 +135,33 @@ def start(config: InfraConfig) -> bool:
     return True
 
 
+def clear_stale_locks(data: Path) -> None:
+    """Remove the cluster's lock files (``postmaster.pid``, and the socket's lock beside it)
+    when no server of this cluster holds them.
+
+    A server killed with its machine (or a /tmp wiped at boot while the cluster lives on) leaves
+    its locks behind. PostgreSQL refuses to start while the pid in one is alive, and after a
+    reboot that pid is often some other process of the same user: another cluster's backend.
+    Only a process started on this data directory counts as its server.
+    """
+    for lock in [data / "postmaster.pid", *data.glob(".s.PGSQL.*.lock")]:
+        try:
+            pid = int(lock.read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            cmdline = ""
+        if str(data) not in cmdline:
+            lock.unlink(missing_ok=True)
+
+
 def _accepting(binaries: Path, port: int) -> bool:
     """Open for queries: the port opens while the server still recovers ("starting up")."""
     if not port_open(HOST, port):
         return False
-    argv = [str(binaries / "pg_isready"), "-q", "-h", HOST, "-p", str(port)]
+    argv = [str(binaries / "pg_isready"), "-q", "-h", HOST, "-p", str(port), "-U", SERVER_USER]
     return subprocess.run(argv, check=False, timeout=10).returncode == 0
 
 
@@ -158,7 +181,7 @@ def _initdb(binaries: Path, data: Path) -> None:
         user = pwd.getpwnam(SERVER_USER)
         for path in (data.parent, data):
             os.chown(path, user.pw_uid, user.pw_gid)
-    argv = [*_as_server_user(), str(binaries / "initdb"), "-D", str(data)]
+    argv = [*as_server_user(), str(binaries / "initdb"), "-D", str(data)]
     argv += ["-U", SERVER_USER, "--auth=trust", "--encoding=UTF8", "--locale=C"]
     _run(argv, "initdb")
 
@@ -174,7 +197,7 @@ def _bootstrap(binaries: Path, config: InfraConfig) -> None:
     _run([*psql, "-d", DATABASE, "-f", str(BOOTSTRAP_SQL)], "psql")
 
 
-def _as_server_user() -> list[str]:
+def as_server_user() -> list[str]:
     """setpriv execs in place, so the pid we track is the server's own."""
     if os.geteuid() != 0:
         return []

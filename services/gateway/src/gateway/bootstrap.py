@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import version
 
@@ -24,6 +25,9 @@ from gateway.adapters.rate_limits import WindowRateLimiter
 from gateway.adapters.refusal_log import RefusalLog
 from gateway.application import GatewayApp
 from gateway.domain.identity import IdentityMapping
+from gateway.entrypoints.console.login import OidcLogin
+from gateway.entrypoints.console.pages import ConsoleConfig
+from gateway.entrypoints.console.sessions import ConsoleSessions
 from gateway.entrypoints.http import build_http_app
 from gateway.ports import RefusalAudit
 from gateway.settings import GatewaySettings
@@ -75,11 +79,25 @@ async def gateway_http_app(
             audiences=settings.audiences(),
         )
         asgi = build_http_app(app, jwks=tokens.jwks(), max_body_bytes=settings.max_body_bytes,
-                              cors_origins=settings.cors_origins)  # fmt: skip
+                              cors_origins=settings.cors_origins,
+                              console=console_config(settings, http))  # fmt: skip
         try:
             yield asgi, app
         finally:
             await downstream.close()
+
+
+def console_config(settings: GatewaySettings, http: httpx.AsyncClient) -> ConsoleConfig:
+    """The audit console's login client and sessions (docs/console.md)."""
+    key = settings.console_session_key
+    login = OidcLogin(issuer=settings.oidc_issuer, client_id=settings.console_client_id,
+                      redirect_uri=f"{settings.console_public_url.rstrip('/')}/console/callback",
+                      http=http)  # fmt: skip
+    # Without a configured key, sessions end with the process anyway (they live in memory).
+    sessions = ConsoleSessions(key.get_secret_value() if key else secrets.token_urlsafe(32))
+    secure = settings.console_public_url.startswith("https:")
+    return ConsoleConfig(login=login, sessions=sessions, topics=settings.console_topics,
+                         secure_cookies=secure)  # fmt: skip
 
 
 class EmbeddedServer(uvicorn.Server):

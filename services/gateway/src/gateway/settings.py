@@ -3,7 +3,7 @@
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.audiences import service_audience
@@ -37,9 +37,11 @@ class GatewaySettings(BaseServiceSettings):
     patient_address: str = "127.0.0.1:18051"
     orders_address: str = "127.0.0.1:18052"
     results_address: str = "127.0.0.1:18053"
+    audit_address: str = "127.0.0.1:18055"
     patient_audience: str = service_audience("patient")
     orders_audience: str = service_audience("orders")
     results_audience: str = service_audience("results")
+    audit_audience: str = service_audience("audit")
     # Rate limits (the `limits` notation), per client and per user; storage memory or Redis.
     rate_limit: str = "100/minute"
     rate_limit_storage: str = "async+memory://"
@@ -50,14 +52,25 @@ class GatewaySettings(BaseServiceSettings):
     state_dir: Path = Path(".infra/gateway/state")
     max_body_bytes: int = Field(1_048_576, ge=1024)
     cors_origins: tuple[str, ...] = ("http://127.0.0.1:18057",)
+    # The audit console (/console/): the public client it logs in with (authorization code +
+    # PKCE), the gateway's URL as the browser sees it (the redirect URI is under it), the key
+    # that signs its session cookie (random per process when unset), the topics it verifies.
+    console_client_id: str = "companion-app"
+    console_public_url: str = "http://127.0.0.1:18080"
+    console_session_key: SecretStr | None = None
+    console_topics: tuple[str, ...] = (
+        "clinical.patient.events.v1",
+        "clinical.orders.events.v1",
+        "clinical.results.events.v1",
+    )
 
     def addresses(self) -> dict[str, str]:
         return {"patient": self.patient_address, "orders": self.orders_address,
-                "results": self.results_address}  # fmt: skip
+                "results": self.results_address, "audit": self.audit_address}  # fmt: skip
 
     def audiences(self) -> dict[str, str]:
         return {"patient": self.patient_audience, "orders": self.orders_audience,
-                "results": self.results_audience}  # fmt: skip
+                "results": self.results_audience, "audit": self.audit_audience}  # fmt: skip
 
     def production_refusals(self) -> list[str]:
         """Production mode (clinical_platform.production): keys from the provider over https."""

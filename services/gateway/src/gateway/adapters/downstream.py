@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 
+from clinical.audit.v1 import audit_pb2
 from clinical.orders.v1 import orders_pb2
 from clinical.patient.v1 import patient_pb2
 from clinical.results.v1 import results_pb2
@@ -28,6 +29,7 @@ SERVICES: Mapping[str, ServiceDescriptor] = {
     "patient": patient_pb2.DESCRIPTOR.services_by_name["PatientService"],
     "orders": orders_pb2.DESCRIPTOR.services_by_name["OrderService"],
     "results": results_pb2.DESCRIPTOR.services_by_name["ResultService"],
+    "audit": audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
 }
 
 

@@ -18,12 +18,13 @@ from gateway.entrypoints.fhir.outcomes import BASE_PATH, FHIR_JSON, Issue, opera
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _tracer = trace.get_tracer("gateway.http")
+CSP = b"content-security-policy"
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (CSP, b"default-src 'none'; frame-ancestors 'none'"),
 )
 
 
@@ -67,7 +68,12 @@ class EdgeMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                own = list(message.get("headers", []))
+                # A page that sets its own policy (the console's) keeps it: two CSP headers
+                # would both be enforced, and ours allows nothing.
+                has_csp = any(k.lower() == b"content-security-policy" for k, _ in own)
+                message["headers"] = [*own, *(h for h in extra
+                                              if not (has_csp and h[0] == CSP))]  # fmt: skip
                 span.set_attribute("http.response.status_code", int(message["status"]))
             await send(message)
 

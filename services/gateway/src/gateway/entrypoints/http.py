@@ -28,6 +28,7 @@ from gateway.application import (
     Route,
 )
 from gateway.entrypoints.bearer import bearer_of, scope_challenge, token_challenge
+from gateway.entrypoints.console.pages import ConsoleConfig, console_routes
 from gateway.entrypoints.edge import EdgeMiddleware, RequestTooLargeError, read_body
 from gateway.entrypoints.fhir.api import fhir_routes
 from gateway.entrypoints.routes import ROUTES
@@ -48,8 +49,10 @@ def error(status: int, code: str, message: str, *, details: Any = (),
 
 
 def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int,
-                   cors_origins: Sequence[str]) -> Starlette:  # fmt: skip
-    """The ASGI application: the routes of `ROUTES`, the FHIR API, the JWKS, whoami, health."""
+                   cors_origins: Sequence[str], console: ConsoleConfig | None = None,
+                   ) -> Starlette:  # fmt: skip
+    """The ASGI application: the routes of `ROUTES`, the FHIR API, the JWKS, whoami, health,
+    and the audit console when ``console`` is given."""
 
     # One answer per kind of refusal (RFC 6750's table, then ours): clearer flat than split.
     async def forward(request: Request, route: Route) -> Response:  # noqa: PLR0911
@@ -116,6 +119,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
         StarletteRoute("/api/v1/whoami", whoami, methods=["GET"]),
         *(StarletteRoute(r.path, endpoint(r.route, r.path), methods=[r.method]) for r in ROUTES),
         *fhir_routes(app, max_body_bytes=max_body_bytes),
+        *(console_routes(app, console) if console else ()),
     ]
     middleware = [
         Middleware(EdgeMiddleware, max_body_bytes=max_body_bytes),

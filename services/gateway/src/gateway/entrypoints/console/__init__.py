@@ -1,0 +1,1 @@
+"""The audit console: server-rendered pages for auditors at /console/ (docs/console.md)."""

@@ -1,0 +1,248 @@
+"""The audit console in a real browser (Debian's Chromium through Playwright): the auditor logs
+in on Keycloak's page, finds a patient's registration, order, signature and a lab user's read on
+the timeline, each with its actor, and verifies the orders topic; a clinician is refused.
+
+Patient, orders and audit run in this process against the real servers, trusting only this
+gateway's key. The gateway is served on 127.0.0.1:18057 because the realm's `companion-app`
+client allows redirects there (Keycloak keeps the realm it imported on its first start).
+Screenshots go to .infra/test-artifacts/console/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.keycloak import Keycloak
+from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from playwright.async_api import Page, async_playwright
+from pymongo.asynchronous.database import AsyncDatabase
+
+from audit.bootstrap import running_audit
+from audit.settings import AuditSettings
+from clinical_platform.clients.kafka import KafkaConnection, build_admin
+from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.tokens import TokenVerifier
+from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
+from gateway.bootstrap import gateway_http_app, http_server
+from gateway.settings import GatewaySettings
+from localinfra import chromium
+from orders.bootstrap import running_orders
+from orders.settings import OrdersSettings
+from patient.bootstrap import running_patient
+from patient.settings import PatientSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+# A redirect URI the realm's companion-app client allows (http://127.0.0.1:18057/*).
+CONSOLE_PORT = 18057
+BASE = f"http://127.0.0.1:{CONSOLE_PORT}"
+ARTIFACTS = Path(__file__).resolve().parents[4] / ".infra" / "test-artifacts" / "console"
+
+
+@dataclass
+class Stack:
+    orders_topic: str
+
+
+@pytest.fixture
+async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any],
+    second_database: AsyncDatabase[Any], tmp_path: Path, kafka_topic: TopicFactory,
+    transit_key: TransitKeyFactory, keycloak: Keycloak,
+) -> AsyncIterator[Stack]:  # fmt: skip
+    keys = tmp_path / "gateway-keys.pem"
+    rotate_key_file(keys)
+    public_pem = InternalTokenIssuer.from_pem_file(keys, issuer="", ttl_s=60).public_pem()
+
+    def verifier(audience: str) -> TokenVerifier:
+        return TokenVerifier.from_pem(public_pem, issuer="clinical-platform", audience=audience)
+
+    patient_service, orders_service = unique_name("patient-"), unique_name("orders-")
+    topics = [events_topic(patient_service), events_topic(orders_service)]
+    access = {"ACCESS_AUDIT_TOPIC": await kafka_topic(prefix="clinical.audit.access-test."),
+              "ACCESS_AUDIT_PARTITIONS": 1}  # fmt: skip
+    patient_settings = PatientSettings.model_validate({
+        **servers.as_env(), **access, "grpc_port": 0, "event_partitions": 1,
+        "mongodb_database": mongo_database.name, "state_dir": tmp_path / "patient",
+    })  # fmt: skip
+    orders_settings = OrdersSettings.model_validate({
+        **servers.as_env(), **access, "grpc_port": 0, "event_partitions": 1,
+        "event_log_name": orders_service, "patient_events_topic": topics[0],
+        "mongodb_database": second_database.name, "state_dir": tmp_path / "orders",
+    })  # fmt: skip
+    audit_settings = AuditSettings.model_validate({
+        **servers.as_env(), **access, "grpc_port": 0, "mongodb_database": mongo_database.name,
+        "VAULT_AUDIT_SIGNING_KEY": transit_key(key_type="ed25519"),
+        "read_model_name": unique_name("audit-"),
+        "event_topic_pattern": "^(" + "|".join(re.escape(t) for t in topics) + ")$",
+        "checkpoints_topic": await kafka_topic(prefix="test.checkpoints."),
+        "state_dir": tmp_path / "audit",
+    })  # fmt: skip
+    try:
+        async with AsyncExitStack() as running:
+            patient = await running.enter_async_context(running_patient(
+                patient_settings, service=patient_service, verifier=verifier("clinical-patient")
+            ))  # fmt: skip
+            orders = await running.enter_async_context(
+                running_orders(orders_settings, verifier=verifier("clinical-orders"))
+            )
+            audit = await running.enter_async_context(
+                running_audit(audit_settings, verifier=verifier("clinical-audit"))
+            )
+            ports = {}
+            for name, services in (("patient", patient.services), ("orders", orders.services),
+                                   ("audit", audit.services)):  # fmt: skip
+                server = await start_grpc_server(host="127.0.0.1", port=0, services=services)
+                running.push_async_callback(server.stop, 0)
+                ports[name] = f"127.0.0.1:{server.port}"
+            settings = GatewaySettings(
+                oidc_issuer=keycloak.issuer, signing_keys_file=keys, access_trail=False,
+                patient_address=ports["patient"], orders_address=ports["orders"],
+                audit_address=ports["audit"], console_public_url=BASE,
+                console_topics=(topics[1],),
+            )  # fmt: skip
+            asgi, _ = await running.enter_async_context(gateway_http_app(settings))
+            http = http_server(asgi, "127.0.0.1", CONSOLE_PORT)
+            serving = asyncio.create_task(http.serve())
+            for _ in range(500):  # uvicorn says when it listens, by a flag only
+                if http.started:
+                    break
+                await asyncio.sleep(0.01)
+            try:
+                yield Stack(orders_topic=topics[1])
+            finally:
+                http.should_exit = True
+                await serving
+    finally:
+        admin = build_admin(KafkaConnection.from_settings(patient_settings))
+        await admin.start()
+        try:
+            await admin.delete_topics(topics)
+        finally:
+            await admin.close()
+
+
+def subject_of(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def otp_login(keycloak: Keycloak, username: str, scope: str) -> str:
+    """A login with the user's one-time code. Keycloak takes each code once, and another
+    process (a parallel test run) may have used this window's: then the next code does."""
+    for _ in range(2):
+        try:
+            return await asyncio.to_thread(keycloak.user_token, username, scope, otp=True)
+        except AssertionError as refused:
+            if "invalid_grant" not in str(refused):
+                raise
+    return await asyncio.to_thread(keycloak.user_token, username, scope, otp=True)
+
+
+async def register_order_sign_and_read(keycloak: Keycloak) -> tuple[str, dict[str, str]]:
+    """The clinical flow through the gateway's API; the patient id and each step's actor."""
+    registrar = keycloak.user_token("registrar", "user/Patient.cruds")
+    clinician = await otp_login(keycloak, "clinician", "user/*.cruds")
+    lab = keycloak.user_token("lab", "user/*.rs")
+    async with httpx.AsyncClient(base_url=BASE, timeout=30) as api:
+        created = await api.post("/fhir/r4/Patient", headers={
+            **auth(registrar), "content-type": "application/fhir+json"}, json={
+            "resourceType": "Patient", "name": [{"family": "Okafor", "given": ["Chiamaka"]}],
+            "identifier": [{"system": "urn:mrn:console-test", "value": secrets.token_hex(8)}],
+            "gender": "female", "birthDate": "1979-11-23"})  # fmt: skip
+        assert created.status_code == 201, created.text
+        patient_id = str(created.json()["id"])
+        placed = await api.post("/api/v1/orders", headers=auth(clinician), json={
+            "request_id": str(uuid.uuid4()), "patient_id": patient_id, "test_code": "2823-3",
+            "priority": "PRIORITY_ROUTINE",
+            "reason_codes": [{"system": "CODE_SYSTEM_ICD10", "code": "N18.3"}]})  # fmt: skip
+        assert placed.status_code == 200, placed.text
+        order_id = str(placed.json()["order_id"])
+        signed = await api.post(f"/api/v1/orders/{order_id}/sign", headers=auth(clinician),
+                                json={"request_id": str(uuid.uuid4())})  # fmt: skip
+        assert signed.status_code == 200, signed.text
+        read = await api.get(f"/api/v1/orders/{order_id}", headers=auth(lab))
+        assert read.status_code == 200, read.text
+    return patient_id, {"PatientRegistered": subject_of(registrar),
+                        "OrderPlaced": subject_of(clinician), "OrderSigned": subject_of(clinician),
+                        "READ GetOrder": subject_of(lab)}  # fmt: skip
+
+
+async def log_in(page: Page, username: str) -> None:
+    await page.goto(f"{BASE}/console/")
+    await page.click("#login")
+    await page.fill("#username", username)
+    await page.fill("#password", f"{username}-local")
+    await page.click("#kc-login")
+
+
+async def timeline_rows(page: Page, patient_id: str) -> dict[str, str]:
+    """What → actor, of each row of the timeline (the first row of each kind: newest)."""
+    await page.goto(f"{BASE}/console/")
+    await page.fill("#patient_id", patient_id)
+    await page.click("#show-timeline")
+    await page.locator("#timeline").wait_for()
+    rows: dict[str, str] = {}
+    for row in await page.locator("#timeline tbody tr").all():
+        cells = await row.locator("td").all_inner_texts()
+        if len(cells) == 12:
+            rows.setdefault(cells[2].splitlines()[0].strip(), cells[5].strip())
+    return rows
+
+
+async def test_an_auditor_traces_a_patients_record_and_verifies_the_log_a_clinician_is_refused(
+    stack: Stack, keycloak: Keycloak
+) -> None:
+    patient_id, actors = await register_order_sign_and_read(keycloak)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    executable = chromium.install()  # Debian's package, never a downloaded browser
+    async with async_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        browser = await playwright.chromium.launch(executable_path=str(executable),
+                                                   args=["--no-sandbox"])  # fmt: skip
+        try:
+            page = await browser.new_page()
+            await log_in(page, "auditor")
+            await page.wait_for_url(f"{BASE}/console/", timeout=30_000)
+            await page.locator("#patient_id").wait_for()
+            rows: dict[str, str] = {}
+            for _ in range(60):  # the audit service follows the log: wait for every step
+                rows = await timeline_rows(page, patient_id)
+                if all(step in rows for step in actors):
+                    break
+                await asyncio.sleep(1)
+            assert {step: rows.get(step) for step in actors} == actors
+            assert patient_id not in page.url
+            await page.screenshot(path=ARTIFACTS / "timeline.png", full_page=True)
+
+            await page.click("text=Integrity")
+            await page.click(f"button[aria-label='Verify {stack.orders_topic} now']")
+            await page.locator("#verdict").wait_for()
+            assert await page.inner_text("#verdict") == "OK"
+            await page.screenshot(path=ARTIFACTS / "integrity.png", full_page=True)
+
+            refused = await (await browser.new_context()).new_page()
+            await log_in(refused, "clinician-no-otp")
+            await refused.locator("#refused").wait_for(timeout=30_000)
+            assert "for auditors only" in await refused.inner_text("main")
+            await refused.screenshot(path=ARTIFACTS / "clinician-refused.png", full_page=True)
+            await refused.goto(f"{BASE}/console/")
+            assert await refused.locator("#login").count() == 1  # no session was opened
+        finally:
+            await browser.close()

@@ -34,14 +34,13 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical_platform.eventlog.topics import events_topic
-from clinical_platform.grpc_server import start_grpc_server
-from clinical_platform.tokens import TokenVerifier
-from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from gateway.application import GatewayApp
 from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
 from results.bootstrap import running_results
 from results.settings import ResultsSettings
+
+from .conftest import internal_verifiers, serve
 
 pytestmark = pytest.mark.integration
 
@@ -60,12 +59,7 @@ async def fhir(
     """The gateway's FHIR base in front of an orders and a results service of this test's own,
     results following the orders' event topic."""
     keys = tmp_path / "gateway-keys.pem"
-    rotate_key_file(keys)
-    public_pem = InternalTokenIssuer.from_pem_file(keys, issuer="", ttl_s=60).public_pem()
-
-    def verifier(audience: str) -> TokenVerifier:
-        return TokenVerifier.from_pem(public_pem, issuer="clinical-platform", audience=audience)
-
+    verifier = internal_verifiers(keys)
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
     orders_log, results_log = unique_name("orders-"), unique_name("results-")
 
@@ -87,11 +81,8 @@ async def fhir(
             results = await stack.enter_async_context(
                 running_results(results_settings, verifier=verifier("clinical-results"))
             )
-            addresses = {}
-            for name, services in (("orders", orders.services), ("results", results.services)):
-                server = await start_grpc_server(host="127.0.0.1", port=0, services=services)
-                stack.push_async_callback(server.stop, 0)
-                addresses[f"{name}_address"] = f"127.0.0.1:{server.port}"
+            addresses = await serve(stack, {"orders": orders.services,
+                                            "results": results.services})  # fmt: skip
             client, _ = await make_gateway(
                 signing_keys_file=keys, orders_audience="clinical-orders",
                 results_audience="clinical-results", **addresses,

@@ -19,7 +19,7 @@ from gateway.entrypoints.http import build_http_app
 from gateway.ports import DownstreamAnswer, DownstreamCall, TokenRejectedError
 
 AUDIENCES = {"patient": "clinical-patient", "orders": "clinical-orders",
-             "results": "clinical-results"}  # fmt: skip
+             "results": "clinical-results", "audit": "clinical-audit"}  # fmt: skip
 
 
 class FakeVerifier:

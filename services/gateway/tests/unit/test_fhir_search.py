@@ -114,7 +114,7 @@ def test_the_capability_statement_lists_exactly_the_search_parameters() -> None:
     patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
     assert {p["name"] for p in patient["searchParam"]} == set(PARAMETERS)
     assert {i["code"] for i in patient["interaction"]} == {
-        "read", "vread", "search-type", "create", "update",
+        "read", "vread", "history-instance", "search-type", "create", "update",
     }  # fmt: skip
     assert statement["fhirVersion"] == "4.0.1"
 
@@ -125,10 +125,11 @@ def test_the_capability_statement_lists_each_resource_with_its_interactions_and_
     statement = capability_statement(BASE, software_version="0.1.0", date="2026-12-07")
     served = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert {kind: {i["code"] for i in r["interaction"]} for kind, r in served.items()} == {
-        "Patient": {"read", "vread", "search-type", "create", "update"},
-        "ServiceRequest": {"read", "vread", "search-type", "create", "update"},
+        "Patient": {"read", "vread", "history-instance", "search-type", "create", "update"},
+        "ServiceRequest": {"read", "vread", "history-instance", "search-type", "create", "update"},
         "DiagnosticReport": {"read", "vread", "search-type"},
         "Observation": {"read", "search-type"},
+        "Provenance": {"search-type"},
     }  # fmt: skip
     assert {p["name"] for p in served["ServiceRequest"]["searchParam"]} == {
         "patient", "subject", "status", "_count", "_page_token"

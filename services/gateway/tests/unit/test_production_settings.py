@@ -21,5 +21,5 @@ def test_an_identity_provider_over_plain_http_is_refused_in_production() -> None
 def test_each_downstream_service_gets_its_own_audience() -> None:
     assert load_settings(GatewaySettings).audiences() == {
         "patient": "clinical-patient", "orders": "clinical-orders",
-        "results": "clinical-results",
+        "results": "clinical-results", "audit": "clinical-audit",
     }  # fmt: skip

@@ -1,6 +1,8 @@
 """The FHIR R4 routes under ``/fhir/r4``: the CapabilityStatement, Patient (patient service),
-ServiceRequest (orders), DiagnosticReport and Observation (results), each interaction done by
-the services' gRPC commands and queries; anything else is a 404 or 405 OperationOutcome."""
+ServiceRequest (orders), DiagnosticReport and Observation (results), the ``_history`` of Patient
+and ServiceRequest and their Provenance (the audit service's History of the event log), each
+interaction done by the services' gRPC commands and queries; anything else is a 404 or 405
+OperationOutcome."""
 
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ from gateway.entrypoints.fhir.exchange import (
     base_url,
     endpoint,
     fhir_response,
+)
+from gateway.entrypoints.fhir.history_api import (
+    PATIENT_VERSIONS,
+    SERVICE_REQUEST_VERSIONS,
+    HistoryApi,
 )
 from gateway.entrypoints.fhir.outcomes import BASE_PATH, FhirError
 from gateway.entrypoints.fhir.patient_api import PatientApi
@@ -40,6 +47,7 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
         ServiceRequestApi(exchange),
         ResultApi(exchange),
     )
+    histories = HistoryApi(exchange, (PATIENT_VERSIONS, SERVICE_REQUEST_VERSIONS))
     started = datetime.now(UTC).isoformat(timespec="seconds")
     software_version = package_version("clinical-gateway")
 
@@ -52,9 +60,11 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
         ("/metadata", {"GET": metadata}),
         ("/Patient", {"GET": patients.search, "POST": patients.create}),
         ("/Patient/{id}", {"GET": patients.read, "PUT": patients.update}),
+        ("/Patient/{id}/_history", {"GET": histories.history("Patient")}),
         ("/Patient/{id}/_history/{vid}", {"GET": patients.vread}),
         ("/ServiceRequest", {"GET": orders.search, "POST": orders.create}),
         ("/ServiceRequest/{id}", {"GET": orders.read, "PUT": orders.update}),
+        ("/ServiceRequest/{id}/_history", {"GET": histories.history("ServiceRequest")}),
         ("/ServiceRequest/{id}/_history/{vid}", {"GET": orders.vread}),
         ("/ServiceRequest/{id}/$sign", {"POST": orders.sign}),
         ("/DiagnosticReport", {"GET": results.search_reports}),
@@ -62,6 +72,7 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
         ("/DiagnosticReport/{id}/_history/{vid}", {"GET": results.vread_report}),
         ("/Observation", {"GET": results.search_observations}),
         ("/Observation/{id}", {"GET": results.read_observation}),
+        ("/Provenance", {"GET": histories.search_provenance}),
         ("/{rest:path}", dict.fromkeys(_METHODS, _unknown)),
     )
     return [

@@ -26,9 +26,12 @@ _PAGES = {
 }
 _BASED_ON = {"based-on": ("reference", "ServiceRequest/<id>: the order's results")}
 _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
-    "Patient": (("read", "vread", "search-type", "create", "update"), _PATIENT_PARAMETERS),
+    "Patient": (
+        ("read", "vread", "history-instance", "search-type", "create", "update"),
+        _PATIENT_PARAMETERS,
+    ),
     "ServiceRequest": (
-        ("read", "vread", "search-type", "create", "update"),
+        ("read", "vread", "history-instance", "search-type", "create", "update"),
         {**_PATIENT_OF, "status": ("token", "draft | active | completed | revoked"), **_PAGES},
     ),
     "DiagnosticReport": (("read", "vread", "search-type"), {**_PATIENT_OF, **_BASED_ON, **_PAGES}),
@@ -38,7 +41,19 @@ _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
         "category": ("token", "laboratory (every result's); filters each page"),
         **_PAGES,
     }),
+    "Provenance": (("search-type",), {
+        "target": ("reference", "Patient/<id> or ServiceRequest/<id> (required): one "
+                   "Provenance per version recorded"),
+    }),
 }  # fmt: skip
+# history-instance lists every version from the event log (auditors); vread still serves only
+# the current version's content, hence readHistory false.
+_HISTORY = dict.fromkeys(
+    ("Patient", "ServiceRequest"),
+    "every version recorded (the event log's, through the audit service: auditors only), "
+    "newest first, without the versions' contents; who, when and why in "
+    "Provenance?target=<type>/<id>",
+)
 # Versioned updates take If-Match; ServiceRequest updates revoke only (see the documentation).
 _UPDATES = {"Patient": "updates the demographics",
             "ServiceRequest": "revokes the order: status revoked, with the reason in the "
@@ -76,10 +91,7 @@ def _resource(kind: str, interactions: tuple[str, ...],
     resource: dict[str, Any] = {
         "type": kind,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{kind}",
-        "interaction": [
-            {"code": code, "documentation": _UPDATES[kind]} if code == "update" else {"code": code}
-            for code in interactions
-        ],
+        "interaction": [_interaction(kind, code) for code in interactions],
         "versioning": "versioned-update" if "update" in interactions else "versioned",
         "readHistory": False,
         "updateCreate": False,
@@ -98,3 +110,8 @@ def _resource(kind: str, interactions: tuple[str, ...],
                              "(SMART update scope; a multi-factor login); If-Match is honoured",
         }]  # fmt: skip
     return resource
+
+
+def _interaction(kind: str, code: str) -> dict[str, str]:
+    documentation = {"update": _UPDATES, "history-instance": _HISTORY}.get(code, {}).get(kind)
+    return {"code": code, "documentation": documentation} if documentation else {"code": code}

@@ -78,7 +78,7 @@ class PatientApi:
         return await read(request, self._exchange, PATIENTS)
 
     async def vread(self, request: Request) -> Response:
-        """vread: the current version only, until the event log serves ``_history``."""
+        """vread: the current version only (``_history`` lists the earlier ones)."""
         return await vread(request, self._exchange, PATIENTS)
 
     async def create(self, request: Request) -> Response:

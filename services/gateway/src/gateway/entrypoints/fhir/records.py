@@ -107,15 +107,16 @@ async def read(request: Request, exchange: FhirExchange, source: RecordSource) -
 
 
 async def vread(request: Request, exchange: FhirExchange, source: RecordSource) -> Response:
-    """vread: the current version only, until the event log serves ``_history``."""
+    """vread: the current version only, until a service reads earlier ones (``_history`` lists
+    every version, without contents)."""
     caller = await exchange.caller(request)
     record_id = known_id(request, source.kind)
     wanted = wanted_version(request, source.kind)
     record = await source.record(exchange, caller, record_id, wanted, request)
     if int(record.get("version", 0)) != wanted:
         raise FhirError.of(
-            404, "not-found", f"only the current version of a {source.kind} is served; earlier "
-            "versions (_history) are not implemented yet",
+            404, "not-found", f"only the current version of a {source.kind} is served; the "
+            "contents of earlier versions are not (_history lists them)",
         )  # fmt: skip
     return fhir_response(source.present(record), headers={"ETag": etag(wanted)})
 

@@ -1,0 +1,119 @@
+"""``_history`` and Provenance, served from the event log by the audit service's History RPC
+(auditors only: the audit service decides; the token needs the resource's read scope, or
+Provenance's search scope).
+
+``GET [base]/Patient/<id>/_history`` (and ServiceRequest's) is a ``history`` Bundle of every
+version recorded, newest first; ``GET [base]/Provenance?target=Patient/<id>`` a searchset of one
+Provenance per version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.application import Route
+from gateway.domain.identity import Caller
+from gateway.domain.scopes import Interaction
+from gateway.entrypoints.fhir.exchange import (
+    FhirExchange,
+    Handler,
+    base_url,
+    fhir_response,
+    preference,
+)
+from gateway.entrypoints.fhir.listing import (
+    ListQuery,
+    given_parameters,
+    invalid,
+    page_bundle,
+    reference_id,
+)
+from gateway.entrypoints.fhir.outcomes import FhirError, status_error
+from gateway.entrypoints.fhir.provenance import history_bundle, provenance
+from gateway.entrypoints.fhir.records import known_id, route
+
+# The audit service's largest page; a record's versions are read whole, up to the cap.
+_PAGE_SIZE = 1000
+MAX_VERSIONS = 10 * _PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A resource type whose versions are events of one aggregate type on the log."""
+
+    kind: str  # the FHIR resource type, e.g. "Patient"
+    aggregate_type: str  # the event envelope's, e.g. "Patient"
+
+
+PATIENT_VERSIONS = Versioned("Patient", "Patient")
+SERVICE_REQUEST_VERSIONS = Versioned("ServiceRequest", "Order")
+_PROVENANCE = route("audit", "Provenance", "History", Interaction.SEARCH)
+
+
+class HistoryApi:
+    """Versions of records, as History answers them, over `FhirExchange`."""
+
+    def __init__(self, exchange: FhirExchange, served: Sequence[Versioned]) -> None:
+        self._exchange = exchange
+        self._served = {v.kind: v for v in served}
+
+    def history(self, kind: str) -> Handler:
+        """history-instance of ``kind``: every version of one record, newest first; 404 if
+        none (the token needs ``kind``'s read scope)."""
+        versioned = self._served[kind]
+        via = route("audit", kind, "History", Interaction.READ)
+
+        async def history(request: Request) -> Response:
+            caller = await self._exchange.caller(request)
+            record_id = known_id(request, kind)
+            changes = await self._changes(caller, versioned, record_id, request, via)
+            return fhir_response(history_bundle(kind, record_id, changes, base_url(request)))
+
+        return history
+
+    async def search_provenance(self, request: Request) -> Response:
+        """search-type: ``target=<type>/<id>`` (required), one Provenance per version."""
+        strict = preference(request, "handling") == "strict"
+        given = given_parameters(list(request.query_params.multi_items()), {"target"},
+                                 strict=strict)  # fmt: skip
+        caller = await self._exchange.caller(request)
+        kinds = " or ".join(sorted(self._served))
+        if "target" not in given:
+            raise FhirError.of(400, "required", f"target is required: {kinds}/<id>",
+                               expression=("target",))  # fmt: skip
+        kind = given["target"].split("/", 1)[0]
+        if kind not in self._served:
+            raise invalid(f"target: give {kinds}/<id>")
+        versioned = self._served[kind]
+        record_id = reference_id("target", given["target"], kind)
+        changes = await self._changes(caller, versioned, record_id, request, _PROVENANCE)
+        resources = [provenance(kind, c) for c in changes]
+        query = ListQuery({}, (("target", f"{kind}/{record_id}"),), len(resources) or 1)
+        return fhir_response(page_bundle("Provenance", query, resources, next_token="",
+                                         base=base_url(request)))  # fmt: skip
+
+    async def _changes(self, caller: Caller, versioned: Versioned, record_id: str,
+                       request: Request, via: Route) -> list[Mapping[str, Any]]:  # fmt: skip
+        """Every change History reports for the record, oldest first; 404 when there is none."""
+        changes: list[Mapping[str, Any]] = []
+        values: dict[str, Any] = {"aggregate_id": record_id, "page_size": _PAGE_SIZE}
+        while True:
+            answer = await self._exchange.call(caller, via, values, request)
+            if answer.status != "OK":
+                raise status_error(answer)
+            changes.extend(c for c in answer.body.get("changes", [])
+                           if c.get("aggregate_type") == versioned.aggregate_type)  # fmt: skip
+            token = answer.body.get("next_page_token", "")
+            if not token:
+                break
+            if len(changes) >= MAX_VERSIONS:
+                raise FhirError.of(422, "too-costly", f"over {MAX_VERSIONS} versions recorded")
+            values["page_token"] = token
+        if not changes:
+            raise FhirError.of(404, "not-found", f"no {versioned.kind} has this id")
+        return changes

@@ -1,0 +1,199 @@
+"""``_history`` and Provenance of a Patient through the gateway: the real patient service writes
+the events, the real audit service reads them back from the event log (History), Keycloak's
+registrar writes and its auditor reads. Whatever the gateway answers is checked with the
+``fhir.resources`` R4B models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
+from clinical_testing.kafka import delete_event_log
+from clinical_testing.keycloak import Keycloak
+from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.provenance import Provenance
+from pymongo.asynchronous.database import AsyncDatabase
+
+from audit.bootstrap import running_audit
+from audit.settings import AuditSettings
+from clinical_platform.eventlog.topics import events_topic
+from gateway.application import GatewayApp
+from gateway.domain.scopes import Interaction
+from gateway.entrypoints.fhir.records import route
+from patient.bootstrap import running_patient
+from patient.settings import PatientSettings
+
+from .conftest import GatewayFactory, internal_verifiers, serve
+
+pytestmark = pytest.mark.integration
+
+FHIR = {"content-type": "application/fhir+json"}
+LINK = route("patient", "Patient", "LinkPatients", Interaction.UPDATE)
+
+
+@dataclass
+class Stack:
+    """The gateway's FHIR base over a patient service and an audit service of this test's own."""
+
+    client: httpx.AsyncClient
+    app: GatewayApp
+
+
+@pytest.fixture
+async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], tmp_path: Path,
+    kafka_topic: TopicFactory, transit_key: TransitKeyFactory, make_gateway: GatewayFactory,
+) -> AsyncIterator[Stack]:  # fmt: skip
+    keys = tmp_path / "gateway-keys.pem"
+    verifier = internal_verifiers(keys)
+    patient_log = unique_name("patient-")
+    access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
+    patient_settings = PatientSettings.model_validate(isolated_service_values(
+        servers, event_log_name=patient_log, database=mongo_database.name,
+        state_dir=tmp_path / "patient", access_topic=access_topic,
+    ))  # fmt: skip
+    audit_settings = AuditSettings.model_validate({
+        **servers.as_env(), "grpc_port": 0, "mongodb_database": mongo_database.name,
+        "VAULT_AUDIT_SIGNING_KEY": transit_key(key_type="ed25519"),
+        "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
+        "read_model_name": unique_name("audit-"),
+        "event_topic_pattern": f"^{re.escape(events_topic(patient_log))}$",
+        "checkpoints_topic": await kafka_topic(prefix="test.checkpoints."),
+        "state_dir": tmp_path / "audit",
+    })  # fmt: skip
+    try:
+        async with AsyncExitStack() as running:
+            patient = await running.enter_async_context(
+                running_patient(patient_settings, verifier=verifier("clinical-patient"))
+            )
+            audit = await running.enter_async_context(
+                running_audit(audit_settings, verifier=verifier("clinical-audit"))
+            )
+            addresses = await serve(running, {"patient": patient.services,
+                                              "audit": audit.services})  # fmt: skip
+            client, app = await make_gateway(signing_keys_file=keys, **addresses)
+            client.base_url = httpx.URL("http://gateway/fhir/r4/")
+            yield Stack(client, app)
+    finally:
+        await delete_event_log(servers.kafka_bootstrap_servers, patient_log)
+
+
+@pytest.fixture(scope="module")
+def registrar_token(keycloak: Keycloak) -> str:
+    return keycloak.user_token("registrar", "user/Patient.cruds")
+
+
+@pytest.fixture(scope="module")
+def auditor(keycloak: Keycloak) -> dict[str, str]:
+    return {"authorization": f"Bearer {keycloak.user_token('auditor', 'user/*.rs')}"}
+
+
+def outcome(answer: httpx.Response, status: int) -> OperationOutcome:
+    assert answer.status_code == status, answer.text
+    return OperationOutcome.model_validate(answer.json())
+
+
+async def registered(client: httpx.AsyncClient, headers: dict[str, str], family: str) -> str:
+    resource = {
+        "resourceType": "Patient", "name": [{"family": family, "given": ["Chiamaka"]}],
+        "identifier": [{"system": "urn:mrn:gateway-test", "value": secrets.token_hex(8)}],
+        "gender": "female", "birthDate": "1979-11-23",
+    }  # fmt: skip
+    created = await client.post("Patient", headers={**FHIR, **headers}, json=resource)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def updated(client: httpx.AsyncClient, headers: dict[str, str], patient_id: str,
+                  birth_date: str) -> None:  # fmt: skip
+    current = (await client.get(f"Patient/{patient_id}", headers=headers)).json()
+    changed = {**current, "birthDate": birth_date}
+    answer = await client.put(f"Patient/{patient_id}", headers={**FHIR, **headers}, json=changed)
+    assert answer.status_code == 200, answer.text
+
+
+async def history_of(client: httpx.AsyncClient, headers: dict[str, str], patient_id: str,
+                     versions: int) -> dict[str, Any]:  # fmt: skip
+    """The history Bundle once the audit service has read ``versions`` versions from the log
+    (its projection is asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        answer = await client.get(f"Patient/{patient_id}/_history", headers=headers)
+        if answer.status_code == 200 and answer.json()["total"] >= versions:
+            return dict(answer.json())
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(answer.text)
+        await asyncio.sleep(0.3)
+
+
+async def test_history_of_a_registered_updated_and_linked_patient_is_every_version_with_actors(
+    stack: Stack, registrar_token: str, auditor: dict[str, str]
+) -> None:
+    registrar = {"authorization": f"Bearer {registrar_token}"}
+    family = f"Eze{secrets.token_hex(6)}"
+    pair = [await registered(stack.client, registrar, family),
+            await registered(stack.client, registrar, f"Obi{secrets.token_hex(6)}")]  # fmt: skip
+    # A link is recorded on the pair's anchor, the record with the lower id (the proto says so).
+    patient_id, other_id = sorted(pair)
+    await updated(stack.client, registrar, patient_id, "1979-11-24")
+    await updated(stack.client, registrar, patient_id, "1979-11-25")
+    caller = await stack.app.authenticate(registrar_token)
+    link = {"request_id": str(uuid.uuid4()), "patient_id": patient_id,
+            "other_patient_id": other_id}  # fmt: skip
+    linked = await stack.app.perform(caller, LINK, link)
+    assert (linked.status, linked.body.get("anchor_patient_id")) == ("OK", patient_id), linked
+
+    # Four changes, five versions: registering records the match assessment as version 2.
+    bundle = await history_of(stack.client, auditor, patient_id, versions=5)
+
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "history"
+    assert bundle["total"] == 5
+    assert [e["response"]["etag"] for e in bundle["entry"]] == [f'W/"{v}"' for v in range(5, 0, -1)]
+    assert [e["request"]["method"] for e in bundle["entry"]] == ["PUT"] * 4 + ["POST"]
+    modified = [e["response"]["lastModified"] for e in bundle["entry"]]
+    assert modified == sorted(modified, reverse=True)
+    provenances = await stack.client.get(
+        "Provenance", params={"target": f"Patient/{patient_id}"}, headers=auditor
+    )
+    assert provenances.status_code == 200, provenances.text
+    Bundle.model_validate(provenances.json())
+    resources = [e["resource"] for e in provenances.json()["entry"]]
+    for resource in resources:
+        Provenance.model_validate(resource)
+    assert [r["activity"]["text"] for r in resources] == [
+        "PatientRegistered", "PatientMatchAssessed", "DemographicsUpdated",
+        "DemographicsUpdated", "PatientsLinked",
+    ]  # fmt: skip
+    registrar_subject = caller.principal.subject
+    assert {r["agent"][0]["who"]["identifier"]["value"] for r in resources} == {registrar_subject}
+    assert all([c["coding"][0]["code"] for c in r["agent"][0]["role"]] == ["registrar"]
+               for r in resources)  # fmt: skip
+    # Metadata only: the demographics never travel through the audit service.
+    assert all(family not in text for text in (provenances.text, str(bundle)))
+
+
+async def test_history_is_for_auditors_and_unknown_records_are_404(
+    stack: Stack, registrar_token: str, auditor: dict[str, str]
+) -> None:
+    registrar = {"authorization": f"Bearer {registrar_token}"}
+    patient_id = await registered(stack.client, registrar, f"Nwosu{secrets.token_hex(6)}")
+    await history_of(stack.client, auditor, patient_id, versions=1)
+    refused = await stack.client.get(f"Patient/{patient_id}/_history", headers=registrar)
+    assert outcome(refused, 403).issue[0].code == "forbidden"
+    outcome(await stack.client.get(f"Patient/{uuid.uuid4()}/_history", headers=auditor), 404)
+    missing = await stack.client.get("Provenance", headers=auditor)
+    assert outcome(missing, 400).issue[0].expression == ["target"]

@@ -38,7 +38,7 @@ from clinical_platform.tokens import TokenVerifier
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from gateway.bootstrap import gateway_http_app, http_server
 from gateway.settings import GatewaySettings
-from localinfra import chromium
+from localinfra import axe, chromium
 from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
 from patient.bootstrap import running_patient
@@ -184,6 +184,18 @@ async def register_order_sign_and_read(keycloak: Keycloak) -> tuple[str, dict[st
                         "READ GetOrder": subject_of(lab)}  # fmt: skip
 
 
+async def serious_violations(page: Page, axe_script: str) -> list[str]:
+    """axe-core's serious and critical violations on the page (WCAG 2.x A and AA rules)."""
+    # Evaluated through the DevTools protocol: the page's CSP (no script) does not apply.
+    await page.evaluate(axe_script)
+    results = await page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})"
+    )
+    return [f"{v['id']}: {v['help']}" for v in results["violations"]
+            if v["impact"] in ("serious", "critical")]  # fmt: skip
+
+
 async def log_in(page: Page, username: str) -> None:
     await page.goto(f"{BASE}/console/")
     await page.click("#login")
@@ -195,8 +207,12 @@ async def log_in(page: Page, username: str) -> None:
 async def timeline_rows(page: Page, patient_id: str) -> dict[str, str]:
     """What → actor, of each row of the timeline (the first row of each kind: newest)."""
     await page.goto(f"{BASE}/console/")
-    await page.fill("#patient_id", patient_id)
-    await page.click("#show-timeline")
+    # By keyboard: the skip link comes first, the field takes the id, Enter submits.
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.className") == "skip"
+    await page.focus("#patient_id")
+    await page.keyboard.type(patient_id)
+    await page.keyboard.press("Enter")
     await page.locator("#timeline").wait_for()
     rows: dict[str, str] = {}
     for row in await page.locator("#timeline tbody tr").all():
@@ -212,6 +228,7 @@ async def test_an_auditor_traces_a_patients_record_and_verifies_the_log_a_clinic
     patient_id, actors = await register_order_sign_and_read(keycloak)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     executable = chromium.install()  # Debian's package, never a downloaded browser
+    axe_script = axe.install().read_text()  # the npm package, installed into the cache
     async with async_playwright() as playwright:
         # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
         browser = await playwright.chromium.launch(executable_path=str(executable),
@@ -221,6 +238,7 @@ async def test_an_auditor_traces_a_patients_record_and_verifies_the_log_a_clinic
             await log_in(page, "auditor")
             await page.wait_for_url(f"{BASE}/console/", timeout=30_000)
             await page.locator("#patient_id").wait_for()
+            assert await serious_violations(page, axe_script) == []
             rows: dict[str, str] = {}
             for _ in range(60):  # the audit service follows the log: wait for every step
                 rows = await timeline_rows(page, patient_id)
@@ -230,19 +248,23 @@ async def test_an_auditor_traces_a_patients_record_and_verifies_the_log_a_clinic
             assert {step: rows.get(step) for step in actors} == actors
             assert patient_id not in page.url
             await page.screenshot(path=ARTIFACTS / "timeline.png", full_page=True)
+            assert await serious_violations(page, axe_script) == []
 
             await page.click("text=Integrity")
-            await page.click(f"button[aria-label='Verify {stack.orders_topic} now']")
+            await page.click(f"button[aria-label='Verify now: {stack.orders_topic}']")
             await page.locator("#verdict").wait_for()
             assert await page.inner_text("#verdict") == "OK"
             await page.screenshot(path=ARTIFACTS / "integrity.png", full_page=True)
+            assert await serious_violations(page, axe_script) == []
 
             refused = await (await browser.new_context()).new_page()
             await log_in(refused, "clinician-no-otp")
             await refused.locator("#refused").wait_for(timeout=30_000)
             assert "for auditors only" in await refused.inner_text("main")
             await refused.screenshot(path=ARTIFACTS / "clinician-refused.png", full_page=True)
+            assert await serious_violations(refused, axe_script) == []
             await refused.goto(f"{BASE}/console/")
             assert await refused.locator("#login").count() == 1  # no session was opened
+            assert await serious_violations(refused, axe_script) == []
         finally:
             await browser.close()

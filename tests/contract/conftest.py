@@ -81,7 +81,9 @@ async def platform(
     def own(service: str) -> dict[str, Any]:
         return shared | {"mongodb_database": databases[service], "state_dir": state / service}
 
-    patient = PatientSettings.model_validate(own("patient"))
+    patient = PatientSettings.model_validate(
+        own("patient") | {"orders_events_topic": topics["orders"]}
+    )
     orders = OrdersSettings.model_validate(
         own("orders")
         | {"event_log_name": logs["orders"], "results_events_topic": topics["results"]}

@@ -128,6 +128,7 @@ async def _story(
         patient_pb2.RegisterPatientRequest(request_id=str(uuid.uuid4()), demographics=demographics),
         metadata=hospital.registrar(), timeout=TIMEOUT_S,
     )  # fmt: skip
+    await hospital.put_in_care(registered.patient_id)  # the clinician reads their records
     await hospital.patient.GetPatient(
         patient_pb2.GetPatientRequest(
             patient_id=registered.patient_id, min_version=registered.version

@@ -89,6 +89,8 @@ async def _register(hospital: Hospital) -> patient_pb2.RegisterPatientResponse:
     response: patient_pb2.RegisterPatientResponse = await hospital.patient.RegisterPatient(
         request, metadata=hospital.registrar(), timeout=TIMEOUT_S
     )
+    # The hospital's clinician reads the patient's records: they are in their care.
+    await hospital.put_in_care(response.patient_id)
     return response
 
 

@@ -75,6 +75,15 @@ def test_every_alert_has_a_runbook_it_links_to() -> None:
         assert name in (RUNBOOKS / "README.md").read_text()
 
 
+def test_a_break_glass_read_asks_for_a_review_per_service() -> None:
+    rule = alerts()["ClinicalBreakGlassRead"]
+
+    assert "clinical_break_glass_reads_total" in rule["expr"]
+    assert "by (service)" in rule["expr"]
+    assert rule["labels"]["severity"] == "ticket"
+    assert "for" not in rule  # every read is reviewed: none may hide in a short burst
+
+
 def test_alert_labels_are_bounded() -> None:
     for name, rule in alerts().items():
         assert rule["labels"]["severity"] in {"page", "ticket", "warning"}, name

@@ -22,10 +22,12 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
+from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
+from clinical_platform.care.relationships import CARE_RELATIONSHIPS, CARE_TEAM, relationship_id
 from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
@@ -181,6 +183,32 @@ def register(stub: patient_pb2_grpc.PatientServiceStub, registrar: Metadata) -> 
         return response
 
     return register_and_wait
+
+
+CareFor = Callable[[str], Awaitable[int]]
+
+
+@pytest.fixture
+def care_for(
+    patient_service: PatientUnderTest, registrar: Metadata, clinician: Metadata
+) -> CareFor:
+    """Put the ``clinician`` on a record's care team (a registrar assigns them), wait until the
+    service knows the relationship, and return the record's new version."""
+    stub, relationships = patient_service.stub, patient_service.database[CARE_RELATIONSHIPS]
+
+    async def assign(patient_id: str) -> int:
+        assigned = await stub.AssignCareTeamMember(
+            pb.AssignCareTeamMemberRequest(
+                request_id=str(uuid.uuid4()), patient_id=patient_id, member_subject="dr-1"
+            ),
+            metadata=registrar, timeout=TIMEOUT_S,
+        )  # fmt: skip
+        relationship = {"_id": relationship_id(patient_id, "dr-1", CARE_TEAM), "active": True}
+        assert await eventually(lambda: relationships.find_one(relationship), within_s=TIMEOUT_S)
+        version: int = assigned.version
+        return version
+
+    return assign
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ checks each parsed request against the limits its package declared (`clinical_pl
 before the servicer runs: a request unsafe to read (a string, bytes or repeated field over its
 cap, a Timestamp out of range) is refused before authentication, any regex or any I/O, with a
 field violation per broken cap; so is a declared purpose of use (``x-purpose-of-use``) that is
-not one HL7 PurposeOfUse code. Unknown enum numbers are left to the translators, which refuse
+not one HL7 PurposeOfUse code, and a malformed break-glass reason (`break_glass`).
+Unknown enum numbers are left to the translators, which refuse
 them together with the request's other problems.
 
 `start_grpc_server` installs it on every server, innermost of the interceptors.
@@ -22,6 +23,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from clinical_platform.break_glass import break_glass_violation
 from clinical_platform.grpc_context import purpose_of_use_violation
 from clinical_platform.grpc_errors import invalid_argument
 from clinical_platform.limits import limits_of
@@ -76,8 +78,12 @@ def _tolerant(deserialize: Callable[[bytes], Message]) -> Callable[[bytes], Any]
 async def _refuse_if_bad(request: Any, context: grpc.aio.ServicerContext) -> None:
     if request is _UNDECODABLE:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _NOT_A_MESSAGE)
-    if purpose := purpose_of_use_violation(context.invocation_metadata() or ()):
-        await invalid_argument(context, [purpose])
+    metadata = context.invocation_metadata() or ()
+    declared = [
+        v for v in (purpose_of_use_violation(metadata), break_glass_violation(metadata)) if v
+    ]
+    if declared:
+        await invalid_argument(context, declared)
     if isinstance(request, Message):
         violations = limits_of(request).unsafe_violations(request)
         if violations:

@@ -169,6 +169,46 @@ async def test_a_purpose_of_use_from_the_value_set_reaches_the_servicer(
     assert servicer.calls == 1
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        [("x-purpose-of-use", "ETREAT"), ("x-break-glass-reason", "   ")],
+        [("x-purpose-of-use", "ETREAT"), ("x-break-glass-reason", "r" * 501)],
+        [
+            ("x-purpose-of-use", "ETREAT"),
+            ("x-break-glass-reason", "a"),
+            ("x-break-glass-reason", "b"),
+        ],
+        [("x-purpose-of-use", "TREAT"), ("x-break-glass-reason", "arrest in the ED")],
+        [("x-break-glass-reason", "arrest in the ED")],
+    ],
+    ids=["blank", "too-long", "twice", "not-etreat", "no-purpose"],
+)
+async def test_a_malformed_break_glass_is_refused_before_the_servicer_runs(
+    served: tuple[Servicer, grpc.aio.Channel], metadata: list[tuple[str, str]]
+) -> None:
+    servicer, channel = served
+    verify = channel.unary_unary(f"/{SERVICE}/Verify")
+
+    refused = await _refusal(verify(b"", metadata=metadata, timeout=5))
+
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _violated(refused) == ["x-break-glass-reason"]
+    assert servicer.calls == 0
+
+
+async def test_a_break_glass_with_etreat_and_a_reason_reaches_the_servicer(
+    served: tuple[Servicer, grpc.aio.Channel],
+) -> None:
+    servicer, channel = served
+    verify = channel.unary_unary(f"/{SERVICE}/Verify")
+    metadata = [("x-purpose-of-use", "ETREAT"), ("x-break-glass-reason", "cardiac arrest, ED")]
+
+    await verify(b"", metadata=metadata, timeout=5)
+
+    assert servicer.calls == 1
+
+
 async def test_a_streaming_answer_is_guarded_as_well(
     served: tuple[Servicer, grpc.aio.Channel],
 ) -> None:

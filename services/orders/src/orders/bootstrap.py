@@ -10,6 +10,7 @@ from importlib.metadata import version
 
 from clinical.orders.v1 import orders_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.care.relationships import CareRelationshipsProjection, care_relationships
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
@@ -38,9 +39,16 @@ GRPC_SERVICE_NAME = "clinical.orders.v1.OrderService"
 
 
 def orders_projections(settings: OrdersSettings) -> list[Projection]:
-    """The read model projection of the orders topic (consumer group ``<log name>.orders``)."""
+    """The read model projection of the orders topic (consumer group ``<log name>.orders``) and
+    the care relationships (the patient topic's care teams, the orders topic's orderers)."""
     name = settings.event_log_name
-    return [OrdersProjection(name=f"{name}.orders", topic=events_topic(name))]
+    return [
+        OrdersProjection(name=f"{name}.orders", topic=events_topic(name)),
+        CareRelationshipsProjection(
+            name=f"{name}.care-relationships", patient_topic=settings.patient_events_topic,
+            orders_topic=events_topic(name),
+        ),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ async def running_orders(
         parts.run_projections([*orders_projections(settings), listener, forgotten])
         servicer = OrderServicer(
             app, verifier or token_verifier(settings), parts.access_log,
-            max_wait_s=settings.read_wait_max_s,
+            care_relationships(parts.database), max_wait_s=settings.read_wait_max_s,
         )  # fmt: skip
         register = partial(orders_pb2_grpc.add_OrderServiceServicer_to_server, servicer)
         yield RunningOrders(

@@ -11,9 +11,12 @@ from clinical_platform.principals import Principal, Role
 
 SIGN_PRIVILEGE = "orders:sign"
 SIGN_MFA_MAX_AGE_S = 300
-# Staff read any patient's orders; a patient principal reads only their own. Auditors read
-# trails (the audit service), never clinical content.
-READERS = PatientRecordReaders(staff=(Role.CLINICIAN, Role.LAB), records="orders")
+# Lab staff read any patient's orders (they fill them); a clinician those of patients in their
+# care (a care-team assignment, an order they placed), or any by break-glass; a patient their
+# own. Auditors read trails (the audit service), never clinical content.
+READERS = PatientRecordReaders(
+    staff=(Role.LAB,), by_relationship=(Role.CLINICIAN,), records="orders"
+)
 
 
 def refusal_to_place(principal: Principal) -> str | None:

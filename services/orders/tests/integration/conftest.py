@@ -17,10 +17,12 @@ from clinical_testing.kafka import delete_event_log
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
+from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
+from clinical_platform.care.relationships import CARE_RELATIONSHIPS, ORDERING
 from clinical_platform.principals import Role
 from orders.bootstrap import RunningOrders, running_orders
 from orders.settings import OrdersSettings
@@ -78,13 +80,23 @@ def clinician(token_mint: TokenMint) -> Metadata:
 
 
 @pytest.fixture
+def lab(token_mint: TokenMint) -> Metadata:
+    return token_mint.metadata("lab-1", Role.LAB)
+
+
+@pytest.fixture
 def signer(token_mint: TokenMint) -> Metadata:
     return token_mint.metadata("dr-signing", Role.CLINICIAN, privileges=["orders:sign"], mfa=True)
 
 
 @pytest.fixture
-def place_order(order_stub: orders_pb2_grpc.OrderServiceStub, clinician: Metadata) -> PlaceOrder:
-    """Place a glucose order (fields and metadata overridable) and return the response."""
+def place_order(
+    order_stub: orders_pb2_grpc.OrderServiceStub, clinician: Metadata,
+    mongo_database: AsyncDatabase[Any],
+) -> PlaceOrder:  # fmt: skip
+    """Place a glucose order (fields and metadata overridable) and return the response, once
+    the service knows that its orderer has a care relationship with the patient."""
+    relationships = mongo_database[CARE_RELATIONSHIPS]
 
     async def place(metadata: Metadata = clinician, **fields: Any) -> pb.PlaceOrderResponse:
         defaults: dict[str, Any] = {
@@ -98,6 +110,8 @@ def place_order(order_stub: orders_pb2_grpc.OrderServiceStub, clinician: Metadat
         response: pb.PlaceOrderResponse = await order_stub.PlaceOrder(
             request, metadata=metadata, timeout=TIMEOUT_S
         )
+        ordering = {"patient_id": request.patient_id, "basis": ORDERING, "active": True}
+        assert await eventually(lambda: relationships.find_one(ordering), within_s=TIMEOUT_S)
         return response
 
     return place

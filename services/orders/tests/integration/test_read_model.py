@@ -70,7 +70,10 @@ async def test_replaying_the_topic_from_scratch_rebuilds_the_same_documents(
     live = await mongo_database[ORDERS_COLLECTION].find().sort("_id").to_list()
 
     rebuilt_settings = orders_settings.model_copy(update={"mongodb_database": second_database.name})
-    replayed = await project(rebuilt_settings, orders_projections(rebuilt_settings), rebuild=True)
+    # The orders read model alone (care relationships follow the patient topic too).
+    [orders_only] = [p for p in orders_projections(rebuilt_settings)
+                     if p.collections == (ORDERS_COLLECTION,)]  # fmt: skip
+    replayed = await project(rebuilt_settings, [orders_only], rebuild=True)
 
     rebuilt = await second_database[ORDERS_COLLECTION].find().sort("_id").to_list()
     assert replayed == 7  # 4 placed, 2 signed, 1 cancelled
@@ -111,4 +114,6 @@ async def test_a_poison_event_is_dead_lettered_and_the_projection_keeps_going(
             servers.kafka_bootstrap_servers, dead_letter_topic(topic), committed=False
         )
     )
-    assert dead == [b"\xff not an envelope"]
+    # Each projection of the topic (orders, care relationships) sets the poison aside.
+    assert dead
+    assert set(dead) == {b"\xff not an envelope"}

@@ -31,17 +31,19 @@ async def code_of(call: Awaitable[object]) -> grpc.StatusCode:
 
 
 async def test_reading_an_unknown_order_is_not_found(
-    order_stub: OrderServiceStub, clinician: Metadata
+    order_stub: OrderServiceStub, lab: Metadata
 ) -> None:
+    # Lab staff read every order, so they may hear one does not exist (a clinician may not:
+    # tests/integration/test_reads_by_relationship.py).
     call = order_stub.GetOrder(
-        pb.GetOrderRequest(order_id=str(uuid.uuid4())), metadata=clinician, timeout=10
+        pb.GetOrderRequest(order_id=str(uuid.uuid4())), metadata=lab, timeout=10
     )
     assert await code_of(call) == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize("beyond", [2, 2**63 - 1])
 async def test_a_version_the_log_does_not_hold_is_out_of_range_without_waiting(
-    place_order: PlaceOrder, order_stub: OrderServiceStub, clinician: Metadata,
+    place_order: PlaceOrder, order_stub: OrderServiceStub, lab: Metadata,
     violated_fields: Fields, beyond: int,
 ) -> None:  # fmt: skip
     placed = await place_order()
@@ -51,7 +53,7 @@ async def test_a_version_the_log_does_not_hold_is_out_of_range_without_waiting(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await order_stub.GetOrder(
             pb.GetOrderRequest(order_id=placed.order_id, min_version=beyond),
-            metadata=clinician, timeout=60,
+            metadata=lab, timeout=60,
         )  # fmt: skip
     with pytest.raises(grpc.aio.AioRpcError) as listing_refused:
         await order_stub.ListOrders(
@@ -59,7 +61,7 @@ async def test_a_version_the_log_does_not_hold_is_out_of_range_without_waiting(
                 patient_id=str(uuid.uuid4()), min_version=beyond,
                 min_version_order_id=placed.order_id,
             ),
-            metadata=clinician, timeout=60,
+            metadata=lab, timeout=60,
         )  # fmt: skip
 
     for answer in (refused.value, listing_refused.value):
@@ -67,15 +69,21 @@ async def test_a_version_the_log_does_not_hold_is_out_of_range_without_waiting(
         assert violated_fields(answer) == ["min_version"]
 
 
-@pytest.mark.parametrize("role", [Role.CLINICIAN, Role.LAB])
-async def test_staff_read_any_patients_order(
-    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint, role: Role
+BREAK_GLASS = (("x-purpose-of-use", "ETREAT"), ("x-break-glass-reason", "collapsed in clinic"))
+
+
+@pytest.mark.parametrize("staff", ["lab", "clinician by break-glass"])
+async def test_lab_staff_and_a_clinician_by_break_glass_read_any_patients_order(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint, staff: str
 ) -> None:
     placed = await place_order()
-    got = await order_stub.GetOrder(
-        pb.GetOrderRequest(order_id=placed.order_id, min_version=1),
-        metadata=token_mint.metadata("staff", role), timeout=10,
+    metadata = (
+        token_mint.metadata("staff", Role.LAB) if staff == "lab"
+        else (*token_mint.metadata("dr-elsewhere", Role.CLINICIAN), *BREAK_GLASS)
     )  # fmt: skip
+    got = await order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=placed.order_id, min_version=1), metadata=metadata, timeout=10
+    )
     assert got.order.order_id == placed.order_id
 
 
@@ -103,7 +111,7 @@ async def test_a_patient_cannot_tell_an_unknown_order_from_someone_elses(
     place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
 ) -> None:
     theirs = await place_order(patient_id=str(uuid.uuid4()))
-    staff = token_mint.metadata("staff", Role.CLINICIAN)
+    staff = token_mint.metadata("staff", Role.LAB)
     await order_stub.GetOrder(  # in the read model: the patient's reads need not wait
         pb.GetOrderRequest(order_id=theirs.order_id, min_version=1), metadata=staff, timeout=10
     )
@@ -216,12 +224,12 @@ async def test_a_patient_lists_their_own_orders_without_naming_themselves(
     ids=["no-patient", "patient-not-uuid", "page-too-large", "version-without-id", "bad-token"],
 )
 async def test_malformed_listings_are_invalid_arguments(
-    order_stub: OrderServiceStub, clinician: Metadata, violated_fields: Fields,
+    order_stub: OrderServiceStub, lab: Metadata, violated_fields: Fields,
     request_fields: dict[str, Any], violated: list[str],
 ) -> None:  # fmt: skip
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await order_stub.ListOrders(
-            pb.ListOrdersRequest(**request_fields), metadata=clinician, timeout=10
+            pb.ListOrdersRequest(**request_fields), metadata=lab, timeout=10
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(refused.value) == violated

@@ -14,6 +14,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.patient.v1 import patient_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.care.reads import PatientReads
+from clinical_platform.care.relationships import CareRelationshipsProjection, care_relationships
 from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
@@ -30,12 +32,14 @@ from clinical_platform.runtime import (
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
 from clinical_platform.security.forgetting import ForgottenPatients
 from clinical_platform.tokens import TokenVerifier
+from patient import policy
 from patient.adapters.candidate_feed import CandidateFeed
 from patient.adapters.event_catalog import PATIENT_EVENTS
 from patient.adapters.projection import PatientIndexProjection
 from patient.adapters.read_model import MongoPatientIndex
 from patient.application import PatientApp
-from patient.entrypoints.grpc import PatientServicer
+from patient.care_team import CareTeamApp
+from patient.entrypoints.grpc import CATEGORY, RECORD_TYPE, PatientServicer
 from patient.matching.candidate_index import CandidateIndex
 from patient.matching.matcher import Matcher, Thresholds
 from patient.settings import PatientSettings
@@ -49,10 +53,22 @@ def patient_projection(service: str, topic: str) -> PatientIndexProjection:
     return PatientIndexProjection(name=f"{service}.patient-index", topic=topic)
 
 
+def care_projection(service: str, topic: str, orders_topic: str) -> CareRelationshipsProjection:
+    """Care relationships: the patient topic's care teams and the orders topic's orderers."""
+    return CareRelationshipsProjection(
+        name=f"{service}.care-relationships", patient_topic=topic, orders_topic=orders_topic
+    )
+
+
 def patient_projections(settings: PatientSettings) -> list[Projection]:
-    """The service's read model projections (the patient index, from the patient topic)."""
+    """The service's read model projections (the patient index, from the patient topic; care
+    relationships, from the patient and orders topics)."""
     service = settings.event_log_name
-    return [patient_projection(service, events_topic(service))]
+    topic = events_topic(service)
+    return [
+        patient_projection(service, topic),
+        care_projection(service, topic, settings.orders_events_topic),
+    ]
 
 
 @dataclass(frozen=True)
@@ -117,9 +133,17 @@ async def running_patient(
             name=f"{service}.key-shredder", patient_topic=store.topic, marked_collections=(),
             on_forgotten=[security.keyring.forget],
         )  # fmt: skip
-        parts.run_projections([patient_projection(service, store.topic), shredder])
+        parts.run_projections([
+            patient_projection(service, store.topic),
+            care_projection(service, store.topic, settings.orders_events_topic),
+            shredder,
+        ])  # fmt: skip
+        reads = PatientReads(
+            policy.RECORD_READERS, care_relationships(parts.database), parts.access_log,
+            record_type=RECORD_TYPE, category=CATEGORY,
+        )  # fmt: skip
         servicer = PatientServicer(
-            app, verifier or token_verifier(settings), parts.access_log,
+            app, CareTeamApp(patients), verifier or token_verifier(settings), reads,
             max_wait_s=settings.read_wait_max_s,
         )  # fmt: skip
         register = partial(patient_pb2_grpc.add_PatientServiceServicer_to_server, servicer)

@@ -2,6 +2,7 @@
 
 from pydantic_settings import SettingsConfigDict
 
+from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.settings import Port, RecordServiceSettings
 
 
@@ -15,6 +16,8 @@ class PatientSettings(RecordServiceSettings):
     # Only an isolated copy of the service (a test) has a reason to change it.
     event_log_name: str = "patient"
     mongodb_database: str = "patient"
+    # Where orders come from: their ordering clinician has a care relationship with the patient.
+    orders_events_topic: str = events_topic("orders")
     # Fellegi-Sunter score thresholds (log2 likelihood ratio); docs/matching.md explains them.
     match_threshold: float = 20.0
     review_threshold: float = 8.0

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 Metadata = tuple[tuple[str, str]]
 Register = Callable[..., Awaitable[pb.RegisterPatientResponse]]
+CareFor = Callable[[str], Awaitable[int]]
 Stub = patient_pb2_grpc.PatientServiceStub
 TIMEOUT_S = 20.0
 
@@ -31,10 +32,12 @@ async def _status(call: Awaitable[Any]) -> grpc.StatusCode:
 
 
 async def test_get_waits_for_the_version_and_shows_links_and_the_golden_record(
-    register: Register, stub: Stub, clinician: Metadata, margaret_pb: Callable[..., pb.Demographics]
-) -> None:
+    register: Register, stub: Stub, clinician: Metadata,
+    margaret_pb: Callable[..., pb.Demographics], care_for: CareFor,
+) -> None:  # fmt: skip
     first = await register()
     second = await register(margaret_pb(phone="", identifiers=[]))
+    await care_for(first.patient_id)
     anchor = min(first.patient_id, second.patient_id)
     read = await stub.GetPatient(
         pb.GetPatientRequest(patient_id=first.patient_id,
@@ -71,13 +74,14 @@ async def test_a_patient_reads_only_their_own_record(
     )
 
 
-async def test_a_patient_sees_neither_links_nor_the_golden_record_of_a_record_matched_to_theirs(
+async def test_a_patient_sees_neither_links_nor_the_golden_record_of_a_record_matched_to_theirs(  # noqa: PLR0917 - pytest passes fixtures by name
     register: Register, stub: Stub, token_mint: TokenMint, clinician: Metadata,
-    margaret_pb: Callable[..., pb.Demographics],
+    margaret_pb: Callable[..., pb.Demographics], care_for: CareFor,
 ) -> None:  # fmt: skip
     # A registration crafted to match a victim's record is linked to it automatically.
     victim = await register()
     crafted = await register(margaret_pb(phone="", identifiers=[]))
+    await care_for(crafted.patient_id)
 
     async def golden_members() -> list[str]:
         read: pb.GetPatientResponse = await stub.GetPatient(
@@ -115,26 +119,35 @@ async def test_auditors_and_lab_staff_read_no_demographics(
     assert await _status(search) == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_get_errors(register: Register, stub: Stub, clinician: Metadata) -> None:
+async def test_get_errors(
+    register: Register, stub: Stub, registrar: Metadata, clinician: Metadata
+) -> None:
+    # Registrars read every record, so they may hear that one does not exist; a clinician is
+    # refused first (no care relationship with a record that does not exist).
     unknown = pb.GetPatientRequest(patient_id=str(uuid.uuid4()))
-    assert await _status(stub.GetPatient(unknown, metadata=clinician)) == grpc.StatusCode.NOT_FOUND
+    assert await _status(stub.GetPatient(unknown, metadata=registrar)) == grpc.StatusCode.NOT_FOUND
+    assert await _status(stub.GetPatient(unknown, metadata=clinician)) == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
     bad = pb.GetPatientRequest(patient_id="42")
-    assert await _status(stub.GetPatient(bad, metadata=clinician)) == (
+    assert await _status(stub.GetPatient(bad, metadata=registrar)) == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
     patient = await register()
     # A version the log does not hold is refused at once, not waited for until the deadline.
     ahead = pb.GetPatientRequest(patient_id=patient.patient_id, min_version=patient.version + 5)
-    assert await _status(stub.GetPatient(ahead, metadata=clinician, timeout=60)) == (
+    assert await _status(stub.GetPatient(ahead, metadata=registrar, timeout=60)) == (
         grpc.StatusCode.OUT_OF_RANGE
     )
     assert await _status(stub.GetPatient(unknown)) == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_search_by_normalised_name_nickname_birth_date_and_identifier(
-    register: Register, stub: Stub, clinician: Metadata, stranger: pb.Demographics
-) -> None:
+    register: Register, stub: Stub, clinician: Metadata, stranger: pb.Demographics,
+    care_for: CareFor,
+) -> None:  # fmt: skip
     margaret, _ = await register(), await register(stranger)
+    await care_for(margaret.patient_id)
 
     async def found(**criteria: Any) -> list[str]:
         response = await stub.SearchPatients(
@@ -150,6 +163,28 @@ async def test_search_by_normalised_name_nickname_birth_date_and_identifier(
     assert await found(family_name="Nobody") == []
     assert await found(family_name="Thornton", written_patient_id=margaret.patient_id,
                        min_version=margaret.version) == [margaret.patient_id]  # fmt: skip
+
+
+async def test_a_clinicians_search_finds_only_records_in_their_care_unless_by_break_glass(  # noqa: PLR0917 - pytest passes fixtures by name
+    register: Register, stub: Stub, clinician: Metadata, registrar: Metadata,
+    care_for: CareFor, margaret_pb: Callable[..., pb.Demographics],
+) -> None:  # fmt: skip
+    family = f"Thornton{uuid.uuid4().hex}"
+    cared_for = await register(margaret_pb(name=pb.HumanName(given=["Ann"], family=family)))
+    other = await register(margaret_pb(name=pb.HumanName(given=["Bea"], family=family),
+                                       identifiers=[], phone=""))  # fmt: skip
+    await care_for(cared_for.patient_id)
+    search = pb.SearchPatientsRequest(family_name=family)
+    glass = (*clinician, ("x-purpose-of-use", "ETREAT"), ("x-break-glass-reason", "arrest"))
+
+    def ids(response: pb.SearchPatientsResponse) -> set[str]:
+        return {p.patient_id for p in response.patients}
+
+    both = {cared_for.patient_id, other.patient_id}
+    assert ids(await stub.SearchPatients(search, metadata=registrar, timeout=TIMEOUT_S)) == both
+    mine = await stub.SearchPatients(search, metadata=clinician, timeout=TIMEOUT_S)
+    assert ids(mine) == {cared_for.patient_id}
+    assert ids(await stub.SearchPatients(search, metadata=glass, timeout=TIMEOUT_S)) == both
 
 
 async def test_search_needs_a_criterion(stub: Stub, clinician: Metadata) -> None:

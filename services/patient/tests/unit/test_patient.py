@@ -13,6 +13,7 @@ from patient.domain.demographics import FORGOTTEN, PatientDemographics, PatientN
 from patient.domain.errors import (
     CannotLinkToItself,
     InvalidDemographics,
+    NotOnCareTeam,
     PatientForgotten,
     PatientsAlreadyLinked,
     PatientsNotLinked,
@@ -134,6 +135,8 @@ def test_every_event_survives_the_payload_round_trip(margaret: PatientDemographi
     patient.update_demographics(replace(margaret, email=""), today=TODAY)
     patient.link(other, basis=LinkBasis.MANUAL, score=0.0)
     patient.unlink(other, reason="wrong person")
+    patient.assign_care_team_member("dr-who")
+    patient.end_care_team_member("dr-who", reason="discharged")
     patient.forget(reason="erasure request")
     stored = [
         PATIENT_EVENTS.from_stored(
@@ -144,6 +147,30 @@ def test_every_event_survives_the_payload_round_trip(margaret: PatientDemographi
     ]  # fmt: skip
     rebuilt = replay(PATIENT_EVENTS, stored)
     assert rebuilt is not None
-    assert rebuilt.version == 6
+    assert rebuilt.version == 8
+    assert rebuilt.care_team == ()
     assert rebuilt.forgotten
     assert rebuilt.match_assessment == patient.match_assessment
+
+
+def test_a_care_team_member_is_assigned_once_and_ended_with_a_reason(
+    margaret: PatientDemographics,
+) -> None:
+    patient = _registered(margaret)
+    patient.assign_care_team_member("dr-who")
+    patient.assign_care_team_member("dr-who")  # already on the team: nothing new to record
+
+    assert list(patient.care_team) == ["dr-who"]
+    assert patient.version == 2
+    patient.end_care_team_member("dr-who", reason="discharged")
+    assert list(patient.care_team) == []
+    with pytest.raises(NotOnCareTeam):
+        patient.end_care_team_member("dr-who", reason="again")
+
+
+def test_a_forgotten_record_takes_no_care_team(margaret: PatientDemographics) -> None:
+    patient = _registered(margaret)
+    patient.forget(reason="erasure request")
+
+    with pytest.raises(PatientForgotten):
+        patient.assign_care_team_member("dr-who")

@@ -26,14 +26,30 @@ def test_registrars_and_clinicians_write_and_only_registrars_link_or_forget() ->
         assert decision(_principal(Role.CLINICIAN)) is not None
 
 
-def test_a_patient_reads_only_their_own_record_and_staff_read_any() -> None:
-    read = policy.read_record(PATIENT)
+def test_registrars_read_any_record_clinicians_those_in_their_care_patients_their_own() -> None:
+    readers = policy.RECORD_READERS
 
-    assert read(_principal(Role.PATIENT, patient_id=PATIENT)) is None
-    assert read(_principal(Role.PATIENT, patient_id="someone-else")) == (
-        "patients may read only their own record"
+    def refusal(principal: Principal, *, related: bool = False, glass: bool = False) -> str | None:
+        if readers.refusal_to_read(principal) is not None:
+            return readers.refusal_to_read(principal)
+        return readers.read_patient(principal, PATIENT, related=related, break_glass=glass).refusal
+
+    assert refusal(_principal(Role.REGISTRAR)) is None
+    assert refusal(_principal(Role.PATIENT, patient_id=PATIENT)) is None
+    assert refusal(_principal(Role.PATIENT, patient_id="someone-else")) == (
+        "a patient reads only their own patient records"
     )
-    assert read(_principal(Role.CLINICIAN)) is None
-    assert read(_principal(Role.AUDITOR)) is not None  # trails, not demographics
-    assert read(_principal(Role.LAB)) is not None
+    assert refusal(_principal(Role.CLINICIAN), related=True) is None
+    assert refusal(_principal(Role.CLINICIAN), glass=True) is None
+    assert refusal(_principal(Role.CLINICIAN)) is not None
+    assert refusal(_principal(Role.AUDITOR)) is not None  # trails, not demographics
+    assert refusal(_principal(Role.LAB)) is not None
     assert policy.SEARCH(_principal(Role.PATIENT, patient_id=PATIENT)) is not None
+
+
+def test_care_teams_are_managed_by_registrars_and_clinicians_holding_the_right() -> None:
+    assert policy.manage_care_team(_principal(Role.REGISTRAR)) is None
+    entitled = Principal("dr", frozenset({Role.CLINICIAN}), frozenset({policy.CARE_TEAM_PRIVILEGE}))
+    assert policy.manage_care_team(entitled) is None
+    assert policy.manage_care_team(_principal(Role.CLINICIAN)) is not None
+    assert policy.manage_care_team(_principal(Role.LAB)) is not None

@@ -10,6 +10,7 @@ from importlib.metadata import version
 
 from clinical.results.v1 import results_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
+from clinical_platform.care.relationships import CareRelationshipsProjection, care_relationships
 from clinical_platform.eventlog.repository import AggregateRepository
 from clinical_platform.eventlog.store import EventStore
 from clinical_platform.eventlog.topics import events_topic
@@ -38,14 +39,19 @@ GRPC_SERVICE_NAME = "clinical.results.v1.ResultService"
 
 
 def results_projections(settings: ResultsSettings) -> list[Projection]:
-    """The read models: results (from our topic) and order states (from the orders topic)."""
+    """The read models: results (from our topic), order states (from the orders topic) and care
+    relationships (the patient topic's care teams, the orders topic's orderers)."""
     service = settings.event_log_name
     return [
         ResultsProjection(name=f"{service}.results", topic=events_topic(service)),
         OrderStatesProjection(
             name=f"{service}.order-states", orders_topic=settings.orders_events_topic
         ),
-    ]
+        CareRelationshipsProjection(
+            name=f"{service}.care-relationships", patient_topic=settings.patient_events_topic,
+            orders_topic=settings.orders_events_topic,
+        ),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ async def running_results(
         parts.run_projections([*results_projections(settings), forgotten])
         servicer = ResultServicer(
             app, verifier or token_verifier(settings), parts.access_log,
-            max_wait_s=settings.read_wait_max_s,
+            care_relationships(parts.database), max_wait_s=settings.read_wait_max_s,
         )  # fmt: skip
         register = partial(results_pb2_grpc.add_ResultServiceServicer_to_server, servicer)
         grpc_services = [GrpcService(GRPC_SERVICE_NAME, register)]

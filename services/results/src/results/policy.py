@@ -8,9 +8,12 @@ from __future__ import annotations
 from clinical_platform.authorization import PatientRecordReaders
 from clinical_platform.principals import Principal, Role
 
-# Staff read any patient's results; a patient principal reads only their own. Auditors read
-# trails (the audit service), never clinical content.
-READERS = PatientRecordReaders(staff=(Role.CLINICIAN, Role.LAB), records="results")
+# Lab staff read any patient's results (they post them); a clinician those of patients in their
+# care (a care-team assignment, an order they placed), or any by break-glass; a patient their
+# own. Auditors read trails (the audit service), never clinical content.
+READERS = PatientRecordReaders(
+    staff=(Role.LAB,), by_relationship=(Role.CLINICIAN,), records="results"
+)
 
 
 def refusal_to_post(principal: Principal) -> str | None:

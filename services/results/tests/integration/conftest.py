@@ -19,6 +19,7 @@ from clinical_testing.kafka import delete_event_log, publish_envelopes
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
+from clinical_testing.waiting import eventually
 from google.protobuf.message import Message
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -27,12 +28,14 @@ from clinical.events.v1.envelope_pb2 import Envelope
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
+from clinical_platform.care.relationships import CARE_RELATIONSHIPS, ORDERING, relationship_id
 from clinical_platform.principals import Role
 from results.bootstrap import RunningResults, running_results
 from results.settings import ResultsSettings
 
 Metadata = tuple[tuple[str, str], ...]
 TIMEOUT_S = 10
+ORDERER = "dr-ordering"
 # The order events that leave an order in each state, as the orders service records them.
 _HISTORIES = {
     "draft": ["OrderPlaced"],
@@ -89,7 +92,9 @@ def lab(token_mint: TokenMint) -> Metadata:
 
 @pytest.fixture
 def clinician(token_mint: TokenMint) -> Metadata:
-    return token_mint.metadata("dr-reading", Role.CLINICIAN)
+    """The orderer of every order `publish_order` writes: in a care relationship with its
+    patient."""
+    return token_mint.metadata(ORDERER, Role.CLINICIAN)
 
 
 def order_envelope(order_id: str, version: int, event_type: str, payload: Message) -> Envelope:
@@ -101,7 +106,7 @@ def order_envelope(order_id: str, version: int, event_type: str, payload: Messag
         payload=payload.SerializeToString(),
     )  # fmt: skip
     envelope.occurred_at.FromDatetime(datetime.now(UTC))
-    envelope.actor.subject = "dr-ordering"
+    envelope.actor.subject = ORDERER
     return envelope
 
 
@@ -109,7 +114,7 @@ def _payload(event_type: str, patient_id: str) -> Message:
     match event_type:
         case "OrderPlaced":
             return order_events.OrderPlaced(
-                patient_id=patient_id, priority="routine", orderer="dr-ordering",
+                patient_id=patient_id, priority="routine", orderer=ORDERER,
                 test=order_events.OrderedTest(code="2345-7", display="Glucose"),
             )  # fmt: skip
         case "OrderSigned":
@@ -122,9 +127,11 @@ def _payload(event_type: str, patient_id: str) -> Message:
 
 @pytest.fixture
 def publish_order(
-    servers: ServerEndpoints, results_settings: ResultsSettings
+    servers: ServerEndpoints, results_settings: ResultsSettings, mongo_database: AsyncDatabase[Any]
 ) -> Callable[..., Awaitable[tuple[str, str, int]]]:
-    """Publish an order's history up to a state; returns (order id, patient id, version)."""
+    """Publish an order's history up to a state; returns (order id, patient id, version) once
+    the service knows its orderer is in a care relationship with the patient."""
+    relationships = mongo_database[CARE_RELATIONSHIPS]
 
     async def publish_history(status: str = "signed", patient_id: str = "") -> tuple[str, str, int]:
         order_id, patient_id = str(uuid.uuid4()), patient_id or str(uuid.uuid4())
@@ -136,6 +143,8 @@ def publish_order(
         await publish_envelopes(
             servers.kafka_bootstrap_servers, results_settings.orders_events_topic, *envelopes
         )
+        ordering = {"_id": relationship_id(patient_id, ORDERER, ORDERING), "active": True}
+        assert await eventually(lambda: relationships.find_one(ordering), within_s=TIMEOUT_S)
         return order_id, patient_id, len(history)
 
     return publish_history

@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1.results_pb2_grpc import ResultServiceStub
+from clinical_platform.care.relationships import CARE_RELATIONSHIPS
 from clinical_platform.clients.kafka import build_producer
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.projections import dead_letter_topic
@@ -84,7 +85,10 @@ async def test_replaying_the_topics_from_scratch_rebuilds_the_same_documents(
     rebuilt_settings = results_settings.model_copy(
         update={"mongodb_database": second_database.name}
     )
-    replayed = await project(rebuilt_settings, results_projections(rebuilt_settings), rebuild=True)
+    # Results and order states (care relationships follow the patient topic too).
+    projections = [p for p in results_projections(rebuilt_settings)
+                   if p.collections != (CARE_RELATIONSHIPS,)]  # fmt: skip
+    replayed = await project(rebuilt_settings, projections, rebuild=True)
 
     assert replayed == result_events + 3 * 2  # and each order's OrderPlaced and OrderSigned
     for collection in (RESULTS_COLLECTION, ORDER_STATES_COLLECTION):
@@ -124,4 +128,6 @@ async def test_a_poison_order_event_is_dead_lettered_and_the_view_keeps_going(
             servers.kafka_bootstrap_servers, dead_letter_topic(orders_topic), committed=False
         )
     )
-    assert dead == [b"\x00garbage"]
+    # Each projection of the topic (order states, care relationships) sets the poison aside.
+    assert dead
+    assert set(dead) == {b"\x00garbage"}

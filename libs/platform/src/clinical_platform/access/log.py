@@ -125,11 +125,19 @@ class AccessAuditLog:
         category: str = "",
         action: AccessAction = AccessAction.READ,
         operation: str = "",
+        break_glass_reason: str = "",
     ) -> None:
-        """Record that ``principal`` was served these records; UNAVAILABLE if that fails."""
+        """Record that ``principal`` was served these records; UNAVAILABLE if that fails.
+
+        ``break_glass_reason``: the read was allowed by break-glass only, for this reason (the
+        record is flagged for review).
+        """
         target = AccessTarget(patient_id, record_type, record_ids, category, action, operation)
         try:
-            await self._record_call(context, principal, target, AccessOutcome.SUCCESS, "")
+            await self._record_call(
+                context, principal, target, AccessOutcome.SUCCESS, "",
+                break_glass_reason=break_glass_reason,
+            )  # fmt: skip
         except AccessAuditUnavailableError as failed:
             logger.error("read not served: the access could not be audited",
                          extra={"error": str(failed), "operation": operation})  # fmt: skip
@@ -176,6 +184,8 @@ class AccessAuditLog:
         target: AccessTarget,
         outcome: AccessOutcome,
         reason: str,
+        *,
+        break_glass_reason: str = "",
     ) -> None:
         record = access_record(
             actor=principal.actor,
@@ -184,5 +194,6 @@ class AccessAuditLog:
             outcome=outcome,
             source=self._config.source,
             reason=reason,
+            break_glass_reason=break_glass_reason,
         )
         await self.record(record)

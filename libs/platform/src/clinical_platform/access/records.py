@@ -69,9 +69,13 @@ def access_record(
     outcome: AccessOutcome,
     source: str,
     reason: str = "",
+    break_glass_reason: str = "",
     at: datetime | None = None,
 ) -> access_pb2.AccessRecord:
     """The access record of one served or refused request, with a fresh ``record_id``.
+
+    A ``break_glass_reason`` flags the record as a break-glass read and keeps the reason, the
+    one value written by the caller (capped by the request guard): its review needs it.
 
     A patient or record id that is not a canonical UUID is left out rather than recorded: on a
     refused request it is whatever the client typed, which may be patient data.
@@ -101,6 +105,8 @@ def access_record(
         source=source,
         operation=target.operation,
         reason=reason,
+        break_glass=bool(break_glass_reason),
+        break_glass_reason=break_glass_reason,
     )
     record.occurred_at.FromDatetime(at or datetime.now(UTC))
     return record

@@ -167,7 +167,9 @@ class EventApplier:
         decoded = self._decode(record.value)
         if self._cipher is None or not isinstance(decoded, Envelope):
             return decoded
-        if not getattr(self._projection, "reads_payload", True):
+        if not getattr(self._projection, "reads_payload", True) or not _opens(
+            self._projection, decoded
+        ):
             require_sealed(decoded)  # the envelope alone is used, but never a forged one
             return decoded
         try:
@@ -222,6 +224,13 @@ class EventApplier:
         await quarantine(record, poison, self._dead_letters)
         self.dead_lettered += 1
         dead_lettered(f"projection.{self._projection.name}", record.topic)
+
+
+def _opens(projection: AnyProjection, envelope: Envelope) -> bool:
+    """Whether the projection reads this event's payload: a projection that names the
+    ``payload_event_types`` it reads is handed every other event with its payload sealed."""
+    wanted = getattr(projection, "payload_event_types", None)
+    return wanted is None or envelope.event_type in wanted
 
 
 class _Forgotten:

@@ -21,7 +21,8 @@ class Projection(Protocol):
     Raising from ``apply`` marks the event as poison: it goes to the dead-letter topic and the
     projection moves on. Infrastructure failures (MongoDB unreachable) are retried instead.
     A projection that uses only the clear envelope sets ``reads_payload = False``: the runner
-    then opens no payload (and still refuses a patient's event in clear).
+    then opens no payload (and still refuses a patient's event in clear). One that reads a few
+    event types names them in ``payload_event_types``: the runner opens only those.
     """
 
     @property

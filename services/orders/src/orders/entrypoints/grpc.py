@@ -10,12 +10,14 @@ from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1 import orders_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
+from clinical_platform.care.reads import PatientReads, RecordOwner
+from clinical_platform.care.relationships import CareRelationships
 from clinical_platform.grpc_auth import RecordGate
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import failures_as_status
 from clinical_platform.reads import VersionNotRecorded
 from clinical_platform.tokens import TokenVerifier
-from clinical_platform.validation import Violations
+from clinical_platform.validation import InvalidRequest, Violations
 from orders import policy
 from orders.application import OrdersApp
 from orders.domain.errors import (
@@ -43,11 +45,15 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         app: OrdersApp,
         verifier: TokenVerifier,
         access_log: AccessAuditLog,
+        relationships: CareRelationships,
         *,
         max_wait_s: float,
     ) -> None:
         self._app = app
         self._gate = RecordGate(verifier, access_log, record_type="Order", category="orders")
+        self._reads = PatientReads(
+            policy.READERS, relationships, access_log, record_type="Order", category="orders"
+        )
         self._max_wait_s = max_wait_s
 
     async def PlaceOrder(  # noqa: N802 - named by the proto service
@@ -104,10 +110,21 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def GetOrder(  # noqa: N802 - named by the proto service
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
-        """Read one order at min_version or later (staff; a patient their own)."""
+        """Read one order at min_version or later (lab staff; a clinician of a patient in their
+        care or by break-glass; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetOrder")
-        hiding = self._gate.hiding_absence(
-            policy.READERS, (OrderNotFound, VersionNotRecorded), context, principal,
+
+        async def owner() -> RecordOwner | None:
+            try:
+                known = await self._app.get_order(
+                    translate.order_id_from(request), min_version=0, wait_s=0
+                )
+            except (OrderNotFound, InvalidRequest):
+                return None
+            return RecordOwner(str(known.patient_id), known.orderer == principal.subject)
+
+        hiding = self._reads.hiding_absence(
+            (OrderNotFound, VersionNotRecorded), context, principal, owner=owner,
             operation="GetOrder", record_ids=[request.order_id],
         )  # fmt: skip
         async with failures_as_status(context, STATUSES), hiding:
@@ -117,12 +134,12 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )
         patient_id = str(view.patient_id)
-        await self._gate.refuse_if(
-            policy.READERS.refusal_to_read_patient(principal, patient_id), context, principal,
-            operation="GetOrder", patient_id=patient_id, record_ids=[request.order_id],
+        access = await self._reads.authorize(
+            context, principal, patient_id, operation="GetOrder", record_ids=[request.order_id],
+            related=view.orderer == principal.subject,
         )  # fmt: skip
-        await self._gate.record_read(
-            context, principal, operation="GetOrder", patient_id=patient_id,
+        await self._reads.record_read(
+            context, principal, access, operation="GetOrder", patient_id=patient_id,
             record_ids=[str(view.order_id)],
         )  # fmt: skip
         return pb.GetOrderResponse(order=translate.order_message(view))
@@ -130,22 +147,24 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def ListOrders(  # noqa: N802 - named by the proto service
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
-        """List a patient's orders, newest first (staff; a patient their own)."""
+        """List a patient's orders, newest first (lab staff; a clinician of a patient in their
+        care or by break-glass; a patient their own)."""
         principal = await self._gate.reader(
             context, policy.READERS, operation="ListOrders", action=AccessAction.SEARCH
         )
         patient_id = policy.READERS.patient_to_list(principal, request.patient_id)
-        await self._gate.refuse_if(
-            policy.READERS.refusal_to_read_patient(principal, patient_id), context, principal,
-            operation="ListOrders", action=AccessAction.SEARCH, patient_id=patient_id,
-        )  # fmt: skip
         async with failures_as_status(context, STATUSES):
+            # A malformed request is refused as such: its form reveals no record.
             query, after = translate.order_listing(request, patient_id)
+        access = await self._reads.authorize(
+            context, principal, patient_id, operation="ListOrders", action=AccessAction.SEARCH
+        )
+        async with failures_as_status(context, STATUSES):
             page = await self._app.list_orders(
                 query, after=after, wait_s=read_wait_s(context, max_wait_s=self._max_wait_s)
             )
-        await self._gate.record_read(
-            context, principal, operation="ListOrders", action=AccessAction.SEARCH,
+        await self._reads.record_read(
+            context, principal, access, operation="ListOrders", action=AccessAction.SEARCH,
             patient_id=patient_id, record_ids=[str(view.order_id) for view in page.orders],
         )  # fmt: skip
         return pb.ListOrdersResponse(

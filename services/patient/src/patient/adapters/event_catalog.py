@@ -18,6 +18,8 @@ PATIENT_EVENTS: EventCatalog[Patient] = EventCatalog(
         "PatientsLinked": events.PatientsLinked,
         "PatientsUnlinked": events.PatientsUnlinked,
         "PatientForgotten": events.PatientForgotten,
+        "CareTeamMemberAssigned": events.CareTeamMemberAssigned,
+        "CareTeamMemberEnded": events.CareTeamMemberEnded,
     },
 )
 

@@ -91,6 +91,9 @@ class PatientIndexProjection:
                 for candidate in attributes["candidates"]
             ):
                 return (VersionedChange(PATIENTS, patient_id, version, {}),)
+            case "CareTeamMemberAssigned" | "CareTeamMemberEnded":
+                # The care team's read model is `CareRelationshipsProjection`'s: only the version.
+                return (VersionedChange(PATIENTS, patient_id, version, {}),)
         return None
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
@@ -146,6 +149,8 @@ class PatientIndexProjection:
                 await upsert_versioned(patients, patient_id, version, {})
             case "PatientForgotten":
                 await _mark_forgotten(db, patient_id, version, occurred_at)
+            case "CareTeamMemberAssigned" | "CareTeamMemberEnded":
+                await upsert_versioned(patients, patient_id, version, {})
             case _:
                 msg = f"no projection for {event_type}"
                 raise TypeError(msg)

@@ -53,3 +53,10 @@ class PatientsNotLinked(PatientDomainError):  # noqa: N818
 
     def __init__(self, anchor: UUID, other: UUID) -> None:
         super().__init__(f"patients {anchor} and {other} are not linked")
+
+
+class NotOnCareTeam(PatientDomainError):  # noqa: N818
+    """Ending a care-team assignment the record does not hold."""
+
+    def __init__(self) -> None:
+        super().__init__("this clinician is not on the patient's care team")

@@ -17,6 +17,7 @@ from patient.domain.demographics import FORGOTTEN, PatientDemographics, violatio
 from patient.domain.errors import (
     CannotLinkToItself,
     InvalidDemographics,
+    NotOnCareTeam,
     PatientForgotten,
     PatientsAlreadyLinked,
     PatientsNotLinked,
@@ -32,6 +33,10 @@ def anchor_of(first: UUID, second: UUID) -> tuple[UUID, UUID]:
 
 class Patient(Aggregate):
     """A patient record in the master patient index."""
+
+    # Subjects of the clinicians on the care team. A class default: snapshots taken before
+    # care teams existed restore without it.
+    care_team: tuple[str, ...] = ()
 
     @classmethod
     def register(
@@ -107,6 +112,27 @@ class Patient(Aggregate):
         self.linked_patient_ids = tuple(
             p for p in self.linked_patient_ids if p != linked_patient_id
         )
+
+    def assign_care_team_member(self, member_subject: str) -> None:
+        """Put a clinician on the care team (a care relationship); already there: no change."""
+        self._refuse_if_forgotten()
+        if member_subject not in self.care_team:
+            self._record_care_team_member(member_subject=member_subject)
+
+    @event("CareTeamMemberAssigned")
+    def _record_care_team_member(self, member_subject: str) -> None:
+        self.care_team = (*self.care_team, member_subject)
+
+    def end_care_team_member(self, member_subject: str, *, reason: str) -> None:
+        """Take a clinician off the care team: the relationship ends."""
+        self._refuse_if_forgotten()
+        if member_subject not in self.care_team:
+            raise NotOnCareTeam
+        self._record_care_team_end(member_subject=member_subject, reason=reason)
+
+    @event("CareTeamMemberEnded")
+    def _record_care_team_end(self, member_subject: str, reason: str) -> None:
+        self.care_team = tuple(m for m in self.care_team if m != member_subject)
 
     def forget(self, *, reason: str) -> None:
         """Exercise the right to erasure; the record takes no further changes afterwards."""

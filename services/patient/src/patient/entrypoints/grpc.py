@@ -10,8 +10,8 @@ import grpc
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical.patient.v1 import patient_pb2_grpc
-from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
+from clinical_platform.care.reads import Access, PatientReads
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.grpc_auth import authenticate, deny
 from clinical_platform.grpc_context import command_context, read_wait_s
@@ -20,7 +20,9 @@ from clinical_platform.principals import Principal
 from clinical_platform.tokens import TokenVerifier
 from patient import policy
 from patient.application import PatientApp
+from patient.care_team import CareTeamApp
 from patient.domain.errors import CannotLinkToItself, PatientDomainError, PatientNotFound
+from patient.entrypoints.care_team import CareTeamRpcs
 from patient.entrypoints.translate import (
     candidate_to,
     forget_from,
@@ -49,20 +51,24 @@ STATUSES: StatusTable = {
 }
 
 
-class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
-    """clinical.patient.v1.PatientService over `PatientApp`."""
+class PatientServicer(CareTeamRpcs, patient_pb2_grpc.PatientServiceServicer):
+    """clinical.patient.v1.PatientService over `PatientApp` and `CareTeamApp`."""
 
     def __init__(
         self,
         app: PatientApp,
+        care_team: CareTeamApp,
         verifier: TokenVerifier,
-        access_log: AccessAuditLog,
+        reads: PatientReads,
         *,
         max_wait_s: float = DEFAULT_READ_WAIT_S,
     ) -> None:
         self._app = app
+        self._care_team = care_team
+        self._statuses = STATUSES
         self._verifier = verifier
-        self._access_log = access_log
+        self._reads = reads
+        self._access_log = reads.access_log
         self._max_wait_s = max_wait_s
 
     async def RegisterPatient(  # noqa: N802 - named by the proto service
@@ -105,12 +111,18 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
     ) -> pb.GetPatientResponse:
         """A record, its links and golden record, once the read model reached ``min_version``."""
         principal = await self._authorize(
-            context, policy.read_record(request.patient_id), "GetPatient", AccessAction.READ,
+            context, policy.RECORD_READERS.refusal_to_read, "GetPatient", AccessAction.READ,
             patient_id=request.patient_id,
         )  # fmt: skip
         async with failures_as_status(context, STATUSES):
+            asked = patient_id_from(request.patient_id)  # its form reveals no record
+        access = await self._reads.authorize(
+            context, principal, request.patient_id, operation="GetPatient",
+            record_ids=[request.patient_id],
+        )  # fmt: skip
+        async with failures_as_status(context, STATUSES):
             record = await self._app.get_patient(
-                patient_id_from(request.patient_id),
+                asked,
                 min_version=request.min_version,
                 timeout_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )
@@ -121,7 +133,13 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         read = [record.patient.patient_id]
         if record.golden_record is not None:
             read += [p for p in record.golden_record.member_patient_ids if p not in read]
-        await self._record_reads(context, principal, read, "GetPatient", AccessAction.READ)
+        # Linked records are the same person: read under the grant for the one asked for.
+        reason = access.reason_for(request.patient_id)
+        for patient_id in read:
+            await self._reads.record_read(
+                context, principal, access, patient_id=patient_id, record_ids=[patient_id],
+                operation="GetPatient", break_glass_reason=reason,
+            )  # fmt: skip
         response = pb.GetPatientResponse(patient=patient_to(record.patient))
         if record.golden_record is not None:
             response.golden_record.CopyFrom(golden_record_to(record.golden_record))
@@ -139,8 +157,12 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
             patients = await self._app.search_patients(
                 query, after=after, timeout_s=read_wait_s(context, max_wait_s=self._max_wait_s)
             )
+        # A clinician is served the records of patients in their care (all, by break-glass).
+        access = await self._reads.access(context, principal, [p.patient_id for p in patients])
+        served = set(self._reads.readable(principal, access, [p.patient_id for p in patients]))
+        patients = [p for p in patients if p.patient_id in served]
         found = [p.patient_id for p in patients]
-        await self._record_reads(context, principal, found, "SearchPatients")
+        await self._record_reads(context, principal, access, found, "SearchPatients")
         return pb.SearchPatientsResponse(patients=[patient_to(p) for p in patients])
 
     async def FindMatches(  # noqa: N802 - named by the proto service
@@ -154,6 +176,12 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         limit = match_limit(request)
         async with failures_as_status(context, STATUSES):
             subject = match_subject_from(request)
+        # A record's candidates are scored against its demographics: a read of that record.
+        access = await self._reads.authorize(
+            context, principal, request.patient_id, operation="FindMatches",
+            action=AccessAction.SEARCH, record_ids=[request.patient_id],
+        ) if isinstance(subject, UUID) else Access(unrestricted=True)  # fmt: skip
+        async with failures_as_status(context, STATUSES):
             if isinstance(subject, UUID):
                 candidates = await self._app.find_matches_for(
                     subject, min_version=request.min_version,
@@ -164,7 +192,7 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         found = [str(c.patient_id) for c in candidates]
         if isinstance(subject, UUID) and request.patient_id not in found:
             found.insert(0, request.patient_id)
-        await self._record_reads(context, principal, found, "FindMatches")
+        await self._record_reads(context, principal, access, found, "FindMatches")
         return pb.FindMatchesResponse(candidates=[candidate_to(c) for c in candidates])
 
     async def LinkPatients(  # noqa: N802 - named by the proto service
@@ -239,16 +267,16 @@ class PatientServicer(patient_pb2_grpc.PatientServiceServicer):
         self,
         context: Context,
         principal: Principal,
+        access: Access,
         patient_ids: list[str],
         operation: str,
-        action: AccessAction = AccessAction.SEARCH,
     ) -> None:
         """One access record per patient served; one without a patient when none was."""
         for patient_id in patient_ids or [""]:
-            await self._access_log.record_read(
-                context, principal, patient_id=patient_id, record_type=RECORD_TYPE,
-                record_ids=[patient_id] if patient_id else [], category=CATEGORY,
-                action=action, operation=operation,
+            await self._reads.record_read(
+                context, principal, access, patient_id=patient_id,
+                record_ids=[patient_id] if patient_id else [], operation=operation,
+                action=AccessAction.SEARCH,
             )  # fmt: skip
 
 

@@ -117,6 +117,20 @@ def forget_from(request: pb.ForgetPatientRequest) -> UUID:
     return patient_id
 
 
+def care_team_change_from(
+    request: pb.AssignCareTeamMemberRequest | pb.EndCareTeamMemberRequest,
+) -> tuple[UUID, str]:
+    """The record and the clinician (a token subject) of a care-team change."""
+    violations = Violations()
+    violations.request_id(request.request_id)
+    LIMITS.check(request, violations)
+    patient_id = violations.uuid("patient_id", request.patient_id)
+    if not request.member_subject.strip() or not request.member_subject.isprintable():
+        violations.add("member_subject", "must be a clinician's subject (printable, not empty)")
+    violations.raise_if_any()
+    return patient_id, request.member_subject
+
+
 def patient_id_from(text: str) -> UUID:
     violations = Violations()
     patient_id = violations.uuid("patient_id", text)

@@ -8,11 +8,14 @@ from clinical.results.v1 import results_pb2 as pb
 from clinical.results.v1 import results_pb2_grpc
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.records import AccessAction
+from clinical_platform.care.reads import PatientReads, RecordOwner
+from clinical_platform.care.relationships import CareRelationships
 from clinical_platform.grpc_auth import RecordGate
 from clinical_platform.grpc_context import command_context, read_wait_s
 from clinical_platform.grpc_errors import failures_as_status
 from clinical_platform.reads import VersionNotRecorded
 from clinical_platform.tokens import TokenVerifier
+from clinical_platform.validation import InvalidRequest
 from results import policy
 from results.application import ResultsApp
 from results.domain.errors import (
@@ -41,11 +44,15 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         app: ResultsApp,
         verifier: TokenVerifier,
         access_log: AccessAuditLog,
+        relationships: CareRelationships,
         *,
         max_wait_s: float,
     ) -> None:
         self._app = app
         self._gate = RecordGate(verifier, access_log, record_type="Result", category="results")
+        self._reads = PatientReads(
+            policy.READERS, relationships, access_log, record_type="Result", category="results"
+        )
         self._max_wait_s = max_wait_s
 
     async def PostResult(  # noqa: N802 - named by the proto service
@@ -83,10 +90,21 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
     async def GetResult(  # noqa: N802 - named by the proto service
         self, request: pb.GetResultRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetResultResponse:
-        """Read one result with its revisions (staff; a patient their own)."""
+        """Read one result with its revisions (lab staff; a clinician of a patient in their care
+        or by break-glass; a patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetResult")
-        hiding = self._gate.hiding_absence(
-            policy.READERS, (ResultNotFound, VersionNotRecorded), context, principal,
+
+        async def owner() -> RecordOwner | None:
+            try:
+                known = await self._app.get_result(
+                    translate.result_id_from(request), min_version=0, wait_s=0
+                )
+            except (ResultNotFound, InvalidRequest):
+                return None
+            return RecordOwner(known.patient_id)
+
+        hiding = self._reads.hiding_absence(
+            (ResultNotFound, VersionNotRecorded), context, principal, owner=owner,
             operation="GetResult", record_ids=[request.result_id],
         )  # fmt: skip
         async with failures_as_status(context, STATUSES), hiding:
@@ -95,13 +113,12 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
                 min_version=request.min_version,
                 wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
             )
-        await self._gate.refuse_if(
-            policy.READERS.refusal_to_read_patient(principal, view.patient_id), context,
-            principal, operation="GetResult", patient_id=view.patient_id,
+        access = await self._reads.authorize(
+            context, principal, view.patient_id, operation="GetResult",
             record_ids=[request.result_id],
         )  # fmt: skip
-        await self._gate.record_read(
-            context, principal, operation="GetResult", patient_id=view.patient_id,
+        await self._reads.record_read(
+            context, principal, access, operation="GetResult", patient_id=view.patient_id,
             record_ids=[view.result_id],
         )  # fmt: skip
         return pb.GetResultResponse(result=translate.result_message(view))
@@ -109,17 +126,19 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
     async def ListResults(  # noqa: N802 - named by the proto service
         self, request: pb.ListResultsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListResultsResponse:
-        """List results by patient and/or order, newest first (staff; a patient their own)."""
+        """List results by patient and/or order, newest first (lab staff; a clinician of a
+        patient in their care or by break-glass; a patient their own)."""
         principal = await self._gate.reader(
             context, policy.READERS, operation="ListResults", action=AccessAction.SEARCH
         )
         patient_id = policy.READERS.patient_to_list(principal, request.patient_id)
-        await self._gate.refuse_if(
-            policy.READERS.refusal_to_read_patient(principal, patient_id), context, principal,
-            operation="ListResults", action=AccessAction.SEARCH, patient_id=patient_id,
-        )  # fmt: skip
         async with failures_as_status(context, STATUSES):
+            # A malformed request is refused as such: its form reveals no record.
             query, after = translate.result_listing(request, patient_id)
+        access = await self._reads.authorize(
+            context, principal, patient_id, operation="ListResults", action=AccessAction.SEARCH
+        )
+        async with failures_as_status(context, STATUSES):
             page = await self._app.list_results(
                 query, after=after, wait_s=read_wait_s(context, max_wait_s=self._max_wait_s)
             )
@@ -129,8 +148,8 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         for view in page.results:
             by_patient.setdefault(view.patient_id, []).append(view.result_id)
         for served_patient, result_ids in (by_patient or {"": []}).items():
-            await self._gate.record_read(
-                context, principal, operation="ListResults", action=AccessAction.SEARCH,
+            await self._reads.record_read(
+                context, principal, access, operation="ListResults", action=AccessAction.SEARCH,
                 patient_id=served_patient, record_ids=result_ids,
             )  # fmt: skip
         return pb.ListResultsResponse(

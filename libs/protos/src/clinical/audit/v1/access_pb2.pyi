@@ -132,6 +132,8 @@ class AccessRecord(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     OPERATION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    BREAK_GLASS_FIELD_NUMBER: _builtins.int
+    BREAK_GLASS_REASON_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     """Unique id of this record: a lowercase, hyphenated UUID chosen by the
     recording service. Consumers deduplicate redelivered records by it.
@@ -174,6 +176,16 @@ class AccessRecord(_message.Message):
     """For DENIED and FAILURE: why, in the service's words (never request
     values). Empty for SUCCESS.
     """
+    break_glass: _builtins.bool
+    """A read by break-glass: a clinician without a care relationship with the
+    patient declared an emergency (purpose of use ETREAT) and a reason.
+    Flagged for review by a privacy officer.
+    """
+    break_glass_reason: _builtins.str
+    """The clinician's own justification of a break-glass read
+    (x-break-glass-reason, at most 500 characters): the one field written by
+    the caller, kept because the review needs it. Empty otherwise.
+    """
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When the service answered (or refused) the request. UTC."""
@@ -212,10 +224,12 @@ class AccessRecord(_message.Message):
         source: _builtins.str = ...,
         operation: _builtins.str = ...,
         reason: _builtins.str = ...,
+        break_glass: _builtins.bool = ...,
+        break_glass_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "occurred_at", b"occurred_at", "trace_context", b"trace_context"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessed_record_ids", b"accessed_record_ids", "action", b"action", "actor", b"actor", "data_category", b"data_category", "occurred_at", b"occurred_at", "operation", b"operation", "outcome", b"outcome", "patient_id", b"patient_id", "purpose_of_use", b"purpose_of_use", "reason", b"reason", "record_id", b"record_id", "record_type", b"record_type", "request_id", b"request_id", "source", b"source", "source_ip", b"source_ip", "trace_context", b"trace_context", "user_agent", b"user_agent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accessed_record_ids", b"accessed_record_ids", "action", b"action", "actor", b"actor", "break_glass", b"break_glass", "break_glass_reason", b"break_glass_reason", "data_category", b"data_category", "occurred_at", b"occurred_at", "operation", b"operation", "outcome", b"outcome", "patient_id", b"patient_id", "purpose_of_use", b"purpose_of_use", "reason", b"reason", "record_id", b"record_id", "record_type", b"record_type", "request_id", b"request_id", "source", b"source", "source_ip", b"source_ip", "trace_context", b"trace_context", "user_agent", b"user_agent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

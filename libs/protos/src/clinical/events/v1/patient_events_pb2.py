@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'clinical/events/v1/patient_events.proto\x12\x12\x63linical.events.v1\"R\n\x11PatientRegistered\x12=\n\x0c\x64\x65mographics\x18\x01 \x01(\x0b\x32\'.clinical.events.v1.PatientDemographics\"T\n\x13\x44\x65mographicsUpdated\x12=\n\x0c\x64\x65mographics\x18\x01 \x01(\x0b\x32\'.clinical.events.v1.PatientDemographics\"\xcf\x01\n\x14PatientMatchAssessed\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12=\n\ncandidates\x18\x02 \x03(\x0b\x32).clinical.events.v1.PatientMatchCandidate\x12\x1b\n\x13\x63\x61ndidates_compared\x18\x03 \x01(\x03\x12\x17\n\x0fmatch_threshold\x18\x04 \x01(\x01\x12\x18\n\x10review_threshold\x18\x05 \x01(\x01\x12\x17\n\x0fmatcher_version\x18\x06 \x01(\t\"\x93\x01\n\x15PatientMatchCandidate\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05grade\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12:\n\x06\x66ields\x18\x05 \x03(\x0b\x32*.clinical.events.v1.PatientFieldComparison\"F\n\x16PatientFieldComparison\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"I\n\x0ePatientsLinked\x12\x19\n\x11linked_patient_id\x18\x01 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\"=\n\x10PatientsUnlinked\x12\x19\n\x11linked_patient_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\"\n\x10PatientForgotten\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xf4\x01\n\x13PatientDemographics\x12-\n\x04name\x18\x01 \x01(\x0b\x32\x1f.clinical.events.v1.PatientName\x12\x12\n\nbirth_date\x18\x02 \x01(\t\x12\x0b\n\x03sex\x18\x03 \x01(\t\x12\x33\n\x07\x61\x64\x64ress\x18\x04 \x01(\x0b\x32\".clinical.events.v1.PatientAddress\x12\r\n\x05phone\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12:\n\x0bidentifiers\x18\x07 \x03(\x0b\x32%.clinical.events.v1.PatientIdentifier\"L\n\x0bPatientName\x12\r\n\x05given\x18\x01 \x03(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x03(\t\x12\x0e\n\x06suffix\x18\x04 \x03(\t\"e\n\x0ePatientAddress\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x0c\n\x04\x63ity\x18\x02 \x01(\t\x12\x10\n\x08\x64istrict\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\"2\n\x11PatientIdentifier\x12\x0e\n\x06system\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'clinical/events/v1/patient_events.proto\x12\x12\x63linical.events.v1\"R\n\x11PatientRegistered\x12=\n\x0c\x64\x65mographics\x18\x01 \x01(\x0b\x32\'.clinical.events.v1.PatientDemographics\"T\n\x13\x44\x65mographicsUpdated\x12=\n\x0c\x64\x65mographics\x18\x01 \x01(\x0b\x32\'.clinical.events.v1.PatientDemographics\"\xcf\x01\n\x14PatientMatchAssessed\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12=\n\ncandidates\x18\x02 \x03(\x0b\x32).clinical.events.v1.PatientMatchCandidate\x12\x1b\n\x13\x63\x61ndidates_compared\x18\x03 \x01(\x03\x12\x17\n\x0fmatch_threshold\x18\x04 \x01(\x01\x12\x18\n\x10review_threshold\x18\x05 \x01(\x01\x12\x17\n\x0fmatcher_version\x18\x06 \x01(\t\"\x93\x01\n\x15PatientMatchCandidate\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05grade\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12:\n\x06\x66ields\x18\x05 \x03(\x0b\x32*.clinical.events.v1.PatientFieldComparison\"F\n\x16PatientFieldComparison\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\"I\n\x0ePatientsLinked\x12\x19\n\x11linked_patient_id\x18\x01 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\"=\n\x10PatientsUnlinked\x12\x19\n\x11linked_patient_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\"\n\x10PatientForgotten\x12\x0e\n\x06reason\x18\x01 \x01(\t\"0\n\x16\x43\x61reTeamMemberAssigned\x12\x16\n\x0emember_subject\x18\x01 \x01(\t\"=\n\x13\x43\x61reTeamMemberEnded\x12\x16\n\x0emember_subject\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xf4\x01\n\x13PatientDemographics\x12-\n\x04name\x18\x01 \x01(\x0b\x32\x1f.clinical.events.v1.PatientName\x12\x12\n\nbirth_date\x18\x02 \x01(\t\x12\x0b\n\x03sex\x18\x03 \x01(\t\x12\x33\n\x07\x61\x64\x64ress\x18\x04 \x01(\x0b\x32\".clinical.events.v1.PatientAddress\x12\r\n\x05phone\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12:\n\x0bidentifiers\x18\x07 \x03(\x0b\x32%.clinical.events.v1.PatientIdentifier\"L\n\x0bPatientName\x12\r\n\x05given\x18\x01 \x03(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x03(\t\x12\x0e\n\x06suffix\x18\x04 \x03(\t\"e\n\x0ePatientAddress\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x0c\n\x04\x63ity\x18\x02 \x01(\t\x12\x10\n\x08\x64istrict\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\"2\n\x11PatientIdentifier\x12\x0e\n\x06system\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,12 +47,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PATIENTSUNLINKED']._serialized_end=801
   _globals['_PATIENTFORGOTTEN']._serialized_start=803
   _globals['_PATIENTFORGOTTEN']._serialized_end=837
-  _globals['_PATIENTDEMOGRAPHICS']._serialized_start=840
-  _globals['_PATIENTDEMOGRAPHICS']._serialized_end=1084
-  _globals['_PATIENTNAME']._serialized_start=1086
-  _globals['_PATIENTNAME']._serialized_end=1162
-  _globals['_PATIENTADDRESS']._serialized_start=1164
-  _globals['_PATIENTADDRESS']._serialized_end=1265
-  _globals['_PATIENTIDENTIFIER']._serialized_start=1267
-  _globals['_PATIENTIDENTIFIER']._serialized_end=1317
+  _globals['_CARETEAMMEMBERASSIGNED']._serialized_start=839
+  _globals['_CARETEAMMEMBERASSIGNED']._serialized_end=887
+  _globals['_CARETEAMMEMBERENDED']._serialized_start=889
+  _globals['_CARETEAMMEMBERENDED']._serialized_end=950
+  _globals['_PATIENTDEMOGRAPHICS']._serialized_start=953
+  _globals['_PATIENTDEMOGRAPHICS']._serialized_end=1197
+  _globals['_PATIENTNAME']._serialized_start=1199
+  _globals['_PATIENTNAME']._serialized_end=1275
+  _globals['_PATIENTADDRESS']._serialized_start=1277
+  _globals['_PATIENTADDRESS']._serialized_end=1378
+  _globals['_PATIENTIDENTIFIER']._serialized_start=1380
+  _globals['_PATIENTIDENTIFIER']._serialized_end=1430
 # @@protoc_insertion_point(module_scope)

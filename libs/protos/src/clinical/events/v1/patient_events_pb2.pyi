@@ -263,6 +263,54 @@ class PatientForgotten(_message.Message):
 Global___PatientForgotten: _TypeAlias = PatientForgotten  # noqa: Y015
 
 @_typing.final
+class CareTeamMemberAssigned(_message.Message):
+    """CareTeamMemberAssigned: a clinician joined the patient's care team, a care
+    relationship that lets them read the patient's records.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_SUBJECT_FIELD_NUMBER: _builtins.int
+    member_subject: _builtins.str
+    """Subject (the access token's "sub") of the clinician."""
+    def __init__(
+        self,
+        *,
+        member_subject: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_subject", b"member_subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CareTeamMemberAssigned: _TypeAlias = CareTeamMemberAssigned  # noqa: Y015
+
+@_typing.final
+class CareTeamMemberEnded(_message.Message):
+    """CareTeamMemberEnded: the clinician left the care team; the relationship ends."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_SUBJECT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    member_subject: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        member_subject: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_subject", b"member_subject", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CareTeamMemberEnded: _TypeAlias = CareTeamMemberEnded  # noqa: Y015
+
+@_typing.final
 class PatientDemographics(_message.Message):
     """PatientDemographics: demographics of a patient record as recorded in events. Text is kept as
     given; normalisation for matching happens when records are compared.

@@ -36,7 +36,9 @@ class PatientServiceStub:
     deadline, until the read model has caught up with it.
 
     Roles: registrars and clinicians register and update; registrars link,
-    unlink and forget; clinicians, registrars and auditors read; a patient
+    unlink and forget; registrars read any record, clinicians the records of
+    patients in their care (care team, orders they placed) or any by
+    break-glass (x-purpose-of-use ETREAT and x-break-glass-reason); a patient
     reads only their own record.
     """
 
@@ -86,6 +88,16 @@ class PatientServiceStub:
                 request_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ForgetPatientRequest.SerializeToString,
                 response_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ForgetPatientResponse.FromString,
                 _registered_method=True)
+        self.AssignCareTeamMember = channel.unary_unary(
+                '/clinical.patient.v1.PatientService/AssignCareTeamMember',
+                request_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.AssignCareTeamMemberRequest.SerializeToString,
+                response_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.AssignCareTeamMemberResponse.FromString,
+                _registered_method=True)
+        self.EndCareTeamMember = channel.unary_unary(
+                '/clinical.patient.v1.PatientService/EndCareTeamMember',
+                request_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.EndCareTeamMemberRequest.SerializeToString,
+                response_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.EndCareTeamMemberResponse.FromString,
+                _registered_method=True)
 
 
 class PatientServiceServicer:
@@ -99,7 +111,9 @@ class PatientServiceServicer:
     deadline, until the read model has caught up with it.
 
     Roles: registrars and clinicians register and update; registrars link,
-    unlink and forget; clinicians, registrars and auditors read; a patient
+    unlink and forget; registrars read any record, clinicians the records of
+    patients in their care (care team, orders they placed) or any by
+    break-glass (x-purpose-of-use ETREAT and x-break-glass-reason); a patient
     reads only their own record.
     """
 
@@ -162,6 +176,22 @@ class PatientServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AssignCareTeamMember(self, request, context):
+        """Assigns a clinician to the patient's care team: a care relationship that
+        lets them read the patient's demographics, orders and results
+        (registrars, or clinicians holding care-team:manage).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndCareTeamMember(self, request, context):
+        """Ends a care-team assignment: the relationship it gave ends with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PatientServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +235,16 @@ def add_PatientServiceServicer_to_server(servicer, server):
                     request_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ForgetPatientRequest.FromString,
                     response_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ForgetPatientResponse.SerializeToString,
             ),
+            'AssignCareTeamMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignCareTeamMember,
+                    request_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.AssignCareTeamMemberRequest.FromString,
+                    response_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.AssignCareTeamMemberResponse.SerializeToString,
+            ),
+            'EndCareTeamMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndCareTeamMember,
+                    request_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.EndCareTeamMemberRequest.FromString,
+                    response_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.EndCareTeamMemberResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'clinical.patient.v1.PatientService', rpc_method_handlers)
@@ -224,7 +264,9 @@ class PatientService:
     deadline, until the read model has caught up with it.
 
     Roles: registrars and clinicians register and update; registrars link,
-    unlink and forget; clinicians, registrars and auditors read; a patient
+    unlink and forget; registrars read any record, clinicians the records of
+    patients in their care (care team, orders they placed) or any by
+    break-glass (x-purpose-of-use ETREAT and x-break-glass-reason); a patient
     reads only their own record.
     """
 
@@ -434,6 +476,60 @@ class PatientService:
             '/clinical.patient.v1.PatientService/ForgetPatient',
             clinical_dot_patient_dot_v1_dot_patient__pb2.ForgetPatientRequest.SerializeToString,
             clinical_dot_patient_dot_v1_dot_patient__pb2.ForgetPatientResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssignCareTeamMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinical.patient.v1.PatientService/AssignCareTeamMember',
+            clinical_dot_patient_dot_v1_dot_patient__pb2.AssignCareTeamMemberRequest.SerializeToString,
+            clinical_dot_patient_dot_v1_dot_patient__pb2.AssignCareTeamMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndCareTeamMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinical.patient.v1.PatientService/EndCareTeamMember',
+            clinical_dot_patient_dot_v1_dot_patient__pb2.EndCareTeamMemberRequest.SerializeToString,
+            clinical_dot_patient_dot_v1_dot_patient__pb2.EndCareTeamMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,

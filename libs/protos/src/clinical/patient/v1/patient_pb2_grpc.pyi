@@ -37,7 +37,9 @@ class PatientServiceStub:
     deadline, until the read model has caught up with it.
 
     Roles: registrars and clinicians register and update; registrars link,
-    unlink and forget; clinicians, registrars and auditors read; a patient
+    unlink and forget; registrars read any record, clinicians the records of
+    patients in their care (care team, orders they placed) or any by
+    break-glass (x-purpose-of-use ETREAT and x-break-glass-reason); a patient
     reads only their own record.
     """
 
@@ -67,6 +69,13 @@ class PatientServiceStub:
     """Records the right to erasure: read models replace the demographics with
     a "forgotten" marker. (Crypto-shredding arrives with per-patient keys.)
     """
+    AssignCareTeamMember: _grpc.UnaryUnaryMultiCallable[_patient_pb2.AssignCareTeamMemberRequest, _patient_pb2.AssignCareTeamMemberResponse]
+    """Assigns a clinician to the patient's care team: a care relationship that
+    lets them read the patient's demographics, orders and results
+    (registrars, or clinicians holding care-team:manage).
+    """
+    EndCareTeamMember: _grpc.UnaryUnaryMultiCallable[_patient_pb2.EndCareTeamMemberRequest, _patient_pb2.EndCareTeamMemberResponse]
+    """Ends a care-team assignment: the relationship it gave ends with it."""
 
 @_typing.type_check_only
 class PatientServiceAsyncStub(PatientServiceStub):
@@ -80,7 +89,9 @@ class PatientServiceAsyncStub(PatientServiceStub):
     deadline, until the read model has caught up with it.
 
     Roles: registrars and clinicians register and update; registrars link,
-    unlink and forget; clinicians, registrars and auditors read; a patient
+    unlink and forget; registrars read any record, clinicians the records of
+    patients in their care (care team, orders they placed) or any by
+    break-glass (x-purpose-of-use ETREAT and x-break-glass-reason); a patient
     reads only their own record.
     """
 
@@ -107,6 +118,13 @@ class PatientServiceAsyncStub(PatientServiceStub):
     """Records the right to erasure: read models replace the demographics with
     a "forgotten" marker. (Crypto-shredding arrives with per-patient keys.)
     """
+    AssignCareTeamMember: _aio.UnaryUnaryMultiCallable[_patient_pb2.AssignCareTeamMemberRequest, _patient_pb2.AssignCareTeamMemberResponse]  # type: ignore[assignment]
+    """Assigns a clinician to the patient's care team: a care relationship that
+    lets them read the patient's demographics, orders and results
+    (registrars, or clinicians holding care-team:manage).
+    """
+    EndCareTeamMember: _aio.UnaryUnaryMultiCallable[_patient_pb2.EndCareTeamMemberRequest, _patient_pb2.EndCareTeamMemberResponse]  # type: ignore[assignment]
+    """Ends a care-team assignment: the relationship it gave ends with it."""
 
 class PatientServiceServicer(metaclass=_abc_1.ABCMeta):
     """PatientService keeps the master patient index: patient records, the
@@ -119,7 +137,9 @@ class PatientServiceServicer(metaclass=_abc_1.ABCMeta):
     deadline, until the read model has caught up with it.
 
     Roles: registrars and clinicians register and update; registrars link,
-    unlink and forget; clinicians, registrars and auditors read; a patient
+    unlink and forget; registrars read any record, clinicians the records of
+    patients in their care (care team, orders they placed) or any by
+    break-glass (x-purpose-of-use ETREAT and x-break-glass-reason); a patient
     reads only their own record.
     """
 
@@ -192,5 +212,24 @@ class PatientServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records the right to erasure: read models replace the demographics with
         a "forgotten" marker. (Crypto-shredding arrives with per-patient keys.)
         """
+
+    @_abc_1.abstractmethod
+    def AssignCareTeamMember(
+        self,
+        request: _patient_pb2.AssignCareTeamMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_patient_pb2.AssignCareTeamMemberResponse, _abc.Awaitable[_patient_pb2.AssignCareTeamMemberResponse]]:
+        """Assigns a clinician to the patient's care team: a care relationship that
+        lets them read the patient's demographics, orders and results
+        (registrars, or clinicians holding care-team:manage).
+        """
+
+    @_abc_1.abstractmethod
+    def EndCareTeamMember(
+        self,
+        request: _patient_pb2.EndCareTeamMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_patient_pb2.EndCareTeamMemberResponse, _abc.Awaitable[_patient_pb2.EndCareTeamMemberResponse]]:
+        """Ends a care-team assignment: the relationship it gave ends with it."""
 
 def add_PatientServiceServicer_to_server(servicer: PatientServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

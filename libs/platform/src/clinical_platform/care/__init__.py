@@ -1,0 +1,1 @@
+"""Care relationships read from the event log, and break-glass reads without one."""

@@ -1,7 +1,7 @@
-"""``_history`` and Provenance of a Patient through the gateway: the real patient service writes
-the events, the real audit service reads them back from the event log (History), Keycloak's
-registrar writes and its auditor reads. Whatever the gateway answers is checked with the
-``fhir.resources`` R4B models.
+"""``_history``, Provenance and AuditEvent of a Patient through the gateway: the real patient
+service writes the events and access records, the real audit service reads them back (History,
+ExportAuditEvents), Keycloak's registrar writes and its auditor reads. Whatever the gateway
+answers is checked with the ``fhir.resources`` R4B models.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
 from clinical_testing.kafka import delete_event_log
 from clinical_testing.keycloak import Keycloak
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.provenance import Provenance
@@ -197,3 +198,38 @@ async def test_history_is_for_auditors_and_unknown_records_are_404(
     outcome(await stack.client.get(f"Patient/{uuid.uuid4()}/_history", headers=auditor), 404)
     missing = await stack.client.get("Provenance", headers=auditor)
     assert outcome(missing, 400).issue[0].expression == ["target"]
+
+
+async def test_a_patients_audit_events_name_their_changes_and_reads_for_auditors_only(
+    stack: Stack, registrar_token: str, auditor: dict[str, str]
+) -> None:
+    registrar = {"authorization": f"Bearer {registrar_token}"}
+    patient_id = await registered(stack.client, registrar, f"Okoro{secrets.token_hex(6)}")
+    read = await stack.client.get(f"Patient/{patient_id}", headers=registrar)
+    assert read.status_code == 200, read.text
+    subject = (await stack.app.authenticate(registrar_token)).principal.subject
+    search = {"patient": f"Patient/{patient_id}", "agent": subject, "date": "ge2026-01-01"}
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # the audit service reads the event log and the access trail asynchronously
+        answer = await stack.client.get("AuditEvent", params=search, headers=auditor)
+        assert answer.status_code == 200, answer.text
+        actions = {e["resource"]["action"] for e in answer.json().get("entry", [])}
+        if {"C", "R"} <= actions or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    assert {"C", "R"} <= actions
+    Bundle.model_validate(answer.json())
+    for entry in answer.json()["entry"]:
+        event = AuditEvent.model_validate(entry["resource"])
+        assert event.agent[0].who is not None
+        assert event.agent[0].who.identifier is not None
+        assert event.agent[0].who.identifier.value == subject
+    later = await stack.client.get(
+        "AuditEvent", params={"patient": patient_id, "date": "ge2100-01-01"}, headers=auditor
+    )
+    assert later.status_code == 200, later.text
+    assert later.json().get("entry", []) == []
+    refused = await stack.client.get(
+        "AuditEvent", params={"patient": patient_id}, headers=registrar
+    )
+    outcome(refused, 403)

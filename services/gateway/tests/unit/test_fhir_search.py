@@ -130,6 +130,7 @@ def test_the_capability_statement_lists_each_resource_with_its_interactions_and_
         "DiagnosticReport": {"read", "vread", "search-type"},
         "Observation": {"read", "search-type"},
         "Provenance": {"search-type"},
+        "AuditEvent": {"search-type"},
     }  # fmt: skip
     assert {p["name"] for p in served["ServiceRequest"]["searchParam"]} == {
         "patient", "subject", "status", "_count", "_page_token"

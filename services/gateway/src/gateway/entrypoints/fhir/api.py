@@ -1,8 +1,8 @@
 """The FHIR R4 routes under ``/fhir/r4``: the CapabilityStatement, Patient (patient service),
 ServiceRequest (orders), DiagnosticReport and Observation (results), the ``_history`` of Patient
-and ServiceRequest and their Provenance (the audit service's History of the event log), each
-interaction done by the services' gRPC commands and queries; anything else is a 404 or 405
-OperationOutcome."""
+and ServiceRequest and their Provenance (the audit service's History of the event log) and
+AuditEvent (its export of a patient's trail), each interaction done by the services' gRPC
+commands and queries; anything else is a 404 or 405 OperationOutcome."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from gateway.application import GatewayApp
+from gateway.entrypoints.fhir.audit_event_api import AuditEventApi
 from gateway.entrypoints.fhir.capability import capability_statement
 from gateway.entrypoints.fhir.exchange import (
     FhirExchange,
@@ -48,6 +49,7 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
         ResultApi(exchange),
     )
     histories = HistoryApi(exchange, (PATIENT_VERSIONS, SERVICE_REQUEST_VERSIONS))
+    audit_events = AuditEventApi(exchange)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     software_version = package_version("clinical-gateway")
 
@@ -73,6 +75,7 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
         ("/Observation", {"GET": results.search_observations}),
         ("/Observation/{id}", {"GET": results.read_observation}),
         ("/Provenance", {"GET": histories.search_provenance}),
+        ("/AuditEvent", {"GET": audit_events.search}),
         ("/{rest:path}", dict.fromkeys(_METHODS, _unknown)),
     )
     return [

@@ -45,6 +45,13 @@ _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
         "target": ("reference", "Patient/<id> or ServiceRequest/<id> (required): one "
                    "Provenance per version recorded"),
     }),
+    "AuditEvent": (("search-type",), {
+        "patient": ("reference", "Patient/<id> (required): the patient's changes and accesses"),
+        "date": ("date", "ge, gt, le, lt (or eq for a whole day) a date or an instant; at most "
+                 "a lower and an upper bound"),
+        "agent": ("token", "A user's subject (sub); filters each page"),
+        **_PAGES,
+    }),
 }  # fmt: skip
 # history-instance lists every version from the event log (auditors); vread still serves only
 # the current version's content, hence readHistory false.

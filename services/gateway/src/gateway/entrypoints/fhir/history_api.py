@@ -78,10 +78,10 @@ class HistoryApi:
 
     async def search_provenance(self, request: Request) -> Response:
         """search-type: ``target=<type>/<id>`` (required), one Provenance per version."""
+        caller = await self._exchange.caller(request)
         strict = preference(request, "handling") == "strict"
         given = given_parameters(list(request.query_params.multi_items()), {"target"},
                                  strict=strict)  # fmt: skip
-        caller = await self._exchange.caller(request)
         kinds = " or ".join(sorted(self._served))
         if "target" not in given:
             raise FhirError.of(400, "required", f"target is required: {kinds}/<id>",

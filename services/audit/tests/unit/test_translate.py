@@ -1,9 +1,11 @@
 """Requests into queries: every problem named by field, no request value ever quoted."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
+from audit.application import PartitionVerification
 from audit.domain.queries import MAX_PAGE_SIZE, Position
 from audit.entrypoints.translate import (
     access_query,
@@ -11,10 +13,12 @@ from audit.entrypoints.translate import (
     history_query,
     page_token,
     position_of,
+    verification_to,
     verify_target,
 )
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical_platform.reads import InvalidPageToken
+from clinical_platform.security.chain import VerificationReport
 from clinical_platform.validation import InvalidRequest
 
 pytestmark = pytest.mark.unit
@@ -121,3 +125,16 @@ def test_ids_must_be_canonical_uuids() -> None:
         export_query(pb.ExportAuditEventsRequest(patient_id=PATIENT.upper()))
 
     assert _fields(problem) == ["patient_id"]
+
+
+def test_a_verification_says_how_far_and_since_when_checkpoints_attest() -> None:
+    signed = datetime(2026, 12, 7, 15, 0, 1, tzinfo=UTC)
+    report = VerificationReport(attested_through=41, attested_at=signed, records=45, unattested=3)
+
+    message = verification_to(PartitionVerification(2, report))
+    unattested = verification_to(PartitionVerification(0, VerificationReport(records=1)))
+
+    assert (message.partition, message.ok, message.attested_through) == (2, True, 41)
+    assert message.attested_at.ToDatetime(tzinfo=UTC) == signed
+    assert not unattested.HasField("attested_at")
+    assert not unattested.HasField("attested_through")

@@ -1,6 +1,7 @@
 """The audit console in a real browser (Debian's Chromium through Playwright): the auditor logs
 in on Keycloak's page, finds a patient's registration, order, signature and a lab user's read on
-the timeline, each with its actor, and verifies the orders topic; a clinician is refused.
+the timeline, each with its actor, and verifies the orders topic (its latest signed checkpoint
+and age); a clinician is refused.
 
 Patient, orders and audit run in this process against the real servers, trusting only this
 gateway's key. The gateway is served on 127.0.0.1:18057 because the realm's `companion-app`
@@ -34,6 +35,7 @@ from audit.settings import AuditSettings
 from clinical_platform.clients.kafka import KafkaConnection, build_admin
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
+from clinical_platform.security.checkpoints import CHECKPOINTS_TOPIC
 from clinical_platform.tokens import TokenVerifier
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from gateway.bootstrap import gateway_http_app, http_server
@@ -78,17 +80,21 @@ async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
         **servers.as_env(), **access, "grpc_port": 0, "event_partitions": 1,
         "mongodb_database": mongo_database.name, "state_dir": tmp_path / "patient",
     })  # fmt: skip
+    signing_key = transit_key(key_type="ed25519")
     orders_settings = OrdersSettings.model_validate({
         **servers.as_env(), **access, "grpc_port": 0, "event_partitions": 1,
+        # Checkpoints of the orders topic, signed with this test's key, a second after writes.
+        "VAULT_AUDIT_SIGNING_KEY": signing_key, "AUDIT_CHECKPOINT_EVERY_SECONDS": 1.0,
         "event_log_name": orders_service, "patient_events_topic": topics[0],
         "mongodb_database": second_database.name, "state_dir": tmp_path / "orders",
     })  # fmt: skip
     audit_settings = AuditSettings.model_validate({
         **servers.as_env(), **access, "grpc_port": 0, "mongodb_database": mongo_database.name,
-        "VAULT_AUDIT_SIGNING_KEY": transit_key(key_type="ed25519"),
+        "VAULT_AUDIT_SIGNING_KEY": signing_key,
         "read_model_name": unique_name("audit-"),
         "event_topic_pattern": "^(" + "|".join(re.escape(t) for t in topics) + ")$",
-        "checkpoints_topic": await kafka_topic(prefix="test.checkpoints."),
+        # Writers publish to the one checkpoint topic, keyed by this test's topic/partition.
+        "checkpoints_topic": CHECKPOINTS_TOPIC,
         "state_dir": tmp_path / "audit",
     })  # fmt: skip
     try:
@@ -251,9 +257,15 @@ async def test_an_auditor_traces_a_patients_record_and_verifies_the_log_a_clinic
             assert await serious_violations(page, axe_script) == []
 
             await page.click("text=Integrity")
-            await page.click(f"button[aria-label='Verify now: {stack.orders_topic}']")
-            await page.locator("#verdict").wait_for()
-            assert await page.inner_text("#verdict") == "OK"
+            verify = f"button[aria-label='Verify now: {stack.orders_topic}']"
+            for _ in range(30):  # until the orders' writer signed its first checkpoint
+                await page.click(verify)
+                await page.locator("#verdict").wait_for()
+                assert await page.inner_text("#verdict") == "OK"
+                if await page.locator("#partitions .age").count():
+                    break
+                await asyncio.sleep(1)
+            assert re.fullmatch(r"\d+ s|\d+ min \d+ s", await page.inner_text("#partitions .age"))
             await page.screenshot(path=ARTIFACTS / "integrity.png", full_page=True)
             assert await serious_violations(page, axe_script) == []
 

@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,7 @@ from gateway.domain.identity import IdentityMapping
 from gateway.entrypoints.console.login import OidcLogin
 from gateway.entrypoints.console.pages import ConsoleConfig
 from gateway.entrypoints.console.sessions import ConsoleSessions
+from gateway.entrypoints.console.trail import age_of, partition_check
 from gateway.entrypoints.http import build_http_app
 from gateway.ports import DownstreamAnswer, DownstreamCall, TokenRejectedError
 
@@ -67,7 +69,8 @@ class FakeAudit:
             "History": DownstreamAnswer("OK", body={"changes": [CHANGE]}),
             "AccessLog": DownstreamAnswer("OK", body={"records": [ACCESS]}),
             "Verify": DownstreamAnswer("OK", body={"ok": True, "partitions": [
-                {"ok": True, "records": "7", "attested_through": "6"}]}),
+                {"ok": True, "records": "7", "attested_through": "6",
+                 "attested_at": "2026-12-07T10:00:00Z"}]}),
         }  # fmt: skip
 
     async def call(self, call: DownstreamCall, token: str) -> DownstreamAnswer:
@@ -263,6 +266,7 @@ async def test_verify_now_shows_success_or_the_first_bad_offset(
 ) -> None:
     await log_in(browser, "auditor")
     ok = await browser.post("/console/integrity", data={"topic": "clinical.orders.events.v1"})
+    assert 'datetime="2026-12-07T10:00:00+00:00"' in ok.text
     assert ok.status_code == 200
     assert 'id="verdict">OK' in ok.text
     audit_service.answers["Verify"] = DownstreamAnswer("OK", body={"partitions": [
@@ -291,3 +295,12 @@ async def test_logging_out_ends_the_session(browser: httpx.AsyncClient) -> None:
     await log_in(browser, "auditor")
     assert (await browser.post("/console/logout")).status_code == 303
     assert (await browser.get("/console/")).status_code == 401
+
+
+def test_a_checkpoints_age_reads_in_the_largest_units_that_fit() -> None:
+    now = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+    ages = [age_of(now - timedelta(seconds=s), now) for s in (42, 423, 18_120, 273_600)]
+    assert ages == ["42 s", "7 min 3 s", "5 h 2 min", "3 d 4 h"]
+    report = {"partition": 1, "ok": True, "attested_at": "2026-12-07T11:59:18Z"}
+    assert partition_check("t", report, now).checkpoint_age == "42 s"
+    assert partition_check("t", {"ok": True}, now).checkpoint_signed_at is None

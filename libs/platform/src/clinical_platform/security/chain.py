@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.hash_chain import event_hash
@@ -43,11 +44,13 @@ class Finding:
 class VerificationReport:
     """The verdict; ``first_bad_offset`` and ``reason`` are those of the earliest finding.
 
-    ``attested_through`` is the last offset covered by a valid checkpoint (None: none was).
+    ``attested_through`` is the last offset covered by a valid checkpoint (None: none was),
+    ``attested_at`` when that checkpoint was signed.
     """
 
     findings: tuple[Finding, ...] = ()
     attested_through: int | None = None
+    attested_at: datetime | None = None
     records: int = 0
     unattested: int = 0
 

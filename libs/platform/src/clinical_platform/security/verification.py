@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 from google.protobuf.message import DecodeError
@@ -72,6 +73,7 @@ async def verify_partition(
     ranked: list[tuple[int, int, str]] = []  # (offset, rank, reason): checkpoint findings first
     attested: dict[int, tuple[bytes, str]] = {}
     attested_through: int | None = None
+    attested_at: datetime | None = None
     previous_root = b""
     for checkpoint in checkpoints:
         where = f"checkpoint [{checkpoint.first_offset}..{checkpoint.last_offset}]"
@@ -86,6 +88,7 @@ async def verify_partition(
             ranked.append((checkpoint.first_offset, 0, f"{where}: {reason} (one is missing)"))
         previous_root = checkpoint.root
         attested_through = checkpoint.last_offset
+        attested_at = checkpoint.created_at.ToDatetime(tzinfo=UTC)
         for entry in checkpoint.entries:
             attested[entry.offset] = (entry.event_hash, where)
 
@@ -125,6 +128,7 @@ async def verify_partition(
     return VerificationReport(
         findings=tuple(Finding(offset, reason) for offset, _rank, reason in ranked),
         attested_through=attested_through,
+        attested_at=attested_at,
         records=len(records),
         unattested=unattested,
     )

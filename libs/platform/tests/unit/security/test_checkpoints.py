@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 
 import pytest
 from clinical_testing.eventlog import make_envelope
@@ -244,6 +245,17 @@ async def test_records_after_the_last_checkpoint_are_counted_as_unattested() -> 
 
     assert report.ok
     assert (report.attested_through, report.unattested) == (7, 2)
+
+
+async def test_the_report_says_when_the_last_valid_checkpoint_was_signed() -> None:
+    signer, records = InMemorySigner(), _partition()
+    checkpoints = await _attest(records, signer)
+
+    report = await _verify(records, checkpoints, signer)
+    unattested = await _verify(records, [], signer)
+
+    assert report.attested_at == checkpoints[-1].created_at.ToDatetime(tzinfo=UTC)
+    assert unattested.attested_at is None
 
 
 async def test_a_backlog_is_signed_in_chunks_of_at_most_max_entries_each_chained() -> None:

@@ -125,6 +125,8 @@ def verification_to(verification: PartitionVerification) -> pb.PartitionVerifica
         message.first_bad_offset = report.first_bad_offset
     if report.attested_through is not None:
         message.attested_through = report.attested_through
+    if report.attested_at is not None:
+        message.attested_at.FromDatetime(report.attested_at)
     return message
 
 

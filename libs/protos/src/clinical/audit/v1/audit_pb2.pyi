@@ -328,6 +328,7 @@ class PartitionVerification(_message.Message):
     ATTESTED_THROUGH_FIELD_NUMBER: _builtins.int
     UNATTESTED_FIELD_NUMBER: _builtins.int
     FINDINGS_FIELD_NUMBER: _builtins.int
+    ATTESTED_AT_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
     ok: _builtins.bool
     first_bad_offset: _builtins.int
@@ -344,6 +345,12 @@ class PartitionVerification(_message.Message):
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___VerificationFinding]:
         """The findings, earliest first, at most 100."""
 
+    @_builtins.property
+    def attested_at(self) -> _timestamp_pb2.Timestamp:
+        """When the last valid checkpoint (the one attested_through comes from) was
+        signed; unset when none is.
+        """
+
     def __init__(
         self,
         *,
@@ -355,10 +362,11 @@ class PartitionVerification(_message.Message):
         attested_through: _builtins.int | None = ...,
         unattested: _builtins.int = ...,
         findings: _abc.Iterable[Global___VerificationFinding] | None = ...,
+        attested_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_attested_through", b"_attested_through", "_first_bad_offset", b"_first_bad_offset", "attested_through", b"attested_through", "first_bad_offset", b"first_bad_offset"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_attested_through", b"_attested_through", "_first_bad_offset", b"_first_bad_offset", "attested_at", b"attested_at", "attested_through", b"attested_through", "first_bad_offset", b"first_bad_offset"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_attested_through", b"_attested_through", "_first_bad_offset", b"_first_bad_offset", "attested_through", b"attested_through", "findings", b"findings", "first_bad_offset", b"first_bad_offset", "ok", b"ok", "partition", b"partition", "reason", b"reason", "records", b"records", "unattested", b"unattested"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_attested_through", b"_attested_through", "_first_bad_offset", b"_first_bad_offset", "attested_at", b"attested_at", "attested_through", b"attested_through", "findings", b"findings", "first_bad_offset", b"first_bad_offset", "ok", b"ok", "partition", b"partition", "reason", b"reason", "records", b"records", "unattested", b"unattested"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__attested_through: _TypeAlias = _typing.Literal["attested_through"]  # noqa: Y015
     _WhichOneofArgType__attested_through: _TypeAlias = _typing.Literal["_attested_through", b"_attested_through"]  # noqa: Y015

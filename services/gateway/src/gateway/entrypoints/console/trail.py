@@ -72,6 +72,8 @@ class PartitionCheck:
     ok: bool
     records: int
     attested_through: str
+    checkpoint_signed_at: datetime | None
+    checkpoint_age: str
     unattested: int
     first_bad_offset: str
     reason: str
@@ -183,11 +185,29 @@ def access_entry(record: Mapping[str, Any]) -> TimelineEntry:
     )  # fmt: skip
 
 
-def partition_check(topic: str, report: Mapping[str, Any]) -> PartitionCheck:
+def age_of(then: datetime, now: datetime) -> str:
+    """A short age: "42 s", "7 min 3 s", "5 h 2 min", "3 d 4 h"."""
+    seconds = max(0, int((now - then).total_seconds()))
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if days:
+        return f"{days} d {hours % 24} h"
+    if hours:
+        return f"{hours} h {minutes % 60} min"
+    if minutes:
+        return f"{minutes} min {seconds % 60} s"
+    return f"{seconds} s"
+
+
+def partition_check(
+    topic: str, report: Mapping[str, Any], now: datetime | None = None
+) -> PartitionCheck:
+    signed_at = _time(report["attested_at"]) if report.get("attested_at") else None
+    age = age_of(signed_at, now or datetime.now(UTC)) if signed_at else ""
     return PartitionCheck(
         topic=topic, partition=int(report.get("partition", 0)), ok=bool(report.get("ok")),
         records=int(report.get("records", 0)),
         attested_through=str(report.get("attested_through", "")),
+        checkpoint_signed_at=signed_at, checkpoint_age=age,
         unattested=int(report.get("unattested", 0)),
         first_bad_offset=str(report.get("first_bad_offset", "")),
         reason=str(report.get("reason", "")),

@@ -69,7 +69,12 @@ async def clinic(servers: ServerEndpoints, start_service: StartService) -> Async
     processes = [
         # The patient service has no setting for its event log name, so its topic is the
         # shared clinical.patient.events.v1; its database and state are still this test's.
-        start_service("patient", PATIENT_MONGODB_DATABASE=f"{database}_p", **shared),
+        start_service(
+            "patient",
+            PATIENT_MONGODB_DATABASE=f"{database}_p",
+            PATIENT_ORDERS_EVENTS_TOPIC=events_topic(orders_log),
+            **shared,
+        ),
         start_service(
             "orders",
             ORDERS_EVENT_LOG_NAME=orders_log,

@@ -1,7 +1,8 @@
 """The audit console in a real browser (Debian's Chromium through Playwright): the auditor logs
 in on Keycloak's page, finds a patient's registration, order, signature and a lab user's read on
 the timeline, each with its actor, and verifies the orders topic (its latest signed checkpoint
-and age); a clinician is refused.
+and age), then sees a forged record fail the verification at its offset; a clinician is
+refused.
 
 Patient, orders and audit run in this process against the real servers, trusting only this
 gateway's key. The gateway is served on 127.0.0.1:18057 because the realm's `companion-app`
@@ -27,12 +28,12 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.keycloak import Keycloak
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.bootstrap import running_audit
 from audit.settings import AuditSettings
-from clinical_platform.clients.kafka import KafkaConnection, build_admin
+from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_producer
 from clinical_platform.eventlog.topics import events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.security.checkpoints import CHECKPOINTS_TOPIC
@@ -57,6 +58,7 @@ ARTIFACTS = Path(__file__).resolve().parents[4] / ".infra" / "test-artifacts" / 
 @dataclass
 class Stack:
     orders_topic: str
+    kafka: KafkaConnection
 
 
 @pytest.fixture
@@ -128,7 +130,7 @@ async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
                     break
                 await asyncio.sleep(0.01)
             try:
-                yield Stack(orders_topic=topics[1])
+                yield Stack(topics[1], KafkaConnection.from_settings(orders_settings))
             finally:
                 http.should_exit = True
                 await serving
@@ -190,6 +192,17 @@ async def register_order_sign_and_read(keycloak: Keycloak) -> tuple[str, dict[st
                         "READ GetOrder": subject_of(lab)}  # fmt: skip
 
 
+async def forge_a_record(stack: Stack) -> int:
+    """Tampering: a record on the orders topic that its writer never wrote; its offset."""
+    producer = build_producer(stack.kafka)
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(stack.orders_topic, b"forged", partition=0)
+    finally:
+        await producer.stop()
+    return int(sent.offset)
+
+
 async def serious_violations(page: Page, axe_script: str) -> list[str]:
     """axe-core's serious and critical violations on the page (WCAG 2.x A and AA rules)."""
     # Evaluated through the DevTools protocol: the page's CSP (no script) does not apply.
@@ -228,7 +241,47 @@ async def timeline_rows(page: Page, patient_id: str) -> dict[str, str]:
     return rows
 
 
-async def test_an_auditor_traces_a_patients_record_and_verifies_the_log_a_clinician_is_refused(
+async def verify_now_until_attested_then_tampered(
+    page: Page, stack: Stack, axe_script: str
+) -> None:
+    """Verify now: OK with the age of the latest signed checkpoint; after a forged record,
+    FAILED at the forged record's offset."""
+    await page.click("text=Integrity")
+    verify = f"button[aria-label='Verify now: {stack.orders_topic}']"
+    for _ in range(30):  # until the orders' writer signed its first checkpoint
+        await page.click(verify)
+        await page.locator("#verdict").wait_for()
+        assert await page.inner_text("#verdict") == "OK"
+        if await page.locator("#partitions .age").count():
+            break
+        await asyncio.sleep(1)
+    assert re.fullmatch(r"\d+ s|\d+ min \d+ s", await page.inner_text("#partitions .age"))
+    await page.screenshot(path=ARTIFACTS / "integrity.png", full_page=True)
+    assert await serious_violations(page, axe_script) == []
+
+    forged_at = await forge_a_record(stack)
+    await page.click(verify)
+    await page.locator("#verdict").wait_for()
+    assert await page.inner_text("#verdict") == "FAILED"
+    cells = await page.locator("#partitions tbody tr").first.locator("td").all_inner_texts()
+    assert (cells[1], cells[6]) == ("FAILED", str(forged_at))
+    await page.screenshot(path=ARTIFACTS / "integrity-tampered.png", full_page=True)
+    assert await serious_violations(page, axe_script) == []
+
+
+async def a_clinician_is_refused(browser: Browser, axe_script: str) -> None:
+    refused = await (await browser.new_context()).new_page()
+    await log_in(refused, "clinician-no-otp")
+    await refused.locator("#refused").wait_for(timeout=30_000)
+    assert "for auditors only" in await refused.inner_text("main")
+    await refused.screenshot(path=ARTIFACTS / "clinician-refused.png", full_page=True)
+    assert await serious_violations(refused, axe_script) == []
+    await refused.goto(f"{BASE}/console/")
+    assert await refused.locator("#login").count() == 1  # no session was opened
+    assert await serious_violations(refused, axe_script) == []
+
+
+async def test_an_auditor_traces_a_record_verifies_the_log_sees_tampering_a_clinician_is_refused(
     stack: Stack, keycloak: Keycloak
 ) -> None:
     patient_id, actors = await register_order_sign_and_read(keycloak)
@@ -256,27 +309,7 @@ async def test_an_auditor_traces_a_patients_record_and_verifies_the_log_a_clinic
             await page.screenshot(path=ARTIFACTS / "timeline.png", full_page=True)
             assert await serious_violations(page, axe_script) == []
 
-            await page.click("text=Integrity")
-            verify = f"button[aria-label='Verify now: {stack.orders_topic}']"
-            for _ in range(30):  # until the orders' writer signed its first checkpoint
-                await page.click(verify)
-                await page.locator("#verdict").wait_for()
-                assert await page.inner_text("#verdict") == "OK"
-                if await page.locator("#partitions .age").count():
-                    break
-                await asyncio.sleep(1)
-            assert re.fullmatch(r"\d+ s|\d+ min \d+ s", await page.inner_text("#partitions .age"))
-            await page.screenshot(path=ARTIFACTS / "integrity.png", full_page=True)
-            assert await serious_violations(page, axe_script) == []
-
-            refused = await (await browser.new_context()).new_page()
-            await log_in(refused, "clinician-no-otp")
-            await refused.locator("#refused").wait_for(timeout=30_000)
-            assert "for auditors only" in await refused.inner_text("main")
-            await refused.screenshot(path=ARTIFACTS / "clinician-refused.png", full_page=True)
-            assert await serious_violations(refused, axe_script) == []
-            await refused.goto(f"{BASE}/console/")
-            assert await refused.locator("#login").count() == 1  # no session was opened
-            assert await serious_violations(refused, axe_script) == []
+            await verify_now_until_attested_then_tampered(page, stack, axe_script)
+            await a_clinician_is_refused(browser, axe_script)
         finally:
             await browser.close()

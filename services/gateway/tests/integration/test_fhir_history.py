@@ -34,6 +34,8 @@ from clinical_platform.eventlog.topics import events_topic
 from gateway.application import GatewayApp
 from gateway.domain.scopes import Interaction
 from gateway.entrypoints.fhir.records import route
+from orders.bootstrap import running_orders
+from orders.settings import OrdersSettings
 from patient.bootstrap import running_patient
 from patient.settings import PatientSettings
 
@@ -60,18 +62,24 @@ async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
 ) -> AsyncIterator[Stack]:  # fmt: skip
     keys = tmp_path / "gateway-keys.pem"
     verifier = internal_verifiers(keys)
-    patient_log = unique_name("patient-")
+    patient_log, orders_log = unique_name("patient-"), unique_name("orders-")
     access_topic = await kafka_topic(prefix="clinical.audit.access-test.")
-    patient_settings = PatientSettings.model_validate(isolated_service_values(
-        servers, event_log_name=patient_log, database=mongo_database.name,
-        state_dir=tmp_path / "patient", access_topic=access_topic,
-    ))  # fmt: skip
+
+    def values(log: str) -> dict[str, Any]:
+        return isolated_service_values(
+            servers, event_log_name=log, database=mongo_database.name,
+            state_dir=tmp_path / log, access_topic=access_topic,
+        )  # fmt: skip
+
+    patient_settings = PatientSettings.model_validate(values(patient_log))
+    orders_settings = OrdersSettings.model_validate(values(orders_log))
+    topics = "|".join(re.escape(events_topic(log)) for log in (patient_log, orders_log))
     audit_settings = AuditSettings.model_validate({
         **servers.as_env(), "grpc_port": 0, "mongodb_database": mongo_database.name,
         "VAULT_AUDIT_SIGNING_KEY": transit_key(key_type="ed25519"),
         "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
         "read_model_name": unique_name("audit-"),
-        "event_topic_pattern": f"^{re.escape(events_topic(patient_log))}$",
+        "event_topic_pattern": f"^({topics})$",
         "checkpoints_topic": await kafka_topic(prefix="test.checkpoints."),
         "state_dir": tmp_path / "audit",
     })  # fmt: skip
@@ -80,16 +88,21 @@ async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
             patient = await running.enter_async_context(
                 running_patient(patient_settings, verifier=verifier("clinical-patient"))
             )
+            orders = await running.enter_async_context(
+                running_orders(orders_settings, verifier=verifier("clinical-orders"))
+            )
             audit = await running.enter_async_context(
                 running_audit(audit_settings, verifier=verifier("clinical-audit"))
             )
             addresses = await serve(running, {"patient": patient.services,
+                                              "orders": orders.services,
                                               "audit": audit.services})  # fmt: skip
             client, app = await make_gateway(signing_keys_file=keys, **addresses)
             client.base_url = httpx.URL("http://gateway/fhir/r4/")
             yield Stack(client, app)
     finally:
-        await delete_event_log(servers.kafka_bootstrap_servers, patient_log)
+        for log in (patient_log, orders_log):
+            await delete_event_log(servers.kafka_bootstrap_servers, log)
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +139,13 @@ async def updated(client: httpx.AsyncClient, headers: dict[str, str], patient_id
     assert answer.status_code == 200, answer.text
 
 
-async def history_of(client: httpx.AsyncClient, headers: dict[str, str], patient_id: str,
-                     versions: int) -> dict[str, Any]:  # fmt: skip
+async def history_of(client: httpx.AsyncClient, headers: dict[str, str], record_id: str,
+                     versions: int, kind: str = "Patient") -> dict[str, Any]:  # fmt: skip
     """The history Bundle once the audit service has read ``versions`` versions from the log
     (its projection is asynchronous)."""
     deadline = asyncio.get_running_loop().time() + 30
     while True:
-        answer = await client.get(f"Patient/{patient_id}/_history", headers=headers)
+        answer = await client.get(f"{kind}/{record_id}/_history", headers=headers)
         if answer.status_code == 200 and answer.json()["total"] >= versions:
             return dict(answer.json())
         if asyncio.get_running_loop().time() > deadline:
@@ -233,3 +246,42 @@ async def test_a_patients_audit_events_name_their_changes_and_reads_for_auditors
         "AuditEvent", params={"patient": patient_id}, headers=registrar
     )
     outcome(refused, 403)
+
+
+async def test_history_of_a_placed_and_revoked_order_is_two_versions_with_the_orderer(
+    stack: Stack, keycloak: Keycloak, auditor: dict[str, str]
+) -> None:
+    clinician = {
+        "authorization": f"Bearer {keycloak.user_token('clinician-no-otp', 'user/*.cruds')}"
+    }
+    order = {
+        "resourceType": "ServiceRequest", "status": "draft", "intent": "order",
+        "priority": "routine", "subject": {"reference": f"Patient/{uuid.uuid4()}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]}],
+    }  # fmt: skip
+    placed = await stack.client.post("ServiceRequest", headers={**FHIR, **clinician}, json=order)
+    assert placed.status_code == 201, placed.text
+    reason = {"url": "http://hl7.org/fhir/StructureDefinition/request-statusReason",
+              "valueCodeableConcept": {"text": "ordered twice"}}  # fmt: skip
+    revoked = {**placed.json(), "status": "revoked", "extension": [reason]}
+    order_id = placed.json()["id"]
+    answer = await stack.client.put(f"ServiceRequest/{order_id}", headers={**FHIR, **clinician},
+                                    json=revoked)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+
+    bundle = await history_of(stack.client, auditor, order_id, versions=2, kind="ServiceRequest")
+
+    Bundle.model_validate(bundle)
+    assert [(e["request"]["method"], e["response"]["etag"]) for e in bundle["entry"]] == [
+        ("PUT", 'W/"2"'), ("POST", 'W/"1"'),
+    ]  # fmt: skip
+    provenances = await stack.client.get(
+        "Provenance", params={"target": f"ServiceRequest/{order_id}"}, headers=auditor
+    )
+    assert provenances.status_code == 200, provenances.text
+    resources = [e["resource"] for e in provenances.json()["entry"]]
+    assert [r["activity"]["text"] for r in resources] == ["OrderPlaced", "OrderCancelled"]
+    assert [r["target"][0]["reference"] for r in resources] == [
+        f"ServiceRequest/{order_id}/_history/1", f"ServiceRequest/{order_id}/_history/2",
+    ]  # fmt: skip

@@ -23,7 +23,7 @@ from gateway.application import GatewayApp
 from gateway.domain.identity import IdentityMapping
 from gateway.entrypoints.console.login import OidcLogin
 from gateway.entrypoints.console.pages import ConsoleConfig
-from gateway.entrypoints.console.sessions import ConsoleSessions
+from gateway.entrypoints.console.sessions import MAX_PENDING_LOGINS, ConsoleSessions
 from gateway.entrypoints.console.trail import age_of, partition_check
 from gateway.entrypoints.http import build_http_app
 from gateway.ports import DownstreamAnswer, DownstreamCall, TokenRejectedError
@@ -304,3 +304,15 @@ def test_a_checkpoints_age_reads_in_the_largest_units_that_fit() -> None:
     report = {"partition": 1, "ok": True, "attested_at": "2026-12-07T11:59:18Z"}
     assert partition_check("t", report, now).checkpoint_age == "42 s"
     assert partition_check("t", {"ok": True}, now).checkpoint_signed_at is None
+
+
+def test_pending_logins_are_bounded_the_oldest_dropped_first() -> None:
+    sessions = ConsoleSessions(secrets.token_urlsafe(32))
+    first_state, first_cookie = sessions.begin_login("verifier-0")
+    for n in range(MAX_PENDING_LOGINS):
+        sessions.begin_login(f"verifier-{n + 1}")
+    last_state, last_cookie = sessions.begin_login("verifier-last")
+
+    assert sessions.finish_login(first_cookie, first_state) is None
+    assert sessions.finish_login(last_cookie, last_state) is not None
+    assert sessions.finish_login(last_cookie, last_state) is None  # once only

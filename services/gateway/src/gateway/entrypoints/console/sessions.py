@@ -18,6 +18,7 @@ LOGIN_COOKIE = "console_login"
 COOKIE_PATH = "/console/"
 LOGIN_TTL_S = 600
 MAX_SESSIONS = 10_000
+MAX_PENDING_LOGINS = 10_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class ConsoleSessions:
     def begin_login(self, verifier: str) -> tuple[str, str]:
         """A new login's state and the signed cookie value that binds it to this browser."""
         self._expire()
+        # Anyone may start a login: the oldest pending one goes first, memory stays bounded.
+        if len(self._pending) >= MAX_PENDING_LOGINS:
+            self._pending.pop(next(iter(self._pending)))
         state = secrets.token_urlsafe(24)
         self._pending[state] = PendingLogin(verifier, time.monotonic())
         return state, self._signer.dumps(state)

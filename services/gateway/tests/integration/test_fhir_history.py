@@ -196,6 +196,9 @@ async def test_history_of_a_registered_updated_and_linked_patient_is_every_versi
     assert {r["agent"][0]["who"]["identifier"]["value"] for r in resources} == {registrar_subject}
     assert all([c["coding"][0]["code"] for c in r["agent"][0]["role"]] == ["registrar"]
                for r in resources)  # fmt: skip
+    # Why: the purpose of use each change was recorded under (treatment, unless said otherwise).
+    assert {c["code"] for r in resources for c in r["reason"][0]["coding"]} == {"TREAT"}
+    assert all(r["recorded"] and r["occurredDateTime"] for r in resources)
     # Metadata only: the demographics never travel through the audit service.
     assert all(family not in text for text in (provenances.text, str(bundle)))
 

@@ -308,6 +308,11 @@ async def test_an_auditor_traces_a_record_verifies_the_log_sees_tampering_a_clin
             assert patient_id not in page.url
             await page.screenshot(path=ARTIFACTS / "timeline.png", full_page=True)
             assert await serious_violations(page, axe_script) == []
+            lab = actors["READ GetOrder"]
+            await page.fill("#actor", lab)
+            await page.click("#apply-filters")
+            actor_cells = await page.locator("#timeline td.actor").all_inner_texts()
+            assert {cell.strip() for cell in actor_cells} == {lab}  # and at least one
 
             await verify_now_until_attested_then_tampered(page, stack, axe_script)
             await a_clinician_is_refused(browser, axe_script)

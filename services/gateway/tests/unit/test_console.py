@@ -316,3 +316,41 @@ def test_pending_logins_are_bounded_the_oldest_dropped_first() -> None:
     assert sessions.finish_login(first_cookie, first_state) is None
     assert sessions.finish_login(last_cookie, last_state) is not None
     assert sessions.finish_login(last_cookie, last_state) is None  # once only
+
+
+async def test_filters_go_to_the_audit_service_and_a_changes_actor_is_filtered_here(
+    browser: httpx.AsyncClient, audit_service: FakeAudit
+) -> None:
+    await log_in(browser, "auditor")
+    answer = await browser.post("/console/timeline", data={
+        "patient_id": PATIENT, "actor": "doc-2", "since": "2026-12-07T09:00",
+        "until": "2026-12-07T11:30"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    window = {"since": "2026-12-07T09:00:00Z", "until": "2026-12-07T11:30:00Z"}
+    assert [c.request for c in audit_service.calls] == [
+        {"patient_id": PATIENT, "recorded": window, "page_size": 1000, "page_token": ""},
+        {"patient_id": PATIENT, "occurred": window, "actor_subject": "doc-2",
+         "page_size": 1000, "page_token": ""},
+    ]  # fmt: skip
+    assert re.findall(r'<tr class="([^"]*)">', answer.text) == ["access break-glass"]
+    assert 'value="2026-12-07T09:00"' in answer.text  # the form keeps what was asked
+
+    audit_service.calls.clear()
+    changes = await browser.post("/console/timeline", data={"patient_id": PATIENT,
+                                                              "kind": "change"})  # fmt: skip
+    assert [c.method for c in audit_service.calls] == ["History"]
+    assert re.findall(r'<tr class="([^"]*)">', changes.text) == ["change"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"actor": "<b>x</b>"}, {"kind": "everything"}, {"since": "yesterday"},
+    {"since": "2026-12-07T10:00", "until": "2026-12-07T09:00"},
+])  # fmt: skip
+async def test_a_filter_that_cannot_be_used_is_refused_before_any_call(
+    browser: httpx.AsyncClient, audit_service: FakeAudit, bad: dict[str, str]
+) -> None:
+    await log_in(browser, "auditor")
+    answer = await browser.post("/console/timeline", data={"patient_id": PATIENT, **bad})
+    assert answer.status_code == 400
+    assert audit_service.calls == []
+    assert "<b>x</b>" not in answer.text

@@ -26,6 +26,7 @@ from gateway.application import (
     RateLimitedError,
 )
 from gateway.domain.identity import Caller
+from gateway.entrypoints.console.filters import InvalidFilterError, parse_filter
 from gateway.entrypoints.console.login import LoginFailedError, OidcLogin, new_verifier
 from gateway.entrypoints.console.sessions import (
     COOKIE_PATH,
@@ -144,32 +145,32 @@ def console_routes(app: GatewayApp, config: ConsoleConfig) -> list[BaseRoute]:  
         response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
         return response
 
-    async def patient_id_of(request: Request) -> str | None:
-        try:
-            return str(uuid.UUID((await form_field(request, "patient_id")).strip()))
-        except ValueError:
-            return None
-
     async def timeline(request: Request) -> Response:
         caller = await auditor(request)
         if isinstance(caller, Response):
             return caller
-        patient_id = await patient_id_of(request)
+        form = await read_form(request)
+        patient_id = patient_id_of(form)
         if patient_id is None:
             return page("home.html", 400, caller=caller.principal, topics=config.topics,
                         invalid_patient_id=True)  # fmt: skip
         try:
-            shown = await patient_timeline(app, caller, patient_id, request.state.request_id)
+            shown = parse_filter(form)
+        except InvalidFilterError as invalid:
+            return page("error.html", 400, message=f"That filter cannot be used: {invalid}.")
+        try:
+            entries = await patient_timeline(app, caller, patient_id, request.state.request_id,
+                                             shown)  # fmt: skip
         except (AuditUnavailableError, InsufficientScopeError) as failed:
             return _refused_by_audit(failed)
         return page("timeline.html", caller=caller.principal, patient_id=patient_id,
-                    timeline=shown)  # fmt: skip
+                    timeline=entries, shown=shown)  # fmt: skip
 
     async def export(request: Request) -> Response:
         caller = await auditor(request)
         if isinstance(caller, Response):
             return caller
-        patient_id = await patient_id_of(request)
+        patient_id = patient_id_of(await read_form(request))
         if patient_id is None:
             return page("error.html", 400, message="That is not a patient id (a UUID).")
         try:
@@ -187,7 +188,7 @@ def console_routes(app: GatewayApp, config: ConsoleConfig) -> list[BaseRoute]:  
         checks = None
         topic = ""
         if request.method == "POST":
-            topic = await form_field(request, "topic")
+            topic = (await read_form(request)).get("topic", "")
             if topic not in config.topics:
                 return page("error.html", 400, message="Unknown topic.")
             try:
@@ -213,13 +214,20 @@ def console_routes(app: GatewayApp, config: ConsoleConfig) -> list[BaseRoute]:  
     ]
 
 
-async def form_field(request: Request, name: str) -> str:
-    """One field of a small urlencoded form (the console's forms have one or two)."""
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of a small urlencoded form, the first value of each (empty if unreadable)."""
     try:
         body = (await read_body(request, FORM_LIMIT_BYTES)).decode("ascii")
     except (RequestTooLargeError, UnicodeDecodeError):
-        return ""
-    return parse_qs(body).get(name, [""])[0]
+        return {}
+    return {name: values[0] for name, values in parse_qs(body).items()}
+
+
+def patient_id_of(form: dict[str, str]) -> str | None:
+    try:
+        return str(uuid.UUID(form.get("patient_id", "").strip()))
+    except ValueError:
+        return None
 
 
 def _refused_by_audit(failed: Exception) -> Response:

@@ -15,6 +15,7 @@ from typing import Any
 from gateway.application import GatewayApp, Route
 from gateway.domain.identity import Caller
 from gateway.domain.scopes import Interaction
+from gateway.entrypoints.console.filters import TimelineFilter
 from gateway.policy import Operation
 
 PAGE_SIZE = 1000
@@ -102,12 +103,27 @@ async def _all(app: GatewayApp, caller: Caller, route: Route, values: Mapping[st
 
 
 async def patient_timeline(app: GatewayApp, caller: Caller, patient_id: str,
-                           request_id: str) -> Timeline:  # fmt: skip
-    """Every change of the patient's records and every access to them, newest first."""
-    changes, all_changes = await _all(app, caller, HISTORY, {"patient_id": patient_id},
-                                      key="changes", request_id=request_id)  # fmt: skip
-    accesses, all_accesses = await _all(app, caller, ACCESS_LOG, {"patient_id": patient_id},
-                                        key="records", request_id=request_id)  # fmt: skip
+                           request_id: str, shown: TimelineFilter | None = None,
+                           ) -> Timeline:  # fmt: skip
+    """Every change of the patient's records and every access to them, newest first; those
+    ``shown`` selects (the audit service filters times and an access's actor; a change's actor
+    is filtered here: History has no actor filter)."""
+    shown = shown or TimelineFilter()
+    changes: list[Mapping[str, Any]] = []
+    accesses: list[Mapping[str, Any]] = []
+    all_changes = all_accesses = True
+    window = shown.time_range()
+    if shown.kind in ("", "change"):
+        query = {"patient_id": patient_id, **({"recorded": window} if window else {})}
+        changes, all_changes = await _all(app, caller, HISTORY, query, key="changes",
+                                          request_id=request_id)  # fmt: skip
+        if shown.actor:
+            changes = [c for c in changes if c.get("actor", {}).get("subject") == shown.actor]
+    if shown.kind in ("", "access"):
+        query = {"patient_id": patient_id, **({"occurred": window} if window else {}),
+                 **({"actor_subject": shown.actor} if shown.actor else {})}  # fmt: skip
+        accesses, all_accesses = await _all(app, caller, ACCESS_LOG, query, key="records",
+                                            request_id=request_id)  # fmt: skip
     entries = [*map(change_entry, changes), *map(access_entry, accesses)]
     entries.sort(key=lambda e: e.at, reverse=True)
     return Timeline(tuple(entries), all_changes and all_accesses)

@@ -50,9 +50,9 @@ class VerificationReport:
 
     findings: tuple[Finding, ...] = ()
     attested_through: int | None = None
-    attested_at: datetime | None = None
     records: int = 0
     unattested: int = 0
+    attested_at: datetime | None = None
 
     @property
     def ok(self) -> bool:

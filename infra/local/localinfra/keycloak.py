@@ -2,9 +2,11 @@
 
 The distribution lives in the cache, built once for dev-file storage (H2 on disk), so every
 start is ``kc.sh start --optimized``. Its home for one checkout is ``.infra/keycloak/home``:
-the distribution's code linked in, the data (H2 files, the realm to import) of our own. The
-realm is imported on the first start only (Keycloak skips a realm that exists): after editing
-the realm file, delete ``.infra/keycloak`` and start again.
+the distribution's code linked in, the data (H2 files, the realm to import) of our own.
+Keycloak imports a realm only when it does not exist yet, so a start that finds the realm file
+changed since its last import starts the database afresh and imports it again: the realm's
+users, clients and keys all come from that file (a running Keycloak picks an edit up at its
+next start: ``make infra-down`` then ``make infra-up``).
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def _home(config: InfraConfig) -> Path:
 def _prepare_home(config: InfraConfig, dist: Path) -> Path:
     home = _home(config)
     (home / "data" / "import").mkdir(parents=True, exist_ok=True)
+    imported = home / "data" / "import" / REALM_FILE.name
+    if imported.exists() and imported.read_bytes() != REALM_FILE.read_bytes():
+        shutil.rmtree(home / "data" / "h2", ignore_errors=True)
     for part in ("bin", "conf", "lib", "providers", "themes"):
         link = home / part
         if link.is_symlink() or link.exists():

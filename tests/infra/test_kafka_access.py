@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 PATIENT_TOPIC = "clinical.patient.events.v1"
 ORDERS_TOPIC = "clinical.orders.events.v1"
+RESULTS_TOPIC = "clinical.results.events.v1"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ async def topics(broker: IsolatedInfra) -> None:
     admin = build_admin(broker.kafka)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, 1, 1) for t in (PATIENT_TOPIC, ORDERS_TOPIC)])
+        topics = (PATIENT_TOPIC, ORDERS_TOPIC, RESULTS_TOPIC)
+        await admin.create_topics([NewTopic(t, 1, 1) for t in topics])
     finally:
         await admin.close()
 
@@ -103,8 +105,9 @@ async def test_a_service_cannot_use_another_services_transactional_id(
 async def test_a_service_reads_only_what_it_consumes(broker: IsolatedInfra) -> None:
     patient = as_principal(broker, "patient")
 
+    # Orders it reads (an order's orderer is in its patient's care), results it does not.
     with pytest.raises(TopicAuthorizationFailedError):
-        await _read_one(patient, ORDERS_TOPIC, group="patient.reader")
+        await _read_one(patient, RESULTS_TOPIC, group="patient.reader")
 
 
 async def test_there_is_no_plaintext_listener(broker: IsolatedInfra) -> None:

@@ -46,7 +46,9 @@ async def run_section(options: Options, servers: ServerEndpoints) -> list[Figure
     seconds = 1.0 if options.quick else 5.0
     one_in_flight = 50 if options.quick else 500
     with running_keycloak() as keycloak, TemporaryDirectory(prefix="bench-gateway-") as tmp:
-        token = keycloak.user_token("clinician-no-otp", "user/ServiceRequest.cruds")
+        # Lab staff read every order: the same read both ways, with no care relationship to
+        # look up (a clinician reads only orders of patients in their care).
+        token = keycloak.user_token("lab", "user/ServiceRequest.rs")
         keys = Path(tmp) / "keys.pem"
         rotate_key_file(keys)
         async with _orders_and_gateway(servers, keycloak.issuer, keys, Path(tmp), token) as parts:
@@ -134,12 +136,14 @@ async def _orders_and_gateway(
             )
             stub = OrderServiceStub(channel)
             clinician = Principal("bench-clinician", frozenset({Role.CLINICIAN}))
-            internal = (("authorization", f"Bearer {tokens.mint(clinician, audience=_AUDIENCE)}"),)
+            orderer = (("authorization", f"Bearer {tokens.mint(clinician, audience=_AUDIENCE)}"),)
+            lab = Principal("bench-lab", frozenset({Role.LAB}))
+            internal = (("authorization", f"Bearer {tokens.mint(lab, audience=_AUDIENCE)}"),)
             placed = await stub.PlaceOrder(pb.PlaceOrderRequest(
                 request_id=str(uuid.uuid4()), patient_id=str(uuid.uuid4()), test_code="2345-7",
                 priority=pb.PRIORITY_ROUTINE,
                 reason_codes=[pb.ReasonCode(system=pb.CODE_SYSTEM_ICD10, code="R73.9")],
-            ), metadata=internal, timeout=10)  # fmt: skip
+            ), metadata=orderer, timeout=10)  # fmt: skip
             read = pb.GetOrderRequest(order_id=placed.order_id, min_version=placed.version)
             gateway_env = {
                 "GATEWAY_HTTP_PORT": str(free_tcp_port()), "GATEWAY_OIDC_ISSUER": issuer,

@@ -18,7 +18,7 @@ from clinical_testing.service_process import free_tcp_port
 from companion_login import CALLBACK_PORT, Login, wait_for_code, whoami
 from playwright.async_api import async_playwright
 
-from gateway.bootstrap import gateway_http_app, http_server
+from gateway.bootstrap import gateway_http_app, serving_http
 from gateway.settings import GatewaySettings
 from localinfra import chromium
 
@@ -40,16 +40,11 @@ async def gateway(keycloak: Keycloak, tmp_path: Path) -> AsyncIterator[str]:
         oidc_issuer=keycloak.issuer, signing_keys_file=tmp_path / "k.pem", access_trail=False
     )
     port = free_tcp_port()
-    async with gateway_http_app(settings) as (asgi, _):
-        server = http_server(asgi, "127.0.0.1", port)
-        serving = asyncio.create_task(server.serve())
-        for _ in range(500):  # uvicorn says when it listens, by a flag only
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
+    async with (
+        gateway_http_app(settings) as (asgi, _),
+        serving_http(asgi, "127.0.0.1", port),
+    ):
         yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        await serving
 
 
 class Browser:

@@ -116,6 +116,22 @@ def http_server(asgi: Starlette, host: str, port: int) -> EmbeddedServer:
     return EmbeddedServer(config)
 
 
+@contextlib.asynccontextmanager
+async def serving_http(asgi: Starlette, host: str, port: int) -> AsyncIterator[EmbeddedServer]:
+    """``asgi`` served on host:port until the block ends (tests and tools embedding the HTTP
+    side); the block starts once the server listens."""
+    server = http_server(asgi, host, port)
+    serving = asyncio.create_task(server.serve())
+    # uvicorn says it listens by a flag only: there is nothing to await.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await serving
+
+
 async def serve(settings: GatewaySettings) -> None:
     """Run the gateway (HTTP and gRPC health) until SIGTERM or SIGINT, then stop gracefully."""
     async with (

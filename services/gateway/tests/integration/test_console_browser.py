@@ -39,7 +39,7 @@ from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.security.checkpoints import CHECKPOINTS_TOPIC
 from clinical_platform.tokens import TokenVerifier
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
-from gateway.bootstrap import gateway_http_app, http_server
+from gateway.bootstrap import gateway_http_app, serving_http
 from gateway.settings import GatewaySettings
 from localinfra import axe, chromium
 from orders.bootstrap import running_orders
@@ -123,17 +123,8 @@ async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
                 console_topics=(topics[1],),
             )  # fmt: skip
             asgi, _ = await running.enter_async_context(gateway_http_app(settings))
-            http = http_server(asgi, "127.0.0.1", CONSOLE_PORT)
-            serving = asyncio.create_task(http.serve())
-            for _ in range(500):  # uvicorn says when it listens, by a flag only
-                if http.started:
-                    break
-                await asyncio.sleep(0.01)
-            try:
-                yield Stack(topics[1], KafkaConnection.from_settings(orders_settings))
-            finally:
-                http.should_exit = True
-                await serving
+            await running.enter_async_context(serving_http(asgi, "127.0.0.1", CONSOLE_PORT))
+            yield Stack(topics[1], KafkaConnection.from_settings(orders_settings))
     finally:
         admin = build_admin(KafkaConnection.from_settings(patient_settings))
         await admin.start()

@@ -9,7 +9,6 @@ service's copy of the set is older than its maximum age.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -27,7 +26,7 @@ from clinical_platform.principals import Principal, Role
 from clinical_platform.runtime import JWKS_MAX_AGE_S, JWKS_MIN_REFRESH_S, token_verifier
 from clinical_platform.tokens import AuthenticationError, TokenVerifier
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
-from gateway.bootstrap import gateway_http_app, http_server
+from gateway.bootstrap import gateway_http_app, serving_http
 from gateway.settings import GatewaySettings
 from orders.settings import OrdersSettings
 
@@ -50,18 +49,11 @@ async def serving_gateway(keycloak: Keycloak, keys: Path, port: int) -> AsyncIte
     """The gateway's HTTP side on ``port``, signing with the keys in ``keys``; its JWKS URL."""
     settings = GatewaySettings(oidc_issuer=keycloak.issuer, signing_keys_file=keys,
                                access_trail=False)  # fmt: skip
-    async with gateway_http_app(settings) as (asgi, _):
-        server = http_server(asgi, "127.0.0.1", port)
-        serving = asyncio.create_task(server.serve())
-        for _ in range(500):  # uvicorn says when it listens, by a flag only
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
-        finally:
-            server.should_exit = True
-            await serving
+    async with (
+        gateway_http_app(settings) as (asgi, _),
+        serving_http(asgi, "127.0.0.1", port),
+    ):
+        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
 
 
 def gateway_token(keys: Path) -> str:

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import hvac
 import requests
@@ -71,6 +71,8 @@ def production_refusals(
         _vault_in_the_clear(settings),
         _root_vault_token(settings, vault_policies),
         _kafka_without_sasl_ssl(settings),
+        _mongodb_in_the_clear(settings),
+        _mongodb_certificates_unchecked(settings),
     )
     return [refusal for refusal in checks if refusal] + list(settings.production_refusals())
 
@@ -152,6 +154,57 @@ def _kafka_without_sasl_ssl(settings: BaseServiceSettings) -> str | None:
     if protocol == "SASL_SSL":
         return None
     return f"KAFKA_SECURITY_PROTOCOL: {protocol}; production speaks SASL_SSL only"
+
+
+def _mongodb_in_the_clear(settings: BaseServiceSettings) -> str | None:
+    scheme, hosts, options = _mongodb_url_parts(settings.mongodb_url)
+    # mongodb+srv turns TLS on unless the URL turns it off; plain mongodb:// needs tls/ssl=true.
+    default = "true" if scheme == "mongodb+srv" else "false"
+    tls = options.get("tls", options.get("ssl", default))
+    if tls == "true" or all(_is_loopback(host) for host in hosts):
+        return None
+    return (
+        "MONGODB_URL: no TLS (tls=true) to a non-loopback host; "
+        "read models would cross the network in the clear"
+    )
+
+
+def _mongodb_certificates_unchecked(settings: BaseServiceSettings) -> str | None:
+    _, _, options = _mongodb_url_parts(settings.mongodb_url)
+    unchecked = [name for name in _MONGODB_UNCHECKED_TLS if options.get(name.lower()) == "true"]
+    if not unchecked:
+        return None
+    return f"MONGODB_URL: {', '.join(unchecked)}; anyone on the path could pose as the database"
+
+
+# Each turns off a check of the server's certificate (tlsInsecure turns off all of them).
+_MONGODB_UNCHECKED_TLS = ("tlsInsecure", "tlsAllowInvalidCertificates", "tlsAllowInvalidHostnames")
+
+
+def _mongodb_url_parts(url: str) -> tuple[str, list[str], dict[str, str]]:
+    """The scheme, host names and options (names and values lowercased) of a MongoDB URL.
+
+    Parsed by hand: pymongo's parser resolves a mongodb+srv name in DNS, and the check must
+    not depend on the network. The user and password are dropped, never returned.
+    """
+    scheme, _, rest = url.partition("://")
+    # A URL's reserved characters in the user or password are percent-encoded, so the first
+    # "?" starts the options and the first "/" ends the hosts.
+    before_options, _, query = rest.partition("?")
+    authority = before_options.partition("/")[0]
+    hosts = [_host_name(host) for host in authority.rpartition("@")[2].split(",")]
+    options = {name.lower(): value.lower() for name, value in parse_qsl(query)}
+    return scheme.lower(), hosts, options
+
+
+def _host_name(host: str) -> str:
+    # "[::1]:27017" -> "::1"; "db:27017" -> "db"; a socket path (%2Ftmp%2Fm.sock) is local.
+    host = unquote(host)
+    if host.startswith("/"):
+        return "localhost"
+    if host.startswith("["):
+        return host[1 : host.find("]")]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def _is_loopback(host: str) -> bool:

@@ -51,6 +51,12 @@ def secure(**changes: Any) -> ProbeSettings:
     return load_settings(ProbeSettings, **(values | changes))
 
 
+_MONGODB_IN_THE_CLEAR = (
+    "MONGODB_URL: no TLS (tls=true) to a non-loopback host; read models would cross the "
+    "network in the clear"
+)
+
+
 def refusals(settings: BaseServiceSettings, dev_key: Path) -> list[str]:
     return production_refusals(settings, vault_policies=_service_policies, dev_key_files=[dev_key])
 
@@ -111,6 +117,27 @@ def test_a_secure_configuration_is_accepted(dev_key: Path) -> None:
             {"KAFKA_SECURITY_PROTOCOL": "SSL"},
             "KAFKA_SECURITY_PROTOCOL: SSL; production speaks SASL_SSL only",
         ),
+        (
+            {"MONGODB_URL": "mongodb://orders:s3cret@mongo.clinical.svc:27017/orders"},
+            _MONGODB_IN_THE_CLEAR,
+        ),
+        (
+            {"MONGODB_URL": "mongodb://127.0.0.1:27017,mongo-1.clinical.svc:27017/?tls=false"},
+            _MONGODB_IN_THE_CLEAR,
+        ),
+        (
+            {"MONGODB_URL": "mongodb+srv://mongo.clinical.svc/?tls=false"},
+            _MONGODB_IN_THE_CLEAR,
+        ),
+        (
+            {"MONGODB_URL": "mongodb://mongo.clinical.svc/?tls=true&tlsInsecure=true"},
+            "MONGODB_URL: tlsInsecure; anyone on the path could pose as the database",
+        ),
+        (
+            {"MONGODB_URL": "mongodb+srv://mongo.clinical.svc/?TLSAllowInvalidCertificates=TRUE"},
+            "MONGODB_URL: tlsAllowInvalidCertificates; anyone on the path could pose as the "
+            "database",
+        ),
     ],
 )
 def test_each_insecure_setting_is_refused_with_one_line(
@@ -130,6 +157,28 @@ def test_a_key_set_over_https_or_on_loopback_is_accepted(dev_key: Path) -> None:
     for url in ("https://gateway.clinical.svc/.well-known/jwks.json",
                 "http://127.0.0.1:18080/.well-known/jwks.json"):  # fmt: skip
         assert refusals(secure(JWT_JWKS_URL=url), dev_key) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mongodb://orders:s3cret@mongo.clinical.svc:27017/orders?tls=true",
+        "mongodb://mongo-0.clinical.svc,mongo-1.clinical.svc/?replicaSet=rs0&ssl=true",
+        "mongodb+srv://orders:s3cret@mongo.clinical.svc/orders",
+        "mongodb://127.0.0.1:37017/",
+        "mongodb://[::1]:27017,localhost:27018/?directConnection=true",
+    ],
+)
+def test_mongodb_over_tls_or_on_loopback_is_accepted(url: str, dev_key: Path) -> None:
+    assert refusals(secure(MONGODB_URL=url), dev_key) == []
+
+
+def test_a_refused_mongodb_url_never_shows_its_password(dev_key: Path) -> None:
+    insecure = secure(
+        MONGODB_URL="mongodb://orders:s3cret-7Qx9vLk2@mongo.clinical.svc/?tlsInsecure=true"
+    )
+
+    assert not [line for line in refusals(insecure, dev_key) if "s3cret" in line]
 
 
 def test_reflection_on_loopback_is_allowed(dev_key: Path) -> None:

@@ -75,8 +75,9 @@ class Ward:
 
 @pytest.fixture(scope="module")
 async def ward(module_hospital: Hospital, servers: ServerEndpoints) -> Ward:
-    """P with dr-team on its care team, dr-ended once on it, dr-orderer's signed order and its
-    result; Q, another patient. Waits until every service knows the relationships."""
+    """P with dr-team on its care team, dr-ended once on it, dr-orderer's order signed by
+    dr-signing and its result; Q, another patient. Waits until every service knows the
+    relationships."""
     hospital = module_hospital
     registrar = hospital.registrar()
     patient_id = await _register(hospital, "Thornton")
@@ -156,6 +157,7 @@ async def _await_relationships(collection: Any, patient_id: str) -> None:
         relationship_id(patient_id, "dr-team", "care-team"): True,
         relationship_id(patient_id, "dr-ended", "care-team"): False,
         relationship_id(patient_id, "dr-orderer", "ordering"): True,
+        relationship_id(patient_id, "dr-signing", "signing"): True,
     }
 
     async def known() -> bool:
@@ -193,6 +195,7 @@ MATRIX = [
     ("another patient", NONE),
     ("dr-team", ALL),  # on the care team
     ("dr-orderer", ALL),  # placed the patient's order
+    ("dr-signing", ALL),  # signed it
     ("dr-ended", NONE),  # the assignment ended
     ("dr-none", NONE),  # no relationship
     ("dr-none+etreat", NONE),  # an emergency without a reason is no break-glass

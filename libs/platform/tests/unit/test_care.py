@@ -129,6 +129,25 @@ def _only_change(projection: CareRelationshipsProjection, envelope: Envelope) ->
     return change
 
 
+def test_the_signer_of_an_order_becomes_related_to_its_patient() -> None:
+    projection = CareRelationshipsProjection(name="t", patient_topic="p", orders_topic="o")
+    signed = order_events.OrderSigned(
+        signature=order_events.OrderSignature(signer="dr-sign", mfa=True)
+    )
+
+    # OrderSigned names no patient: the envelope does (every order event carries it).
+    signing = _only_change(
+        projection,
+        _envelope("OrderSigned", signed.SerializeToString(), aggregate_id=OTHER, version=2),
+    )
+
+    assert signing.document_id == relationship_id(PATIENT, "dr-sign", "signing")
+    assert signing.fields == {
+        "patient_id": PATIENT, "subject": "dr-sign", "basis": "signing", "active": True,
+    }  # fmt: skip
+    assert "OrderSigned" in projection.payload_event_types
+
+
 def test_care_team_changes_and_orderers_become_relationship_documents() -> None:
     projection = CareRelationshipsProjection(name="t", patient_topic="p", orders_topic="o")
     assigned = patient_events.CareTeamMemberAssigned(member_subject="dr-who")

@@ -2,9 +2,10 @@
 
     {_id: "<patient id>/<subject>/<basis>", version, patient_id, subject, basis, active}
 
-Two facts make a relationship (``basis``): a care-team assignment on the patient
-(``CareTeamMemberAssigned`` / ``CareTeamMemberEnded`` on the patient topic), and the
-ordering clinician of an order (``OrderPlaced`` on the orders topic: its ``orderer``). Every
+Three facts make a relationship (``basis``): a care-team assignment on the patient
+(``CareTeamMemberAssigned`` / ``CareTeamMemberEnded`` on the patient topic), the ordering
+clinician of an order (``OrderPlaced`` on the orders topic: its ``orderer``), and the clinician
+who signed it (``OrderSigned``: its ``signature.signer``; the envelope names the patient). Every
 service that serves a patient's data keeps this read model itself, fed from both topics, and
 answers "is this clinician related to this patient" by primary key: no collection scan, no call
 to another service. A forgotten patient's documents become markers (no ``active``): nobody
@@ -30,7 +31,8 @@ from clinical_platform.security.forgetting import PATIENT_FORGOTTEN, forget_pati
 CARE_RELATIONSHIPS = "care_relationships"
 CARE_TEAM = "care-team"
 ORDERING = "ordering"
-BASES = (CARE_TEAM, ORDERING)
+SIGNING = "signing"
+BASES = (CARE_TEAM, ORDERING, SIGNING)
 
 
 def relationship_id(patient_id: str, subject: str, basis: str) -> str:
@@ -58,14 +60,14 @@ class MongoCareRelationships:
 
 
 class CareRelationshipsProjection(TopicProjection):
-    """Projects care-team and ordering events into ``care_relationships`` (one write each)."""
+    """Projects care-team, ordering and signing events into ``care_relationships``."""
 
     # Lookups name the documents' ids; ``patient_id`` is for forgetting a patient's.
     INDEXES = (IndexModel([("patient_id", ASCENDING)]),)
     # Only these events' payloads are opened: the runner decrypts no other event of the two
     # topics (a registration's demographics are none of this read model's business).
     payload_event_types = frozenset(
-        {"CareTeamMemberAssigned", "CareTeamMemberEnded", "OrderPlaced"}
+        {"CareTeamMemberAssigned", "CareTeamMemberEnded", "OrderPlaced", "OrderSigned"}
     )
 
     def __init__(self, *, name: str, patient_topic: str, orders_topic: str) -> None:
@@ -91,13 +93,17 @@ class CareRelationshipsProjection(TopicProjection):
         elif envelope.event_type == "OrderPlaced":
             placed = order_events.OrderPlaced.FromString(envelope.payload)
             patient_id, subject, basis, active = placed.patient_id, placed.orderer, ORDERING, True
+        elif envelope.event_type == "OrderSigned":
+            # Signing is a clinical act on the patient's order, attributed like placing it.
+            signed = order_events.OrderSigned.FromString(envelope.payload)
+            subject, basis, active = signed.signature.signer, SIGNING, True
         else:
             return []
         if not subject or not patient_id:
             return []
         fields = {"patient_id": patient_id, "subject": subject, "basis": basis, "active": active}
         # A care team's changes are versions of one patient, so the guard orders them; every
-        # order is its own aggregate at version 1, and any one of them makes the relationship.
+        # order is its own aggregate, and any one of them makes the relationship (never ends it).
         document_id = relationship_id(patient_id, subject, basis)
         return [
             VersionedChange(CARE_RELATIONSHIPS, document_id, envelope.aggregate_version, fields)

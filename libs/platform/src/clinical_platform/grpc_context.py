@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ipaddress
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote
 
 import grpc
@@ -14,6 +15,10 @@ from clinical_platform.validation import FieldViolation
 
 DEFAULT_PURPOSE_OF_USE = "TREAT"
 PURPOSE_OF_USE_HEADER = "x-purpose-of-use"
+# The end user's address and browser, as the gateway saw them: the call's own peer and
+# `user-agent` are the gateway's (gRPC sets `user-agent` itself, whatever the caller sends).
+SOURCE_IP_HEADER = "x-source-ip"
+USER_AGENT_HEADER = "x-user-agent"
 # The HL7 PurposeOfUse codes the proto knows (PURPOSE_OF_USE_<code>), UNSPECIFIED excepted.
 PURPOSES_OF_USE = frozenset(
     value.name.removeprefix("PURPOSE_OF_USE_")
@@ -41,21 +46,44 @@ def command_context(
 ) -> CommandContext:
     """Provenance for a command: caller address, user agent, workflow ids, purpose, trace.
 
-    Reads metadata ``user-agent``, ``x-correlation-id``, ``x-causation-id`` and
+    Reads the origin (`caller_origin`), metadata ``x-correlation-id``, ``x-causation-id`` and
     ``x-purpose-of-use`` (default ``TREAT``); the trace is the current span's. Values are taken
     as sent: `validate_envelope` checks them before anything is recorded.
     """
     metadata = {key: value for key, value in context.invocation_metadata() or () if key}
+    source_ip, user_agent = caller_origin(metadata, context.peer())
     return CommandContext(
         actor=actor,
         request_id=request_id,
         purpose_of_use=str(metadata.get(PURPOSE_OF_USE_HEADER, DEFAULT_PURPOSE_OF_USE)),
-        source_ip=peer_ip(context.peer()),
-        user_agent=str(metadata.get("user-agent", "")),
+        source_ip=source_ip,
+        user_agent=user_agent,
         correlation_id=str(metadata.get("x-correlation-id", "")),
         causation_id=str(metadata.get("x-causation-id", "")),
         trace_context=current_trace_context(),
     )
+
+
+def caller_origin(metadata: Mapping[str, str | bytes], peer: str) -> tuple[str, str]:
+    """The end user's address and user agent: ``x-source-ip`` and ``x-user-agent`` when the
+    gateway forwarded them, else the call's peer address and ``user-agent`` (a direct caller).
+
+    Taken from authenticated internal callers as ``x-request-id`` and the purpose are; a
+    forwarded address that is no IP address is not one, and the peer's counts instead.
+    """
+    forwarded_ip = str(metadata.get(SOURCE_IP_HEADER, ""))
+    source_ip = forwarded_ip if _is_ip(forwarded_ip) else peer_ip(peer)
+    forwarded_agent = metadata.get(USER_AGENT_HEADER)
+    user_agent = metadata.get("user-agent", "") if forwarded_agent is None else forwarded_agent
+    return source_ip, str(user_agent)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def peer_ip(peer: str) -> str:

@@ -7,7 +7,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from clinical_platform.eventlog.context import Actor, CommandContext
-from clinical_platform.grpc_context import command_context, peer_ip
+from clinical_platform.grpc_context import caller_origin, command_context, peer_ip
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
 
 pytestmark = pytest.mark.unit
@@ -98,3 +98,27 @@ async def test_ipv6_peer_address_is_read_without_brackets(call_with: Call) -> No
     provenance = await call_with("::1")
 
     assert provenance.source_ip == "::1"
+
+
+async def test_the_gateways_forwarded_origin_is_the_end_users(call_with: Call) -> None:
+    metadata = (("x-source-ip", "203.0.113.7"), ("x-user-agent", "Mozilla/5.0 (ward tablet)"))
+
+    provenance = await call_with("127.0.0.1", metadata)
+
+    assert (provenance.source_ip, provenance.user_agent) == (
+        "203.0.113.7",
+        "Mozilla/5.0 (ward tablet)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "seen"),
+    [
+        ({"x-source-ip": "not-an-address"}, "127.0.0.1"),
+        ({"x-source-ip": "2001:db8::7"}, "2001:db8::7"),
+    ],
+)
+def test_a_forwarded_address_counts_only_when_it_is_one(
+    forwarded: dict[str, str], seen: str
+) -> None:
+    assert caller_origin(forwarded, "ipv4:127.0.0.1:5555") == (seen, "")

@@ -25,6 +25,7 @@ from gateway.adapters.rate_limits import WindowRateLimiter
 from gateway.adapters.refusal_log import RefusalLog
 from gateway.application import GatewayApp
 from gateway.domain.identity import IdentityMapping
+from gateway.domain.origin import trusted_networks
 from gateway.entrypoints.console.login import OidcLogin
 from gateway.entrypoints.console.pages import ConsoleConfig
 from gateway.entrypoints.console.sessions import ConsoleSessions
@@ -78,9 +79,11 @@ async def gateway_http_app(
             audit=audit,
             audiences=settings.audiences(),
         )
+        proxies = trusted_networks(settings.trusted_proxies)
         asgi = build_http_app(app, jwks=tokens.jwks(), max_body_bytes=settings.max_body_bytes,
                               cors_origins=settings.cors_origins,
-                              console=console_config(settings, http))  # fmt: skip
+                              console=console_config(settings, http),
+                              trusted_proxies=proxies)  # fmt: skip
         try:
             yield asgi, app
         finally:
@@ -111,8 +114,10 @@ class EmbeddedServer(uvicorn.Server):
 def http_server(asgi: Starlette, host: str, port: int) -> EmbeddedServer:
     # The server span and RED metrics of each request (docs/observability.md).
     traced = HttpTelemetry(asgi, asgi.routes)
+    # proxy_headers off: uvicorn would trust X-Forwarded-For from 127.0.0.1 by default; the edge
+    # reads it from GATEWAY_TRUSTED_PROXIES only.
     config = uvicorn.Config(traced, host=host, port=port, lifespan="off", access_log=False,
-                            log_config=None, server_header=False)  # fmt: skip
+                            log_config=None, server_header=False, proxy_headers=False)  # fmt: skip
     return EmbeddedServer(config)
 
 

@@ -3,11 +3,12 @@
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from clinical_platform.audiences import service_audience
 from clinical_platform.settings import BaseServiceSettings, Port
+from gateway.domain.origin import trusted_networks
 
 
 class GatewaySettings(BaseServiceSettings):
@@ -51,6 +52,9 @@ class GatewaySettings(BaseServiceSettings):
     # Beside the signing keys, in the git-ignored .infra, when nothing else is said.
     state_dir: Path = Path(".infra/gateway/state")
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or CIDR networks);
+    # none by default: the client is the TCP peer, and a header anyone can write counts for nothing.
+    trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ("http://127.0.0.1:18057",)
     # The audit console (/console/): the public client it logs in with (authorization code +
     # PKCE), the gateway's URL as the browser sees it (the redirect URI is under it), the key
@@ -63,6 +67,12 @@ class GatewaySettings(BaseServiceSettings):
         "clinical.orders.events.v1",
         "clinical.results.events.v1",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        trusted_networks(proxies)  # fails start-up on one that is neither address nor network
+        return proxies
 
     def addresses(self) -> dict[str, str]:
         return {"patient": self.patient_address, "orders": self.orders_address,

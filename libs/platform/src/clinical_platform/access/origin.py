@@ -10,17 +10,18 @@ from clinical_platform.eventlog.envelope import current_trace_context
 from clinical_platform.grpc_context import (
     DEFAULT_PURPOSE_OF_USE,
     PURPOSE_OF_USE_HEADER,
-    peer_ip,
+    caller_origin,
 )
 
 
 def request_origin(context: grpc.aio.ServicerContext) -> RequestOrigin:
-    """Caller address, ``user-agent``, ``x-purpose-of-use`` (default ``TREAT``),
-    ``x-request-id`` and the current span's trace context."""
+    """The end user's address and user agent (`caller_origin`), ``x-purpose-of-use``
+    (default ``TREAT``), ``x-request-id`` and the current span's trace context."""
     metadata = {key: value for key, value in context.invocation_metadata() or () if key}
+    source_ip, user_agent = caller_origin(metadata, context.peer())
     return RequestOrigin(
-        source_ip=peer_ip(context.peer()),
-        user_agent=str(metadata.get("user-agent", "")),
+        source_ip=source_ip,
+        user_agent=user_agent,
         purpose_of_use=str(metadata.get(PURPOSE_OF_USE_HEADER, DEFAULT_PURPOSE_OF_USE)),
         request_id=str(metadata.get("x-request-id", "")),
         trace_context=current_trace_context(),

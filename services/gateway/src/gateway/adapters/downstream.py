@@ -21,8 +21,10 @@ from clinical.audit.v1 import audit_pb2
 from clinical.orders.v1 import orders_pb2
 from clinical.patient.v1 import patient_pb2
 from clinical.results.v1 import results_pb2
+from clinical_platform.grpc_context import SOURCE_IP_HEADER, USER_AGENT_HEADER
 from clinical_platform.grpc_errors import PARTITION_OWNER_METADATA_KEY
 from clinical_platform.grpc_tls import TlsFiles, open_channel
+from gateway.domain.origin import current_origin
 from gateway.ports import DownstreamAnswer, DownstreamCall
 
 SERVICES: Mapping[str, ServiceDescriptor] = {
@@ -69,6 +71,7 @@ class GrpcDownstream:
         metadata = [("authorization", f"Bearer {token}")]
         if call.request_id:
             metadata.append(("x-request-id", call.request_id))
+        metadata += _origin_metadata()
         address = self._addresses[call.service]
         for attempt in range(2):
             rpc = self._rpc(address, path, response_class)
@@ -98,6 +101,18 @@ class GrpcDownstream:
                 response_deserializer=response_class.FromString,
             )
         return self._rpcs[address, path]
+
+
+def _origin_metadata() -> list[tuple[str, str]]:
+    """The end user's address and user agent, from the request being served (the edge set
+    them): the call's own peer and user-agent are the gateway's. Without a request, none."""
+    origin = current_origin.get()
+    if origin is None:
+        return []
+    forwarded = [(SOURCE_IP_HEADER, origin.source_ip)] if origin.source_ip else []
+    # Metadata values are ASCII: a user agent with other characters goes without them.
+    agent = origin.user_agent.encode("ascii", "ignore").decode("ascii")
+    return [*forwarded, (USER_AGENT_HEADER, agent)]
 
 
 def _serialize(message: Message) -> bytes:

@@ -1,7 +1,7 @@
 """What every HTTP request gets at the edge: a request id, a SERVER span in the caller's W3C
-trace (or a new trace), a body size limit and security headers on every answer (pure ASGI, so
-streaming stays streaming). The span is current while the request runs, so the instrumented
-gRPC client puts the service's call in the same trace."""
+trace (or a new trace), the client's origin, a body size limit and security headers on every
+answer (pure ASGI, so streaming stays streaming). The span and the origin are current while the
+request runs, so the service's call is in the same trace and records the end user's address."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from opentelemetry import propagate, trace
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.domain.origin import IpNetwork, client_origin, current_origin
 from gateway.entrypoints.fhir.outcomes import BASE_PATH, FHIR_JSON, Issue, operation_outcome
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -40,9 +41,11 @@ def _traceparent(span: trace.Span) -> str:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int,
+                 trusted_proxies: tuple[IpNetwork, ...] = ()) -> None:  # fmt: skip
         self._app = app
         self._max_body_bytes = max_body_bytes
+        self._trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,11 +58,19 @@ class EdgeMiddleware:
         scope["state"].update(request_id=request_id)
         # Only the W3C headers are read (a malformed traceparent starts a new trace).
         carrier = {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
-        with _tracer.start_as_current_span(
-            str(scope["method"]), context=propagate.extract(carrier), kind=trace.SpanKind.SERVER,
-            attributes={"http.request.method": str(scope["method"])},
-        ) as span:  # fmt: skip
-            await self._serve(scope, receive, send, span)
+        peer = (scope.get("client") or ("", 0))[0]
+        forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        origin = current_origin.set(client_origin(peer, forwarded, headers.get("user-agent", ""),
+                                                  self._trusted_proxies))  # fmt: skip
+        try:
+            with _tracer.start_as_current_span(
+                str(scope["method"]), context=propagate.extract(carrier),
+                kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": str(scope["method"])},
+            ) as span:  # fmt: skip
+                await self._serve(scope, receive, send, span)
+        finally:
+            current_origin.reset(origin)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, span: trace.Span) -> None:
         request_id = scope["state"]["request_id"]

@@ -27,6 +27,7 @@ from gateway.application import (
     RateLimitedError,
     Route,
 )
+from gateway.domain.origin import IpNetwork
 from gateway.entrypoints.bearer import bearer_of, scope_challenge, token_challenge
 from gateway.entrypoints.console.pages import ConsoleConfig, console_routes
 from gateway.entrypoints.edge import EdgeMiddleware, RequestTooLargeError, read_body
@@ -50,9 +51,10 @@ def error(status: int, code: str, message: str, *, details: Any = (),
 
 def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int,
                    cors_origins: Sequence[str], console: ConsoleConfig | None = None,
-                   ) -> Starlette:  # fmt: skip
+                   trusted_proxies: tuple[IpNetwork, ...] = ()) -> Starlette:  # fmt: skip
     """The ASGI application: the routes of `ROUTES`, the FHIR API, the JWKS, whoami, health,
-    and the audit console when ``console`` is given."""
+    and the audit console when ``console`` is given. X-Forwarded-For counts only from
+    ``trusted_proxies``."""
 
     # One answer per kind of refusal (RFC 6750's table, then ours): clearer flat than split.
     async def forward(request: Request, route: Route) -> Response:  # noqa: PLR0911
@@ -122,7 +124,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
         *(console_routes(app, console) if console else ()),
     ]
     middleware = [
-        Middleware(EdgeMiddleware, max_body_bytes=max_body_bytes),
+        Middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies),
         Middleware(
             CORSMiddleware,
             allow_origins=cors_origins,

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pytest
 from clinical_testing.access import (
     AbortedError,
@@ -15,7 +16,9 @@ from clinical_testing.access import (
     read_access_records,
 )
 from clinical_testing.endpoints import ServerEndpoints
+from pymongo.asynchronous.database import AsyncDatabase
 
+from audit.adapters.documents import ACCESS_COLLECTION
 from clinical.audit.v1 import access_pb2
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical_platform.access.log import AccessAuditLog
@@ -29,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 Metadata = tuple[tuple[str, str], ...]
 CLINICIAN = Principal("dr-house", frozenset({Role.CLINICIAN}))
+REASON = "arrest in the corridor, no team assigned"
 FROM_THE_WARD = FakeServicerContext(
     metadata=(("user-agent", "ward-tablet/2.1"), ("x-request-id", "req-77")),
     peer_address="ipv4:10.20.30.40:51515",
@@ -132,6 +136,59 @@ async def test_access_log_of_one_user_lists_their_accesses_across_patients(
     )
 
     assert [r.patient_id for r in answer.records] == patients
+
+
+async def test_break_glass_only_lists_the_reads_served_by_break_glass_across_patients(
+    audit_service: Any, access_log_of: LogOf, auditor: Metadata,
+    mongo_database: AsyncDatabase[Any],
+) -> None:  # fmt: skip
+    audit = await audit_service()
+    in_care, emergency, other_emergency = (str(uuid.uuid4()) for _ in range(3))
+    log = access_log_of(audit, "orders")
+    await log.start()
+    await log.record_read(FROM_THE_WARD, CLINICIAN, patient_id=in_care, record_type="Order",
+                          category="orders", operation="GetOrder")  # fmt: skip
+    for patient in (emergency, other_emergency):
+        await log.record_read(FROM_THE_WARD, CLINICIAN, patient_id=patient, record_type="Order",
+                              category="orders", operation="GetOrder",
+                              break_glass_reason=REASON)  # fmt: skip
+    await log.stop()
+    every_read = await audit.eventually(
+        lambda: audit.stub.AccessLog(
+            pb.AccessLogRequest(actor_subject=CLINICIAN.subject), metadata=auditor
+        ),
+        lambda response: len(response.records) >= 3,
+    )
+
+    review_queue = await audit.stub.AccessLog(
+        pb.AccessLogRequest(break_glass_only=True), metadata=auditor
+    )
+    of_one_patient = await audit.stub.AccessLog(
+        pb.AccessLogRequest(patient_id=emergency, break_glass_only=True), metadata=auditor
+    )
+    in_their_care = await audit.stub.AccessLog(
+        pb.AccessLogRequest(patient_id=in_care, break_glass_only=True), metadata=auditor
+    )
+
+    assert len(every_read.records) == 3
+    assert [(r.patient_id, r.break_glass, r.break_glass_reason) for r in review_queue.records] == [
+        (emergency, True, REASON), (other_emergency, True, REASON),
+    ]  # fmt: skip
+    assert [r.patient_id for r in of_one_patient.records] == [emergency]
+    assert list(in_their_care.records) == []
+    indexes = await mongo_database[ACCESS_COLLECTION].index_information()
+    assert any(index["key"][0][0] == "break_glass" for index in indexes.values())
+
+
+async def test_an_access_log_without_any_filter_is_refused(
+    audit_service: Any, auditor: Metadata
+) -> None:
+    audit = await audit_service()
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await audit.stub.AccessLog(pb.AccessLogRequest(break_glass_only=False), metadata=auditor)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def _served_by_orders(response: pb.AccessLogResponse) -> list[access_pb2.AccessRecord]:

@@ -83,6 +83,16 @@ def test_an_access_log_query_needs_a_patient_or_a_user() -> None:
     assert access_query(pb.AccessLogRequest(actor_subject="dr-house")).actor_subject == "dr-house"
 
 
+def test_break_glass_only_is_a_filter_of_its_own_or_narrows_a_patient_or_a_user() -> None:
+    review_queue = access_query(pb.AccessLogRequest(break_glass_only=True))
+    of_a_user = access_query(pb.AccessLogRequest(actor_subject="dr-house", break_glass_only=True))
+
+    assert (review_queue.patient_id, review_queue.actor_subject) == ("", "")
+    assert review_queue.break_glass_only
+    assert (of_a_user.actor_subject, of_a_user.break_glass_only) == ("dr-house", True)
+    assert not access_query(pb.AccessLogRequest(patient_id=PATIENT)).break_glass_only
+
+
 def test_an_export_needs_a_patient() -> None:
     with pytest.raises(InvalidRequest) as problem:
         export_query(pb.ExportAuditEventsRequest(period=_window(1, 1)))

@@ -8,6 +8,8 @@ returns exactly what was recorded, plus the fields queries filter and sort on:
                 nanoseconds (integers keep the order that milliseconds would lose) and the
                 aggregate version (0 for access records)
     patient_id  the patient the change or access was about
+    break_glass an access served by break-glass only (AccessRecord.break_glass); access records
+                projected before it was kept lack it, until the read model is rebuilt
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def access_document(record: AccessRecord) -> MongoDocument:
         "seq": 0,
         "patient_id": record.patient_id,
         "actor_subject": record.actor.subject,
+        "break_glass": record.break_glass,
         "outcome": AccessOutcome.Name(record.outcome).removeprefix("ACCESS_OUTCOME_"),
         "occurred_at": record.occurred_at.ToDatetime(UTC),
         "record": record.SerializeToString(),

@@ -68,6 +68,9 @@ class AccessLog:
             [
                 IndexModel([("patient_id", ASCENDING), *_POSITION]),
                 IndexModel([("actor_subject", ASCENDING), *_POSITION]),
+                # The review queue of break-glass reads across patients (AccessLog's
+                # break_glass_only alone); with a patient or user, their index narrows first.
+                IndexModel([("break_glass", ASCENDING), *_POSITION]),
             ],
         )
 

@@ -56,6 +56,8 @@ class MongoAuditTrail:
             subject["patient_id"] = query.patient_id
         if query.actor_subject:
             subject["actor_subject"] = query.actor_subject
+        if query.break_glass_only:
+            subject["break_glass"] = True
         documents = await _page(self._access, subject, query.occurred, query.page)
         positioned = [(position_of(d), access_record_from(d)) for d in documents]
         return page_of(positioned, query.page.size)

@@ -59,10 +59,12 @@ class HistoryQuery:
 
 @dataclass(frozen=True)
 class AccessQuery:
-    """Accesses to a patient's data, or by one user, or both (at least one is set)."""
+    """Accesses to a patient's data, or by one user, or by break-glass only, or several of these
+    at once (at least one is set)."""
 
     patient_id: str = ""
     actor_subject: str = ""
+    break_glass_only: bool = False
     occurred: TimeWindow = field(default_factory=TimeWindow)
     page: PageRequest = field(default_factory=PageRequest)
 

@@ -58,8 +58,8 @@ def history_query(request: pb.HistoryRequest) -> HistoryQuery:
 def access_query(request: pb.AccessLogRequest) -> AccessQuery:
     violations = Violations()
     LIMITS.check(request, violations)
-    if not (request.patient_id or request.actor_subject):
-        violations.add("patient_id", "patient_id or actor_subject is required")
+    if not (request.patient_id or request.actor_subject or request.break_glass_only):
+        violations.add("patient_id", "patient_id, actor_subject or break_glass_only is required")
     if request.patient_id:
         violations.uuid("patient_id", request.patient_id)
     subject = request.actor_subject
@@ -68,7 +68,7 @@ def access_query(request: pb.AccessLogRequest) -> AccessQuery:
     window = _window("occurred", request.occurred, request.HasField("occurred"), violations)
     page = _page(request.page_size, request.page_token, violations)
     violations.raise_if_any()
-    return AccessQuery(request.patient_id, subject, window, page)
+    return AccessQuery(request.patient_id, subject, request.break_glass_only, window, page)
 
 
 def export_query(request: pb.ExportAuditEventsRequest) -> ExportQuery:

@@ -212,14 +212,20 @@ class AccessLogRequest(_message.Message):
     OCCURRED_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    BREAK_GLASS_ONLY_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
-    """At least one is required; with both, records must match both.
+    """At least one of patient_id, actor_subject and break_glass_only is required;
+    with several, records must match all of them.
     The patient whose data was accessed (a UUID).
     """
     actor_subject: _builtins.str
     """The user who accessed (the token's subject)."""
     page_size: _builtins.int
     page_token: _builtins.str
+    break_glass_only: _builtins.bool
+    """Only reads served by break-glass (AccessRecord.break_glass): a privacy
+    officer's review queue, across patients when it stands alone.
+    """
     @_builtins.property
     def occurred(self) -> Global___TimeRange:
         """Filters on occurred_at."""
@@ -232,10 +238,11 @@ class AccessLogRequest(_message.Message):
         occurred: Global___TimeRange | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        break_glass_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred", b"occurred"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_subject", b"actor_subject", "occurred", b"occurred", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_subject", b"actor_subject", "break_glass_only", b"break_glass_only", "occurred", b"occurred", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from clinical_cli.commands import admin, orders, patient, profile, results, subscribe
+from clinical_cli.commands import backup as _backup  # noqa: F401 - registers admin backup|restore
 from clinical_cli.login import browser_login
 from clinical_cli.output import OutputFormat
 from clinical_cli.profiles import DEFAULT_PROFILE

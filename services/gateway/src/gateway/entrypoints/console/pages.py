@@ -1,13 +1,14 @@
-"""The console's routes: log in through the OIDC provider, then the timeline and integrity pages.
+"""The console's routes: log in through the OIDC provider, then the timeline, a record's version
+history and the integrity pages.
 
 Pages are rendered on the server (Jinja2, autoescaped) and carry a Content-Security-Policy
 without 'unsafe-inline': one stylesheet from /console/static/, no script. Forms post to the
-console itself; a patient id travels in a form body, never in a URL.
+console itself; a patient id travels in a form body, never in a URL. A record's history is named
+in its URL by the record's id alone, a random UUID that carries no patient data.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,13 @@ from gateway.entrypoints.console.sessions import (
 )
 from gateway.entrypoints.console.trail import (
     AuditUnavailableError,
+    canonical_uuid,
     export_bundle,
     patient_timeline,
+    record_changes,
     verify_topic,
 )
+from gateway.entrypoints.console.versions import record_history
 from gateway.entrypoints.edge import RequestTooLargeError, read_body
 from gateway.ports import IdentityProviderUnavailableError, Refusal
 
@@ -181,6 +185,21 @@ def console_routes(app: GatewayApp, config: ConsoleConfig) -> list[BaseRoute]:  
         return JSONResponse(bundle, media_type="application/fhir+json",
                             headers={"Content-Disposition": disposition})  # fmt: skip
 
+    async def record(request: Request) -> Response:
+        caller = await auditor(request)
+        if isinstance(caller, Response):
+            return caller
+        record_id = canonical_uuid(str(request.path_params["record_id"]))
+        if not record_id:  # the path is not echoed: it could be anything a link carried
+            return page("error.html", 404, message="That is not a record id (a UUID).")
+        try:
+            changes, complete = await record_changes(app, caller, record_id,
+                                                     request.state.request_id)  # fmt: skip
+        except (AuditUnavailableError, InsufficientScopeError) as failed:
+            return _refused_by_audit(failed)
+        return page("record.html", caller=caller.principal,
+                    history=record_history(record_id, changes, complete=complete))  # fmt: skip
+
     async def integrity(request: Request) -> Response:
         caller = await auditor(request)
         if isinstance(caller, Response):
@@ -209,6 +228,7 @@ def console_routes(app: GatewayApp, config: ConsoleConfig) -> list[BaseRoute]:  
         Route("/console/logout", logout, methods=["POST"]),
         Route("/console/timeline", timeline, methods=["POST"]),
         Route("/console/export", export, methods=["POST"]),
+        Route("/console/records/{record_id}", record, methods=["GET"]),
         Route("/console/integrity", integrity, methods=["GET", "POST"]),
         Mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static"),
     ]
@@ -224,10 +244,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def patient_id_of(form: dict[str, str]) -> str | None:
-    try:
-        return str(uuid.UUID(form.get("patient_id", "").strip()))
-    except ValueError:
-        return None
+    return canonical_uuid(form.get("patient_id", "")) or None
 
 
 def _refused_by_audit(failed: Exception) -> Response:

@@ -7,6 +7,7 @@ the same admission, scope check and token exchange as every other gateway route.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ class TimelineEntry:
     trace_id: str
     break_glass: bool = False
     reason: str = ""
+    record_id: str = ""  # a changed record's id (a UUID), to link to its version history
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,13 @@ async def patient_timeline(app: GatewayApp, caller: Caller, patient_id: str,
     return Timeline(tuple(entries), all_changes and all_accesses)
 
 
+async def record_changes(app: GatewayApp, caller: Caller, record_id: str,
+                         request_id: str) -> tuple[list[Mapping[str, Any]], bool]:  # fmt: skip
+    """Every recorded change of one record (an aggregate), and whether all pages were read."""
+    return await _all(app, caller, HISTORY, {"aggregate_id": record_id}, key="changes",
+                      request_id=request_id)  # fmt: skip
+
+
 async def verify_topic(app: GatewayApp, caller: Caller, topic: str,
                        request_id: str) -> list[PartitionCheck]:  # fmt: skip
     body = await _call(app, caller, VERIFY, {"topic": topic}, request_id)
@@ -179,7 +188,16 @@ def change_entry(change: Mapping[str, Any]) -> TimelineEntry:
         purpose=_code(change.get("purpose_of_use"), "PURPOSE_OF_USE_"),
         source_ip=str(change.get("source_ip", "")), user_agent=str(change.get("user_agent", "")),
         trace_id=_trace_id(change.get("trace_context")),
+        record_id=canonical_uuid(str(change.get("aggregate_id", ""))),
     )  # fmt: skip
+
+
+def canonical_uuid(text: str) -> str:
+    """``text`` as a lowercase hyphenated UUID; "" when it is none."""
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        return ""
 
 
 def access_entry(record: Mapping[str, Any]) -> TimelineEntry:

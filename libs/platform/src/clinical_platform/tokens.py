@@ -5,6 +5,9 @@ minter in `clinical_platform.devtokens` for tests and `make run`). Every token m
 ``iss``, ``sub``, ``aud`` naming the service that reads it, ``iat``, ``exp`` at most
 ``max_lifetime_s`` after ``iat``, and a ``jti``. Claims beyond the registered ones:
 
+    single_use  true: the token serves one call (the gateway's per-call tokens); its ``jti``
+                is refused a second time until the token expires (`seen_tokens`)
+
     roles       list of Role values
     privileges  list of fine-grained rights, e.g. "orders:sign"
     amr         authentication methods (RFC 8176), a list; "mfa" asserts multi-factor
@@ -19,7 +22,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -29,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from clinical_platform.audiences import DEFAULT_MAX_LIFETIME_S
 from clinical_platform.jwks import RemoteKeySet
 from clinical_platform.principals import Principal, Role
+from clinical_platform.seen_tokens import SeenTokenIds
 
 ALGORITHM = "EdDSA"
 DEFAULT_ISSUER = "clinical-platform"
@@ -56,7 +60,8 @@ class AuthenticationError(Exception):
 @dataclass(frozen=True)
 class TokenVerifier:
     """Verifies tokens against trusted public keys (several while keys rotate): those given,
-    and those the token service publishes as a key set (``key_set``), read when needed."""
+    and those the token service publishes as a key set (``key_set``), read when needed. A
+    single-use token's ``jti`` is remembered (``seen``) and refused if it comes again."""
 
     public_keys: Sequence[Ed25519PublicKey]
     audience: str
@@ -64,6 +69,7 @@ class TokenVerifier:
     max_lifetime_s: int = DEFAULT_MAX_LIFETIME_S
     leeway_s: int = 30
     key_set: RemoteKeySet | None = None
+    seen: SeenTokenIds = field(default_factory=SeenTokenIds, compare=False)
 
     @classmethod
     def from_pem(
@@ -102,7 +108,9 @@ class TokenVerifier:
             except jwt.InvalidTokenError as invalid:
                 raise AuthenticationError(_reason(invalid)) from None
             self._check_lifetime(claims)
-            return _principal(claims, now=time.time() + self.leeway_s)
+            principal = _principal(claims, now=time.time() + self.leeway_s)
+            self._check_single_use(claims)
+            return principal
         raise AuthenticationError("not signed by a trusted key")
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
@@ -112,11 +120,28 @@ class TokenVerifier:
         if not isinstance(claims["jti"], str) or not claims["jti"]:
             raise AuthenticationError("jti must be a non-empty string")
 
+    def _check_single_use(self, claims: dict[str, Any]) -> None:
+        # Last: only a token valid in every other respect may take a place in the set.
+        single_use = claims.get("single_use", False)
+        if not isinstance(single_use, bool):
+            raise AuthenticationError("single_use must be true or false")
+        # Kept while the token could still be accepted: until its expiry, with the leeway.
+        until = claims["exp"] + self.leeway_s
+        if single_use and not self.seen.first_use(claims["jti"], until=until):
+            raise AuthenticationError("already used (jti); a single-use token serves one call")
+
 
 def token_claims(
-    principal: Principal, *, issuer: str, audience: str | Sequence[str], ttl_s: int, now: int
+    principal: Principal,
+    *,
+    issuer: str,
+    audience: str | Sequence[str],
+    ttl_s: int,
+    now: int,
+    single_use: bool = False,
 ) -> dict[str, Any]:
-    """The claims of a token naming ``principal``: what `TokenVerifier.verify` reads back."""
+    """The claims of a token naming ``principal``: what `TokenVerifier.verify` reads back.
+    ``single_use``: the token serves one call (`TokenVerifier` refuses its ``jti`` again)."""
     claims: dict[str, Any] = {
         "iss": issuer, "aud": audience if isinstance(audience, str) else list(audience),
         "sub": principal.subject, "iat": now, "nbf": now, "exp": now + ttl_s,
@@ -124,6 +149,8 @@ def token_claims(
         "privileges": sorted(principal.privileges),
         "amr": ["pwd", "mfa"] if principal.mfa else ["pwd"],
     }  # fmt: skip
+    if single_use:
+        claims["single_use"] = True
     if principal.auth_time:
         claims["auth_time"] = principal.auth_time
     if principal.patient_id:

@@ -99,6 +99,7 @@ def test_untrustworthy_tokens_are_refused(tamper: str) -> None:
         ({"auth_time": "yesterday"}, "auth_time must be a past time in whole seconds"),
         ({"auth_time": int(time.time()) + 3600}, "auth_time must be a past time in whole seconds"),
         ({"iss": "someone-else"}, "not from a trusted issuer (iss)"),
+        ({"single_use": "yes"}, "single_use must be true or false"),
     ],
 )
 def test_each_token_rule_refuses_with_its_reason(changes: dict[str, Any], reason: str) -> None:
@@ -108,6 +109,36 @@ def test_each_token_rule_refuses_with_its_reason(changes: dict[str, Any], reason
         _orders_verifier(key).verify(_signed(key, **changes))
 
     assert str(refused.value) == reason
+
+
+def test_a_single_use_token_is_refused_the_second_time_and_another_is_not() -> None:
+    key = Ed25519PrivateKey.generate()
+    verifier = _orders_verifier(key)
+    once, other = _signed(key, single_use=True), _signed(key, single_use=True)
+
+    assert verifier.verify(once).subject == "x"
+    with pytest.raises(AuthenticationError) as replayed:
+        verifier.verify(once)
+    assert verifier.verify(other).subject == "x"
+    assert str(replayed.value) == "already used (jti); a single-use token serves one call"
+
+
+def test_a_token_not_marked_single_use_serves_until_it_expires() -> None:
+    key = Ed25519PrivateKey.generate()
+    verifier = _orders_verifier(key)
+    session = mint_token(key, subject="x", audience=ORDERS)
+
+    assert [verifier.verify(session).subject for _ in range(3)] == ["x", "x", "x"]
+
+
+def test_an_invalid_single_use_token_takes_no_place_in_the_seen_set() -> None:
+    key = Ed25519PrivateKey.generate()
+    verifier = _orders_verifier(key)
+
+    with pytest.raises(AuthenticationError):
+        verifier.verify(_signed(key, single_use=True, amr="mfa"))
+
+    assert len(verifier.seen) == 0
 
 
 def test_a_token_for_one_service_is_refused_by_every_other() -> None:

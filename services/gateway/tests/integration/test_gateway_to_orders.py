@@ -23,8 +23,10 @@ from clinical_testing.plugin import TopicFactory, unique_name
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo.asynchronous.database import AsyncDatabase
 
+from clinical.orders.v1 import orders_pb2, orders_pb2_grpc
 from clinical_platform.grpc_server import start_grpc_server
 from clinical_platform.grpc_tls import TlsFiles
+from clinical_platform.principals import Principal, Role
 from clinical_platform.tokens import TokenVerifier
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from gateway.application import GatewayApp
@@ -202,3 +204,50 @@ async def test_the_gateway_calls_orders_over_mutual_tls_and_a_plaintext_caller_i
 
     assert read.status_code == 200, read.text
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_token_the_gateway_minted_for_one_call_is_refused_on_a_second(  # noqa: PLR0917
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], tmp_path: Path,
+    kafka_topic: TopicFactory, make_gateway: GatewayFactory, keycloak: Keycloak,
+) -> None:  # fmt: skip
+    lab = Principal(subject="lab-replay", roles=frozenset({Role.LAB}))
+    unknown = orders_pb2.GetOrderRequest(order_id=str(uuid.uuid4()))
+    async with orders_behind_gateway(
+        servers, mongo_database, tmp_path, kafka_topic, make_gateway, mtls=False
+    ) as (client, orders_port):
+        # The gateway's own keys and issuer, minting as it does for each call to orders.
+        issuer = InternalTokenIssuer.from_pem_file(
+            tmp_path / "gateway-keys.pem", issuer="clinical-platform", ttl_s=120
+        )
+        once = issuer.mint(lab, audience="clinical-orders")
+        fresh = issuer.mint(lab, audience="clinical-orders")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{orders_port}") as channel:
+            orders = orders_pb2_grpc.OrderServiceStub(channel)
+            answers = [
+                await _answer(orders.GetOrder(unknown, metadata=auth_metadata(token), timeout=10))
+                for token in (once, once, fresh)
+            ]
+        clinician = keycloak.user_token("clinician-no-otp", "user/ServiceRequest.cruds")
+        through_gateway = [await place(client, clinician) for _ in range(2)]
+
+    # Lab staff hear NOT_FOUND for an order that does not exist: the first call got that far.
+    first, replayed, another = answers
+    assert first[0] == another[0] == grpc.StatusCode.NOT_FOUND
+    assert replayed == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "the bearer token is not valid: already used (jti); a single-use token serves one call",
+    )
+    # The gateway mints afresh for each call: one user's calls in a row all succeed.
+    assert len({order_id for order_id, _ in through_gateway}) == 2
+
+
+def auth_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def _answer(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
+    try:
+        await call
+    except grpc.aio.AioRpcError as failed:
+        return failed.code(), failed.details() or ""
+    return grpc.StatusCode.OK, ""

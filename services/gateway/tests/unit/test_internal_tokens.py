@@ -65,13 +65,18 @@ def test_the_key_file_rotates_keeping_one_old_key(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_token_is_reused_for_the_same_principal_and_audience_only() -> None:
-    issuer = InternalTokenIssuer([Ed25519PrivateKey.generate()], issuer="clinical-platform")
+def test_every_call_gets_a_single_use_token_that_the_service_takes_once() -> None:
+    key = Ed25519PrivateKey.generate()
+    issuer = InternalTokenIssuer([key], issuer="clinical-platform")
+    orders = TokenVerifier((key.public_key(),), audience="clinical-orders")
     first = issuer.mint(CLINICIAN, audience="clinical-orders")
-    assert issuer.mint(CLINICIAN, audience="clinical-orders") == first
-    assert issuer.mint(CLINICIAN, audience="clinical-results") != first
-    other = Principal(subject="u-2", roles=frozenset({Role.LAB}))
-    assert issuer.mint(other, audience="clinical-orders") != first
+    second = issuer.mint(CLINICIAN, audience="clinical-orders")
+
+    assert second != first
+    assert jwt.decode(first, options={"verify_signature": False})["single_use"] is True
+    assert orders.verify(first).subject == orders.verify(second).subject == CLINICIAN.subject
+    with pytest.raises(AuthenticationError, match="already used"):
+        orders.verify(first)
 
 
 def test_the_rotate_command_puts_a_new_key_first(tmp_path: Path) -> None:

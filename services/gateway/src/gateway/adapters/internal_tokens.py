@@ -4,9 +4,9 @@ RFC 8693 token-exchange semantics: the external token is exchanged for one the s
 naming the same subject, the application (``client_id``) and, for a delegated call, the party
 acted for (``act``). The signing keys are Ed25519; the first key signs, every key is published
 in the JWKS (``/.well-known/jwks.json``) so services keep verifying tokens of a key being
-rotated out. Each key's ``kid`` is its RFC 7638 thumbprint. A token is reused for the same
-principal and audience during the first half of its life (signing each call would be the same
-token but for its times).
+rotated out. Each key's ``kid`` is its RFC 7638 thumbprint. Every call gets a token of its own,
+marked single-use: a service refuses its ``jti`` a second time, so a token copied off one call
+cannot make another (`clinical_platform.seen_tokens`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ class InternalTokenIssuer:
         self._keys = list(keys)
         self._issuer = issuer
         self._ttl_s = ttl_s
-        self._minted: dict[tuple[Principal, str], tuple[str, float]] = {}
 
     @classmethod
     def from_pem_file(cls, path: Path, *, issuer: str, ttl_s: int) -> InternalTokenIssuer:
@@ -64,23 +63,12 @@ class InternalTokenIssuer:
     def rotate(self, new_key: Ed25519PrivateKey, *, keep: int = 1) -> None:
         """Sign with ``new_key`` from now on; keep ``keep`` older keys published."""
         self._keys = [new_key, *self._keys[:keep]]
-        self._minted.clear()
 
     def mint(self, principal: Principal, *, audience: str) -> str:
-        """A token for ``principal`` that only ``audience`` accepts."""
-        reused = self._minted.get((principal, audience))
-        if reused is not None and reused[1] > time.time():
-            return reused[0]
-        token = self._sign(principal, audience)
-        if len(self._minted) >= 10_000:
-            self._minted.clear()
-        self._minted[principal, audience] = (token, time.time() + self._ttl_s / 2)
-        return token
-
-    def _sign(self, principal: Principal, audience: str) -> str:
+        """A single-use token for one call by ``principal``, that only ``audience`` accepts."""
         claims = token_claims(
             principal, issuer=self._issuer, audience=audience, ttl_s=self._ttl_s,
-            now=int(time.time()),
+            now=int(time.time()), single_use=True,
         )  # fmt: skip
         key = self._keys[0]
         return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": key_id(key)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,9 @@ from clinical_platform.security.verification import checkpoint_problems
 
 logger = logging.getLogger(__name__)
 _SCAN_WINDOW = 256
+
+# (offsets read so far, offsets to read): an operator's progress display.
+ReadProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,16 @@ async def read_checkpoints(
     return [checkpoint for _record, checkpoint in decoded if checkpoint is not None]
 
 
-async def read_partition(kafka: KafkaConnection, topic: str, partition: int) -> list[StoredRecord]:
-    """Every committed record of an event partition, from its first offset."""
+async def read_partition(
+    kafka: KafkaConnection, topic: str, partition: int, *, on_progress: ReadProgress | None = None
+) -> list[StoredRecord]:
+    """Every committed record of an event partition, from its first offset; ``on_progress`` is
+    told the offsets read of those to read after every fetch (an operator's progress bar)."""
     source = TopicPartition(topic, partition)
     async with _reader(kafka, source) as consumer:
         start = (await consumer.beginning_offsets([source]))[source]
         end = (await consumer.end_offsets([source]))[source]
-        records = await _read_range(consumer, source, start, end)
+        records = await _read_range(consumer, source, start, end, on_progress)
     return [StoredRecord(record.offset, record.value) for record in records]
 
 
@@ -137,11 +143,16 @@ async def _reader(
 
 
 async def _read_range(
-    consumer: AIOKafkaConsumer, source: TopicPartition, lower: int, upper: int
-) -> list[Any]:
+    consumer: AIOKafkaConsumer, source: TopicPartition, lower: int, upper: int,
+    on_progress: ReadProgress | None = None,
+) -> list[Any]:  # fmt: skip
     consumer.seek(source, lower)
     records: list[Any] = []
-    while await consumer.position(source) < upper:
+    while (position := await consumer.position(source)) < upper:
+        if on_progress is not None:
+            on_progress(position - lower, upper - lower)
         fetched = await consumer.getmany(source, timeout_ms=1000, max_records=500)
         records += [r for r in fetched.get(source, []) if r.offset < upper]
+    if on_progress is not None:
+        on_progress(upper - lower, upper - lower)
     return records

@@ -180,18 +180,24 @@ class PatientKeyring:
         self._require_available()
         return await self._call(self._kek.rotate)
 
-    async def rewrap_all(self) -> RewrapReport:
+    async def rewrap_all(
+        self, on_progress: Callable[[int, int], None] | None = None
+    ) -> RewrapReport:
         """Re-wrap every stored data key under the latest KEK version (Vault's transit/rewrap).
 
         The data keys themselves do not change, so cached keys and every event stay valid.
         A record destroyed (forgotten) meanwhile is left destroyed: its update is refused.
+        ``on_progress`` is told (keys done, keys listed) after each key: an operator's display.
         """
         self._require_available()
         _min_version, latest = await self._call(self._kek.versions)
         report = RewrapReport()
-        for patient_id in await self._call(self._store.patients):
+        patients = await self._call(self._store.patients)
+        for done, patient_id in enumerate(patients, start=1):
             outcome = await self._call(rewrap_one, self._kek, self._store, patient_id, latest)
             report = report.add(outcome)
+            if on_progress is not None:
+                on_progress(done, len(patients))
         logger.info("data keys rewrapped", extra={"kek": self.kek_name, **vars(report)})
         return report
 

@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     INVALID_ARGUMENT = 6
     CONFLICT = 7
     UNAVAILABLE = 8
+    LOG_VERIFICATION_FAILED = 9  # `admin verify`: a broken hash chain or checkpoint
+    DEAD_LETTERS_STILL_FAILING = 10  # `admin replay-dead-letters`: some were set aside again
 
 
 EXIT_CODE_OF_STATUS = {

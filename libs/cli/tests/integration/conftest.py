@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,35 @@ def cli_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.delenv("CLINICAL_TOKEN", raising=False)
     monkeypatch.delenv("CLINICAL_PROFILE", raising=False)
     return folder
+
+
+OrdersFromEnv = Callable[..., Awaitable[OrdersSettings]]
+
+
+@pytest.fixture
+def orders_from_env(
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], tmp_path: Path,
+    kafka_topic: TopicFactory, monkeypatch: pytest.MonkeyPatch,
+) -> OrdersFromEnv:  # fmt: skip
+    """``await orders_from_env(partitions=3, **more)``: an orders service's settings on an event
+    log of its own, set in the environment as well, where ``clinical admin`` reads them (as the
+    service's projector does); the CLI's config folder is the test's own."""
+
+    async def settings(partitions: int = 1, **more: str) -> OrdersSettings:
+        values = {
+            "event_log_name": unique_name("orders-"), "mongodb_database": mongo_database.name,
+            "state_dir": str(tmp_path / "orders"), "event_partitions": str(partitions),
+            "patient_events_topic": await kafka_topic(prefix="clinical.patient-test."),
+            "access_audit_topic": await kafka_topic(prefix="clinical.audit.access-test."),
+            "access_audit_partitions": "1", **more,
+        }  # fmt: skip
+        for name, value in (servers.as_env() | values).items():
+            monkeypatch.setenv(OrdersSettings.variable_for(name), value)
+        monkeypatch.setenv("CLINICAL_CONFIG_DIR", str(tmp_path / "cli"))
+        monkeypatch.setenv("COLUMNS", "200")  # rich's width off a terminal: room for every column
+        return OrdersSettings.model_validate(servers.as_env() | values | {"grpc_port": 0})
+
+    return settings
 
 
 @pytest.fixture

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import Role, TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
 from typer.testing import CliRunner
@@ -21,7 +19,8 @@ from clinical_platform.clients.kafka import build_admin
 from clinical_platform.eventlog.topics import ensure_topic, event_topic_spec, events_topic
 from clinical_platform.grpc_server import start_grpc_server
 from orders.bootstrap import running_orders
-from orders.settings import OrdersSettings
+
+from .conftest import OrdersFromEnv
 
 pytestmark = pytest.mark.integration
 
@@ -31,24 +30,12 @@ async def read_model(database: AsyncDatabase[Any]) -> dict[str, list[Any]]:
     return {name: await database[name].find().sort("_id").to_list() for name in names}
 
 
-async def test_rebuild_shows_progress_and_leaves_the_read_model_as_it_was(  # noqa: PLR0917
+async def test_rebuild_shows_progress_and_leaves_the_read_model_as_it_was(
     servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], token_mint: TokenMint,
-    tmp_path: Path, kafka_topic: TopicFactory, monkeypatch: pytest.MonkeyPatch,
+    orders_from_env: OrdersFromEnv,
 ) -> None:  # fmt: skip
-    log = unique_name("orders-")
-    values = {
-        "event_log_name": log, "mongodb_database": mongo_database.name,
-        "state_dir": str(tmp_path / "orders"), "event_partitions": "3",
-        "patient_events_topic": await kafka_topic(prefix="clinical.patient-test."),
-        "access_audit_topic": await kafka_topic(prefix="clinical.audit.access-test."),
-        "access_audit_partitions": "1",
-    }  # fmt: skip
-    # The command reads its settings from the environment, as the service's projector does.
-    for name, value in (servers.as_env() | values).items():
-        monkeypatch.setenv(OrdersSettings.variable_for(name), value)
-    monkeypatch.setenv("CLINICAL_CONFIG_DIR", str(tmp_path / "cli"))
-    monkeypatch.setenv("COLUMNS", "160")  # rich's width off a terminal: room for every column
-    settings = OrdersSettings.model_validate(servers.as_env() | values | {"grpc_port": 0})
+    settings = await orders_from_env(partitions=3)
+    log = settings.event_log_name
     admin = build_admin(servers.kafka)
     await admin.start()
     await ensure_topic(admin, event_topic_spec(log, partitions=3, replication_factor=1,

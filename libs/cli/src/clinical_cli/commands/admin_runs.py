@@ -38,7 +38,8 @@ async def verify_topics(settings: Any, topics: list[str], advance: Advance) -> l
     kafka = KafkaConnection.from_settings(settings)
     signer = await asyncio.to_thread(build_signer, build_vault_client(settings), settings)
     rows = []
-    for topic in topics or await topics_matching(kafka, pattern):
+    # A topic named twice is verified once.
+    for topic in list(dict.fromkeys(topics)) or await topics_matching(kafka, pattern):
 
         def told(topic: str, partition: int, done: int, total: int) -> None:
             advance(f"verify {topic} [{partition}]", done, total)

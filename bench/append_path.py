@@ -20,6 +20,7 @@ from bench.load import (
     LoadResult,
     Phase,
     UnaryCall,
+    UnaryHandler,
     command_requests,
     drive,
     parse_command_request,
@@ -81,17 +82,21 @@ async def counter_endpoint(
     store = EventStore(config)
     await store.start()
     try:
-        # Counters are about no patient: the cipher passes their payloads through, as the
-        # kernel does for catalogue events, so the fakes never stand in for Vault here.
-        counters = AggregateRepository(
-            store, COUNTER_EVENTS, source="//clinical/bench",
-            cipher=in_memory_cipher(), patient_of=lambda _counter: "",
-        )  # fmt: skip
-        commands = CounterCommands(counters).open_or_increment
-        async with unary_endpoint(commands, interceptors) as call:
+        async with unary_endpoint(counter_commands(store), interceptors) as call:
             yield call
     finally:
         await store.stop()
+
+
+def counter_commands(store: EventStore) -> UnaryHandler:
+    """The counter command handler on a started event store."""
+    # Counters are about no patient: the cipher passes their payloads through, as the
+    # kernel does for catalogue events, so the fakes never stand in for Vault here.
+    counters = AggregateRepository(
+        store, COUNTER_EVENTS, source="//clinical/bench",
+        cipher=in_memory_cipher(), patient_of=lambda _counter: "",
+    )  # fmt: skip
+    return CounterCommands(counters).open_or_increment
 
 
 async def measure_append(

@@ -44,6 +44,10 @@ Handler = Any  # grpc.RpcMethodHandler: a namedtuple grpc does not type
 class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
     """INVALID_ARGUMENT for undecodable bytes and for requests over their declared limits."""
 
+    def __init__(self) -> None:
+        # Method -> (the handler grpc gave, the guarded one): wrapped once, not on every call.
+        self._guarded: dict[str, tuple[Handler, Handler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
@@ -52,17 +56,26 @@ class RequestGuard(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is
         handler = await continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
-        if handler.unary_unary is not None:
-            return handler._replace(
-                request_deserializer=_tolerant(handler.request_deserializer),
-                unary_unary=_guarded_unary(handler.unary_unary),
-            )
-        if handler.unary_stream is not None:
-            return handler._replace(
-                request_deserializer=_tolerant(handler.request_deserializer),
-                unary_stream=_guarded_stream(handler.unary_stream),
-            )
-        return handler  # streamed requests (reflection) parse message by message, unguarded
+        known = self._guarded.get(handler_call_details.method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        guarded = _guarded(handler)
+        self._guarded[handler_call_details.method] = (handler, guarded)
+        return guarded
+
+
+def _guarded(handler: Handler) -> Handler:
+    if handler.unary_unary is not None:
+        return handler._replace(
+            request_deserializer=_tolerant(handler.request_deserializer),
+            unary_unary=_guarded_unary(handler.unary_unary),
+        )
+    if handler.unary_stream is not None:
+        return handler._replace(
+            request_deserializer=_tolerant(handler.request_deserializer),
+            unary_stream=_guarded_stream(handler.unary_stream),
+        )
+    return handler  # streamed requests (reflection) parse message by message, unguarded
 
 
 def _tolerant(deserialize: Callable[[bytes], Message]) -> Callable[[bytes], Any]:

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from clinical_platform.grpc_server import GrpcService, start_grpc_server
+from clinical_platform.observability.metrics import RPC_REQUESTS
 from clinical_platform.telemetry import Telemetry, configure_telemetry
 
 pytestmark = pytest.mark.unit
@@ -83,8 +84,8 @@ def test_shutdown_removes_grpc_instrumentation(spans: InMemorySpanExporter) -> N
 SAMPLE_SERVICE = "clinical.sample.v1.Sample"
 
 
-async def _call_sample(behaviour: str) -> None:
-    """One call to a sample method that answers, refuses (a caller's mistake) or fails."""
+async def _call_sample(behaviour: str, calls: int = 1) -> None:
+    """Calls to a sample method that answers, refuses (a caller's mistake) or fails."""
 
     async def answer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         if behaviour == "refuse":
@@ -104,8 +105,9 @@ async def _call_sample(behaviour: str) -> None:
     )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                await channel.unary_unary(f"/{SAMPLE_SERVICE}/Do")(b"x")
+            for _ in range(calls):
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await channel.unary_unary(f"/{SAMPLE_SERVICE}/Do")(b"x")
     finally:
         await server.stop(grace_seconds=0)
 
@@ -127,6 +129,25 @@ async def test_a_server_span_continues_the_callers_trace_with_rpc_attributes(
         "rpc.system": "grpc", "rpc.service": SAMPLE_SERVICE, "rpc.method": "Do",
         "rpc.grpc.status_code": grpc.StatusCode.OK.value[0],
     }  # fmt: skip
+
+
+async def test_each_call_of_a_method_gets_its_own_span_and_count(
+    telemetry: Telemetry, spans: InMemorySpanExporter
+) -> None:
+    # The interceptors wrap a method's handler once, on its first call; what they record
+    # is still per call.
+    counted = RPC_REQUESTS.labels(SAMPLE_SERVICE, "Do", "OK")
+    before = counted._value.get()
+
+    await _call_sample("answer", calls=3)
+
+    def three_server_spans() -> list[ReadableSpan]:
+        found = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+        return found if len(found) == 3 else []
+
+    server_spans = await eventually(three_server_spans, within_s=1)
+    assert len({span.context.span_id for span in server_spans}) == 3
+    assert counted._value.get() - before == 3
 
 
 async def test_a_callers_mistake_is_not_an_error_of_the_span_and_a_fault_of_ours_is(

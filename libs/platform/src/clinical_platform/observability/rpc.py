@@ -70,6 +70,9 @@ class RpcTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped
 
     def __init__(self) -> None:
         self._untraced = _excluded_services()
+        # Method -> (the handler grpc gave, ours): a server hands out the same handler object
+        # per method, so each is wrapped once, not on every call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -77,26 +80,40 @@ class RpcTelemetry(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # untyped
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        call = _Call(*_names(handler_call_details.method))
-        call.traced = call.service not in self._untraced
-        if handler.unary_unary is not None:
-            return handler._replace(unary_unary=call.unary(handler.unary_unary))
-        if handler.stream_unary is not None:
-            return handler._replace(stream_unary=call.unary(handler.stream_unary))
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=call.stream(handler.unary_stream))
-        if handler.stream_stream is not None:
-            return handler._replace(stream_stream=call.stream(handler.stream_stream))
-        return handler
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        call = _Call(*_names(method), traced=_names(method)[0] not in self._untraced)
+        wrapped = _observed(handler, call)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+def _observed(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
+    if handler.unary_unary is not None:
+        return handler._replace(unary_unary=call.unary(handler.unary_unary))
+    if handler.stream_unary is not None:
+        return handler._replace(stream_unary=call.unary(handler.stream_unary))
+    if handler.unary_stream is not None:
+        return handler._replace(unary_stream=call.stream(handler.unary_stream))
+    if handler.stream_stream is not None:
+        return handler._replace(stream_stream=call.stream(handler.stream_stream))
+    return handler
 
 
 class _Call:
     """One hosted method: wraps its behaviour in the span and the metrics."""
 
-    def __init__(self, service: str, method: str) -> None:
+    def __init__(self, service: str, method: str, *, traced: bool) -> None:
         self.service = service
         self.method = method
-        self.traced = True
+        self.traced = traced
+        self._name = f"/{service}/{method}"
+        self._attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+        # Label children resolved once: labels() takes a lock and builds a key on every use.
+        self._duration = RPC_DURATION.labels(service, method)
+        self._requests: dict[grpc.StatusCode, Any] = {}
 
     def unary(self, behaviour: Any) -> Any:
         async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -139,14 +156,20 @@ class _Call:
                 yield outcome
             finally:
                 code = _code_of(context, outcome[0] if outcome else None)
-                RPC_REQUESTS.labels(self.service, self.method, code.name).inc()
-                RPC_DURATION.labels(self.service, self.method).observe(
-                    time.perf_counter() - started
-                )
+                self._counted(code).inc()
+                self._duration.observe(time.perf_counter() - started)
                 if span.is_recording():
                     span.set_attribute("rpc.grpc.status_code", code.value[0])
                     if code in _SERVER_FAULTS:
                         span.set_status(StatusCode.ERROR, code.name)
+
+    def _counted(self, code: grpc.StatusCode) -> Any:
+        counter = self._requests.get(code)
+        if counter is None:
+            counter = self._requests[code] = RPC_REQUESTS.labels(
+                self.service, self.method, code.name
+            )
+        return counter
 
     def _span(
         self, context: grpc.aio.ServicerContext[Any, Any]
@@ -159,11 +182,12 @@ class _Call:
             if key in _TRACE_HEADERS and isinstance(value, str)
         }
         return telemetry.tracer(TRACER_NAME).start_as_current_span(
-            f"/{self.service}/{self.method}",
-            context=propagate.extract(carrier),
+            self._name,
+            # A call without a traceparent starts a trace of its own (the task's context is
+            # the server's, which holds no span).
+            context=propagate.extract(carrier) if carrier else None,
             kind=SpanKind.SERVER,
-            attributes={"rpc.system": "grpc", "rpc.service": self.service,
-                        "rpc.method": self.method},
+            attributes=self._attributes,
             record_exception=False,
             set_status_on_exception=False,
-        )  # fmt: skip
+        )

@@ -88,6 +88,10 @@ proto-check: venv ## Fail on buf lint/format errors, breaking changes or stale s
 bench: venv infra-install ## Run the benchmarks (ratios in one run); BENCH_ARGS="--seconds 1" shortens
 	@$(UV) run --no-sync python -m bench $(BENCH_ARGS)
 
+.PHONY: restore-drill
+restore-drill: venv infra-install ## Back up, restore into a fresh second stack, rebuild, verify and compare; prints the recovery time
+	@$(UV) run --no-sync python -m tests.drill.restore_drill
+
 .PHONY: infra-install
 infra-install: ## Download and build the local servers (cached in ~/.cache/clinical-platform)
 	@$(LOCALINFRA) install

@@ -32,7 +32,8 @@ def operator_env(tmp_path: Path) -> dict[str, str]:
 def one_topic_backup(folder: Path) -> Path:
     record = folder / "topics/clinical.orders.events.v1/0.jsonl"
     record.parent.mkdir(parents=True)
-    line = {"offset": 0, "timestamp": 1, "key": None, "value": "AA==", "headers": []}
+    line: dict[str, object] = {"offset": 0, "timestamp": 1, "key": None, "value": "AA==",
+                               "headers": []}  # fmt: skip
     record.write_text(json.dumps(line) + "\n")
     copy = PartitionCopy(0, 0, 2, 1, "topics/clinical.orders.events.v1/0.jsonl",
                          file_sha256(record))  # fmt: skip

@@ -55,6 +55,22 @@ async def test_a_signed_order_shows_the_signature_of_the_mfa_authenticated_signe
     assert got.order.signature.signed_at.seconds > 0
 
 
+async def test_the_signer_reads_the_order_they_signed_at_once(
+    place_order: PlaceOrder, order_stub: OrderServiceStub, signer: Metadata
+) -> None:
+    # Signing relates the signer to the patient; the order itself says so before the care
+    # relationship read model has caught up.
+    placed = await place_order()
+    signed = await order_stub.SignOrder(sign_request(placed.order_id), metadata=signer, timeout=10)
+
+    got = await order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=placed.order_id, min_version=signed.version),
+        metadata=signer, timeout=10,
+    )  # fmt: skip
+
+    assert got.order.signature.signer == "dr-signing"
+
+
 async def test_a_retried_signature_returns_the_first_version(
     place_order: PlaceOrder, order_stub: OrderServiceStub, signer: Metadata
 ) -> None:

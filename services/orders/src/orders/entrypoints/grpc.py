@@ -27,6 +27,7 @@ from orders.domain.errors import (
     SignatureWithoutMfa,
 )
 from orders.entrypoints import translate
+from orders.ports import OrderView
 
 STATUSES = {
     OrderNotFound: grpc.StatusCode.NOT_FOUND,
@@ -136,7 +137,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         patient_id = str(view.patient_id)
         access = await self._reads.authorize(
             context, principal, patient_id, operation="GetOrder", record_ids=[request.order_id],
-            related=view.orderer == principal.subject,
+            related=principal.subject in _clinicians_of(view),
         )  # fmt: skip
         await self._reads.record_read(
             context, principal, access, operation="GetOrder", patient_id=patient_id,
@@ -171,3 +172,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             orders=[translate.order_message(view) for view in page.orders],
             next_page_token=page.next_page_token,
         )
+
+
+def _clinicians_of(view: OrderView) -> set[str]:
+    """Who an order relates to its patient at once, before the relationship read model has it:
+    the orderer and, once signed, the signer."""
+    return {view.orderer, *([view.signature.signer] if view.signature else [])}

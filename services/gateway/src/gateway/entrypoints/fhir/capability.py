@@ -65,6 +65,17 @@ _HISTORY = dict.fromkeys(
 _UPDATES = {"Patient": "updates the demographics",
             "ServiceRequest": "revokes the order: status revoked, with the reason in the "
                               "request-statusReason extension; nothing else changes"}  # fmt: skip
+# Parameters of every read, vread, search and history (gateway/entrypoints/fhir/subsetting.py).
+_ANSWER_PARAMETERS = [
+    {"name": "_summary", "type": "token",
+     "documentation": "true (the R4 summary elements), text, data, count (searches and "
+                      "histories: the total, no entries) or false; subsets are tagged "
+                      "SUBSETTED"},
+    {"name": "_elements", "type": "string",
+     "documentation": "a,b: only these top-level elements, with id and meta; tagged SUBSETTED"},
+]  # fmt: skip
+_FORMATS = ("JSON only: _format json, application/fhir+json or application/json (it wins over "
+            "Accept); any other _format, or an Accept without JSON, is a 406")  # fmt: skip
 SIGN_OPERATION = "urn:clinical-platform:fhir:OperationDefinition:ServiceRequest-sign"
 SMART_SECURITY = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 
@@ -80,9 +91,11 @@ def capability_statement(base: str, *, software_version: str, date: str) -> dict
         "software": {"name": "clinical-gateway", "version": software_version},
         "implementation": {"description": "Clinical record platform gateway", "url": base},
         "fhirVersion": FHIR_VERSION,
-        "format": ["application/fhir+json", "json"],
+        "format": ["json"],
         "rest": [{
             "mode": "server",
+            "documentation": _FORMATS,
+            "searchParam": _ANSWER_PARAMETERS,
             "security": {
                 "service": [{"coding": [{"system": SMART_SECURITY, "code": "SMART-on-FHIR"}]}],
                 "description": "OpenID Connect bearer tokens with SMART v2 scopes",

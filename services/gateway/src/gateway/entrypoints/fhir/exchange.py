@@ -28,6 +28,7 @@ from gateway.application import (
 from gateway.domain.identity import Caller
 from gateway.entrypoints.bearer import bearer_of, scope_challenge, token_challenge
 from gateway.entrypoints.edge import RequestTooLargeError, read_body
+from gateway.entrypoints.fhir.formats import JSON_TYPES, check_format
 from gateway.entrypoints.fhir.outcomes import (
     BASE_PATH,
     FHIR_JSON,
@@ -35,10 +36,9 @@ from gateway.entrypoints.fhir.outcomes import (
     Issue,
     operation_outcome,
 )
+from gateway.entrypoints.fhir.subsetting import WHOLE, Subset, requested_subset, subset_answer
 from gateway.ports import DownstreamAnswer, IdentityProviderUnavailableError
 
-_JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
-_ANY = frozenset({"*/*", "application/*"})
 _WEAK_ETAG = re.compile(r'^(?:W/)?"(\d{1,19})"$')
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -92,7 +92,7 @@ class FhirExchange:
     async def resource_body(self, request: Request) -> dict[str, Any]:
         """The JSON resource a create or update sends; FhirError 400, 413 or 415."""
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type not in _JSON_TYPES:
+        if media_type not in JSON_TYPES:
             raise FhirError.of(415, "not-supported", "send application/fhir+json")
         try:
             raw = await read_body(request, self._max_body_bytes)
@@ -111,31 +111,42 @@ class FhirExchange:
 
 def endpoint(path: str, handlers: Mapping[str, Handler]) -> Handler:
     """The handler of the request's method (HEAD is GET's), answering FhirError with its
-    OperationOutcome: 405 for another method, 406 to a caller that accepts no JSON."""
+    OperationOutcome: 405 for another method, 406 to a caller that accepts no JSON (or asks
+    another ``_format``), 400 for a ``_summary`` or ``_elements`` it cannot use; a read's
+    answer subset as those ask."""
     allowed = ", ".join(handlers)
+    # Searches and histories answer Bundles: the only answers _summary=count can count.
+    bundles = path.endswith("/_history") or (
+        "{" not in path.removeprefix(BASE_PATH) and not path.endswith("/metadata")
+    )
 
     async def handle(request: Request) -> Response:
         # The span's name is the route, never the path with its ids.
         trace.get_current_span().update_name(f"{request.method} {path}")
-        handler = handlers.get("GET" if request.method == "HEAD" else request.method)
+        reading = request.method in {"GET", "HEAD"}
+        handler = handlers.get("GET" if reading else request.method)
         try:
             if handler is None:
                 raise FhirError.of(405, "not-supported", f"this path serves {allowed}",
                                    headers={"Allow": allowed})  # fmt: skip
-            if not accepts_json(request.headers.get("accept", "")):
-                raise FhirError.of(406, "not-supported", "only application/fhir+json is served")
-            return await handler(request)
+            params = list(request.query_params.multi_items())
+            check_format(params, request.headers.get("accept", ""))
+            subset = requested_subset(params, bundle=bundles) if reading else WHOLE
+            return subsetted(await handler(request), subset)
         except FhirError as failed:
             return outcome_response(failed)
 
     return handle
 
 
-def accepts_json(accept: str) -> bool:
-    if not accept.strip():
-        return True
-    offered = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    return bool(offered & (_JSON_TYPES | _ANY))
+def subsetted(response: Response, subset: Subset) -> Response:
+    """The handler's answer with only what ``_summary``/``_elements`` keep (a success's)."""
+    if subset.whole or response.status_code != 200 or not response.body:
+        return response
+    resource = subset_answer(json.loads(bytes(response.body)), subset)
+    headers = {key: value for key, value in response.headers.items()
+               if key not in {"content-length", "content-type"}}  # fmt: skip
+    return fhir_response(resource, response.status_code, headers)
 
 
 def preference(request: Request, name: str) -> str:

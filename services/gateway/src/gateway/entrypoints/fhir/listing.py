@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from fhir.resources.R4B.bundle import Bundle
 
 from gateway.entrypoints.fhir.outcomes import FhirError
+from gateway.entrypoints.fhir.subsetting import ANSWER_PARAMETERS
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100  # the services allow 200; a FHIR page stays small
@@ -83,6 +84,8 @@ def given_parameters(params: Sequence[tuple[str, str]], known: Collection[str], 
     ``strict``); FhirError 400 for a parameter given twice or with several values."""
     given: dict[str, str] = {}
     for name, value in params:
+        if name in ANSWER_PARAMETERS:
+            continue  # shape the answer, not the search: the endpoint applies them
         if name not in known:
             if strict:
                 raise invalid(f"the search parameter {_shown(name)} is not supported")

@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from clinical_testing.endpoints import ServerEndpoints, endpoints_from_env, pars
 from clinical_testing.isolated import IsolatedInfra
 from clinical_testing.native import NativeServers
 from clinical_testing.tokens import TokenMint
+from hvac import exceptions as vault_errors
 from pymongo import AsyncMongoClient
 
 from clinical_platform.backup.topics import record_topics
@@ -52,6 +54,7 @@ from results.bootstrap import results_projections
 from .seed import (
     SERVICES,
     DrillNames,
+    SeedingError,
     record_history,
     running_services,
     service_settings,
@@ -67,6 +70,7 @@ async def drill(servers: ServerEndpoints, work: Path) -> dict[str, Any]:
     names = DrillNames.fresh()
     vault = hvac.Client(url=servers.vault_addr, token=servers.vault_token)
     ensure_key_store(vault, names.key_store_mount)
+    _until_writable(vault, names.key_store_mount)
     source_env = servers.as_env()
     source = service_settings(names, source_env, work / "source-state", names.key_store_mount)
     try:
@@ -81,9 +85,10 @@ async def drill(servers: ServerEndpoints, work: Path) -> dict[str, Any]:
                   "--key-store-mount", names.key_store_mount)  # fmt: skip
         with _second_stack(work / "target-infra") as target_env:
             target_env |= {"VAULT_ADDR": servers.vault_addr, "VAULT_TOKEN": servers.vault_token}
-            started = time.monotonic()
+            phases = [time.monotonic()]
             _clinical(target_env, work, "admin", "restore", str(work / "backup"),
                       "--key-store-mount", names.restored_key_store_mount)  # fmt: skip
+            phases.append(time.monotonic())
             target = service_settings(names, target_env, work / "target-state",
                                       names.restored_key_store_mount)  # fmt: skip
             replayed = {
@@ -94,17 +99,21 @@ async def drill(servers: ServerEndpoints, work: Path) -> dict[str, Any]:
                 "results": await project(target.results, results_projections(target.results),
                                          rebuild=True),
             }  # fmt: skip
+            phases.append(time.monotonic())
             target_kafka = KafkaConnection(target_env["KAFKA_BOOTSTRAP_SERVERS"],
                                            KafkaSecurity.from_env(target_env))  # fmt: skip
             restored = await _verify(target_kafka, vault, names)
-            recovery_s = time.monotonic() - started
+            phases.append(time.monotonic())
             restored_models = await _read_models(target_env["MONGODB_URL"], names)
         _require(restored["records"] == verified["records"], "restored event counts differ")
         source_models, forgotten = _without_forgotten(source_models)
         restored_models, _ = _without_forgotten(restored_models)
         _require(restored_models == source_models, _differences(source_models, restored_models))
         documents = {db: sum(map(len, c.values())) for db, c in source_models.items()}
-        return {"recovery_seconds": round(recovery_s, 1), "events": restored["by_topic"],
+        restore_s, rebuild_s, verify_s = (round(b - a, 1) for a, b in pairwise(phases))
+        return {"recovery_seconds": round(phases[-1] - phases[0], 1),
+                "restore_seconds": restore_s, "rebuild_seconds": rebuild_s,
+                "verify_seconds": verify_s, "events": restored["by_topic"],
                 "events_total": restored["records"], "events_replayed": replayed,
                 "documents": documents, "forgotten_markers_left_out": forgotten}  # fmt: skip
     finally:
@@ -143,6 +152,21 @@ def _differences(source: dict[str, Any], restored: dict[str, Any]) -> str:
             if changed:
                 differing.append(f"{service}.{name}: {changed} of {len(before)} documents")
     return "restored read models differ from the source: " + "; ".join(differing)
+
+
+def _until_writable(vault: hvac.Client, mount: str) -> None:
+    """A mount created a moment ago refuses writes until KV v2 has set it up: the services'
+    first key would fail. A probe entry outside the key folders, written and destroyed."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            vault.secrets.kv.v2.create_or_update_secret(path="drill-ready", secret={"ready": 1},
+                                                        cas=0, mount_point=mount)  # fmt: skip
+            break
+        except (vault_errors.InvalidRequest, vault_errors.InternalServerError):
+            _require(time.monotonic() < deadline, "the drill's key store never took a write")
+            time.sleep(0.2)
+    vault.secrets.kv.v2.delete_metadata_and_all_versions(path="drill-ready", mount_point=mount)
 
 
 def _log_options(names: DrillNames) -> list[str]:
@@ -284,7 +308,7 @@ def main() -> int:
         servers = existing or native.start()  # type: ignore[union-attr]
         os.environ.update(servers.kafka_security)
         summary = asyncio.run(drill(servers, work))
-    except DrillFailedError as failed:
+    except (DrillFailedError, SeedingError) as failed:
         print(f"restore drill FAILED: {failed}", file=sys.stderr)
         return 1
     finally:

@@ -19,23 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from clinical_cli.commands.admin import app
 from clinical_cli.errors import CommandError, UsageError
+from clinical_cli.progress import Advance, progress_bars
 from clinical_cli.session import Session
 from clinical_platform.settings import SettingsError
 
 T = TypeVar("T")
-ProgressCallback = Callable[[str, int, int], None]
 
 
 @app.command()
@@ -120,19 +111,12 @@ def _summary(folder: Path, manifest: Any, seconds: float) -> dict[str, Any]:
 
 
 def _with_progress(
-    session: Session, verb: str,
-    work: Callable[[ProgressCallback], Coroutine[Any, Any, T]],
-) -> T:  # fmt: skip
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("offsets"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=session.errors) as progress, _mapped_failures():
-        tasks: dict[str, TaskID] = {}
+    session: Session, verb: str, work: Callable[[Advance], Coroutine[Any, Any, T]]
+) -> T:
+    with progress_bars(session.errors, "offsets") as bars, _mapped_failures():
 
         def advance(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(f"{verb} {name}", total=total)
-            progress.update(tasks[name], completed=done, total=total)
+            bars(f"{verb} {name}", done, total)
 
         return asyncio.run(work(advance))
 
@@ -144,6 +128,7 @@ def _mapped_failures() -> Iterator[None]:
 
     from clinical_platform.backup import (  # noqa: PLC0415
         BackupTargetError,
+        KeyStoreConflictError,
         ManifestError,
         OffsetLayoutError,
         RestoreDivergedError,
@@ -155,7 +140,7 @@ def _mapped_failures() -> Iterator[None]:
         yield
     except (BackupTargetError, ManifestError, OffsetLayoutError, RestoreRefusedError) as refused:
         raise CommandError("FAILED_PRECONDITION", str(refused)) from None
-    except RestoreDivergedError as diverged:
+    except (RestoreDivergedError, KeyStoreConflictError) as diverged:
         raise CommandError("ABORTED", str(diverged)) from None
     except SettingsError as invalid:
         raise UsageError(f"invalid settings: {invalid}") from None

@@ -2,6 +2,7 @@
 store's wrapped keys, with a manifest of offsets and hashes (docs/backup.md)."""
 
 from clinical_platform.backup.copy import BackupPlan, BackupTargetError, back_up
+from clinical_platform.backup.key_store import KeyStoreConflictError
 from clinical_platform.backup.manifest import Manifest, ManifestError, read_manifest
 from clinical_platform.backup.offsets import OffsetLayoutError
 from clinical_platform.backup.restore import (
@@ -17,6 +18,7 @@ __all__ = [
     "EVENT_LOGS",
     "BackupPlan",
     "BackupTargetError",
+    "KeyStoreConflictError",
     "Manifest",
     "ManifestError",
     "OffsetLayoutError",

@@ -24,7 +24,7 @@ from clinical_platform.backup.manifest import (
     file_sha256,
     write_manifest,
 )
-from clinical_platform.backup.records import CopiedRecord, write_records
+from clinical_platform.backup.records import CopiedRecord, encode
 from clinical_platform.backup.topics import checkpoint_keys, record_topics
 from clinical_platform.clients.kafka import KafkaConnection, build_admin, build_consumer
 from clinical_platform.eventlog.topics import partition_count
@@ -107,29 +107,37 @@ async def _copy_topic(  # noqa: PLR0917 - one private call site, arguments by po
     copied: list[PartitionCopy] = []
     dropped = False
     for source in sources:
-        records = await _read(consumer, source, starts[source], ends[source])
-        kept = [r for r in records if keep is None or r.key in keep]
-        dropped |= len(kept) != len(records)
         name = f"topics/{topic}/{source.partition}.jsonl"
-        write_records(folder / name, kept)
+        read, kept = await _copy_partition(consumer, source, starts[source], ends[source],
+                                           folder / name, keep)  # fmt: skip
+        dropped |= kept != read
         copied.append(PartitionCopy(
             partition=source.partition, start_offset=starts[source], end_offset=ends[source],
-            records=len(kept), file=name, sha256=file_sha256(folder / name),
+            records=kept, file=name, sha256=file_sha256(folder / name),
         ))  # fmt: skip
         done += ends[source] - starts[source]
         progress(topic, done, total)
     return TopicCopy(topic, tuple(copied), offsets_preserved=not dropped)
 
 
-async def _read(
-    consumer: AIOKafkaConsumer, source: TopicPartition, start: int, end: int
-) -> list[CopiedRecord]:
+async def _copy_partition(  # noqa: PLR0917 - one private call site, arguments by position
+    consumer: AIOKafkaConsumer, source: TopicPartition, start: int, end: int, path: Path,
+    keep: set[bytes] | None,
+) -> tuple[int, int]:  # fmt: skip
+    """Stream ``[start, end)`` into ``path`` as fetched (a partition need not fit in memory);
+    (records read, records kept)."""
     consumer.seek(source, start)
-    records: list[CopiedRecord] = []
-    while await consumer.position(source) < end:
-        fetched = await consumer.getmany(source, timeout_ms=1000, max_records=1000)
-        records += [CopiedRecord.of(r) for r in fetched.get(source, []) if r.offset < end]
-    return records
+    read = kept = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        while await consumer.position(source) < end:
+            fetched = await consumer.getmany(source, timeout_ms=1000, max_records=1000)
+            for record in (r for r in fetched.get(source, []) if r.offset < end):
+                read += 1
+                if keep is None or record.key in keep:
+                    out.write(encode(CopiedRecord.of(record)) + "\n")
+                    kept += 1
+    return read, kept
 
 
 def _copy_key_store(

@@ -9,6 +9,7 @@ tombstone and no key in it, so restoring cannot bring their data back.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from hvac import exceptions as vault
 from clinical_platform.security.vault_adapters import ensure_key_store, vault_call
 
 FOLDERS = ("patients", "forgotten")
+_NEW_MOUNT_ATTEMPTS = 50
+
+
+class KeyStoreConflictError(Exception):
+    """An entry to restore exists already: someone wrote to the key store meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,29 @@ def import_key_store(client: hvac.Client, mount: str, copied: KeyStoreEntries) -
     with vault_call("write the key store"):
         for folder, entries in copied.entries.items():
             for name, fields in entries.items():
-                client.secrets.kv.v2.create_or_update_secret(
-                    path=f"{folder}/{name}", secret=fields, cas=0, mount_point=mount
-                )
+                _create(client, mount, f"{folder}/{name}", fields)
                 written += 1
     return written
+
+
+def _create(client: hvac.Client, mount: str, path: str, fields: dict[str, Any]) -> None:
+    for _attempt in range(_NEW_MOUNT_ATTEMPTS):
+        try:
+            client.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=fields, cas=0, mount_point=mount
+            )
+            return
+        except vault.InvalidRequest:
+            # A mount created a moment ago refuses writes while KV v2 finishes setting it up;
+            # an entry that exists (check-and-set 0) is refused for good and raised below.
+            time.sleep(0.1)
+    try:
+        client.secrets.kv.v2.create_or_update_secret(
+            path=path, secret=fields, cas=0, mount_point=mount
+        )
+    except vault.InvalidRequest:
+        # The path only: it holds a patient id.
+        raise KeyStoreConflictError("a key store entry appeared during the restore") from None
 
 
 def save_entries(path: Path, copied: KeyStoreEntries) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,13 +46,6 @@ def decode(line: str) -> CopiedRecord:
         value=_bytes(fields["value"]),
         headers=tuple((str(name), _bytes(value) or b"") for name, value in fields["headers"]),
     )
-
-
-def write_records(path: Path, records: Sequence[CopiedRecord]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(encode(record) + "\n")
 
 
 def read_records(path: Path) -> Iterator[CopiedRecord]:

@@ -60,9 +60,11 @@ class RestorePlan:
 
 @dataclass(frozen=True)
 class _PartitionWrite:
+    """A partition's schedule; its records are read from ``path`` again while it is written."""
+
     topic: str
     copy: PartitionCopy
-    records: list[CopiedRecord]
+    path: Path
     steps: list[Step]
     offsets_preserved: bool
 
@@ -102,19 +104,19 @@ async def restore(
 def _planned(folder: Path, topic: TopicCopy) -> list[_PartitionWrite]:
     planned = []
     for copy in topic.partitions:
+        path = folder / copy.file
         try:
-            records = list(read_records(folder / copy.file))
+            offsets = [record.offset for record in read_records(path)]
         except (ValueError, KeyError, TypeError) as malformed:
             msg = f"{copy.file} holds a malformed record ({type(malformed).__name__})"
             raise ManifestError(msg) from None
-        if len(records) != copy.records:
-            raise ManifestError(f"{copy.file} holds {len(records)} records, not {copy.records}")
-        if topic.offsets_preserved:
-            offsets, end = [r.offset for r in records], copy.end_offset
-        else:
-            offsets, end = sequential_offsets(len(records))
+        if len(offsets) != copy.records:
+            raise ManifestError(f"{copy.file} holds {len(offsets)} records, not {copy.records}")
+        end = copy.end_offset
+        if not topic.offsets_preserved:
+            offsets, end = sequential_offsets(len(offsets))
         steps = plan_writes(offsets, end)  # OffsetLayoutError: refused before any write
-        planned.append(_PartitionWrite(topic.name, copy, records, steps, topic.offsets_preserved))
+        planned.append(_PartitionWrite(topic.name, copy, path, steps, topic.offsets_preserved))
     return planned
 
 
@@ -187,9 +189,10 @@ class _Producers:
     async def write(self, write: _PartitionWrite) -> None:
         target = TopicPartition(write.topic, write.copy.partition)
         in_transaction: set[int] = set()
+        records = read_records(write.path)  # in order: sends take them one after another
         for step in write.steps:
             if step.action in {Action.SEND, Action.FILLER}:
-                record = write.records[step.record] if step.record is not None else None
+                record = next(records) if step.action is Action.SEND else None
                 producer = await self._for(step.slot, in_transaction)
                 landed = await _send(producer, target, record)
                 if write.offsets_preserved and landed != step.offset:

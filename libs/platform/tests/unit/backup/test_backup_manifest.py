@@ -19,7 +19,7 @@ from clinical_platform.backup.manifest import (
     read_manifest,
     write_manifest,
 )
-from clinical_platform.backup.records import CopiedRecord, decode, encode, write_records
+from clinical_platform.backup.records import CopiedRecord, decode, encode
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +29,9 @@ def backup_folder(folder: Path) -> Manifest:
         CopiedRecord(0, 1_700_000_000_000, b"order-1", b"\x0a\x00sealed", (("ce_type", b"x"),)),
         CopiedRecord(2, 1_700_000_000_001, None, None),
     ]
-    write_records(folder / "topics/clinical.orders.events.v1/0.jsonl", records)
+    path = folder / "topics/clinical.orders.events.v1/0.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(encode(record) + "\n" for record in records))
     (folder / "vault").mkdir()
     (folder / "vault/key-store.json").write_text('{"patients": {}, "forgotten": {}}\n')
     partition = PartitionCopy(

@@ -16,6 +16,7 @@ from clinical_testing.endpoints import ServerEndpoints
 
 from bench import (
     append_section,
+    fhir_section,
     gateway_section,
     notify_section,
     read_side_section,
@@ -36,6 +37,7 @@ SECTIONS: dict[str, Section] = {
     "read_side": read_side_section.run_section,
     "gateway": gateway_section.run_section,
     "telemetry": telemetry_section.run_section,
+    "fhir": fhir_section.run_section,
 }
 
 

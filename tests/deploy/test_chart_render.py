@@ -174,7 +174,18 @@ def test_network_policies_deny_by_default_and_keep_webhooks_out_of_private_range
 
 # Read by others than the settings classes: the pod's own name (address templates), the
 # OpenTelemetry SDK, and ENVIRONMENT, which the settings are about to gain.
-NOT_SETTINGS = {"POD_NAME", "POD_NAMESPACE", "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "ENVIRONMENT"}
+NOT_SETTINGS = {
+    "POD_NAME", "POD_NAMESPACE", "ENVIRONMENT",
+    "OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+}  # fmt: skip
+
+
+def test_traces_are_head_sampled_at_the_ratio_the_values_give(tool_bin: Path) -> None:
+    objects = helm_template(tool_bin, "--set", "telemetry.otlpEndpoint=https://otel:4317",
+                            "--set-json", "telemetry.tracesSamplingRatio=0.25")  # fmt: skip
+    shared = _by_kind(objects, "ConfigMap")["clinical-clinical-platform-shared"]["data"]
+    assert shared["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert shared["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
 
 
 def _settings_variables(service: str) -> set[str]:

@@ -154,6 +154,9 @@ def test_each_vault_policy_grants_only_its_services_paths(service: str) -> None:
             path.startswith("clinical-keys/data/forgotten/") and "create" in capabilities
         ):
             assert service == "patient", f"only patient forgets; {service} has {path}"
+        if path.startswith("clinical-keys/data/patients/") and service in ("orders", "results"):
+            # Only registering a patient (the patient service) creates their data key.
+            assert capabilities == {"read"}, f"{service} may only read data keys: {capabilities}"
         if "clinical-notify" in path:
             assert service == "notify", path
         if path.startswith("transit/sign/"):

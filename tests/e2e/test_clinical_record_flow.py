@@ -127,6 +127,19 @@ def request_id() -> str:
     return str(uuid.uuid4())
 
 
+async def register(clinic: Clinic, registrar: Metadata, given: str, birth_date: str) -> str:
+    """A patient registered at the patient service (orders takes no other patient): their id."""
+    demographics = patient_pb.Demographics(
+        name=patient_pb.HumanName(given=[given], family=unique_name(f"{given}-")),
+        birth_date=birth_date, sex=patient_pb.ADMINISTRATIVE_SEX_FEMALE,
+    )  # fmt: skip
+    registered = await clinic.patients.RegisterPatient(
+        patient_pb.RegisterPatientRequest(request_id=request_id(), demographics=demographics),
+        metadata=registrar, timeout=CALL_TIMEOUT,
+    )  # fmt: skip
+    return str(registered.patient_id)
+
+
 async def place_signed_order(
     clinic: Clinic, patient_id: str, clinician: Metadata, signer: Metadata
 ) -> tuple[str, int]:
@@ -238,7 +251,9 @@ async def test_a_patient_reads_their_own_order_but_not_anothers(
 ) -> None:
     clinician = token_mint.metadata("dr-a", Role.CLINICIAN)
     signer = token_mint.metadata("dr-b", Role.CLINICIAN, privileges=["orders:sign"], mfa=True)
-    own_patient, other_patient = str(uuid.uuid4()), str(uuid.uuid4())
+    registrar = token_mint.metadata("registrar-1", Role.REGISTRAR)
+    own_patient = await register(clinic, registrar, "Grace", "1906-12-09")
+    other_patient = await register(clinic, registrar, "Hedy", "1914-11-09")
     own_order, own_version = await place_signed_order(clinic, own_patient, clinician, signer)
     other_order, other_version = await place_signed_order(clinic, other_patient, clinician, signer)
     patient = token_mint.metadata("pat-1", Role.PATIENT, patient_id=own_patient)

@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from clinical.orders.v1 import orders_pb2 as orders_pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
+from clinical.patient.v1 import patient_pb2 as patient_pb
+from clinical.patient.v1.patient_pb2_grpc import PatientServiceStub
 from clinical_platform.devtokens import mint_token
 from clinical_platform.principals import Role
 from clinical_platform.projections import dead_letter_topic
@@ -136,6 +138,24 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+async def _register_patient(key: Ed25519PrivateKey) -> str:
+    """A patient registered straight at the patient service (only a registered patient's
+    orders are taken): their id."""
+    token = mint_token(key, subject="dev-registrar", roles=[Role.REGISTRAR])
+    demographics = patient_pb.Demographics(
+        name=patient_pb.HumanName(given=["Ada"], family=unique_name("Lovelace-")),
+        birth_date="1985-12-10", sex=patient_pb.ADMINISTRATIVE_SEX_FEMALE,
+    )  # fmt: skip
+    async with grpc.aio.insecure_channel("127.0.0.1:18051") as channel:
+        registered = await PatientServiceStub(channel).RegisterPatient(
+            patient_pb.RegisterPatientRequest(
+                request_id=str(uuid.uuid4()), demographics=demographics
+            ),
+            metadata=(("authorization", f"Bearer {token}"),), timeout=30,
+        )  # fmt: skip
+    return str(registered.patient_id)
+
+
 async def _companion_hears_a_signed_order(log_path: Path) -> None:
     """Wait for the companion's subscription, place an order through the gateway (a Keycloak
     login, exchanged for a token the orders service checks against the gateway's JWKS), sign it
@@ -143,12 +163,13 @@ async def _companion_hears_a_signed_order(log_path: Path) -> None:
     await _wait_for_log(log_path, "companion | companion: subscription ")
     key = load_pem_private_key((DEV_KEY_DIR / "private.pem").read_bytes(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
+    patient_id = await _register_patient(key)
     with running_keycloak() as keycloak:
         login = keycloak.user_token("clinician-no-otp", "user/ServiceRequest.cruds")
     async with httpx.AsyncClient(base_url=GATEWAY_URL, timeout=30) as gateway:
         placed = await gateway.post("/api/v1/orders", headers={"authorization": f"Bearer {login}"},
                                     json={
-            "request_id": str(uuid.uuid4()), "patient_id": str(uuid.uuid4()),
+            "request_id": str(uuid.uuid4()), "patient_id": patient_id,
             "test_code": "2345-7", "priority": "PRIORITY_ROUTINE",
             "reason_codes": [{"system": "CODE_SYSTEM_ICD10", "code": "E11.9"}],
         })  # fmt: skip

@@ -51,7 +51,7 @@ def test_orders_seals_with_a_patients_key_but_cannot_forget_or_manage_keys(
     orders = client_of(servers, service_credentials, "orders")
     patient_id = str(uuid.uuid4())
 
-    _record(orders, patient_id)  # a patient first seen by orders gets a key
+    _record(client_of(servers, service_credentials, "patient"), patient_id)  # registered
     stored = orders.secrets.kv.v2.read_secret_version(
         path=f"patients/{patient_id}", mount_point="clinical-keys", raise_on_deleted_version=True
     )
@@ -61,6 +61,7 @@ def test_orders_seals_with_a_patients_key_but_cannot_forget_or_manage_keys(
     assert len(base64.b64decode(opened["data"]["plaintext"])) == 32
 
     refused: list[Callable[[], object]] = [
+        lambda: _record(orders, str(uuid.uuid4())),  # a key for a patient never registered
         lambda: orders.secrets.kv.v2.delete_metadata_and_all_versions(
             path=f"patients/{patient_id}", mount_point="clinical-keys"
         ),
@@ -78,6 +79,22 @@ def test_orders_seals_with_a_patients_key_but_cannot_forget_or_manage_keys(
     for attempt in refused:
         with pytest.raises(vault_errors.Forbidden):
             attempt()
+
+
+@pytest.mark.parametrize("service", ["orders", "results"])
+def test_only_the_patient_service_creates_a_patients_key(
+    servers: ServerEndpoints, service_credentials: Credentials, service: str
+) -> None:
+    other = client_of(servers, service_credentials, service)
+    patient_id = str(uuid.uuid4())
+
+    with pytest.raises(vault_errors.Forbidden):
+        _record(other, patient_id)
+    _record(client_of(servers, service_credentials, "patient"), patient_id)
+    stored = other.secrets.kv.v2.read_secret_version(
+        path=f"patients/{patient_id}", mount_point="clinical-keys", raise_on_deleted_version=True
+    )
+    assert str(stored["data"]["data"]["wrapped_key"]).startswith("vault:v")
 
 
 def test_only_the_patient_service_destroys_a_patients_key(

@@ -24,6 +24,7 @@ import hvac
 import pytest
 from aiohttp import web
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.patients import PatientRegistry, patient_registry
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
 from clinical_testing.tokens import TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
@@ -122,6 +123,8 @@ class Platform:
     access_topic: str
     vault_addr: str
     vault_token: str
+    # Registers patients' data keys as the patient service does (this platform runs none).
+    patients: PatientRegistry
 
 
 async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio.Channel:
@@ -199,6 +202,7 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
             notify = await stack.enter_async_context(
                 running_notify(notify_settings, verifier=token_mint.verifier_for("notify"))
             )
+            patients = await stack.enter_async_context(patient_registry(orders_settings))
             yield Platform(
                 orders=OrderServiceStub(await _serve(stack, list(orders.services))),
                 results=ResultServiceStub(await _serve(stack, list(results.services))),
@@ -215,6 +219,7 @@ async def platform(  # noqa: PLR0917 - pytest passes fixtures by name
                 access_topic=access_topic,
                 vault_addr=servers.vault_addr,
                 vault_token=servers.vault_token,
+                patients=patients,
             )
     finally:
         topics = [events_topic(log) for log in logs.values()]
@@ -234,6 +239,7 @@ def platform_keyring(platform: Platform) -> PatientKeyring:
 
 
 async def place_and_sign(platform: Platform, patient_id: str, test_code: str = "2823-3") -> str:
+    await platform.patients.register(patient_id)  # a no-op once registered
     placed = await platform.orders.PlaceOrder(
         orders_pb.PlaceOrderRequest(
             request_id=str(uuid.uuid4()), patient_id=patient_id, test_code=test_code,
@@ -626,7 +632,7 @@ async def test_a_forgotten_patients_notifications_are_withheld_from_then_on(
         event_id=str(uuid.uuid4()), event_type="PatientForgotten", aggregate_type="Patient",
         aggregate_id=forgotten, aggregate_version=2, patient_id=forgotten,
     )  # fmt: skip
-    await EnvelopeCipher(keyring).encrypt(envelope)
+    await EnvelopeCipher(keyring, creates_keys=True).encrypt(envelope)
     await keyring.forget(forgotten)
     producer = build_producer(KafkaConnection(platform.kafka))
     await producer.start()
@@ -711,7 +717,10 @@ async def test_a_thousand_notifications_at_half_the_maximum_rate_arrive_once_eac
 async def place_orders(
     platform: Platform, patients: list[str], count: int
 ) -> list[tuple[str, str]]:
-    """``count`` orders placed, spread over ``patients``, 16 at a time: (order id, patient)."""
+    """``count`` orders placed, spread over ``patients`` (registered first), 16 at a time:
+    (order id, patient)."""
+    for patient in patients:
+        await platform.patients.register(patient)
     slots = asyncio.Semaphore(16)
 
     async def place(patient: str) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.patients import PatientRegistry, patient_registry
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.tokens import TokenMint
 from clinical_testing.waiting import once_recorded
@@ -45,6 +46,8 @@ class Clinic:
     clinician: tuple[tuple[str, str], ...]
     signer: tuple[tuple[str, str], ...]
     lab: tuple[tuple[str, str], ...]
+    # Registers patients' data keys as the patient service does (this clinic runs none).
+    patients: PatientRegistry
 
 
 async def _serve(stack: AsyncExitStack, services: list[GrpcService]) -> grpc.aio.Channel:
@@ -93,6 +96,7 @@ async def clinic(
             results = await stack.enter_async_context(
                 running_results(results_settings, verifier=token_mint.verifier_for("results"))
             )
+            patients = await stack.enter_async_context(patient_registry(orders_settings))
             yield Clinic(
                 orders=OrderServiceStub(await _serve(stack, list(orders.services))),
                 results=ResultServiceStub(await _serve(stack, list(results.services))),
@@ -101,6 +105,7 @@ async def clinic(
                     "dr-b", Role.CLINICIAN, privileges=["orders:sign"], mfa=True
                 ),
                 lab=token_mint.metadata("lab-1", Role.LAB),
+                patients=patients,
             )
     finally:
         topics = [events_topic(log) for log in (orders_log, results_log)]
@@ -113,7 +118,8 @@ async def clinic(
 async def place_and_sign(clinic: Clinic) -> tuple[str, int]:
     placed = await clinic.orders.PlaceOrder(
         orders_pb.PlaceOrderRequest(
-            request_id=str(uuid.uuid4()), patient_id=str(uuid.uuid4()), test_code="2823-3",
+            request_id=str(uuid.uuid4()), patient_id=await clinic.patients.register(),
+            test_code="2823-3",
             priority=orders_pb.PRIORITY_STAT,
             reason_codes=[orders_pb.ReasonCode(system=orders_pb.CODE_SYSTEM_ICD10, code="N18.3")],
         ),

@@ -4,8 +4,9 @@
 path "transit/datakey/+/clinical-phi" { capabilities = ["update"] }
 path "transit/decrypt/clinical-phi" { capabilities = ["update"] }
 path "transit/keys/clinical-phi" { capabilities = ["read"] }
-# A patient first seen here gets their data key here (check-and-set: the first writer wins).
-path "clinical-keys/data/patients/*" { capabilities = ["create", "read"] }
+# Existing data keys only: the patient service creates a patient's key when it registers them,
+# and a command about a patient with no key is refused (no key for a made-up patient id).
+path "clinical-keys/data/patients/*" { capabilities = ["read"] }
 path "clinical-keys/data/forgotten/*" { capabilities = ["read"] }
 path "transit/sign/clinical-audit" { capabilities = ["update"] }
 path "transit/verify/clinical-audit" { capabilities = ["update"] }

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.patients import patient_registry
 from clinical_testing.tokens import Role, TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
 from typer.testing import CliRunner
@@ -23,6 +24,9 @@ from orders.bootstrap import running_orders
 from .conftest import OrdersFromEnv
 
 pytestmark = pytest.mark.integration
+
+# Registered by the test: orders takes no order for a patient who was never registered.
+PATIENTS = ("5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01", "0d9f0f3e-2f7e-4a7c-9f57-0c1f1d8e2b11")
 
 
 async def read_model(database: AsyncDatabase[Any]) -> dict[str, list[Any]]:
@@ -42,6 +46,9 @@ async def test_rebuild_shows_progress_and_leaves_the_read_model_as_it_was(
                                                min_insync_replicas=1))  # fmt: skip
     runner = CliRunner()
     try:
+        async with patient_registry(settings) as registry:
+            for patient in PATIENTS:
+                await registry.register(patient)
         async with running_orders(settings, verifier=token_mint.verifier_for("orders")) as live:
             server = await start_grpc_server(host="127.0.0.1", port=0, services=live.services)
             await _record_history(runner, token_mint, f"127.0.0.1:{server.port}")
@@ -83,7 +90,7 @@ async def _record_history(runner: CliRunner, mint: TokenMint, address: str) -> N
         return dict(json.loads(result.stdout))
 
     order_ids: list[str] = []
-    for patient in ("5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01", "0d9f0f3e-2f7e-4a7c-9f57-0c1f1d8e2b11"):
+    for patient in PATIENTS:
         for _ in range(1 if order_ids else 2):
             placed = await clinical(*clinician, "order", "place", "--patient-id", patient,
                                     "--test-code", "2823-3", "--reason", "icd10:N18.3")  # fmt: skip

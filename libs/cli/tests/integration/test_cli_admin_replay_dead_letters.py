@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from clinical_testing.patients import patient_registry
 from clinical_testing.tokens import Role, TokenMint
 from pymongo.asynchronous.database import AsyncDatabase
 from typer.testing import CliRunner, Result
@@ -31,7 +32,7 @@ from .conftest import OrdersFromEnv
 
 pytestmark = pytest.mark.integration
 
-PATIENT = "0d9f0f3e-2f7e-4a7c-9f57-0c1f1d8e2b11"
+PATIENT = "0d9f0f3e-2f7e-4a7c-9f57-0c1f1d8e2b11"  # registered by the test: orders takes no other
 
 
 async def test_a_dead_lettered_order_is_replayed_into_the_read_model(
@@ -43,6 +44,8 @@ async def test_a_dead_lettered_order_is_replayed_into_the_read_model(
     kafka = KafkaConnection.from_settings(settings)
     replay = ["-o", "json", "admin", "replay-dead-letters", "orders", "--only", f"{log}.orders"]
     try:
+        async with patient_registry(settings) as registry:
+            await registry.register(PATIENT)
         async with running_orders(settings, verifier=token_mint.verifier_for("orders")) as live:
             server = await start_grpc_server(host="127.0.0.1", port=0, services=live.services)
             order_id = await _place_an_order(token_mint, f"127.0.0.1:{server.port}")

@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from clinical_testing.patients import patient_registry
 from clinical_testing.plugin import TransitKeyFactory, unique_name
 from clinical_testing.tokens import Role, TokenMint
 from typer.testing import CliRunner, Result
@@ -24,7 +25,7 @@ from .conftest import OrdersFromEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-PATIENT = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"
+PATIENT = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"  # registered by the test: orders takes no other
 
 
 async def test_an_attested_log_verifies_and_a_forged_record_fails_at_its_offset(
@@ -40,6 +41,8 @@ async def test_an_attested_log_verifies_and_a_forged_record_fails_at_its_offset(
     ghost = events_topic(unique_name("ghost-"))
     pattern = f"^({re.escape(topic)}|{re.escape(ghost)})$"
     monkeypatch.setenv("AUDIT_EVENT_TOPIC_PATTERN", pattern)
+    async with patient_registry(settings) as registry:
+        await registry.register(PATIENT)
     try:
         async with running_orders(settings, verifier=token_mint.verifier_for("orders")) as live:
             server = await start_grpc_server(host="127.0.0.1", port=0, services=live.services)

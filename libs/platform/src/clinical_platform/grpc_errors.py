@@ -32,6 +32,7 @@ from clinical_platform.security.errors import (
     KeyServiceUnavailableError,
     PatientForgottenError,
     SecurityError,
+    UnregisteredPatientError,
 )
 from clinical_platform.validation import FieldViolation, InvalidRequest
 
@@ -92,10 +93,17 @@ async def abort_for(
     ABORTED (re-read and retry); anything that a retry elsewhere or later may fix UNAVAILABLE
     (Vault sealed or unreachable included: PHI writes fail closed); a full writer queue
     RESOURCE_EXHAUSTED with ``google.rpc.RetryInfo``; a command on a forgotten patient's data
-    FAILED_PRECONDITION.
+    FAILED_PRECONDITION, and on a patient never registered FAILED_PRECONDITION with a field
+    violation on ``patient_id``.
     """
     if isinstance(error, EventRejectedError):
         await invalid_argument(context, error.violations)
+    if isinstance(error, UnregisteredPatientError):
+        # The id is the caller's own input: the status names the field, never its value.
+        violation = FieldViolation("patient_id", str(error))
+        await _abort_with_details(
+            context, code_pb2.FAILED_PRECONDITION, str(error), _bad_request([violation])
+        )
     if isinstance(error, WriterOverloadedError):
         retry_delay = duration_pb2.Duration()
         retry_delay.FromTimedelta(timedelta(seconds=error.retry_after_s))

@@ -24,6 +24,7 @@ from clinical_platform.security.errors import (
     PatientForgottenError,
     PayloadIntegrityError,
     SecurityError,
+    UnregisteredPatientError,
 )
 from clinical_platform.validation import FieldViolation
 
@@ -48,6 +49,7 @@ FAILURES: dict[str, EventLogError | SecurityError] = {
     "unavailable": EventLogUnavailableError("broker timed out"),
     "vault-sealed": KeyServiceUnavailableError("unwrap a data key: Vault is sealed"),
     "forgotten": PatientForgottenError(FORGOTTEN_PATIENT),
+    "unregistered": UnregisteredPatientError(FORGOTTEN_PATIENT),
     "tampered": PayloadIntegrityError("the payload failed authentication"),
 }
 
@@ -84,17 +86,23 @@ async def _failed_call(channel: grpc.aio.Channel, failure: str) -> grpc.aio.Unar
     return call
 
 
+async def _field_violations(call: grpc.aio.UnaryUnaryCall) -> tuple[int, list[tuple[str, str]]]:
+    """The rich status's code and its ``google.rpc.BadRequest`` (field, description) pairs."""
+    status = await rpc_status.aio.from_call(call)
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    return status.code, [(v.field, v.description) for v in bad_request.field_violations]
+
+
 async def test_rejected_event_is_invalid_argument_with_bad_request_field_violations(
     channel: grpc.aio.Channel,
 ) -> None:
     call = await _failed_call(channel, "rejected")
 
-    status = await rpc_status.aio.from_call(call)
-    bad_request = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad_request)
+    code, violations = await _field_violations(call)
     assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert status.code == code_pb2.INVALID_ARGUMENT
-    assert [(v.field, v.description) for v in bad_request.field_violations] == [
+    assert code == code_pb2.INVALID_ARGUMENT
+    assert violations == [
         ("actor.subject", "must not be empty"),
         ("envelope", "is 2048 bytes serialized, over the 1024-byte limit"),
     ]
@@ -142,6 +150,18 @@ async def test_command_on_a_forgotten_patient_is_failed_precondition_without_the
     call = await _failed_call(channel, "forgotten")
 
     assert await call.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert FORGOTTEN_PATIENT not in await call.details()
+
+
+async def test_command_on_a_patient_never_registered_names_the_field_never_the_id(
+    channel: grpc.aio.Channel,
+) -> None:
+    call = await _failed_call(channel, "unregistered")
+
+    code, violations = await _field_violations(call)
+    assert await call.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert code == code_pb2.FAILED_PRECONDITION
+    assert violations == [("patient_id", "no registered patient has this id")]
     assert FORGOTTEN_PATIENT not in await call.details()
 
 

@@ -29,7 +29,11 @@ from clinical_testing.endpoints import ServerEndpoints, endpoints_from_env
 from clinical_testing.native import NativeServers
 from clinical_testing.serving import bad_request_fields
 
-pytest_plugins = ["clinical_testing.eventlog", "clinical_testing.tokens"]
+pytest_plugins = [
+    "clinical_testing.eventlog",
+    "clinical_testing.patients",
+    "clinical_testing.tokens",
+]
 
 TopicFactory = Callable[..., Awaitable[str]]
 TransitKeyFactory = Callable[..., str]
@@ -166,10 +170,11 @@ def vault_keyring(vault: hvac.Client, transit_key: TransitKeyFactory, key_store_
 
 @pytest.fixture
 def vault_cipher(vault_keyring: Any) -> Any:
-    """An `EnvelopeCipher` over `vault_keyring`."""
+    """An `EnvelopeCipher` over `vault_keyring` that creates missing data keys (as the patient
+    service's does), so a test's patients need no registration first."""
     from clinical_platform.security import EnvelopeCipher  # noqa: PLC0415
 
-    return EnvelopeCipher(vault_keyring)
+    return EnvelopeCipher(vault_keyring, creates_keys=True)
 
 
 @pytest.fixture

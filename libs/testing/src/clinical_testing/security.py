@@ -27,8 +27,13 @@ from clinical_testing.eventlog import make_envelope
 
 
 def in_memory_cipher() -> EnvelopeCipher:
-    """A real `EnvelopeCipher` over in-memory fakes of Vault: for unit tests and benchmarks."""
-    return EnvelopeCipher(PatientKeyring(InMemoryTransit(), InMemoryKeyStore(), KeyringConfig()))
+    """A real `EnvelopeCipher` over in-memory fakes of Vault: for unit tests and benchmarks.
+
+    It creates a missing data key, as the patient service's does: a unit test's patients need
+    no registration first.
+    """
+    keyring = PatientKeyring(InMemoryTransit(), InMemoryKeyStore(), KeyringConfig())
+    return EnvelopeCipher(keyring, creates_keys=True)
 
 
 def patient_envelope(

@@ -25,6 +25,7 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
 from clinical_testing.kafka import delete_event_log
 from clinical_testing.keycloak import Keycloak
+from clinical_testing.patients import patient_registry
 from clinical_testing.plugin import TopicFactory, unique_name
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -46,7 +47,8 @@ pytestmark = pytest.mark.integration
 
 GatewayFactory = Callable[..., Awaitable[tuple[httpx.AsyncClient, GatewayApp]]]
 FHIR = {"content-type": "application/fhir+json"}
-PATIENT_ID = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"  # the realm's patient user's record
+PATIENT_ID = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"  # the realm's patient user's record;
+# registered by the fixture (only a registered patient's orders are taken).
 LOINC = "http://loinc.org"
 STATUS_REASON = "http://hl7.org/fhir/StructureDefinition/request-statusReason"
 
@@ -73,6 +75,8 @@ async def fhir(
     results_settings = ResultsSettings.model_validate(
         values(results_log, "results") | {"orders_events_topic": events_topic(orders_log)}
     )
+    async with patient_registry(orders_settings) as registry:
+        await registry.register(PATIENT_ID)
     try:
         async with AsyncExitStack() as stack:
             orders = await stack.enter_async_context(

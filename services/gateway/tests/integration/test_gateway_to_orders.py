@@ -19,6 +19,7 @@ import jwt
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.keycloak import Keycloak
+from clinical_testing.patients import patient_registry
 from clinical_testing.plugin import TopicFactory, unique_name
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo.asynchronous.database import AsyncDatabase
@@ -37,7 +38,8 @@ from orders.settings import OrdersSettings
 pytestmark = pytest.mark.integration
 
 GatewayFactory = Callable[..., Awaitable[tuple[httpx.AsyncClient, GatewayApp]]]
-PATIENT_ID = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"  # the realm's patient user's record
+PATIENT_ID = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"  # the realm's patient user's record;
+# registered by each fixture (only a registered patient's orders are taken).
 
 
 @asynccontextmanager
@@ -71,6 +73,8 @@ async def orders_behind_gateway(
         gateway_tls = {"grpc_tls_cert_file": gateway_cert.cert_file,
                        "grpc_tls_key_file": gateway_cert.key_file,
                        "grpc_tls_ca_file": gateway_cert.ca_file}  # fmt: skip
+    async with patient_registry(settings) as registry:
+        await registry.register(PATIENT_ID)
     async with AsyncExitStack() as stack:
         orders = await stack.enter_async_context(running_orders(settings, verifier=verifier))
         server = await start_grpc_server(host="127.0.0.1", port=0, services=orders.services,

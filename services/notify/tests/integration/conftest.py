@@ -158,10 +158,11 @@ async def sign_order(servers: ServerEndpoints, feeds: Feeds) -> AsyncIterator[Si
     """Puts an OrderSigned event for a patient on the orders topic, sealed with the patient's
     key as the orders service would (the default key names); returns the order id."""
     vault = hvac.Client(url=servers.vault_addr, token=servers.vault_token)
+    # It creates a patient's key on first use, standing in for the patient's registration too.
     cipher = EnvelopeCipher(PatientKeyring(
         TransitKeyEncryption(vault, "clinical-phi"), KvWrappedKeyStore(vault, "clinical-keys"),
         KeyringConfig(),
-    ))  # fmt: skip
+    ), creates_keys=True)  # fmt: skip
     producer = build_producer(servers.kafka)
     await producer.start()
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
 from clinical_testing.kafka import delete_event_log
+from clinical_testing.patients import PatientRegistry
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
@@ -92,16 +93,18 @@ def signer(token_mint: TokenMint) -> Metadata:
 @pytest.fixture
 def place_order(
     order_stub: orders_pb2_grpc.OrderServiceStub, clinician: Metadata,
-    mongo_database: AsyncDatabase[Any],
+    mongo_database: AsyncDatabase[Any], registered_patients: PatientRegistry,
 ) -> PlaceOrder:  # fmt: skip
-    """Place a glucose order (fields and metadata overridable) and return the response, once
-    the service knows that its orderer has a care relationship with the patient."""
+    """Place a glucose order (fields and metadata overridable; the patient a newly registered
+    one) and return the response, once the service knows that its orderer has a care
+    relationship with the patient."""
     relationships = mongo_database[CARE_RELATIONSHIPS]
 
     async def place(metadata: Metadata = clinician, **fields: Any) -> pb.PlaceOrderResponse:
+        if "patient_id" not in fields:
+            fields["patient_id"] = await registered_patients.register()
         defaults: dict[str, Any] = {
             "request_id": str(uuid.uuid4()),
-            "patient_id": str(uuid.uuid4()),
             "test_code": "2345-7",
             "priority": pb.PRIORITY_ROUTINE,
             "reason_codes": [pb.ReasonCode(system=pb.CODE_SYSTEM_ICD10, code="E11.9")],

@@ -7,10 +7,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+import hvac
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import read_topic
+from clinical_testing.patients import PatientRegistry
 from clinical_testing.tokens import TokenMint
+from hvac import exceptions as vault_errors
 
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical.orders.v1.orders_pb2_grpc import OrderServiceStub
@@ -26,9 +29,10 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 async def test_a_placed_order_reads_back_as_a_draft_ordered_by_the_caller(
-    place_order: PlaceOrder, order_stub: OrderServiceStub, clinician: Metadata
-) -> None:
-    patient_id = str(uuid.uuid4())
+    place_order: PlaceOrder, order_stub: OrderServiceStub, clinician: Metadata,
+    registered_patients: PatientRegistry,
+) -> None:  # fmt: skip
+    patient_id = await registered_patients.register()
     placed = await place_order(
         patient_id=patient_id, priority=pb.PRIORITY_STAT,
         reason_codes=[
@@ -59,9 +63,10 @@ async def test_a_placed_order_reads_back_as_a_draft_ordered_by_the_caller(
 
 
 async def test_a_retried_request_returns_the_first_order_and_records_one_event(
-    place_order: PlaceOrder, servers: ServerEndpoints, orders_settings: OrdersSettings
-) -> None:
-    patient_id = str(uuid.uuid4())
+    place_order: PlaceOrder, servers: ServerEndpoints, orders_settings: OrdersSettings,
+    registered_patients: PatientRegistry,
+) -> None:  # fmt: skip
+    patient_id = await registered_patients.register()
     first = await place_order(request_id="place-1", patient_id=patient_id)
     retried = await place_order(request_id="place-1", patient_id=patient_id)
 
@@ -129,3 +134,24 @@ async def test_malformed_orders_are_invalid_arguments_naming_each_field(
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violated_fields(refused.value) == violated
     assert "2345" not in (refused.value.details() or "")
+
+
+async def test_an_order_for_a_patient_never_registered_is_refused_and_leaves_no_trace(
+    place_order: PlaceOrder, servers: ServerEndpoints, orders_settings: OrdersSettings,
+    vault: hvac.Client, violated_fields: Fields,
+) -> None:  # fmt: skip
+    made_up = str(uuid.uuid4())
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await place_order(patient_id=made_up)
+
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert violated_fields(refused.value) == ["patient_id"]
+    assert made_up not in (refused.value.details() or "")
+    with pytest.raises(vault_errors.InvalidPath):  # no data key was made for the made-up id
+        vault.secrets.kv.v2.read_secret_version(
+            path=f"patients/{made_up}", mount_point=orders_settings.vault_key_store_mount,
+            raise_on_deleted_version=True,
+        )  # fmt: skip
+    topic = events_topic(orders_settings.event_log_name)
+    assert await read_topic(servers.kafka_bootstrap_servers, topic) == []

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.kafka import record_values
+from clinical_testing.patients import PatientRegistry
 from clinical_testing.tokens import TokenMint
 from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,10 +31,11 @@ pytestmark = pytest.mark.integration
 Metadata = tuple[tuple[str, str], ...]
 
 
-async def record_some_history(stub: OrderServiceStub, token_mint: TokenMint) -> None:
+async def record_some_history(
+    stub: OrderServiceStub, token_mint: TokenMint, patient_id: str
+) -> None:
     clinician = token_mint.metadata("dr-a", Role.CLINICIAN)
     signer = token_mint.metadata("dr-b", Role.CLINICIAN, privileges=["orders:sign"], mfa=True)
-    patient_id = str(uuid.uuid4())
     latest: dict[str, int] = {}
     for test_code in ("2345-7", "718-7", "2160-0", "2823-3"):
         placed = await stub.PlaceOrder(
@@ -58,14 +60,16 @@ async def record_some_history(stub: OrderServiceStub, token_mint: TokenMint) -> 
 
 async def test_replaying_the_topic_from_scratch_rebuilds_the_same_documents(
     orders_settings: OrdersSettings, token_mint: TokenMint, mongo_database: AsyncDatabase[Any],
-    second_database: AsyncDatabase[Any],
+    second_database: AsyncDatabase[Any], registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
     async with running_orders(
         orders_settings, verifier=token_mint.verifier_for("orders")
     ) as running:
         server = await start_grpc_server(host="127.0.0.1", port=0, services=running.services)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            await record_some_history(OrderServiceStub(channel), token_mint)
+            await record_some_history(
+                OrderServiceStub(channel), token_mint, await registered_patients.register()
+            )
         await server.stop(0)
     live = await mongo_database[ORDERS_COLLECTION].find().sort("_id").to_list()
 
@@ -86,7 +90,7 @@ async def test_replaying_the_topic_from_scratch_rebuilds_the_same_documents(
 
 async def test_a_poison_event_is_dead_lettered_and_the_projection_keeps_going(
     servers: ServerEndpoints, orders_settings: OrdersSettings, order_stub: OrderServiceStub,
-    clinician: Metadata,
+    clinician: Metadata, registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
     topic = events_topic(orders_settings.event_log_name)
     producer = build_producer(servers.kafka)
@@ -98,7 +102,8 @@ async def test_a_poison_event_is_dead_lettered_and_the_projection_keeps_going(
 
     placed = await order_stub.PlaceOrder(
         pb.PlaceOrderRequest(
-            request_id="after-poison", patient_id=str(uuid.uuid4()), test_code="718-7",
+            request_id="after-poison", patient_id=await registered_patients.register(),
+            test_code="718-7",
             priority=pb.PRIORITY_ROUTINE,
             reason_codes=[pb.ReasonCode(system=pb.CODE_SYSTEM_ICD10, code="D64.9")],
         ),

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+from clinical_testing.patients import PatientRegistry
 from clinical_testing.tokens import TokenMint
 
 from clinical.orders.v1 import orders_pb2 as pb
@@ -88,9 +89,10 @@ async def test_lab_staff_and_a_clinician_by_break_glass_read_any_patients_order(
 
 
 async def test_a_patient_reads_their_own_order_and_no_one_elses(
-    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
-) -> None:
-    mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint,
+    registered_patients: PatientRegistry,
+) -> None:  # fmt: skip
+    mine, theirs = await registered_patients.register(), await registered_patients.register()
     my_order = await place_order(patient_id=mine)
     their_order = await place_order(patient_id=theirs)
     patient = token_mint.metadata("p-1", Role.PATIENT, patient_id=mine)
@@ -110,7 +112,7 @@ async def test_a_patient_reads_their_own_order_and_no_one_elses(
 async def test_a_patient_cannot_tell_an_unknown_order_from_someone_elses(
     place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
 ) -> None:
-    theirs = await place_order(patient_id=str(uuid.uuid4()))
+    theirs = await place_order()
     staff = token_mint.metadata("staff", Role.LAB)
     await order_stub.GetOrder(  # in the read model: the patient's reads need not wait
         pb.GetOrderRequest(order_id=theirs.order_id, min_version=1), metadata=staff, timeout=10
@@ -156,9 +158,9 @@ async def test_reads_without_a_token_are_unauthenticated(order_stub: OrderServic
 
 async def test_a_patients_orders_list_newest_first_by_status_in_pages(
     place_order: PlaceOrder, sign_order: SignOrder, order_stub: OrderServiceStub,
-    clinician: Metadata,
+    clinician: Metadata, registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    patient_id = str(uuid.uuid4())
+    patient_id = await registered_patients.register()
     placed = [await place_order(patient_id=patient_id) for _ in range(5)]
     await place_order()  # another patient's
     signed = await sign_order(placed[1].order_id)
@@ -194,9 +196,10 @@ async def test_a_patients_orders_list_newest_first_by_status_in_pages(
 
 
 async def test_a_patient_lists_their_own_orders_without_naming_themselves(
-    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint
-) -> None:
-    mine = str(uuid.uuid4())
+    place_order: PlaceOrder, order_stub: OrderServiceStub, token_mint: TokenMint,
+    registered_patients: PatientRegistry,
+) -> None:  # fmt: skip
+    mine = await registered_patients.register()
     placed = await place_order(patient_id=mine)
     patient = token_mint.metadata("p-1", Role.PATIENT, patient_id=mine)
 

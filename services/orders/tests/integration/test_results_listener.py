@@ -12,6 +12,7 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.eventlog import read_topic
 from clinical_testing.kafka import publish_envelopes
+from clinical_testing.patients import PatientRegistry
 from clinical_testing.waiting import once_recorded
 
 from clinical.events.v1.envelope_pb2 import Envelope
@@ -50,9 +51,9 @@ def result_posted(order_id: str, patient_id: str) -> Envelope:
 
 
 async def signed_order(
-    place_order: PlaceOrder, sign_order: SignOrder
+    place_order: PlaceOrder, sign_order: SignOrder, patients: PatientRegistry
 ) -> tuple[pb.PlaceOrderResponse, str]:
-    patient_id = str(uuid.uuid4())
+    patient_id = await patients.register()
     placed = await place_order(patient_id=patient_id)
     await sign_order(placed.order_id)
     return placed, patient_id
@@ -70,8 +71,9 @@ async def until_on_topic(servers: ServerEndpoints, topic: str, count: int) -> li
 async def test_a_posted_result_makes_the_signed_order_resulted_once(
     *, place_order: PlaceOrder, sign_order: SignOrder, order_stub: OrderServiceStub,
     clinician: Metadata, servers: ServerEndpoints, orders_settings: OrdersSettings,
+    registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    placed, patient_id = await signed_order(place_order, sign_order)
+    placed, patient_id = await signed_order(place_order, sign_order, registered_patients)
     posted = result_posted(placed.order_id, patient_id)
 
     # Delivered twice: the listener must record the fact once.
@@ -100,8 +102,9 @@ async def test_a_posted_result_makes_the_signed_order_resulted_once(
 async def test_a_resulted_order_can_no_longer_be_cancelled(
     *, place_order: PlaceOrder, sign_order: SignOrder, order_stub: OrderServiceStub,
     clinician: Metadata, servers: ServerEndpoints, orders_settings: OrdersSettings,
+    registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    placed, patient_id = await signed_order(place_order, sign_order)
+    placed, patient_id = await signed_order(place_order, sign_order, registered_patients)
     await publish_envelopes(
         servers.kafka_bootstrap_servers,
         orders_settings.results_events_topic,
@@ -123,13 +126,14 @@ async def test_a_resulted_order_can_no_longer_be_cancelled(
 async def test_a_result_for_a_cancelled_order_is_dead_lettered_and_the_listener_goes_on(
     *, place_order: PlaceOrder, sign_order: SignOrder, order_stub: OrderServiceStub,
     clinician: Metadata, servers: ServerEndpoints, orders_settings: OrdersSettings,
+    registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    cancelled, cancelled_patient = await signed_order(place_order, sign_order)
+    cancelled, cancelled_patient = await signed_order(place_order, sign_order, registered_patients)
     await order_stub.CancelOrder(
         pb.CancelOrderRequest(request_id="c-1", order_id=cancelled.order_id, reason="declined"),
         metadata=clinician, timeout=10,
     )  # fmt: skip
-    later, later_patient = await signed_order(place_order, sign_order)
+    later, later_patient = await signed_order(place_order, sign_order, registered_patients)
     refused = result_posted(cancelled.order_id, cancelled_patient)
 
     await publish_envelopes(servers.kafka_bootstrap_servers, orders_settings.results_events_topic,

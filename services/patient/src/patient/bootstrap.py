@@ -106,8 +106,11 @@ async def running_patient(
         matcher = Matcher(
             thresholds=Thresholds(match=settings.match_threshold, review=settings.review_threshold)
         )
+        # The one writer that creates data keys: registering a patient makes their key. Every
+        # other service's cipher only finds existing keys (and refuses made-up patient ids).
+        registering = EnvelopeCipher(security.keyring, creates_keys=True)
         patients = AggregateRepository(
-            store, PATIENT_EVENTS, source=f"//clinical/{service}", cipher=security.cipher,
+            store, PATIENT_EVENTS, source=f"//clinical/{service}", cipher=registering,
             patient_of=lambda patient: str(patient.id),
         )  # fmt: skip
         # The matcher's index is rebuilt from the log before the first registration is taken.

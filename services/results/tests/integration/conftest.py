@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
 from clinical_testing.kafka import delete_event_log, publish_envelopes
+from clinical_testing.patients import PatientRegistry
 from clinical_testing.plugin import TopicFactory, unique_name
 from clinical_testing.serving import channel_to
 from clinical_testing.tokens import TokenMint
@@ -127,14 +128,17 @@ def _payload(event_type: str, patient_id: str) -> Message:
 
 @pytest.fixture
 def publish_order(
-    servers: ServerEndpoints, results_settings: ResultsSettings, mongo_database: AsyncDatabase[Any]
-) -> Callable[..., Awaitable[tuple[str, str, int]]]:
-    """Publish an order's history up to a state; returns (order id, patient id, version) once
-    the service knows its orderer is in a care relationship with the patient."""
+    servers: ServerEndpoints, results_settings: ResultsSettings,
+    mongo_database: AsyncDatabase[Any], registered_patients: PatientRegistry,
+) -> Callable[..., Awaitable[tuple[str, str, int]]]:  # fmt: skip
+    """Publish an order's history up to a state (for a newly registered patient, unless one is
+    given); returns (order id, patient id, version) once the service knows its orderer is in a
+    care relationship with the patient."""
     relationships = mongo_database[CARE_RELATIONSHIPS]
 
     async def publish_history(status: str = "signed", patient_id: str = "") -> tuple[str, str, int]:
-        order_id, patient_id = str(uuid.uuid4()), patient_id or str(uuid.uuid4())
+        order_id = str(uuid.uuid4())
+        patient_id = patient_id or await registered_patients.register()
         history = _HISTORIES[status]
         envelopes = [
             order_envelope(order_id, version, event_type, _payload(event_type, patient_id))

@@ -123,6 +123,24 @@ async def test_only_a_signed_order_that_is_not_cancelled_takes_a_result(
     )
 
 
+async def test_a_result_for_a_patient_never_registered_is_refused_and_not_recorded(
+    post_result: PostResult, publish_order: PublishOrder, violated_fields: Fields,
+    servers: ServerEndpoints, results_settings: ResultsSettings,
+) -> None:  # fmt: skip
+    # Only forged order events name such a patient: the orders service refuses them.
+    made_up = str(uuid.uuid4())
+    order_id, _, version = await publish_order("signed", patient_id=made_up)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await post_result(order_id=order_id, order_min_version=version)
+
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert violated_fields(refused.value) == ["patient_id"]
+    assert made_up not in (refused.value.details() or "")
+    topic = events_topic(results_settings.event_log_name)
+    assert await read_topic(servers.kafka_bootstrap_servers, topic) == []
+
+
 async def test_a_result_for_an_order_results_never_heard_of_is_not_found(
     post_result: PostResult,
 ) -> None:

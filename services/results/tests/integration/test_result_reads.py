@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+from clinical_testing.patients import PatientRegistry
 from clinical_testing.tokens import TokenMint
 
 from clinical.results.v1 import results_pb2 as pb
@@ -113,9 +114,9 @@ async def test_lab_staff_and_a_clinician_by_break_glass_read_any_patients_result
 
 async def test_a_patient_reads_their_own_results_and_no_one_elses(
     post_result: PostResult, publish_order: PublishOrder, result_stub: ResultServiceStub,
-    token_mint: TokenMint,
+    token_mint: TokenMint, registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    mine = str(uuid.uuid4())
+    mine = await registered_patients.register()
     (my_result,) = await results_for(mine, 1, post_result, publish_order)
     their_result = await post_result()
     patient = token_mint.metadata("p-1", Role.PATIENT, patient_id=mine)
@@ -166,9 +167,9 @@ async def test_reads_without_a_token_are_unauthenticated(result_stub: ResultServ
 
 async def test_a_patients_results_list_newest_first_in_pages_and_by_order(
     post_result: PostResult, publish_order: PublishOrder, result_stub: ResultServiceStub,
-    clinician: Metadata,
+    clinician: Metadata, registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    patient_id = str(uuid.uuid4())
+    patient_id = await registered_patients.register()
     posted = await results_for(patient_id, 3, post_result, publish_order)
     await post_result()  # another patient's
     for result in posted:  # each result is read-after-write on its own partition

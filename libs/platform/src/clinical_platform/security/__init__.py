@@ -27,6 +27,7 @@ from clinical_platform.security.errors import (
     PatientForgottenError,
     PayloadIntegrityError,
     SecurityError,
+    UnregisteredPatientError,
 )
 from clinical_platform.security.forgetting import (
     forget_patient_documents,
@@ -58,6 +59,7 @@ __all__ = [
     "PayloadIntegrityError",
     "RewrapReport",
     "SecurityError",
+    "UnregisteredPatientError",
     "VaultTokenRenewer",
     "VerificationReport",
     "build_keyring",

@@ -12,8 +12,13 @@ from collections.abc import Iterable
 
 from clinical.events.v1 import payload_encryption_pb2
 from clinical.events.v1.envelope_pb2 import Envelope
-from clinical_platform.security.errors import PayloadIntegrityError, UnsealedPatientEventError
-from clinical_platform.security.keys import PatientKeyring
+from clinical_platform.security.errors import (
+    DataKeyNotFoundError,
+    PayloadIntegrityError,
+    UnregisteredPatientError,
+    UnsealedPatientEventError,
+)
+from clinical_platform.security.keys import DataKey, PatientKeyring
 from clinical_platform.security.payload_cipher import (
     NONCE_BYTES,
     decrypt_envelope_payload,
@@ -39,21 +44,29 @@ def require_sealed(envelope: Envelope) -> None:
 
 
 class EnvelopeCipher:
-    """Payload encryption with per-patient data keys from a `PatientKeyring`."""
+    """Payload encryption with per-patient data keys from a `PatientKeyring`.
 
-    def __init__(self, keyring: PatientKeyring) -> None:
+    Only a cipher built with ``creates_keys=True`` (the patient service's: registering a
+    patient makes their key) creates a missing data key. Every other writer encrypts with the
+    patient's existing key and refuses an unknown patient, so a caller cannot make it store a
+    key in Vault, or record events, for a made-up patient id.
+    """
+
+    def __init__(self, keyring: PatientKeyring, *, creates_keys: bool = False) -> None:
         self._keyring = keyring
+        self._creates_keys = creates_keys
 
     async def encrypt(self, envelope: Envelope) -> None:
         """Encrypt the payload in place with the key of ``envelope.patient_id``.
 
         Envelopes about no patient (empty ``patient_id``) carry no PHI and stay plaintext.
         Raises `KeyServiceUnavailableError` (the envelope is left untouched: nothing may be
-        appended) or `PatientForgottenError` (no new PHI about a forgotten patient).
+        appended), `PatientForgottenError` (no new PHI about a forgotten patient) or
+        `UnregisteredPatientError` (no key, and this cipher creates none).
         """
         if not envelope.patient_id:
             return
-        key = await self._keyring.get_or_create(envelope.patient_id)
+        key = await self._sealing_key(envelope.patient_id)
         encrypt_envelope_payload(envelope, key)
 
     async def encrypt_all(self, envelopes: Iterable[Envelope]) -> None:
@@ -101,12 +114,21 @@ class EnvelopeCipher:
         """
         if not patient_id:
             return state
-        key = await self._keyring.get_or_create(patient_id)
+        key = await self._sealing_key(patient_id)
         ciphertext, nonce = encrypt_payload(
             state, key, snapshot_aad(patient_id, aggregate_id, version)
         )
         header = patient_id.encode() + key.key_id.encode()
         return _SNAPSHOT_MAGIC + header + nonce + ciphertext
+
+    async def _sealing_key(self, patient_id: str) -> DataKey:
+        """The key new PHI is encrypted with: created only by a cipher that creates keys."""
+        if self._creates_keys:
+            return await self._keyring.get_or_create(patient_id)
+        try:
+            return await self._keyring.get(patient_id)
+        except DataKeyNotFoundError:
+            raise UnregisteredPatientError(patient_id) from None
 
     async def decrypt_snapshot(self, aggregate_id: str, version: int, stored: bytes) -> bytes:
         """The snapshot's state (as given, when it was never encrypted).

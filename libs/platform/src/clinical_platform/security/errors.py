@@ -46,6 +46,19 @@ class DataKeyNotFoundError(SecurityError):
         super().__init__("no data key is stored for the patient, and no record of forgetting")
 
 
+class UnregisteredPatientError(SecurityError):
+    """A command about a patient who has no data key: never registered (or a made-up id).
+
+    Only the patient service creates data keys (when it registers a patient); every other
+    writer refuses the command before anything is appended (FAILED_PRECONDITION), so a caller
+    cannot make it store a key, or record events, for a patient who does not exist.
+    """
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        super().__init__("no registered patient has this id")
+
+
 class DataKeyRefusedError(SecurityError):
     """Vault refused to unwrap a stored data key, e.g. one wrapped under a retired KEK version.
 

@@ -28,7 +28,8 @@ async def test_events_and_snapshots_are_encrypted_and_unreadable_once_the_patien
 
     repo = AggregateRepository(
         store, COUNTER_EVENTS, source="//clinical/test",
-        cipher=EnvelopeCipher(vault_keyring), patient_of=patient_of, snapshot_every=2,
+        cipher=EnvelopeCipher(vault_keyring, creates_keys=True), patient_of=patient_of,
+        snapshot_every=2,
     )  # fmt: skip
     forgotten_counter, kept_counter = uuid.uuid4(), uuid.uuid4()
     owners |= {forgotten_counter: patient_id, kept_counter: other_patient}

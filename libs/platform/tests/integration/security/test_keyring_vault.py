@@ -64,7 +64,9 @@ async def test_data_key_is_wrapped_in_kv_and_neither_key_nor_phi_reaches_the_env
     patient, keyring = str(uuid.uuid4()), keys.keyring()
 
     key = await keyring.get_or_create(patient)
-    envelope = await _encrypted(EnvelopeCipher(keyring), patient, f"{NAME}, born {BIRTH_DATE}")
+    envelope = await _encrypted(
+        EnvelopeCipher(keyring, creates_keys=True), patient, f"{NAME}, born {BIRTH_DATE}"
+    )
 
     stored = keys.stored(patient)
     raw = envelope.SerializeToString()
@@ -81,7 +83,7 @@ async def test_rotation_rewrap_and_retiring_old_kek_versions_keep_every_event_re
     keys: VaultKeys,
 ) -> None:
     patients = [str(uuid.uuid4()) for _ in range(3)]
-    cipher = EnvelopeCipher(keys.keyring())
+    cipher = EnvelopeCipher(keys.keyring(), creates_keys=True)
     envelopes = [await _encrypted(cipher, p, f"note {i}") for i, p in enumerate(patients)]
     wrapped_under_v1 = str(keys.stored(patients[0])["wrapped_key"])
     keyring = keys.keyring()
@@ -107,7 +109,7 @@ async def test_rotation_rewrap_and_retiring_old_kek_versions_keep_every_event_re
 async def test_forgetting_a_patient_destroys_their_key_for_every_reader(keys: VaultKeys) -> None:
     forgotten, kept = str(uuid.uuid4()), str(uuid.uuid4())
     keyring = keys.keyring()
-    cipher = EnvelopeCipher(keyring)
+    cipher = EnvelopeCipher(keyring, creates_keys=True)
     theirs = await _encrypted(cipher, forgotten, NAME)
     others = await _encrypted(cipher, kept, "John Roe")
 

@@ -52,7 +52,7 @@ async def test_sealed_vault_fails_phi_writes_closed_until_it_is_unsealed(
     keyring = _keyring(client)
     await keyring.start()
     try:
-        cipher = EnvelopeCipher(keyring)
+        cipher = EnvelopeCipher(keyring, creates_keys=True)
         before = patient_envelope(warm, str(uuid.uuid4()), 1, NAME)
         await cipher.encrypt(before)  # the warm patient's key is now cached
 

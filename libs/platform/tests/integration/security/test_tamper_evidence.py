@@ -54,7 +54,7 @@ class AttestedPartition:
         self.kafka = servers.kafka
         self.topic, self.checkpoints_topic = topic, checkpoints_topic
         self.signer, self.keyring = signer, keyring
-        self.cipher = EnvelopeCipher(keyring)
+        self.cipher = EnvelopeCipher(keyring, creates_keys=True)
         self.aggregates = [(str(uuid.uuid4()), PATIENTS[i % 2]) for i in range(3)]
         self.versions: dict[str, int] = {}
         self.heads: dict[str, bytes] = {}

@@ -63,7 +63,7 @@ def keyring(
 
 @pytest.fixture
 def cipher(keyring: PatientKeyring) -> EnvelopeCipher:
-    return EnvelopeCipher(keyring)
+    return EnvelopeCipher(keyring, creates_keys=True)
 
 
 def _patient() -> str:

@@ -17,6 +17,7 @@ import aiohttp
 import grpc
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.keycloak import running_keycloak
+from clinical_testing.patients import patient_registry
 from clinical_testing.service_process import ServiceProcess, free_tcp_port
 from pymongo import AsyncMongoClient
 
@@ -138,8 +139,10 @@ async def _orders_and_gateway(
             clinician = Principal("bench-clinician", frozenset({Role.CLINICIAN}))
             orderer = (("authorization", f"Bearer {tokens.mint(clinician, audience=_AUDIENCE)}"),)
             lab = Principal("bench-lab", frozenset({Role.LAB}))
+            async with patient_registry(settings) as registry:  # orders takes no other patient
+                patient_id = await registry.register()
             placed = await stub.PlaceOrder(pb.PlaceOrderRequest(
-                request_id=str(uuid.uuid4()), patient_id=str(uuid.uuid4()), test_code="2345-7",
+                request_id=str(uuid.uuid4()), patient_id=patient_id, test_code="2345-7",
                 priority=pb.PRIORITY_ROUTINE,
                 reason_codes=[pb.ReasonCode(system=pb.CODE_SYSTEM_ICD10, code="R73.9")],
             ), metadata=orderer, timeout=10)  # fmt: skip

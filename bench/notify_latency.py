@@ -26,6 +26,7 @@ import hvac
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.patients import PatientRegistry, patient_registry
 from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
 
@@ -99,6 +100,8 @@ class Platform:
     notify: NotifyServiceStub
     clinician: tuple[tuple[str, str], ...]
     signer: tuple[tuple[str, str], ...]
+    # Registers patients' data keys as the patient service does (this platform runs none).
+    patients: PatientRegistry
 
     async def sign(self, order_id: str) -> None:
         await self.orders.SignOrder(
@@ -110,7 +113,9 @@ class Platform:
         """Place `count` orders, `_ORDERS_PER_PATIENT` per patient, a few at a time; their
         ids and patients, each patient's orders spread over the list."""
         slots = asyncio.Semaphore(_PLACE_CONCURRENCY)
-        patients = [str(uuid.uuid4()) for _ in range(max(1, count // _ORDERS_PER_PATIENT))]
+        patients = [
+            await self.patients.register() for _ in range(max(1, count // _ORDERS_PER_PATIENT))
+        ]
 
         async def place(index: int) -> tuple[str, str]:
             patient = patients[index % len(patients)]
@@ -207,6 +212,7 @@ async def _running_platform(
                 notify = await stack.enter_async_context(
                     running_notify(notify_settings, verifier=token_mint.verifier_for("notify"))
                 )
+                patients = await stack.enter_async_context(patient_registry(orders_settings))
                 platform = Platform(
                     orders=OrderServiceStub(await _serve(stack, running.services)),
                     notify=NotifyServiceStub(await _serve(stack, notify.services)),
@@ -214,6 +220,7 @@ async def _running_platform(
                     signer=token_mint.metadata(
                         "bench-signer", Role.CLINICIAN, privileges=["orders:sign"], mfa=True
                     ),
+                    patients=patients,
                 )
                 receiver = Receiver()
                 receiver.url = await loopback_url(stack, receiver.handle)

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.patients import patient_registry
 from pymongo import AsyncMongoClient, InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -91,8 +92,10 @@ async def measure_projection(
         projection = _Timed(OrdersProjection(name=f"bench-{run}", topic=topic))
         await projection.setup(database)
         await _prefill(database, "orders", prefill)
+        async with patient_registry(settings) as registry:  # orders seals no other patient's
+            patients = [await registry.register() for _ in range(PATIENTS)]
         async with running_security(settings) as security:
-            backlog = await _placed(security.cipher, projection, events)
+            backlog = await _placed(security.cipher, projection, patients, events)
             await _produce(kafka, topic, [envelope for envelope, _ in backlog])
             raw_eps = await _raw(kafka, topic, database, [document for _, document in backlog])
             runner = ProjectionRunner(
@@ -104,7 +107,7 @@ async def measure_projection(
                 if projection.first is None:
                     raise RuntimeError("the runner applied events it never asked about")
                 projection_eps = events / (time.perf_counter() - projection.first)
-                more = await _placed(security.cipher, projection, burst)
+                more = await _placed(security.cipher, projection, patients, burst)
                 await _produce(kafka, topic, [envelope for envelope, _ in more])
                 sent = time.perf_counter()
                 await _applied(runner, events + burst)
@@ -138,15 +141,15 @@ async def _scanning_queries(database: AsyncDatabase[Any], order: dict[str, Any])
 
 
 async def _placed(
-    cipher: EnvelopeCipher, projection: _Timed, count: int
+    cipher: EnvelopeCipher, projection: _Timed, patients: list[str], count: int
 ) -> list[tuple[Envelope, dict[str, Any]]]:
-    """``count`` encrypted OrderPlaced envelopes, each with the document it projects to."""
-    patients = [str(uuid.uuid4()) for _ in range(PATIENTS)]
+    """``count`` encrypted OrderPlaced envelopes over ``patients`` (registered), each with the
+    document it projects to."""
     now = datetime.now(UTC)
     placed = []
     for n in range(count):
         payload = events.OrderPlaced(
-            patient_id=patients[n % PATIENTS], priority="routine", orderer="bench-clinician",
+            patient_id=patients[n % len(patients)], priority="routine", orderer="bench-clinician",
             test=events.OrderedTest(code="2345-7", display="Glucose [Mass/volume] in Serum"),
             reasons=[events.OrderReasonCode(system="icd10", code="R73.9")],
         )  # fmt: skip

@@ -9,9 +9,10 @@ whatever the earlier ones do).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import grpc
 from clinical_testing.endpoints import ServerEndpoints
+from clinical_testing.patients import patient_registry
 from clinical_testing.tokens import TokenMint
 from pymongo import AsyncMongoClient
 
@@ -36,6 +38,7 @@ from orders.settings import OrdersSettings
 _EVENT_PARTITIONS = 3
 _WARMUP_CALLS = 10
 _CLOSED_LOOP_CALLERS = 16
+_PATIENTS = 64  # registered up front and ordered for in turn: only registered patients' are taken
 _TIMEOUT_S = 10.0
 Metadata = tuple[tuple[str, str], ...]
 
@@ -53,12 +56,13 @@ class ReadYourWritesRun:
 class _Orders:
     stub: OrderServiceStub
     clinician: Metadata
+    patients: Iterator[str]
 
     async def place_then_read(self) -> float:
         """Seconds from PlaceOrder answered to GetOrder at that version answered."""
         placed = await self.stub.PlaceOrder(
             pb.PlaceOrderRequest(
-                request_id=str(uuid.uuid4()), patient_id=str(uuid.uuid4()), test_code="2345-7",
+                request_id=str(uuid.uuid4()), patient_id=next(self.patients), test_code="2345-7",
                 priority=pb.PRIORITY_ROUTINE,
                 reason_codes=[pb.ReasonCode(system=pb.CODE_SYSTEM_ICD10, code="R73.9")],
             ),
@@ -146,7 +150,9 @@ async def _running_orders(servers: ServerEndpoints) -> AsyncIterator[_Orders]:
                     grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
                 )
                 clinician = token_mint.metadata("bench-clinician", Role.CLINICIAN)
-                yield _Orders(OrderServiceStub(channel), clinician)
+                async with patient_registry(settings) as registry:
+                    patients = [await registry.register() for _ in range(_PATIENTS)]
+                yield _Orders(OrderServiceStub(channel), clinician, itertools.cycle(patients))
         finally:
             dead_letters = [dead_letter_topic(topic) for topic in own_topics]
             await delete_topics(

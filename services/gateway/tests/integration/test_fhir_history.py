@@ -252,14 +252,16 @@ async def test_a_patients_audit_events_name_their_changes_and_reads_for_auditors
 
 
 async def test_history_of_a_placed_and_revoked_order_is_two_versions_with_the_orderer(
-    stack: Stack, keycloak: Keycloak, auditor: dict[str, str]
+    stack: Stack, keycloak: Keycloak, registrar_token: str, auditor: dict[str, str]
 ) -> None:
     clinician = {
         "authorization": f"Bearer {keycloak.user_token('clinician-no-otp', 'user/*.cruds')}"
     }
+    registrar = {"authorization": f"Bearer {registrar_token}"}
+    patient_id = await registered(stack.client, registrar, f"Eze{secrets.token_hex(6)}")
     order = {
         "resourceType": "ServiceRequest", "status": "draft", "intent": "order",
-        "priority": "routine", "subject": {"reference": f"Patient/{uuid.uuid4()}"},
+        "priority": "routine", "subject": {"reference": f"Patient/{patient_id}"},
         "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
         "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]}],
     }  # fmt: skip

@@ -77,28 +77,33 @@ async def test_a_rotated_key_is_trusted_at_once_and_a_retired_one_after_the_maxi
 ) -> None:
     keys, port, clock = tmp_path / "gateway-keys.pem", free_tcp_port(), Clock()
     rotate_key_file(keys)
-    first = gateway_token(keys)
+    # The gateway's tokens serve one call each: a fresh one per check, signed by the same key.
+    first_key = InternalTokenIssuer.from_pem_file(keys, issuer="clinical-platform", ttl_s=60)
+
+    def first() -> str:
+        return first_key.mint(CLINICIAN, audience=AUDIENCE)
+
     async with serving_gateway(keycloak, keys, port) as url:
         verifier = service_verifier(url, clock)
-        assert (await verifier.verify_current(first)).subject == CLINICIAN.subject
+        assert (await verifier.verify_current(first())).subject == CLINICIAN.subject
 
     rotate_key_file(keys)  # a new key signs; the first stays published for its tokens
     clock.now += JWKS_MIN_REFRESH_S
     async with serving_gateway(keycloak, keys, port):
-        second = gateway_token(keys)
-        assert (await verifier.verify_current(second)).subject == CLINICIAN.subject
-        assert (await verifier.verify_current(first)).subject == CLINICIAN.subject
+        second_key = InternalTokenIssuer.from_pem_file(keys, issuer="clinical-platform", ttl_s=60)
+        assert (await verifier.verify_current(gateway_token(keys))).subject == CLINICIAN.subject
+        assert (await verifier.verify_current(first())).subject == CLINICIAN.subject
 
     rotate_key_file(keys, keep=0)  # both earlier keys retired
     async with serving_gateway(keycloak, keys, port):
         # The service's copy of the set is not yet old: the keys it knows still verify ...
-        assert (await verifier.verify_current(first)).subject == CLINICIAN.subject
+        assert (await verifier.verify_current(first())).subject == CLINICIAN.subject
         clock.now += JWKS_MAX_AGE_S
         # ... and once it is, the set is read again, without them.
         with pytest.raises(AuthenticationError, match="not signed by a trusted key"):
-            await verifier.verify_current(first)
+            await verifier.verify_current(first())
         with pytest.raises(AuthenticationError, match="not signed by a trusted key"):
-            await verifier.verify_current(second)
+            await verifier.verify_current(second_key.mint(CLINICIAN, audience=AUDIENCE))
         assert (await verifier.verify_current(gateway_token(keys))).subject == CLINICIAN.subject
 
 

@@ -1,10 +1,10 @@
 # The notify service: opens clinical events to render notifications, seals webhook secrets
 # with its own key; it never forgets a patient and never manages the PHI keys.
 
-path "transit/datakey/+/clinical-phi" { capabilities = ["update"] }
 path "transit/decrypt/clinical-phi" { capabilities = ["update"] }
 path "transit/keys/clinical-phi" { capabilities = ["read"] }
-path "clinical-keys/data/patients/*" { capabilities = ["create", "read"] }
+# Existing data keys only: the patient service creates them.
+path "clinical-keys/data/patients/*" { capabilities = ["read"] }
 path "clinical-keys/data/forgotten/*" { capabilities = ["read"] }
 path "transit/sign/clinical-audit" { capabilities = ["update"] }
 path "transit/verify/clinical-audit" { capabilities = ["update"] }

@@ -1,7 +1,6 @@
 # The results service: seals and opens PHI with patients' data keys; it never forgets a patient
 # (no delete, no tombstone writes) and never manages keys (no rotation, no listing).
 
-path "transit/datakey/+/clinical-phi" { capabilities = ["update"] }
 path "transit/decrypt/clinical-phi" { capabilities = ["update"] }
 path "transit/keys/clinical-phi" { capabilities = ["read"] }
 # Existing data keys only: the patient service creates a patient's key when it registers them,

@@ -51,11 +51,18 @@ def result_posted(order_id: str, patient_id: str) -> Envelope:
 
 
 async def signed_order(
-    place_order: PlaceOrder, sign_order: SignOrder, patients: PatientRegistry
-) -> tuple[pb.PlaceOrderResponse, str]:
+    place_order: PlaceOrder, sign_order: SignOrder, patients: PatientRegistry,
+    order_stub: OrderServiceStub, clinician: Metadata,
+) -> tuple[pb.PlaceOrderResponse, str]:  # fmt: skip
+    """A signed order, once the read model holds its signature: a read of a later version
+    (the result's) then finds the order and its orderer, however busy the machine is."""
     patient_id = await patients.register()
     placed = await place_order(patient_id=patient_id)
-    await sign_order(placed.order_id)
+    signed = await sign_order(placed.order_id)
+    await order_stub.GetOrder(
+        pb.GetOrderRequest(order_id=placed.order_id, min_version=signed.version),
+        metadata=clinician, timeout=10,
+    )  # fmt: skip
     return placed, patient_id
 
 
@@ -73,7 +80,9 @@ async def test_a_posted_result_makes_the_signed_order_resulted_once(
     clinician: Metadata, servers: ServerEndpoints, orders_settings: OrdersSettings,
     registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    placed, patient_id = await signed_order(place_order, sign_order, registered_patients)
+    placed, patient_id = await signed_order(
+        place_order, sign_order, registered_patients, order_stub, clinician
+    )
     posted = result_posted(placed.order_id, patient_id)
 
     # Delivered twice: the listener must record the fact once.
@@ -104,7 +113,9 @@ async def test_a_resulted_order_can_no_longer_be_cancelled(
     clinician: Metadata, servers: ServerEndpoints, orders_settings: OrdersSettings,
     registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    placed, patient_id = await signed_order(place_order, sign_order, registered_patients)
+    placed, patient_id = await signed_order(
+        place_order, sign_order, registered_patients, order_stub, clinician
+    )
     await publish_envelopes(
         servers.kafka_bootstrap_servers,
         orders_settings.results_events_topic,
@@ -128,12 +139,16 @@ async def test_a_result_for_a_cancelled_order_is_dead_lettered_and_the_listener_
     clinician: Metadata, servers: ServerEndpoints, orders_settings: OrdersSettings,
     registered_patients: PatientRegistry,
 ) -> None:  # fmt: skip
-    cancelled, cancelled_patient = await signed_order(place_order, sign_order, registered_patients)
+    cancelled, cancelled_patient = await signed_order(
+        place_order, sign_order, registered_patients, order_stub, clinician
+    )
     await order_stub.CancelOrder(
         pb.CancelOrderRequest(request_id="c-1", order_id=cancelled.order_id, reason="declined"),
         metadata=clinician, timeout=10,
     )  # fmt: skip
-    later, later_patient = await signed_order(place_order, sign_order, registered_patients)
+    later, later_patient = await signed_order(
+        place_order, sign_order, registered_patients, order_stub, clinician
+    )
     refused = result_posted(cancelled.order_id, cancelled_patient)
 
     await publish_envelopes(servers.kafka_bootstrap_servers, orders_settings.results_events_topic,

@@ -122,7 +122,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 )
             except (OrderNotFound, InvalidRequest):
                 return None
-            return RecordOwner(str(known.patient_id), known.orderer == principal.subject)
+            return RecordOwner(str(known.patient_id), principal.subject in _clinicians_of(known))
 
         hiding = self._reads.hiding_absence(
             (OrderNotFound, VersionNotRecorded), context, principal, owner=owner,

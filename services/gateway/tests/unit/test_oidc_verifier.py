@@ -71,14 +71,19 @@ async def test_a_valid_token_gives_its_claims(
     assert claims["sub"] == "user-1"
 
 
+# Times are offsets from the moment the test runs, not from collection: a whole-suite run
+# collects long before it reaches this module.
+_NOW_PLUS = "now+"
+
+
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"exp": int(time.time()) - 60}, "token expired"),
+        ({"exp": f"{_NOW_PLUS}-60"}, "token expired"),
         ({"aud": "another-api"}, "wrong audience"),
         ({"iss": "http://evil.test/realms/clinical"}, "wrong issuer"),
-        ({"nbf": int(time.time()) + 600}, "token not yet valid"),
-        ({"auth_time": int(time.time()) + 600}, "auth_time invalid"),
+        ({"nbf": f"{_NOW_PLUS}600"}, "token not yet valid"),
+        ({"auth_time": f"{_NOW_PLUS}600"}, "auth_time invalid"),
         ({"sub": None}, "required claim missing"),
     ],
 )
@@ -88,8 +93,14 @@ async def test_claims_out_of_bounds_are_refused(
     overrides: dict[str, Any],
     reason: str,
 ) -> None:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        name: now + int(value.removeprefix(_NOW_PLUS))
+        if isinstance(value, str) and value.startswith(_NOW_PLUS) else value
+        for name, value in overrides.items()
+    }  # fmt: skip
     with pytest.raises(TokenRejectedError, match=reason):
-        await verifier.verify(provider.token(**overrides))
+        await verifier.verify(provider.token(**claims))
 
 
 async def test_alg_none_is_refused(

@@ -33,7 +33,8 @@ from clinical_platform.clients.kafka import (
     build_producer,
 )
 from clinical_platform.eventlog.layout import layout_topic
-from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.eventlog.topics import ensure_topics, events_topic
+from clinical_platform.security.checkpoint_log import checkpoints_topic_spec
 from clinical_platform.security.checkpoints import CHECKPOINTS_TOPIC
 
 pytestmark = pytest.mark.integration
@@ -63,12 +64,14 @@ async def test_restore_lands_every_record_at_its_offset_and_refuses_a_second_tim
 ) -> None:  # fmt: skip
     log = unique_name("backup-")
     access = await kafka_topic(prefix="clinical.audit.access-test.")
-    await _record_history(servers.kafka, log, access)
-    _store_keys(vault, key_store_mount)
     restored_mount = unique_name("test-keys-restored-")
     monkeypatch.setenv("CLINICAL_CONFIG_DIR", str(tmp_path / "cli"))
     folder = tmp_path / "backup"
     try:
+        # Inside the try: its topics match the services' event-topic pattern, and records that
+        # are no envelopes must not outlive the test where a later stack's projections read.
+        await _record_history(servers.kafka, log, access)
+        _store_keys(vault, key_store_mount)
         copied = await _clinical(servers.as_env(), "-o", "json", "admin", "backup", str(folder),
                                  "--event-log", log, "--access-topic", access,
                                  "--key-store-mount", key_store_mount)  # fmt: skip
@@ -134,6 +137,8 @@ async def _record_history(kafka: KafkaConnection, log: str, access: str) -> None
     two producers' transactions interleaved (record, record, marker, marker). A plain layout
     record, three plain access records, and a checkpoint keyed to partition 0."""
     topic = events_topic(log)
+    # The audit service makes the checkpoints topic; this test may run before any has started.
+    await ensure_topics(kafka, [checkpoints_topic_spec()])
     admin = build_admin(kafka)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 2, 1), NewTopic(layout_topic(topic), 1, 1)])

@@ -12,6 +12,7 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints
 from clinical_testing.patients import patient_registry
 from clinical_testing.tokens import Role, TokenMint
+from clinical_testing.waiting import eventually
 from pymongo.asynchronous.database import AsyncDatabase
 from typer.testing import CliRunner
 
@@ -52,6 +53,13 @@ async def test_rebuild_shows_progress_and_leaves_the_read_model_as_it_was(
         async with running_orders(settings, verifier=token_mint.verifier_for("orders")) as live:
             server = await start_grpc_server(host="127.0.0.1", port=0, services=live.services)
             await _record_history(runner, token_mint, f"127.0.0.1:{server.port}")
+
+            # The orders are read back at their versions; the care relationships they make
+            # (two orderings, one signing) are a projection of their own, which may lag.
+            async def relationships_projected() -> bool:
+                return await mongo_database["care_relationships"].count_documents({}) == 3
+
+            await eventually(relationships_projected)
             await server.stop(0)
         before = await read_model(mongo_database)
 

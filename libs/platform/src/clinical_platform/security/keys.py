@@ -21,7 +21,6 @@ from clinical_platform.observability.vault import data_key_lookup
 from clinical_platform.security.cache import TtlLruCache
 from clinical_platform.security.errors import (
     DataKeyNotFoundError,
-    KekRetirementError,
     KeyServiceUnavailableError,
     PatientForgottenError,
 )
@@ -30,7 +29,7 @@ from clinical_platform.security.ports import (
     WrappedKeyRecord,
     WrappedKeyStore,
 )
-from clinical_platform.security.rotation import RewrapReport, rewrap_one, stranded_count
+from clinical_platform.security.rotation import KekRotation, RewrapReport
 from clinical_platform.settings import BaseServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -92,6 +91,7 @@ class PatientKeyring:
         self._generation = 0
         self._unavailable: str | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._rotation = KekRotation(kek, store, self._call)
 
     @property
     def kek_name(self) -> str:
@@ -176,44 +176,21 @@ class PatientKeyring:
         logger.info("patient forgotten: data key destroyed")
 
     async def rotate_kek(self) -> int:
-        """Add a KEK version; new data keys are wrapped under it. Returns the new version."""
+        """Add a KEK version (`KekRotation.rotate`)."""
         self._require_available()
-        return await self._call(self._kek.rotate)
+        return await self._rotation.rotate()
 
     async def rewrap_all(
         self, on_progress: Callable[[int, int], None] | None = None
     ) -> RewrapReport:
-        """Re-wrap every stored data key under the latest KEK version (Vault's transit/rewrap).
-
-        The data keys themselves do not change, so cached keys and every event stay valid.
-        A record destroyed (forgotten) meanwhile is left destroyed: its update is refused.
-        ``on_progress`` is told (keys done, keys listed) after each key: an operator's display.
-        """
+        """Rewrap every stored data key under the latest KEK version (`KekRotation`)."""
         self._require_available()
-        _min_version, latest = await self._call(self._kek.versions)
-        report = RewrapReport()
-        patients = await self._call(self._store.patients)
-        for done, patient_id in enumerate(patients, start=1):
-            outcome = await self._call(rewrap_one, self._kek, self._store, patient_id, latest)
-            report = report.add(outcome)
-            if on_progress is not None:
-                on_progress(done, len(patients))
-        logger.info("data keys rewrapped", extra={"kek": self.kek_name, **vars(report)})
-        return report
+        return await self._rotation.rewrap_all(on_progress)
 
     async def set_min_decryption_version(self, version: int, *, check: bool = True) -> None:
-        """Retire KEK versions below ``version``: Vault will no longer unwrap under them.
-
-        With ``check`` (the default) it first makes sure no stored data key is still wrapped
-        under a retired version, and raises `KekRetirementError` otherwise (run `rewrap_all`).
-        """
+        """Retire KEK versions below ``version``, checking first (`KekRotation.retire_below`)."""
         self._require_available()
-        if check:
-            count = await self._call(stranded_count, self._store, version)
-            if count:
-                msg = f"{count} data keys are wrapped under KEK versions below {version}"
-                raise KekRetirementError(f"{msg}; run rewrap_all first")
-        await self._call(self._kek.set_min_decryption_version, version)
+        await self._rotation.retire_below(version, check=check)
 
     async def _key(self, patient_id: str, *, create: bool) -> DataKey:
         _check_patient_id(patient_id)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pymongo.asynchronous.database import AsyncDatabase
 from tqdm import tqdm
@@ -62,14 +63,9 @@ async def rebuild_projection(
     topics = await _topics(projection, kafka, topic_pattern)
     for collection in projection.collections:
         await database.drop_collection(collection)
-    await create_dead_letter_topics(topics, kafka, replication_factor=1)
-    await projection.setup(database)
-    consumer = build_consumer(kafka, group_id=group_id(projection))
-    dead_letters = dead_letter_producer(kafka)
-    await consumer.start()
-    await dead_letters.start()
-    applier = EventApplier(projection, database, dead_letters, cipher=cipher)
-    try:
+    applying = projection_applier(projection, topics, kafka=kafka, database=database,
+                                  cipher=cipher, group=group_id(projection))  # fmt: skip
+    async with applying as (consumer, applier):
         partitions = await _partitions(topics, kafka)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -93,9 +89,6 @@ async def rebuild_projection(
         except (CommitFailedError, KafkaError) as error:
             msg = f"stop the {projection.name} projector before rebuilding ({type(error).__name__})"
             raise RebuildError(msg) from error
-    finally:
-        await consumer.stop()
-        await dead_letters.stop()
     return applier.applied + applier.dead_lettered
 
 
@@ -124,3 +117,24 @@ async def _partitions(topics: list[str], kafka: KafkaConnection) -> list[TopicPa
         ]
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def projection_applier(
+    projection: AnyProjection, topics: Sequence[str], *, kafka: KafkaConnection,
+    database: AsyncDatabase[Any], cipher: EnvelopeCipher | None, group: str,
+) -> AsyncIterator[tuple[AIOKafkaConsumer, EventApplier]]:  # fmt: skip
+    """The projection's dead-letter topics and collections set up, a consumer in ``group`` (its
+    partitions assigned by the caller) and an applier that sets aside what it cannot apply:
+    what a rebuild and a replay of dead letters drive by hand; both stopped at the end."""
+    await create_dead_letter_topics(topics, kafka, replication_factor=1)
+    await projection.setup(database)
+    consumer = build_consumer(kafka, group_id=group)
+    dead_letters = dead_letter_producer(kafka)
+    await consumer.start()
+    await dead_letters.start()
+    try:
+        yield consumer, EventApplier(projection, database, dead_letters, cipher=cipher)
+    finally:
+        await consumer.stop()
+        await dead_letters.stop()

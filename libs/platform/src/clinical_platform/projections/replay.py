@@ -20,12 +20,11 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 from pymongo.asynchronous.database import AsyncDatabase
 
-from clinical_platform.clients.kafka import KafkaConnection, build_consumer
+from clinical_platform.clients.kafka import KafkaConnection
 from clinical_platform.clients.mongo import build_mongo_client
-from clinical_platform.projections.applier import AnyProjection, EventApplier, dead_letter_topic
+from clinical_platform.projections.applier import AnyProjection, dead_letter_topic
+from clinical_platform.projections.rebuild import projection_applier
 from clinical_platform.projections.runner import (
-    create_dead_letter_topics,
-    dead_letter_producer,
     group_id,
 )
 from clinical_platform.security.envelope_cipher import EnvelopeCipher
@@ -78,14 +77,9 @@ async def replay_dead_letters(
     cipher: EnvelopeCipher | None = None, on_progress: ReplayProgress | None = None,
 ) -> ReplayReport:  # fmt: skip
     """Apply the dead letters of the projection's topics not replayed before; the counts."""
-    await create_dead_letter_topics(projection.topics, kafka, replication_factor=1)
-    await projection.setup(database)
-    consumer = build_consumer(kafka, group_id=replay_group_id(projection))
-    dead_letters = dead_letter_producer(kafka)
-    await consumer.start()
-    await dead_letters.start()
-    applier = EventApplier(projection, database, dead_letters, cipher=cipher)
-    try:
+    applying = projection_applier(projection, projection.topics, kafka=kafka, database=database,
+                                  cipher=cipher, group=replay_group_id(projection))  # fmt: skip
+    async with applying as (consumer, applier):
         partitions = [TopicPartition(dead_letter_topic(t), 0) for t in projection.topics]
         consumer.assign(partitions)
         starts = await _resume_points(consumer, partitions)
@@ -105,9 +99,6 @@ async def replay_dead_letters(
                 done += reached - position
                 if on_progress is not None:
                     on_progress(projection.name, done, total)
-    finally:
-        await consumer.stop()
-        await dead_letters.stop()
     return ReplayReport(projection.name, total, applier.applied, applier.dead_lettered)
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import pytest
 from clinical_testing.observability import TOPIC, Publish, Record, an_envelope
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TraceState,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from clinical_platform.observability.messaging import processing, processing_batch, publishing
+from clinical_platform.telemetry import w3c_trace_context
 
 pytestmark = pytest.mark.unit
 
@@ -107,3 +117,44 @@ def test_a_failed_append_is_marked_with_the_error_class_only(
     [producer] = by_kind(spans, SpanKind.PRODUCER)
     assert producer.attributes["error.type"].endswith("ConcurrencyError")
     assert not producer.events  # no exception event: its message may quote data
+
+
+def test_the_stamp_is_what_the_w3c_propagator_writes_tracestate_included() -> None:
+    parent = SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=TraceState([("vendor", "opaque-1"), ("other", "2")]),
+    )
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(
+        carrier, context=trace.set_span_in_context(NonRecordingSpan(parent))
+    )
+
+    assert w3c_trace_context(parent) == carrier
+    assert w3c_trace_context(INVALID_SPAN_CONTEXT) == {}
+
+
+def test_an_append_in_a_call_that_sampling_dropped_makes_no_span_and_keeps_the_decision(
+    spans: InMemorySpanExporter,
+) -> None:
+    unsampled = SpanContext(
+        trace_id=0x1F2E3D4C5B6A79880123456789ABCDEF,
+        span_id=0x0123456789ABCDEF,
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT),
+    )
+    envelopes = [an_envelope()]
+
+    with (
+        trace.use_span(NonRecordingSpan(unsampled)),
+        publishing(TOPIC, 0, envelopes) as span,
+    ):
+        assert not span.is_recording()
+
+    assert by_kind(spans, SpanKind.PRODUCER) == []
+    # The next hop sees the dropped call's own context, unsampled, and drops its spans too.
+    assert envelopes[0].trace_context.traceparent == (
+        f"00-{unsampled.trace_id:032x}-{unsampled.span_id:016x}-00"
+    )

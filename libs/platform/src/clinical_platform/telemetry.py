@@ -31,6 +31,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ class Telemetry:
     meter_provider: MeterProvider
     _instrumentors: list[_Instrumentor] = field(default_factory=list)
     _tracers: dict[str, trace.Tracer] = field(default_factory=dict)
+
+    @property
+    def drops_children_of_unsampled(self) -> bool:
+        """Whether a span started under a parent that was not sampled is never recorded (every
+        ``parentbased_*`` sampler, the SDK's default among them)."""
+        return isinstance(self.tracer_provider.sampler, ParentBased)
 
     def shutdown(self) -> None:
         """Undo instrumentation, flush what is buffered and allow `configure_telemetry` again."""
@@ -134,6 +141,27 @@ def configure_telemetry(
 def configured() -> bool:
     """Whether a configuration is active (a server's interceptor makes spans only then)."""
     return _process.active is not None
+
+
+def unsampled_children_dropped() -> bool:
+    """Whether the active configuration never records a span whose parent was not sampled."""
+    active = _process.active
+    return active is not None and active.drops_children_of_unsampled
+
+
+def w3c_trace_context(span_context: trace.SpanContext) -> dict[str, str]:
+    """``traceparent`` (and ``tracestate`` when there is one) of a valid span context, formatted
+    directly: what the W3C propagator writes, without the composite propagator's per-call
+    machinery (it runs for every append). Empty for an invalid context."""
+    if not span_context.is_valid:
+        return {}
+    header = {
+        "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{span_context.trace_flags:02x}"
+    }
+    if span_context.trace_state:
+        header["tracestate"] = span_context.trace_state.to_header()
+    return header
 
 
 def tracer(name: str) -> trace.Tracer:

@@ -15,12 +15,13 @@ from functools import lru_cache
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from clinical.events.v1 import envelope_pb2, payload_encryption_pb2, provenance_pb2
 from clinical_platform.eventlog.codec import DomainEvent, EventCatalog
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.eventlog.errors import EventRejectedError
+from clinical_platform.telemetry import w3c_trace_context
 from clinical_platform.validation import FieldViolation
 
 _EVENT_TYPE = re.compile(r"^[A-Z][A-Za-z0-9]{1,63}$")
@@ -93,12 +94,7 @@ def set_timestamp(timestamp: Timestamp, at: datetime) -> None:
 
 def current_trace_context() -> dict[str, str]:
     """W3C ``traceparent``/``tracestate`` of the current span; empty when nothing is traced."""
-    # Both come from a valid span context; without one the propagators have nothing to say.
-    if not trace.get_current_span().get_span_context().is_valid:
-        return {}
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return {name: carrier[name] for name in _TRACE_HEADERS if carrier.get(name)}
+    return w3c_trace_context(trace.get_current_span().get_span_context())
 
 
 def validate_envelope(envelope: envelope_pb2.Envelope, *, max_envelope_bytes: int) -> None:

@@ -25,7 +25,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, StatusCode
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.observability.metrics import APPEND_DURATION
 from clinical_platform.observability.recent import RECENT_TRACES
-from clinical_platform.telemetry import tracer
+from clinical_platform.telemetry import tracer, unsampled_children_dropped, w3c_trace_context
 
 TRACER_NAME = "clinical_platform.messaging"
 # A batch links to at most this many producer spans (OpenTelemetry's default link limit).
@@ -76,7 +76,21 @@ def error_type(span: Span, error: BaseException) -> None:
 @contextmanager
 def publishing(topic: str, partition: int, envelopes: Sequence[Envelope]) -> Iterator[Span]:
     """The PRODUCER span of one append (timed per outcome); stamps its trace context into the
-    envelopes, so their records carry this span's ``traceparent``."""
+    envelopes, so their records carry this span's ``traceparent``.
+
+    Under a parent-based sampler (the SDK's default), an append inside a call that head
+    sampling dropped makes no span at all: its child would be dropped too. The envelopes then
+    carry the call's own ``traceparent``, unsampled, so every later hop keeps the decision."""
+    parent = trace.get_current_span().get_span_context()
+    if parent.is_valid and not parent.trace_flags.sampled and unsampled_children_dropped():
+        _stamp(envelopes, parent)
+        with _timed(topic) as outcome:
+            try:
+                yield trace.INVALID_SPAN
+            except BaseException as error:
+                outcome[0] = _OUTCOMES.get(type(error).__name__, "error")
+                raise
+        return
     attributes: dict[str, Any] = {
         "messaging.system": "kafka",
         "messaging.operation.name": "send",
@@ -85,28 +99,42 @@ def publishing(topic: str, partition: int, envelopes: Sequence[Envelope]) -> Ite
         "messaging.destination.partition.id": str(partition),
         "messaging.batch.message_count": len(envelopes),
     }
-    started, outcome = time.perf_counter(), "ok"
-    with tracer(TRACER_NAME).start_as_current_span(
-        f"send {topic}",
-        kind=SpanKind.PRODUCER,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        if span.get_span_context().is_valid:
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            for envelope in envelopes:
-                envelope.trace_context.traceparent = carrier.get("traceparent", "")
-                envelope.trace_context.tracestate = carrier.get("tracestate", "")
+    with (
+        _timed(topic) as outcome,
+        tracer(TRACER_NAME).start_as_current_span(
+            f"send {topic}",
+            kind=SpanKind.PRODUCER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span,
+    ):
+        _stamp(envelopes, span.get_span_context())
         try:
             yield span
         except BaseException as error:
-            outcome = _OUTCOMES.get(type(error).__name__, "error")
+            outcome[0] = _OUTCOMES.get(type(error).__name__, "error")
             error_type(span, error)
             raise
-        finally:
-            APPEND_DURATION.labels(topic, outcome).observe(time.perf_counter() - started)
+
+
+def _stamp(envelopes: Sequence[Envelope], span_context: SpanContext) -> None:
+    header = w3c_trace_context(span_context)
+    if not header:
+        return
+    for envelope in envelopes:
+        envelope.trace_context.traceparent = header["traceparent"]
+        envelope.trace_context.tracestate = header.get("tracestate", "")
+
+
+@contextmanager
+def _timed(topic: str) -> Iterator[list[str]]:
+    """Times an append into APPEND_DURATION by its outcome (the yielded list's one item)."""
+    started, outcome = time.perf_counter(), ["ok"]
+    try:
+        yield outcome
+    finally:
+        APPEND_DURATION.labels(topic, outcome[0]).observe(time.perf_counter() - started)
 
 
 def _consumer_attributes(

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -317,6 +318,7 @@ class Patient(_message.Message):
     DEMOGRAPHICS_FIELD_NUMBER: _builtins.int
     FORGOTTEN_FIELD_NUMBER: _builtins.int
     LINKED_PATIENT_IDS_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     version: _builtins.int
     forgotten: _builtins.bool
@@ -325,6 +327,10 @@ class Patient(_message.Message):
     def demographics(self) -> Global___Demographics: ...
     @_builtins.property
     def linked_patient_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the version this message shows was recorded (its event's time)."""
+
     def __init__(
         self,
         *,
@@ -333,10 +339,11 @@ class Patient(_message.Message):
         demographics: Global___Demographics | None = ...,
         forgotten: _builtins.bool = ...,
         linked_patient_ids: _abc.Iterable[_builtins.str] | None = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics", "forgotten", b"forgotten", "linked_patient_ids", b"linked_patient_ids", "patient_id", b"patient_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics", "forgotten", b"forgotten", "linked_patient_ids", b"linked_patient_ids", "patient_id", b"patient_id", "recorded_at", b"recorded_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -457,17 +464,32 @@ class GetPatientRequest(_message.Message):
 
     PATIENT_ID_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     min_version: _builtins.int
+    version: _builtins.int
+    """An exact earlier or current version (0 = not asked): the record as it
+    stood at that version of the aggregate. Beyond the current one:
+    OUT_OF_RANGE.
+    """
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The version current at this instant; NOT_FOUND when the record did not
+        exist yet.
+        """
+
     def __init__(
         self,
         *,
         patient_id: _builtins.str = ...,
         min_version: _builtins.int = ...,
+        version: _builtins.int = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_version", b"min_version", "patient_id", b"patient_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "min_version", b"min_version", "patient_id", b"patient_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -508,6 +530,7 @@ class SearchPatientsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     WRITTEN_PATIENT_ID_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     family_name: _builtins.str
     """Matched ignoring case, accents and punctuation; nicknames count."""
     given_name: _builtins.str
@@ -519,6 +542,12 @@ class SearchPatientsRequest(_message.Message):
     min_version: _builtins.int
     @_builtins.property
     def identifier(self) -> Global___Identifier: ...
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """Match the records as they stood at this instant (each at the version
+        current then); records forgotten since are never found.
+        """
+
     def __init__(
         self,
         *,
@@ -529,10 +558,11 @@ class SearchPatientsRequest(_message.Message):
         page_size: _builtins.int = ...,
         written_patient_id: _builtins.str = ...,
         min_version: _builtins.int = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "identifier", b"identifier"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_date", b"birth_date", "family_name", b"family_name", "given_name", b"given_name", "identifier", b"identifier", "min_version", b"min_version", "page_size", b"page_size", "written_patient_id", b"written_patient_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "birth_date", b"birth_date", "family_name", b"family_name", "given_name", b"given_name", "identifier", b"identifier", "min_version", b"min_version", "page_size", b"page_size", "written_patient_id", b"written_patient_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -543,20 +573,76 @@ class SearchPatientsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PATIENTS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """How many records match in all (patients holds at most page_size)."""
     @_builtins.property
     def patients(self) -> _containers.RepeatedCompositeFieldContainer[Global___Patient]: ...
     def __init__(
         self,
         *,
         patients: _abc.Iterable[Global___Patient] | None = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["patients", b"patients"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patients", b"patients", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchPatientsResponse: _TypeAlias = SearchPatientsResponse  # noqa: Y015
+
+@_typing.final
+class ListPatientsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CARE_TEAM_MEMBER_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most 1000; 0 = 100."""
+    page_token: _builtins.str
+    """next_page_token of the previous page (records after that id)."""
+    care_team_member: _builtins.str
+    """Only patients whose care team holds this subject (the token's "sub")."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        care_team_member: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_team_member", b"care_team_member", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPatientsRequest: _TypeAlias = ListPatientsRequest  # noqa: Y015
+
+@_typing.final
+class ListPatientsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def patients(self) -> _containers.RepeatedCompositeFieldContainer[Global___Patient]: ...
+    def __init__(
+        self,
+        *,
+        patients: _abc.Iterable[Global___Patient] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "patients", b"patients"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPatientsResponse: _TypeAlias = ListPatientsResponse  # noqa: Y015
 
 @_typing.final
 class FindMatchesRequest(_message.Message):

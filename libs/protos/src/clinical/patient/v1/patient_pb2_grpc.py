@@ -68,6 +68,11 @@ class PatientServiceStub:
                 request_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.SearchPatientsRequest.SerializeToString,
                 response_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.SearchPatientsResponse.FromString,
                 _registered_method=True)
+        self.ListPatients = channel.unary_unary(
+                '/clinical.patient.v1.PatientService/ListPatients',
+                request_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ListPatientsRequest.SerializeToString,
+                response_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ListPatientsResponse.FromString,
+                _registered_method=True)
         self.FindMatches = channel.unary_unary(
                 '/clinical.patient.v1.PatientService/FindMatches',
                 request_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.FindMatchesRequest.SerializeToString,
@@ -140,7 +145,16 @@ class PatientServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchPatients(self, request, context):
-        """Finds records by name, birth date or identifier.
+        """Finds records by name, birth date or identifier (as they stood at as_of
+        when it is set).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPatients(self, request, context):
+        """Enumerates every record that is not forgotten, by id (registrars and
+        system principals: bulk export).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,6 +228,11 @@ def add_PatientServiceServicer_to_server(servicer, server):
                     servicer.SearchPatients,
                     request_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.SearchPatientsRequest.FromString,
                     response_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.SearchPatientsResponse.SerializeToString,
+            ),
+            'ListPatients': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPatients,
+                    request_deserializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ListPatientsRequest.FromString,
+                    response_serializer=clinical_dot_patient_dot_v1_dot_patient__pb2.ListPatientsResponse.SerializeToString,
             ),
             'FindMatches': grpc.unary_unary_rpc_method_handler(
                     servicer.FindMatches,
@@ -368,6 +387,33 @@ class PatientService:
             '/clinical.patient.v1.PatientService/SearchPatients',
             clinical_dot_patient_dot_v1_dot_patient__pb2.SearchPatientsRequest.SerializeToString,
             clinical_dot_patient_dot_v1_dot_patient__pb2.SearchPatientsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPatients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/clinical.patient.v1.PatientService/ListPatients',
+            clinical_dot_patient_dot_v1_dot_patient__pb2.ListPatientsRequest.SerializeToString,
+            clinical_dot_patient_dot_v1_dot_patient__pb2.ListPatientsResponse.FromString,
             options,
             channel_credentials,
             insecure,

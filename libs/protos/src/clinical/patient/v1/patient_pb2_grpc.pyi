@@ -56,7 +56,13 @@ class PatientServiceStub:
     GetPatient: _grpc.UnaryUnaryMultiCallable[_patient_pb2.GetPatientRequest, _patient_pb2.GetPatientResponse]
     """Reads one record with its links and golden record."""
     SearchPatients: _grpc.UnaryUnaryMultiCallable[_patient_pb2.SearchPatientsRequest, _patient_pb2.SearchPatientsResponse]
-    """Finds records by name, birth date or identifier."""
+    """Finds records by name, birth date or identifier (as they stood at as_of
+    when it is set).
+    """
+    ListPatients: _grpc.UnaryUnaryMultiCallable[_patient_pb2.ListPatientsRequest, _patient_pb2.ListPatientsResponse]
+    """Enumerates every record that is not forgotten, by id (registrars and
+    system principals: bulk export).
+    """
     FindMatches: _grpc.UnaryUnaryMultiCallable[_patient_pb2.FindMatchesRequest, _patient_pb2.FindMatchesResponse]
     """Scores the index against some demographics or an existing record,
     explaining each candidate field by field. Records nothing.
@@ -105,7 +111,13 @@ class PatientServiceAsyncStub(PatientServiceStub):
     GetPatient: _aio.UnaryUnaryMultiCallable[_patient_pb2.GetPatientRequest, _patient_pb2.GetPatientResponse]  # type: ignore[assignment]
     """Reads one record with its links and golden record."""
     SearchPatients: _aio.UnaryUnaryMultiCallable[_patient_pb2.SearchPatientsRequest, _patient_pb2.SearchPatientsResponse]  # type: ignore[assignment]
-    """Finds records by name, birth date or identifier."""
+    """Finds records by name, birth date or identifier (as they stood at as_of
+    when it is set).
+    """
+    ListPatients: _aio.UnaryUnaryMultiCallable[_patient_pb2.ListPatientsRequest, _patient_pb2.ListPatientsResponse]  # type: ignore[assignment]
+    """Enumerates every record that is not forgotten, by id (registrars and
+    system principals: bulk export).
+    """
     FindMatches: _aio.UnaryUnaryMultiCallable[_patient_pb2.FindMatchesRequest, _patient_pb2.FindMatchesResponse]  # type: ignore[assignment]
     """Scores the index against some demographics or an existing record,
     explaining each candidate field by field. Records nothing.
@@ -175,7 +187,19 @@ class PatientServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _patient_pb2.SearchPatientsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_patient_pb2.SearchPatientsResponse, _abc.Awaitable[_patient_pb2.SearchPatientsResponse]]:
-        """Finds records by name, birth date or identifier."""
+        """Finds records by name, birth date or identifier (as they stood at as_of
+        when it is set).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPatients(
+        self,
+        request: _patient_pb2.ListPatientsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_patient_pb2.ListPatientsResponse, _abc.Awaitable[_patient_pb2.ListPatientsResponse]]:
+        """Enumerates every record that is not forgotten, by id (registrars and
+        system principals: bulk export).
+        """
 
     @_abc_1.abstractmethod
     def FindMatches(

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63linical/orders/v1/orders.proto\x12\x12\x63linical.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\nReasonCode\x12.\n\x06system\x18\x01 \x01(\x0e\x32\x1e.clinical.orders.v1.CodeSystem\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\xb4\x01\n\x11PlaceOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x11\n\ttest_code\x18\x03 \x01(\t\x12.\n\x08priority\x18\x04 \x01(\x0e\x32\x1c.clinical.orders.v1.Priority\x12\x34\n\x0creason_codes\x18\x05 \x03(\x0b\x32\x1e.clinical.orders.v1.ReasonCode\"7\n\x12PlaceOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\"l\n\x10SignOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"$\n\x11SignOrderResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"~\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"&\n\x13\x43\x61ncelOrderResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"8\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0bmin_version\x18\x02 \x01(\x04\"<\n\x10GetOrderResponse\x12(\n\x05order\x18\x01 \x01(\x0b\x32\x19.clinical.orders.v1.Order\"\xb2\x01\n\x11ListOrdersRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.clinical.orders.v1.OrderStatus\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x13\n\x0bmin_version\x18\x05 \x01(\x04\x12\x1c\n\x14min_version_order_id\x18\x06 \x01(\t\"X\n\x12ListOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.clinical.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xec\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x11\n\ttest_code\x18\x04 \x01(\t\x12\x14\n\x0ctest_display\x18\x05 \x01(\t\x12.\n\x08priority\x18\x06 \x01(\x0e\x32\x1c.clinical.orders.v1.Priority\x12\x34\n\x0creason_codes\x18\x07 \x03(\x0b\x32\x1e.clinical.orders.v1.ReasonCode\x12\x0f\n\x07orderer\x18\x08 \x01(\t\x12-\n\tplaced_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06status\x18\n \x01(\x0e\x32\x1f.clinical.orders.v1.OrderStatus\x12\x30\n\tsignature\x18\x0b \x01(\x0b\x32\x1d.clinical.orders.v1.Signature\x12\x36\n\x0c\x63\x61ncellation\x18\x0c \x01(\x0b\x32 .clinical.orders.v1.Cancellation\x12\x11\n\tresult_id\x18\r \x01(\t\x12/\n\x0bresulted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\tSignature\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12-\n\tsigned_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03mfa\x18\x03 \x01(\x08\"f\n\x0c\x43\x61ncellation\x12\x14\n\x0c\x63\x61ncelled_by\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*b\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x14\n\x10PRIORITY_ROUTINE\x10\x01\x12\x13\n\x0fPRIORITY_URGENT\x10\x02\x12\x11\n\rPRIORITY_STAT\x10\x03*\x93\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12ORDER_STATUS_DRAFT\x10\x01\x12\x17\n\x13ORDER_STATUS_SIGNED\x10\x02\x12\x19\n\x15ORDER_STATUS_RESULTED\x10\x03\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x04*[\n\nCodeSystem\x12\x1b\n\x17\x43ODE_SYSTEM_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43ODE_SYSTEM_ICD10\x10\x01\x12\x19\n\x15\x43ODE_SYSTEM_SNOMED_CT\x10\x02\x32\xd9\x03\n\x0cOrderService\x12[\n\nPlaceOrder\x12%.clinical.orders.v1.PlaceOrderRequest\x1a&.clinical.orders.v1.PlaceOrderResponse\x12X\n\tSignOrder\x12$.clinical.orders.v1.SignOrderRequest\x1a%.clinical.orders.v1.SignOrderResponse\x12^\n\x0b\x43\x61ncelOrder\x12&.clinical.orders.v1.CancelOrderRequest\x1a\'.clinical.orders.v1.CancelOrderResponse\x12U\n\x08GetOrder\x12#.clinical.orders.v1.GetOrderRequest\x1a$.clinical.orders.v1.GetOrderResponse\x12[\n\nListOrders\x12%.clinical.orders.v1.ListOrdersRequest\x1a&.clinical.orders.v1.ListOrdersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63linical/orders/v1/orders.proto\x12\x12\x63linical.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\nReasonCode\x12.\n\x06system\x18\x01 \x01(\x0e\x32\x1e.clinical.orders.v1.CodeSystem\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\xb4\x01\n\x11PlaceOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x11\n\ttest_code\x18\x03 \x01(\t\x12.\n\x08priority\x18\x04 \x01(\x0e\x32\x1c.clinical.orders.v1.Priority\x12\x34\n\x0creason_codes\x18\x05 \x03(\x0b\x32\x1e.clinical.orders.v1.ReasonCode\"7\n\x12PlaceOrderResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\"l\n\x10SignOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"$\n\x11SignOrderResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"~\n\x12\x43\x61ncelOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"&\n\x13\x43\x61ncelOrderResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\"t\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0bmin_version\x18\x02 \x01(\x04\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x10GetOrderResponse\x12(\n\x05order\x18\x01 \x01(\x0b\x32\x19.clinical.orders.v1.Order\"\xaa\x02\n\x11ListOrdersRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.clinical.orders.v1.OrderStatus\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x13\n\x0bmin_version\x18\x05 \x01(\x04\x12\x1c\n\x14min_version_order_id\x18\x06 \x01(\t\x12\x12\n\ntest_codes\x18\x07 \x03(\t\x12\x31\n\rauthored_from\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61uthored_to\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x12ListOrdersResponse\x12)\n\x06orders\x18\x01 \x03(\x0b\x32\x19.clinical.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x04\"\x9d\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x11\n\ttest_code\x18\x04 \x01(\t\x12\x14\n\x0ctest_display\x18\x05 \x01(\t\x12.\n\x08priority\x18\x06 \x01(\x0e\x32\x1c.clinical.orders.v1.Priority\x12\x34\n\x0creason_codes\x18\x07 \x03(\x0b\x32\x1e.clinical.orders.v1.ReasonCode\x12\x0f\n\x07orderer\x18\x08 \x01(\t\x12-\n\tplaced_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06status\x18\n \x01(\x0e\x32\x1f.clinical.orders.v1.OrderStatus\x12\x30\n\tsignature\x18\x0b \x01(\x0b\x32\x1d.clinical.orders.v1.Signature\x12\x36\n\x0c\x63\x61ncellation\x18\x0c \x01(\x0b\x32 .clinical.orders.v1.Cancellation\x12\x11\n\tresult_id\x18\r \x01(\t\x12/\n\x0bresulted_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\tSignature\x12\x0e\n\x06signer\x18\x01 \x01(\t\x12-\n\tsigned_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03mfa\x18\x03 \x01(\x08\"f\n\x0c\x43\x61ncellation\x12\x14\n\x0c\x63\x61ncelled_by\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*b\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x14\n\x10PRIORITY_ROUTINE\x10\x01\x12\x13\n\x0fPRIORITY_URGENT\x10\x02\x12\x11\n\rPRIORITY_STAT\x10\x03*\x93\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12ORDER_STATUS_DRAFT\x10\x01\x12\x17\n\x13ORDER_STATUS_SIGNED\x10\x02\x12\x19\n\x15ORDER_STATUS_RESULTED\x10\x03\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x04*[\n\nCodeSystem\x12\x1b\n\x17\x43ODE_SYSTEM_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43ODE_SYSTEM_ICD10\x10\x01\x12\x19\n\x15\x43ODE_SYSTEM_SNOMED_CT\x10\x02\x32\xd9\x03\n\x0cOrderService\x12[\n\nPlaceOrder\x12%.clinical.orders.v1.PlaceOrderRequest\x1a&.clinical.orders.v1.PlaceOrderResponse\x12X\n\tSignOrder\x12$.clinical.orders.v1.SignOrderRequest\x1a%.clinical.orders.v1.SignOrderResponse\x12^\n\x0b\x43\x61ncelOrder\x12&.clinical.orders.v1.CancelOrderRequest\x1a\'.clinical.orders.v1.CancelOrderResponse\x12U\n\x08GetOrder\x12#.clinical.orders.v1.GetOrderRequest\x1a$.clinical.orders.v1.GetOrderResponse\x12[\n\nListOrders\x12%.clinical.orders.v1.ListOrdersRequest\x1a&.clinical.orders.v1.ListOrdersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clinical.orders.v1.orders_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRIORITY']._serialized_start=1799
-  _globals['_PRIORITY']._serialized_end=1897
-  _globals['_ORDERSTATUS']._serialized_start=1900
-  _globals['_ORDERSTATUS']._serialized_end=2047
-  _globals['_CODESYSTEM']._serialized_start=2049
-  _globals['_CODESYSTEM']._serialized_end=2140
+  _globals['_PRIORITY']._serialized_start=2043
+  _globals['_PRIORITY']._serialized_end=2141
+  _globals['_ORDERSTATUS']._serialized_start=2144
+  _globals['_ORDERSTATUS']._serialized_end=2291
+  _globals['_CODESYSTEM']._serialized_start=2293
+  _globals['_CODESYSTEM']._serialized_end=2384
   _globals['_REASONCODE']._serialized_start=88
   _globals['_REASONCODE']._serialized_end=162
   _globals['_PLACEORDERREQUEST']._serialized_start=165
@@ -53,19 +53,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELORDERRESPONSE']._serialized_start=680
   _globals['_CANCELORDERRESPONSE']._serialized_end=718
   _globals['_GETORDERREQUEST']._serialized_start=720
-  _globals['_GETORDERREQUEST']._serialized_end=776
-  _globals['_GETORDERRESPONSE']._serialized_start=778
-  _globals['_GETORDERRESPONSE']._serialized_end=838
-  _globals['_LISTORDERSREQUEST']._serialized_start=841
-  _globals['_LISTORDERSREQUEST']._serialized_end=1019
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1021
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1109
-  _globals['_ORDER']._serialized_start=1112
-  _globals['_ORDER']._serialized_end=1604
-  _globals['_SIGNATURE']._serialized_start=1606
-  _globals['_SIGNATURE']._serialized_end=1693
-  _globals['_CANCELLATION']._serialized_start=1695
-  _globals['_CANCELLATION']._serialized_end=1797
-  _globals['_ORDERSERVICE']._serialized_start=2143
-  _globals['_ORDERSERVICE']._serialized_end=2616
+  _globals['_GETORDERREQUEST']._serialized_end=836
+  _globals['_GETORDERRESPONSE']._serialized_start=838
+  _globals['_GETORDERRESPONSE']._serialized_end=898
+  _globals['_LISTORDERSREQUEST']._serialized_start=901
+  _globals['_LISTORDERSREQUEST']._serialized_end=1199
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1201
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1304
+  _globals['_ORDER']._serialized_start=1307
+  _globals['_ORDER']._serialized_end=1848
+  _globals['_SIGNATURE']._serialized_start=1850
+  _globals['_SIGNATURE']._serialized_end=1937
+  _globals['_CANCELLATION']._serialized_start=1939
+  _globals['_CANCELLATION']._serialized_end=2041
+  _globals['_ORDERSERVICE']._serialized_start=2387
+  _globals['_ORDERSERVICE']._serialized_end=2860
 # @@protoc_insertion_point(module_scope)

@@ -267,18 +267,32 @@ class GetOrderRequest(_message.Message):
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     min_version: _builtins.int
     """Wait until the read model shows the order at this version or later."""
+    version: _builtins.int
+    """This exact version (0: the current one); a version never recorded is
+    OUT_OF_RANGE.
+    """
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The version current at this instant; an order not placed yet then is
+        NOT_FOUND. Not together with version.
+        """
+
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
         min_version: _builtins.int = ...,
+        version: _builtins.int = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_version", b"min_version", "order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "min_version", b"min_version", "order_id", b"order_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -314,6 +328,9 @@ class ListOrdersRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
     MIN_VERSION_ORDER_ID_FIELD_NUMBER: _builtins.int
+    TEST_CODES_FIELD_NUMBER: _builtins.int
+    AUTHORED_FROM_FIELD_NUMBER: _builtins.int
+    AUTHORED_TO_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     """The patient whose orders to list; a patient principal may leave it empty
     (their own) and may name no one else. Required for other callers.
@@ -329,6 +346,18 @@ class ListOrdersRequest(_message.Message):
     min_version in the read model before listing.
     """
     min_version_order_id: _builtins.str
+    @_builtins.property
+    def test_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only orders of one of these LOINC test codes (none: every test)."""
+
+    @_builtins.property
+    def authored_from(self) -> _timestamp_pb2.Timestamp:
+        """Only orders placed at or after authored_from and before authored_to
+        (either may be left out).
+        """
+
+    @_builtins.property
+    def authored_to(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -338,10 +367,13 @@ class ListOrdersRequest(_message.Message):
         page_token: _builtins.str = ...,
         min_version: _builtins.int = ...,
         min_version_order_id: _builtins.str = ...,
+        test_codes: _abc.Iterable[_builtins.str] | None = ...,
+        authored_from: _timestamp_pb2.Timestamp | None = ...,
+        authored_to: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["authored_from", b"authored_from", "authored_to", b"authored_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_version", b"min_version", "min_version_order_id", b"min_version_order_id", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authored_from", b"authored_from", "authored_to", b"authored_to", "min_version", b"min_version", "min_version_order_id", b"min_version_order_id", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "status", b"status", "test_codes", b"test_codes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -353,8 +385,11 @@ class ListOrdersResponse(_message.Message):
 
     ORDERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Empty on the last page."""
+    total: _builtins.int
+    """How many orders match the request on all its pages."""
     @_builtins.property
     def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]: ...
     def __init__(
@@ -362,10 +397,11 @@ class ListOrdersResponse(_message.Message):
         *,
         orders: _abc.Iterable[Global___Order] | None = ...,
         next_page_token: _builtins.str = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "orders", b"orders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "orders", b"orders", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -389,6 +425,7 @@ class Order(_message.Message):
     CANCELLATION_FIELD_NUMBER: _builtins.int
     RESULT_ID_FIELD_NUMBER: _builtins.int
     RESULTED_AT_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     version: _builtins.int
     patient_id: _builtins.str
@@ -413,6 +450,10 @@ class Order(_message.Message):
 
     @_builtins.property
     def resulted_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the version shown was recorded."""
+
     def __init__(
         self,
         *,
@@ -430,10 +471,11 @@ class Order(_message.Message):
         cancellation: Global___Cancellation | None = ...,
         result_id: _builtins.str = ...,
         resulted_at: _timestamp_pb2.Timestamp | None = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "placed_at", b"placed_at", "resulted_at", b"resulted_at", "signature", b"signature"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "placed_at", b"placed_at", "recorded_at", b"recorded_at", "resulted_at", b"resulted_at", "signature", b"signature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "order_id", b"order_id", "orderer", b"orderer", "patient_id", b"patient_id", "placed_at", b"placed_at", "priority", b"priority", "reason_codes", b"reason_codes", "result_id", b"result_id", "resulted_at", b"resulted_at", "signature", b"signature", "status", b"status", "test_code", b"test_code", "test_display", b"test_display", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation", b"cancellation", "order_id", b"order_id", "orderer", b"orderer", "patient_id", b"patient_id", "placed_at", b"placed_at", "priority", b"priority", "reason_codes", b"reason_codes", "recorded_at", b"recorded_at", "result_id", b"result_id", "resulted_at", b"resulted_at", "signature", b"signature", "status", b"status", "test_code", b"test_code", "test_display", b"test_display", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

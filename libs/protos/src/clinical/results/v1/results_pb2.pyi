@@ -346,18 +346,32 @@ class GetResultRequest(_message.Message):
 
     RESULT_ID_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     result_id: _builtins.str
     min_version: _builtins.int
     """Wait until the read model shows the result at this version or later."""
+    version: _builtins.int
+    """This exact version (0: the current one), its revisions up to it; a
+    version never recorded is OUT_OF_RANGE.
+    """
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The version current at this instant; a result not posted yet then is
+        NOT_FOUND. Not together with version.
+        """
+
     def __init__(
         self,
         *,
         result_id: _builtins.str = ...,
         min_version: _builtins.int = ...,
+        version: _builtins.int = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_version", b"min_version", "result_id", b"result_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "min_version", b"min_version", "result_id", b"result_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -393,6 +407,10 @@ class ListResultsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     MIN_VERSION_FIELD_NUMBER: _builtins.int
     MIN_VERSION_RESULT_ID_FIELD_NUMBER: _builtins.int
+    CODES_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_TO_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     """The patient whose results to list; a patient principal may leave it
     empty (their own) and may name no one else.
@@ -410,6 +428,24 @@ class ListResultsRequest(_message.Message):
     min_version in the read model before listing.
     """
     min_version_result_id: _builtins.str
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only results with an observation of one of these LOINC codes (none:
+        every code).
+        """
+
+    @_builtins.property
+    def effective_from(self) -> _timestamp_pb2.Timestamp:
+        """Only results whose observations were made (effective_at) at or after
+        effective_from and before effective_to (either may be left out).
+        """
+
+    @_builtins.property
+    def effective_to(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___ResultStatus.ValueType]:
+        """Only results in one of these statuses (none: every status)."""
+
     def __init__(
         self,
         *,
@@ -419,10 +455,14 @@ class ListResultsRequest(_message.Message):
         page_token: _builtins.str = ...,
         min_version: _builtins.int = ...,
         min_version_result_id: _builtins.str = ...,
+        codes: _abc.Iterable[_builtins.str] | None = ...,
+        effective_from: _timestamp_pb2.Timestamp | None = ...,
+        effective_to: _timestamp_pb2.Timestamp | None = ...,
+        statuses: _abc.Iterable[Global___ResultStatus.ValueType] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_from", b"effective_from", "effective_to", b"effective_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_version", b"min_version", "min_version_result_id", b"min_version_result_id", "order_id", b"order_id", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "effective_from", b"effective_from", "effective_to", b"effective_to", "min_version", b"min_version", "min_version_result_id", b"min_version_result_id", "order_id", b"order_id", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -434,8 +474,11 @@ class ListResultsResponse(_message.Message):
 
     RESULTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Empty on the last page."""
+    total: _builtins.int
+    """How many results match the request on all its pages."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___Result]: ...
     def __init__(
@@ -443,10 +486,11 @@ class ListResultsResponse(_message.Message):
         *,
         results: _abc.Iterable[Global___Result] | None = ...,
         next_page_token: _builtins.str = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "results", b"results", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -466,6 +510,7 @@ class Result(_message.Message):
     EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     REVISIONS_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
     result_id: _builtins.str
     version: _builtins.int
     order_id: _builtins.str
@@ -485,6 +530,10 @@ class Result(_message.Message):
         ones above).
         """
 
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the version shown was recorded."""
+
     def __init__(
         self,
         *,
@@ -498,10 +547,11 @@ class Result(_message.Message):
         effective_at: _timestamp_pb2.Timestamp | None = ...,
         issued_at: _timestamp_pb2.Timestamp | None = ...,
         revisions: _abc.Iterable[Global___Revision] | None = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "issued_at", b"issued_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "issued_at", b"issued_at", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "issued_at", b"issued_at", "observations", b"observations", "order_id", b"order_id", "patient_id", b"patient_id", "performer", b"performer", "result_id", b"result_id", "revisions", b"revisions", "status", b"status", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at", "issued_at", b"issued_at", "observations", b"observations", "order_id", b"order_id", "patient_id", b"patient_id", "performer", b"performer", "recorded_at", b"recorded_at", "result_id", b"result_id", "revisions", b"revisions", "status", b"status", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

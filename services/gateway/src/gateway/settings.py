@@ -67,6 +67,14 @@ class GatewaySettings(BaseServiceSettings):
         "clinical.orders.events.v1",
         "clinical.results.events.v1",
     )
+    # Bulk Data $export (docs/fhir-bulk-export.md): jobs and their NDJSON files in this MongoDB
+    # database (MONGODB_URL), shared by every replica; kept this long after the kick-off. A
+    # running job's lease lasts export_lease_seconds: a replica that stops renewing it (it died)
+    # loses the job, and the replica answering the next status poll runs it again.
+    export_enabled: bool = True
+    export_database: str = "gateway"
+    export_retention_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    export_lease_seconds: int = Field(60, ge=5, le=3600)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -33,6 +33,7 @@ from notify.domain.subscription import (
     Content,
     Filter,
     Owner,
+    PayloadFormat,
     Subscription,
     SubscriptionView,
     Topic,
@@ -66,6 +67,7 @@ class CreateSubscription:
     event_filter: Filter
     content: Content
     webhook_url: str
+    payload_format: PayloadFormat = PayloadFormat.NATIVE
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ class NotifyApp:
                 subscription_id=subscription_id, owner=owner, topics=command.topics,
                 event_filter=command.event_filter, content=command.content,
                 webhook_url=command.webhook_url, secret=sealed, at=self._clock(),
-                lifetime=self._lifetime,
+                lifetime=self._lifetime, payload_format=command.payload_format,
             )  # fmt: skip
 
         await self._subscriptions.execute(subscription_id, context, create)

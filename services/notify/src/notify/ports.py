@@ -155,8 +155,9 @@ class WebhookSender(Protocol):
     async def handshake(self, url: str, subscription_id: str, secret: str) -> Outcome: ...
 
     async def post(
-        self, url: str, message_id: str, body: str, secrets: Sequence[str]
-    ) -> Outcome: ...
+        self, url: str, message_id: str, body: str, secrets: Sequence[str],
+        *, content_type: str = "application/json",
+    ) -> Outcome: ...  # fmt: skip
 
 
 class Disclosures(Protocol):

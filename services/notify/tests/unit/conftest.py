@@ -33,6 +33,7 @@ def _view(subscription: Subscription) -> SubscriptionView:
         secrets=subscription.secrets, created_at=subscription.created_at,
         version=subscription.version, deleted_at=subscription.deleted_at,
         expires_at=subscription.expires_at, revoked_at=subscription.revoked_at,
+        payload_format=subscription.payload_format,
     )  # fmt: skip
 
 
@@ -124,7 +125,10 @@ class Endpoint:
     async def handshake(self, url: str, subscription_id: str, secret: str) -> Outcome:
         return Outcome(None if self.answers else "HTTP 404")
 
-    async def post(self, url: str, message_id: str, body: str, secrets: Sequence[str]) -> Outcome:
+    async def post(
+        self, url: str, message_id: str, body: str, secrets: Sequence[str],
+        *, content_type: str = "application/json",
+    ) -> Outcome:  # fmt: skip
         raise NotImplementedError
 
 

@@ -128,7 +128,10 @@ class RecordingSender:
     async def handshake(self, url: str, subscription_id: str, secret: str) -> Outcome:
         return Outcome(None)
 
-    async def post(self, url: str, message_id: str, body: str, secrets: Sequence[str]) -> Outcome:
+    async def post(
+        self, url: str, message_id: str, body: str, secrets: Sequence[str],
+        *, content_type: str = "application/json",
+    ) -> Outcome:  # fmt: skip
         self.signed_with.put_nowait(list(secrets))
         return Outcome(None)
 
@@ -251,7 +254,10 @@ class GatedSender(RecordingSender):
     most_in_flight: int = 0
     posted: list[str] = field(default_factory=list)
 
-    async def post(self, url: str, message_id: str, body: str, secrets: Sequence[str]) -> Outcome:
+    async def post(
+        self, url: str, message_id: str, body: str, secrets: Sequence[str],
+        *, content_type: str = "application/json",
+    ) -> Outcome:  # fmt: skip
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:

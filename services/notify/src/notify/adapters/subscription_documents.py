@@ -20,6 +20,7 @@ from notify.domain.subscription import (
     Content,
     Filter,
     Owner,
+    PayloadFormat,
     Subscription,
     SubscriptionView,
     Topic,
@@ -124,6 +125,7 @@ def _subscription_fields(subscription: Subscription) -> dict[str, Any]:
         "deleted_at": subscription.deleted_at,
         "expires_at": subscription.expires_at,
         "revoked_at": subscription.revoked_at,
+        "payload_format": subscription.payload_format.value,
     }  # fmt: skip
 
 
@@ -158,4 +160,5 @@ def _subscription_view(document: Mapping[str, Any]) -> SubscriptionView:
         deleted_at=deleted_at.replace(tzinfo=UTC) if deleted_at else None,
         expires_at=expires_at.replace(tzinfo=UTC) if expires_at else None,
         revoked_at=revoked_at.replace(tzinfo=UTC) if revoked_at else None,
+        payload_format=PayloadFormat(document.get("payload_format") or PayloadFormat.NATIVE),
     )  # fmt: skip

@@ -34,20 +34,22 @@ from notify.adapters.egress import (
 from notify.ports import Outcome
 
 HANDSHAKE_TYPE = "webhook.handshake"
+JSON = "application/json"
 _DENIED = Outcome("address not allowed")
 _MAX_HANDSHAKE_BODY = 4096
 
 
 def signed_headers(
-    message_id: str, body: str, secrets: Sequence[str], at: datetime
-) -> dict[str, str]:
+    message_id: str, body: str, secrets: Sequence[str], at: datetime,
+    content_type: str = JSON,
+) -> dict[str, str]:  # fmt: skip
     """Standard Webhooks headers for ``body``, one signature per secret."""
     signatures = " ".join(Webhook(secret).sign(message_id, at, body) for secret in secrets)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": signatures,
-        "content-type": "application/json",
+        "content-type": content_type,
     }
 
 
@@ -81,9 +83,12 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
-    async def post(self, url: str, message_id: str, body: str, secrets: Sequence[str]) -> Outcome:
+    async def post(
+        self, url: str, message_id: str, body: str, secrets: Sequence[str],
+        *, content_type: str = JSON,
+    ) -> Outcome:  # fmt: skip
         """POST once; never raises for the endpoint's failures."""
-        outcome, _ = await self._post(url, message_id, body, secrets)
+        outcome, _ = await self._post(url, message_id, body, secrets, content_type=content_type)
         return outcome
 
     async def handshake(self, url: str, subscription_id: str, secret: str) -> Outcome:
@@ -107,14 +112,14 @@ class WebhookSender:
 
     async def _post(
         self, url: str, message_id: str, body: str, secrets: Sequence[str],
-        *, read_body: bool = False,
+        *, read_body: bool = False, content_type: str = JSON,
     ) -> tuple[Outcome, bytes | None]:  # fmt: skip
         if self._session is None:
             msg = "WebhookSender.start() was not called"
             raise RuntimeError(msg)
         if literal_denied(self._policy, urlsplit(url).hostname or ""):
             return _DENIED, None
-        headers = signed_headers(message_id, body, secrets, datetime.now(UTC))
+        headers = signed_headers(message_id, body, secrets, datetime.now(UTC), content_type)
         inject_trace_headers(headers)  # traceparent of the current span (docs/observability.md)
         try:
             async with self._session.post(

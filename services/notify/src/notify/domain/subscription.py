@@ -46,6 +46,14 @@ class Content(StrEnum):
     FULL = "full"
 
 
+class PayloadFormat(StrEnum):
+    """How a webhook's POSTs are written: notify's own JSON, or a FHIR R4 notification Bundle
+    (the Subscriptions R5 Backport IG, `clinical_platform.fhir_notifications`)."""
+
+    NATIVE = "native"
+    FHIR_R4_BACKPORT = "fhir-r4-backport"
+
+
 class Lapse(StrEnum):
     """Why a subscription's grant no longer holds: nothing more is delivered."""
 
@@ -113,11 +121,17 @@ class Subscription(Aggregate):
         secret: WebhookSecret | None,
         at: datetime,
         lifetime: timedelta = DEFAULT_LIFETIME,
+        payload_format: PayloadFormat = PayloadFormat.NATIVE,
     ) -> Subscription:
         """A new subscription; raises InvalidSubscription listing every broken rule."""
         violations = event_filter.problems()
         if not topics:
             violations.insert(0, FieldViolation("topics", "must name at least one topic"))
+        # A FHIR notification names one SubscriptionTopic: the FHIR Subscription's criteria.
+        if payload_format is PayloadFormat.FHIR_R4_BACKPORT and len(set(topics)) > 1:
+            violations.append(
+                FieldViolation("topics", "must name exactly one topic for FHIR_R4_BACKPORT")
+            )
         if webhook_url and secret is None:
             violations.append(FieldViolation("webhook.url", "needs a signing secret"))
         if violations:
@@ -126,6 +140,7 @@ class Subscription(Aggregate):
             id=subscription_id, owner=owner, topics=tuple(dict.fromkeys(topics)),
             event_filter=event_filter, content=content, webhook_url=webhook_url,
             secrets=(secret,) if secret else (), created_at=at, expires_at=at + lifetime,
+            payload_format=payload_format.value,
         )  # fmt: skip
 
     @event("SubscriptionCreated")
@@ -141,8 +156,11 @@ class Subscription(Aggregate):
         secrets: tuple[WebhookSecret, ...],
         created_at: datetime,
         expires_at: datetime | None = None,
+        payload_format: str = "",
     ) -> None:
         self.owner = owner
+        # Recorded before FHIR notifications: "" (native).
+        self.payload_format = PayloadFormat(payload_format or PayloadFormat.NATIVE)
         self.topics = topics
         self.event_filter = event_filter
         self.content = content
@@ -249,6 +267,7 @@ class SubscriptionView:
     deleted_at: datetime | None = None
     expires_at: datetime | None = None  # None: created_at + DEFAULT_LIFETIME
     revoked_at: datetime | None = None
+    payload_format: PayloadFormat = PayloadFormat.NATIVE
 
     @property
     def grant_expires_at(self) -> datetime:

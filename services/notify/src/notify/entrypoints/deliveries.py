@@ -32,12 +32,11 @@ from clinical_platform.observability.webhooks import (
 )
 from clinical_platform.reads import Clock, utc_now
 from clinical_platform.security.errors import KeyServiceUnavailableError
-from notify.adapters.webhooks import webhook_body
 from notify.domain.backoff import RetrySchedule
 from notify.domain.delivery import Delivery
 from notify.domain.notification import Notification
 from notify.domain.subscription import SubscriptionView
-from notify.entrypoints.messages import as_json, notification_message
+from notify.entrypoints.messages import webhook_payload
 from notify.entrypoints.progress import BatchedProgress
 from notify.entrypoints.turns import TurnPool
 from notify.ports import (
@@ -257,14 +256,15 @@ class WebhookDeliveries:
         await parts.disclosures.record(
             view.owner, notification, channel="WebhookDelivery", origin=origin
         )
-        body = webhook_body(notification.type, now, as_json(notification_message(notification)))
+        body, content_type = webhook_payload(view, notification, now)
         secrets = [await parts.secrets.open(c) for c in view.signing_secrets(now)]
         # A client span under the one that matched the event; the POST carries its traceparent.
         with webhook_post(notification.event_id) as span:
             started = time.perf_counter()
             outcome = await parts.sender.post(
-                view.webhook_url, notification.notification_id, body, secrets
-            )
+                view.webhook_url, notification.notification_id, body, secrets,
+                content_type=content_type,
+            )  # fmt: skip
             record_outcome(span, outcome.error)
         webhook_attempted(
             notification.event_id,

@@ -1,15 +1,28 @@
 """Notifications as both channels carry them: the proto message (stream, ListEvents) and its
-JSON form (a webhook body's "data")."""
+JSON form (a webhook body's "data"), or the FHIR notification Bundle a FHIR_R4_BACKPORT
+subscription's webhook receives."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
 
 from clinical.events.v1 import results_events_pb2
 from clinical.notify.v1 import notify_pb2 as pb
+from clinical_platform.fhir_notifications import (
+    FULL_RESOURCE,
+    ID_ONLY,
+    notification_bundle,
+    topic_of,
+)
+from notify.adapters.webhooks import JSON, webhook_body
 from notify.domain.notification import Notification, Observation
+from notify.domain.subscription import Content, PayloadFormat, SubscriptionView
+
+FHIR_JSON = "application/fhir+json"
 
 
 def notification_message(notification: Notification) -> pb.Notification:
@@ -82,3 +95,18 @@ def as_json(notification: pb.Notification) -> dict[str, Any]:
     for name in ("sequence", "version"):
         data[name] = int(data[name])
     return data
+
+
+def webhook_payload(
+    view: SubscriptionView, notification: Notification, at: datetime
+) -> tuple[str, str]:
+    """A webhook POST's body and content type, in the subscription's payload format."""
+    data = as_json(notification_message(notification))
+    if view.payload_format is not PayloadFormat.FHIR_R4_BACKPORT:
+        return webhook_body(notification.type, at, data), JSON
+    bundle = notification_bundle(
+        subscription_id=view.subscription_id, topic=topic_of(view.topics[0].value),
+        notifications=[data], events_since_start=notification.sequence,
+        payload=FULL_RESOURCE if view.content is Content.FULL else ID_ONLY,
+    )  # fmt: skip
+    return json.dumps(bundle, separators=(",", ":")), FHIR_JSON

@@ -21,6 +21,7 @@ from notify.domain.subscription import (
     Content,
     Filter,
     Lapse,
+    PayloadFormat,
     SubscriptionView,
     Topic,
 )
@@ -53,6 +54,15 @@ _CONTENTS = {
     pb.CONTENT_UNSPECIFIED: Content.ID_ONLY,
     pb.CONTENT_ID_ONLY: Content.ID_ONLY,
     pb.CONTENT_FULL: Content.FULL,
+}
+_FORMATS = {
+    pb.PAYLOAD_FORMAT_UNSPECIFIED: PayloadFormat.NATIVE,
+    pb.PAYLOAD_FORMAT_NATIVE: PayloadFormat.NATIVE,
+    pb.PAYLOAD_FORMAT_FHIR_R4_BACKPORT: PayloadFormat.FHIR_R4_BACKPORT,
+}
+_FORMAT_ENUMS = {
+    PayloadFormat.NATIVE: pb.PAYLOAD_FORMAT_NATIVE,
+    PayloadFormat.FHIR_R4_BACKPORT: pb.PAYLOAD_FORMAT_FHIR_R4_BACKPORT,
 }
 _GRANT_STATES = {
     None: pb.SUBSCRIPTION_STATE_ACTIVE,
@@ -92,9 +102,12 @@ def create_subscription(
     violations.extend(event_filter.problems())
     if request.HasField("webhook") and not request.webhook.url:
         violations.add("webhook.url", "is required with a webhook")
+    payload_format = _FORMATS.get(request.payload_format)
+    if payload_format is None:
+        violations.add("payload_format", "must be NATIVE or FHIR_R4_BACKPORT")
     return CreateSubscription(
         topics=topics, event_filter=event_filter, content=content or Content.ID_ONLY,
-        webhook_url=request.webhook.url,
+        webhook_url=request.webhook.url, payload_format=payload_format or PayloadFormat.NATIVE,
     )  # fmt: skip
 
 
@@ -178,7 +191,7 @@ def subscription_message(view: SubscriptionView, now: datetime | None = None) ->
             priorities=f.priorities, abnormal_only=f.abnormal_only,
         ),
         content=pb.CONTENT_FULL if view.content is Content.FULL else pb.CONTENT_ID_ONLY,
-        version=view.version,
+        version=view.version, payload_format=_FORMAT_ENUMS[view.payload_format],
     )  # fmt: skip
     if view.webhook_url:
         message.webhook.url = view.webhook_url

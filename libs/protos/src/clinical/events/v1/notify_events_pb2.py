@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clinical/events/v1/notify_events.proto\x12\x12\x63linical.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\x13SubscriptionCreated\x12\x34\n\x05owner\x18\x01 \x01(\x0b\x32%.clinical.events.v1.SubscriptionOwner\x12\x0e\n\x06topics\x18\x02 \x03(\t\x12<\n\x0c\x65vent_filter\x18\x03 \x01(\x0b\x32&.clinical.events.v1.SubscriptionFilter\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x05 \x01(\t\x12\x32\n\x07secrets\x18\x06 \x03(\x0b\x32!.clinical.events.v1.WebhookSecret\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x11SubscriptionOwner\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\"{\n\x12SubscriptionFilter\x12\x13\n\x0bpatient_ids\x18\x01 \x03(\t\x12\x10\n\x08orderers\x18\x02 \x03(\t\x12\x13\n\x0bloinc_codes\x18\x03 \x03(\t\x12\x12\n\npriorities\x18\x04 \x03(\t\x12\x15\n\rabnormal_only\x18\x05 \x01(\x08\"T\n\rWebhookSecret\x12\x12\n\nciphertext\x18\x01 \x01(\t\x12/\n\x0bvalid_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x14WebhookSecretRotated\x12\x12\n\nciphertext\x18\x01 \x01(\t\x12.\n\nrotated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14previous_valid_until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x13SubscriptionDeleted\x12\x12\n\ndeleted_by\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x13SubscriptionRenewed\x12.\n\nrenewed_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x13SubscriptionRevoked\x12\x12\n\nrevoked_by\x18\x01 \x01(\t\x12.\n\nrevoked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&clinical/events/v1/notify_events.proto\x12\x12\x63linical.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n\x13SubscriptionCreated\x12\x34\n\x05owner\x18\x01 \x01(\x0b\x32%.clinical.events.v1.SubscriptionOwner\x12\x0e\n\x06topics\x18\x02 \x03(\t\x12<\n\x0c\x65vent_filter\x18\x03 \x01(\x0b\x32&.clinical.events.v1.SubscriptionFilter\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x05 \x01(\t\x12\x32\n\x07secrets\x18\x06 \x03(\x0b\x32!.clinical.events.v1.WebhookSecret\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epayload_format\x18\t \x01(\t\"Z\n\x11SubscriptionOwner\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\"{\n\x12SubscriptionFilter\x12\x13\n\x0bpatient_ids\x18\x01 \x03(\t\x12\x10\n\x08orderers\x18\x02 \x03(\t\x12\x13\n\x0bloinc_codes\x18\x03 \x03(\t\x12\x12\n\npriorities\x18\x04 \x03(\t\x12\x15\n\rabnormal_only\x18\x05 \x01(\x08\"T\n\rWebhookSecret\x12\x12\n\nciphertext\x18\x01 \x01(\t\x12/\n\x0bvalid_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x14WebhookSecretRotated\x12\x12\n\nciphertext\x18\x01 \x01(\t\x12.\n\nrotated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x14previous_valid_until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x13SubscriptionDeleted\x12\x12\n\ndeleted_by\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x13SubscriptionRenewed\x12.\n\nrenewed_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x13SubscriptionRevoked\x12\x12\n\nrevoked_by\x18\x01 \x01(\t\x12.\n\nrevoked_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'clinical.events.v1.notify_e
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBSCRIPTIONCREATED']._serialized_start=96
-  _globals['_SUBSCRIPTIONCREATED']._serialized_end=435
-  _globals['_SUBSCRIPTIONOWNER']._serialized_start=437
-  _globals['_SUBSCRIPTIONOWNER']._serialized_end=527
-  _globals['_SUBSCRIPTIONFILTER']._serialized_start=529
-  _globals['_SUBSCRIPTIONFILTER']._serialized_end=652
-  _globals['_WEBHOOKSECRET']._serialized_start=654
-  _globals['_WEBHOOKSECRET']._serialized_end=738
-  _globals['_WEBHOOKSECRETROTATED']._serialized_start=741
-  _globals['_WEBHOOKSECRETROTATED']._serialized_end=889
-  _globals['_SUBSCRIPTIONDELETED']._serialized_start=891
-  _globals['_SUBSCRIPTIONDELETED']._serialized_end=980
-  _globals['_SUBSCRIPTIONRENEWED']._serialized_start=982
-  _globals['_SUBSCRIPTIONRENEWED']._serialized_end=1099
-  _globals['_SUBSCRIPTIONREVOKED']._serialized_start=1101
-  _globals['_SUBSCRIPTIONREVOKED']._serialized_end=1190
+  _globals['_SUBSCRIPTIONCREATED']._serialized_end=459
+  _globals['_SUBSCRIPTIONOWNER']._serialized_start=461
+  _globals['_SUBSCRIPTIONOWNER']._serialized_end=551
+  _globals['_SUBSCRIPTIONFILTER']._serialized_start=553
+  _globals['_SUBSCRIPTIONFILTER']._serialized_end=676
+  _globals['_WEBHOOKSECRET']._serialized_start=678
+  _globals['_WEBHOOKSECRET']._serialized_end=762
+  _globals['_WEBHOOKSECRETROTATED']._serialized_start=765
+  _globals['_WEBHOOKSECRETROTATED']._serialized_end=913
+  _globals['_SUBSCRIPTIONDELETED']._serialized_start=915
+  _globals['_SUBSCRIPTIONDELETED']._serialized_end=1004
+  _globals['_SUBSCRIPTIONRENEWED']._serialized_start=1006
+  _globals['_SUBSCRIPTIONRENEWED']._serialized_end=1123
+  _globals['_SUBSCRIPTIONREVOKED']._serialized_start=1125
+  _globals['_SUBSCRIPTIONREVOKED']._serialized_end=1214
 # @@protoc_insertion_point(module_scope)

@@ -33,10 +33,15 @@ class SubscriptionCreated(_message.Message):
     SECRETS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FORMAT_FIELD_NUMBER: _builtins.int
     content: _builtins.str
     """"id-only" or "full"."""
     webhook_url: _builtins.str
     """Empty for a stream-only subscription."""
+    payload_format: _builtins.str
+    """The webhook's body: "native" or "fhir-r4-backport"; empty on subscriptions
+    created before FHIR notifications ("native").
+    """
     @_builtins.property
     def owner(self) -> Global___SubscriptionOwner:
         """The owner principal, as authorization at delivery needs it."""
@@ -70,10 +75,11 @@ class SubscriptionCreated(_message.Message):
         secrets: _abc.Iterable[Global___WebhookSecret] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        payload_format: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "event_filter", b"event_filter", "expires_at", b"expires_at", "owner", b"owner"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "event_filter", b"event_filter", "expires_at", b"expires_at", "owner", b"owner", "secrets", b"secrets", "topics", b"topics", "webhook_url", b"webhook_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "event_filter", b"event_filter", "expires_at", b"expires_at", "owner", b"owner", "payload_format", b"payload_format", "secrets", b"secrets", "topics", b"topics", "webhook_url", b"webhook_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

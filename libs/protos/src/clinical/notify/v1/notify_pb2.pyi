@@ -101,6 +101,38 @@ CONTENT_FULL: Content.ValueType  # 2
 """The order's or result's clinical details, decrypted."""
 Global___Content: _TypeAlias = Content  # noqa: Y015
 
+class _PayloadFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PayloadFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PayloadFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYLOAD_FORMAT_UNSPECIFIED: _PayloadFormat.ValueType  # 0
+    """NATIVE."""
+    PAYLOAD_FORMAT_NATIVE: _PayloadFormat.ValueType  # 1
+    """{"type", "timestamp", "data"}, data the Notification (proto field names)."""
+    PAYLOAD_FORMAT_FHIR_R4_BACKPORT: _PayloadFormat.ValueType  # 2
+    """A FHIR R4 notification Bundle (type "history", the Subscriptions R5
+    Backport IG): the SubscriptionStatus first, then the focus (its id with
+    CONTENT_ID_ONLY, the resource as notify knows it with CONTENT_FULL).
+    Needs exactly one topic (the FHIR Subscription's criteria).
+    """
+
+class PayloadFormat(_PayloadFormat, metaclass=_PayloadFormatEnumTypeWrapper):
+    """PayloadFormat: the body of a webhook's POSTs."""
+
+PAYLOAD_FORMAT_UNSPECIFIED: PayloadFormat.ValueType  # 0
+"""NATIVE."""
+PAYLOAD_FORMAT_NATIVE: PayloadFormat.ValueType  # 1
+"""{"type", "timestamp", "data"}, data the Notification (proto field names)."""
+PAYLOAD_FORMAT_FHIR_R4_BACKPORT: PayloadFormat.ValueType  # 2
+"""A FHIR R4 notification Bundle (type "history", the Subscriptions R5
+Backport IG): the SubscriptionStatus first, then the focus (its id with
+CONTENT_ID_ONLY, the resource as notify knows it with CONTENT_FULL).
+Needs exactly one topic (the FHIR Subscription's criteria).
+"""
+Global___PayloadFormat: _TypeAlias = PayloadFormat  # noqa: Y015
+
 class _DeliveryState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -216,6 +248,7 @@ class Subscription(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FORMAT_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     """UUID."""
     owner: _builtins.str
@@ -224,6 +257,8 @@ class Subscription(_message.Message):
     version: _builtins.int
     """The subscription aggregate's version."""
     state: Global___SubscriptionState.ValueType
+    payload_format: Global___PayloadFormat.ValueType
+    """How its webhook's POSTs are written (NATIVE or FHIR_R4_BACKPORT)."""
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[Global___Topic.ValueType]: ...
     @_builtins.property
@@ -256,10 +291,11 @@ class Subscription(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         state: Global___SubscriptionState.ValueType = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        payload_format: Global___PayloadFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "filter", b"filter", "revoked_at", b"revoked_at", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "expires_at", b"expires_at", "filter", b"filter", "owner", b"owner", "revoked_at", b"revoked_at", "state", b"state", "subscription_id", b"subscription_id", "topics", b"topics", "version", b"version", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "created_at", b"created_at", "expires_at", b"expires_at", "filter", b"filter", "owner", b"owner", "payload_format", b"payload_format", "revoked_at", b"revoked_at", "state", b"state", "subscription_id", b"subscription_id", "topics", b"topics", "version", b"version", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -274,9 +310,12 @@ class CreateSubscriptionRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FORMAT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key: a retry with the same id returns the same subscription."""
     content: Global___Content.ValueType
+    payload_format: Global___PayloadFormat.ValueType
+    """Unspecified: NATIVE."""
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[Global___Topic.ValueType]:
         """At least one."""
@@ -293,10 +332,11 @@ class CreateSubscriptionRequest(_message.Message):
         filter: Global___Filter | None = ...,
         content: Global___Content.ValueType = ...,
         webhook: Global___Webhook | None = ...,
+        payload_format: Global___PayloadFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "filter", b"filter", "request_id", b"request_id", "topics", b"topics", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "filter", b"filter", "payload_format", b"payload_format", "request_id", b"request_id", "topics", b"topics", "webhook", b"webhook"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

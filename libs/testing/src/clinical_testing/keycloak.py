@@ -21,6 +21,9 @@ import httpx
 import pyotp
 
 REALM = "clinical"
+# The realm file's confidential clients and their local-only secrets.
+CLIENT_SECRETS = {"partner-lab-system": "partner-lab-local-secret",
+                  "bulk-export-system": "bulk-export-local-secret"}  # fmt: skip
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
@@ -59,7 +62,7 @@ class Keycloak:
 
     def client_token(self, scope: str = "", client_id: str = "partner-lab-system") -> str:
         """A partner system's token (client credentials)."""
-        secret = "partner-lab-local-secret"  # noqa: S105 - the realm file's local-only secret
+        secret = CLIENT_SECRETS[client_id]
         form = {"grant_type": "client_credentials", "client_id": client_id,
                 "client_secret": secret}  # fmt: skip
         if scope:

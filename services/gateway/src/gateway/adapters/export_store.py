@@ -107,7 +107,8 @@ class MongoExportStore:
             oid = ObjectId(file_id)
         except InvalidId:
             raise FileNotFoundError(file_id) from None
-        found = await self._files.find({"_id": oid, "metadata.job_id": job_id}).to_list(1)
+        # The file must be this job's: a file id alone names no owner.
+        found = [f async for f in self._files.find({"_id": oid, "metadata.job_id": job_id})]
         if not found:
             raise FileNotFoundError(file_id)
         download = await self._files.open_download_stream(oid)

@@ -116,13 +116,14 @@ async def test_a_forgotten_record_is_gone(
     assert outcome(await client.get(f"/Patient/{PATIENT_ID}", headers=bearer()), 410)
 
 
-async def test_vread_serves_the_current_version_and_says_history_is_not_there_yet(
-    client: httpx.AsyncClient,
+async def test_vread_asks_the_service_for_that_version_and_refuses_another_answer(
+    client: httpx.AsyncClient, service: FakePatientService
 ) -> None:
     current = await client.get(f"/Patient/{PATIENT_ID}/_history/3", headers=bearer())
     assert current.status_code == 200
-    older = await client.get(f"/Patient/{PATIENT_ID}/_history/2", headers=bearer())
-    assert "_history" in (outcome(older, 404).issue[0].diagnostics or "")
+    assert service.calls[-1].request == {"patient_id": PATIENT_ID, "min_version": 0, "version": 3}
+    # This fake answers version 3 whatever it is asked: never shown as version 2.
+    outcome(await client.get(f"/Patient/{PATIENT_ID}/_history/2", headers=bearer()), 404)
     for never in ("0", "²", "9" * 30, "x"):
         outcome(await client.get(f"/Patient/{PATIENT_ID}/_history/{never}", headers=bearer()), 404)
 

@@ -64,7 +64,9 @@ def history(changes: list[dict[str, Any]], token: str = "") -> DownstreamAnswer:
 
 @pytest.fixture
 def audit() -> FakeServices:
-    return FakeServices({"History": [history(patient_changes())]})
+    # An auditor reads trails, never the records themselves: versions without contents.
+    refused = DownstreamAnswer("PERMISSION_DENIED", "auditors read no demographics")
+    return FakeServices({"History": [history(patient_changes())], "GetPatient": [refused]})
 
 
 @pytest.fixture
@@ -90,8 +92,10 @@ async def test_history_is_every_version_newest_first_with_its_time(
     assert [e["request"]["method"] for e in entries] == ["PUT", "PUT", "PUT", "POST"]
     assert entries[0]["fullUrl"] == f"{BASE}/Patient/{PATIENT_ID}/_history/4"
     assert entries[3]["response"]["lastModified"].startswith("2026-12-07T10:01:01.25")
-    [call] = audit.calls
+    assert all("resource" not in e for e in entries)
+    call, contents = audit.calls
     assert (call.service, call.method) == ("audit", "History")
+    assert (contents.method, contents.request["version"]) == ("GetPatient", 4)
     assert call.request == {"aggregate_id": PATIENT_ID, "page_size": 1000}
 
 

@@ -3,14 +3,25 @@
 Provenance's search scope).
 
 ``GET [base]/Patient/<id>/_history`` (and ServiceRequest's) is a ``history`` Bundle of every
-version recorded, newest first; ``GET [base]/Provenance?target=Patient/<id>`` a searchset of one
-Provenance per version.
+version of the *resource* recorded, newest first: an event that changes nothing the resource
+shows (``Versioned.unshown``, e.g. Patient's match assessment) is no version of it, though its
+Provenance stays searchable; versionIds are the aggregate's versions, so they may skip numbers.
+Each entry carries who/when/why (``meta.lastUpdated`` and the `VERSION_PROVENANCE` extension of
+``meta``) and, when the caller may read the record too, the version's contents (``resource``),
+read through the kind's `RecordSource` with ``version`` (at most `READS_AT_ONCE` at a time).
+``GET [base]/Provenance?target=Patient/<id>`` is a searchset of one Provenance per event.
+
+Seam for another resource type: ``Versioned(kind, aggregate_type, source, unshown)`` with its
+`RecordSource` (whose read RPC takes ``version``), passed to ``HistoryApi(exchange, served)``;
+route ``/<kind>/{id}/_history`` to ``histories.history(kind)`` and its ``vread`` to
+`records.vread`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -34,12 +45,20 @@ from gateway.entrypoints.fhir.listing import (
     reference_id,
 )
 from gateway.entrypoints.fhir.outcomes import FhirError, status_error
-from gateway.entrypoints.fhir.provenance import history_bundle, provenance
-from gateway.entrypoints.fhir.records import known_id, route
+from gateway.entrypoints.fhir.patient_api import PATIENTS
+from gateway.entrypoints.fhir.provenance import (
+    history_bundle,
+    operation,
+    provenance,
+    version_of,
+)
+from gateway.entrypoints.fhir.records import RecordSource, known_id, route
 
 # The audit service's largest page; a record's versions are read whole, up to the cap.
 _PAGE_SIZE = 1000
 MAX_VERSIONS = 10 * _PAGE_SIZE
+# Versions' contents read from the record's service at once, per history.
+READS_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -48,9 +67,16 @@ class Versioned:
 
     kind: str  # the FHIR resource type, e.g. "Patient"
     aggregate_type: str  # the event envelope's, e.g. "Patient"
+    # Where the versions' contents are read (its read RPC takes ``version``); None: no contents.
+    source: RecordSource | None = None
+    # Event types that change nothing the resource shows: no version of it (Provenance only).
+    unshown: frozenset[str] = field(default_factory=frozenset)
 
 
-PATIENT_VERSIONS = Versioned("Patient", "Patient")
+# The match assessment and care-team changes show nothing of a Patient: no versions of it.
+PATIENT_VERSIONS = Versioned("Patient", "Patient", PATIENTS, frozenset({
+    "PatientMatchAssessed", "CareTeamMemberAssigned", "CareTeamMemberEnded",
+}))  # fmt: skip
 SERVICE_REQUEST_VERSIONS = Versioned("ServiceRequest", "Order")
 _PROVENANCE = route("audit", "Provenance", "History", Interaction.SEARCH)
 
@@ -71,10 +97,45 @@ class HistoryApi:
         async def history(request: Request) -> Response:
             caller = await self._exchange.caller(request)
             record_id = known_id(request, kind)
-            changes = await self._changes(caller, versioned, record_id, request, via)
-            return fhir_response(history_bundle(kind, record_id, changes, base_url(request)))
+            changes = [c for c in await self._changes(caller, versioned, record_id, request, via)
+                       if c.get("event_type") not in versioned.unshown]  # fmt: skip
+            contents = await self._contents(caller, versioned, record_id, changes, request)
+            return fhir_response(history_bundle(kind, record_id, changes, base_url(request),
+                                                contents))  # fmt: skip
 
         return history
+
+    async def _contents(self, caller: Caller, versioned: Versioned, record_id: str,
+                        changes: Sequence[Mapping[str, Any]], request: Request,
+                        ) -> dict[int, dict[str, Any]]:  # fmt: skip
+        """Each version's resource by version, as the caller may read it: none when the record's
+        service refuses the caller (an auditor reads trails, not records) or the record is
+        forgotten (its contents are shredded), none for a deletion."""
+        source = versioned.source
+        if source is None:
+            return {}
+        versions = [version_of(c) for c in changes if operation(c) != "DELETE"]
+        limit = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def read(version: int) -> dict[str, Any] | None:
+            async with limit:
+                record = await source.record(self._exchange, caller, record_id, 0, request,
+                                             version=version)  # fmt: skip
+                return source.shown(record)
+
+        if not versions:
+            return {}
+        try:
+            # The newest first: a refusal (403, 410) shows at once and the rest are not read.
+            first = await read(versions[-1])
+        except FhirError as refused:
+            if refused.status in {403, 404, 410}:
+                return {}
+            raise
+        rest = await asyncio.gather(*(read(v) for v in versions[:-1]))
+        read_back = dict(zip(versions[:-1], rest, strict=True))
+        read_back[versions[-1]] = first
+        return {v: r for v, r in read_back.items() if r is not None}
 
     async def search_provenance(self, request: Request) -> Response:
         """search-type: ``target=<type>/<id>`` (required), one Provenance per version."""

@@ -23,6 +23,9 @@ SUBJECT_SYSTEM = "urn:clinical-platform:subject"
 ROLE_SYSTEM = "urn:clinical-platform:role"
 CLIENT_SYSTEM = "urn:clinical-platform:client"
 _PURPOSE_PREFIX = "PURPOSE_OF_USE_"
+# A version's who/why in its ``meta`` (a history's entries): parts provenance, author, activity,
+# role (each of the author's) and reason (the purpose of use, when recorded).
+VERSION_PROVENANCE = "urn:clinical-platform:fhir:StructureDefinition:version-provenance"
 # Event types that end a record (the version is a deletion in FHIR's terms).
 _ENDING = frozenset({"PatientForgotten"})
 
@@ -80,11 +83,32 @@ def provenance(kind: str, change: Mapping[str, Any]) -> dict[str, Any]:
     return Provenance.model_validate(resource).model_dump(mode="json", exclude_none=True)
 
 
+def version_provenance(change: Mapping[str, Any]) -> dict[str, Any]:
+    """Who made a version, why, by which event, and the Provenance that records it: the
+    `VERSION_PROVENANCE` extension of the version's ``meta`` in a history."""
+    actor = change.get("actor", {})
+    parts: list[dict[str, Any]] = [
+        {"url": "provenance", "valueReference": {"reference": f"Provenance/{change['event_id']}"}},
+        {"url": "author", "valueIdentifier": {"system": SUBJECT_SYSTEM,
+                                              "value": actor.get("subject", "")}},
+        {"url": "activity", "valueString": change.get("event_type", "")},
+    ]  # fmt: skip
+    parts.extend({"url": "role", "valueCoding": {"system": ROLE_SYSTEM, "code": r}}
+                 for r in actor.get("roles", []))  # fmt: skip
+    if code := purpose_of_use(change):
+        parts.append({"url": "reason", "valueCoding": {"system": ACT_REASON, "code": code}})
+    return {"url": VERSION_PROVENANCE, "extension": parts}
+
+
 def history_bundle(kind: str, record_id: str, changes: Sequence[Mapping[str, Any]],
-                   base: str) -> dict[str, Any]:  # fmt: skip
+                   base: str, resources: Mapping[int, Mapping[str, Any]] | None = None,
+                   ) -> dict[str, Any]:  # fmt: skip
     """The ``history`` Bundle of a record: one entry per version, newest first, each with its
-    version and time (``response``) and what it did (``request``)."""
+    version and time (``response``), what it did (``request``) and the version's contents
+    (``resource``, from ``resources`` by version, when there) whose ``meta`` says who did it,
+    why and which Provenance records it (`VERSION_PROVENANCE`)."""
     newest_first = sorted(changes, key=version_of, reverse=True)
+    contents = resources or {}
 
     def entry(change: Mapping[str, Any]) -> dict[str, Any]:
         version, did = version_of(change), operation(change)
@@ -93,12 +117,17 @@ def history_bundle(kind: str, record_id: str, changes: Sequence[Mapping[str, Any
             "UPDATE": ("PUT", f"{kind}/{record_id}", "200 OK"),
             "DELETE": ("DELETE", f"{kind}/{record_id}", "204 No Content"),
         }[did]
-        return {
+        entry = {
             "fullUrl": f"{base}/{kind}/{record_id}/_history/{version}",
             "request": {"method": method, "url": url},
             "response": {"status": status, "etag": etag(version),
                          "lastModified": change["recorded_at"]},
         }  # fmt: skip
+        if (resource := contents.get(version)) is not None:
+            meta = {**resource.get("meta", {}), "lastUpdated": change["recorded_at"]}
+            meta["extension"] = [*meta.get("extension", []), version_provenance(change)]
+            entry["resource"] = {**resource, "meta": meta}
+        return entry
 
     bundle = {
         "resourceType": "Bundle", "type": "history", "total": len(newest_first),

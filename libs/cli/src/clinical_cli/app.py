@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from clinical_cli.commands import admin, orders, patient, profile, results, subscribe
+from clinical_cli.commands import admin, fhir, orders, patient, profile, results, subscribe
 from clinical_cli.commands import backup as _backup  # noqa: F401 - registers admin backup|restore
 from clinical_cli.login import browser_login
 from clinical_cli.output import OutputFormat
@@ -30,6 +30,7 @@ app.add_typer(orders.app, name="order")
 app.add_typer(results.app, name="result")
 app.command("subscribe")(subscribe.subscribe)
 app.add_typer(admin.app, name="admin")
+app.add_typer(fhir.app, name="fhir")
 
 
 @app.callback()

@@ -39,10 +39,12 @@ class GatewaySettings(BaseServiceSettings):
     orders_address: str = "127.0.0.1:18052"
     results_address: str = "127.0.0.1:18053"
     audit_address: str = "127.0.0.1:18055"
+    notify_address: str = "127.0.0.1:18054"
     patient_audience: str = service_audience("patient")
     orders_audience: str = service_audience("orders")
     results_audience: str = service_audience("results")
     audit_audience: str = service_audience("audit")
+    notify_audience: str = service_audience("notify")
     # Rate limits (the `limits` notation), per client and per user; storage memory or Redis.
     rate_limit: str = "100/minute"
     rate_limit_storage: str = "async+memory://"
@@ -84,11 +86,13 @@ class GatewaySettings(BaseServiceSettings):
 
     def addresses(self) -> dict[str, str]:
         return {"patient": self.patient_address, "orders": self.orders_address,
-                "results": self.results_address, "audit": self.audit_address}  # fmt: skip
+                "results": self.results_address, "audit": self.audit_address,
+                "notify": self.notify_address}  # fmt: skip
 
     def audiences(self) -> dict[str, str]:
         return {"patient": self.patient_audience, "orders": self.orders_audience,
-                "results": self.results_audience, "audit": self.audit_audience}  # fmt: skip
+                "results": self.results_audience, "audit": self.audit_audience,
+                "notify": self.notify_audience}  # fmt: skip
 
     def production_refusals(self) -> list[str]:
         """Production mode (clinical_platform.production): keys from the provider over https."""

@@ -22,4 +22,5 @@ def test_each_downstream_service_gets_its_own_audience() -> None:
     assert load_settings(GatewaySettings).audiences() == {
         "patient": "clinical-patient", "orders": "clinical-orders",
         "results": "clinical-results", "audit": "clinical-audit",
+        "notify": "clinical-notify",
     }  # fmt: skip

@@ -18,6 +18,7 @@ from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status  # type: ignore[import-untyped]
 
 from clinical.audit.v1 import audit_pb2
+from clinical.notify.v1 import notify_pb2
 from clinical.orders.v1 import orders_pb2
 from clinical.patient.v1 import patient_pb2
 from clinical.results.v1 import results_pb2
@@ -32,6 +33,7 @@ SERVICES: Mapping[str, ServiceDescriptor] = {
     "orders": orders_pb2.DESCRIPTOR.services_by_name["OrderService"],
     "results": results_pb2.DESCRIPTOR.services_by_name["ResultService"],
     "audit": audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
+    "notify": notify_pb2.DESCRIPTOR.services_by_name["NotifyService"],
 }
 
 

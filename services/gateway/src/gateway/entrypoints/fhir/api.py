@@ -6,6 +6,7 @@ commands and queries; anything else is a 404 or 405 OperationOutcome."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 
@@ -23,6 +24,7 @@ from gateway.entrypoints.fhir.exchange import (
     endpoint,
     fhir_response,
 )
+from gateway.entrypoints.fhir.export_api import ExportApi, Exports
 from gateway.entrypoints.fhir.history_api import (
     PATIENT_VERSIONS,
     SERVICE_REQUEST_VERSIONS,
@@ -32,6 +34,8 @@ from gateway.entrypoints.fhir.outcomes import BASE_PATH, FhirError
 from gateway.entrypoints.fhir.patient_api import PatientApi
 from gateway.entrypoints.fhir.result_api import ResultApi
 from gateway.entrypoints.fhir.service_request_api import ServiceRequestApi
+from gateway.entrypoints.fhir.subscription_api import SubscriptionApi
+from gateway.entrypoints.fhir.subscription_tokens import BindingTokens
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -40,8 +44,10 @@ async def _unknown(_: Request) -> Response:
     raise FhirError.of(404, "not-supported", "this resource type or operation is not served")
 
 
-def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]:
-    """The FHIR API's routes, for the gateway's Starlette application."""
+def fhir_routes(app: GatewayApp, *, max_body_bytes: int, exports: Exports | None = None,
+                binding_tokens: BindingTokens | None = None) -> list[StarletteRoute]:  # fmt: skip
+    """The FHIR API's routes, for the gateway's Starlette application (``$export`` when
+    ``exports`` is given)."""
     exchange = FhirExchange(app, max_body_bytes=max_body_bytes)
     patients, orders, results = (
         PatientApi(exchange),
@@ -50,6 +56,8 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
     )
     histories = HistoryApi(exchange, (PATIENT_VERSIONS, SERVICE_REQUEST_VERSIONS))
     audit_events = AuditEventApi(exchange)
+    subscriptions = SubscriptionApi(exchange, binding_tokens or BindingTokens())
+    bulk = ExportApi(exchange, exports) if exports else None
     started = datetime.now(UTC).isoformat(timespec="seconds")
     software_version = package_version("clinical-gateway")
 
@@ -60,6 +68,7 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
 
     table: tuple[tuple[str, dict[str, Handler]], ...] = (
         ("/metadata", {"GET": metadata}),
+        *(bulk_routes(bulk) if bulk else ()),
         ("/Patient", {"GET": patients.search, "POST": patients.create}),
         ("/Patient/{id}", {"GET": patients.read, "PUT": patients.update}),
         ("/Patient/{id}/_history", {"GET": histories.history("Patient")}),
@@ -76,9 +85,33 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int) -> list[StarletteRoute]
         ("/Observation/{id}", {"GET": results.read_observation}),
         ("/Provenance", {"GET": histories.search_provenance}),
         ("/AuditEvent", {"GET": audit_events.search}),
+        ("/Subscription", {"POST": subscriptions.create}),
+        ("/Subscription/{id}", {"GET": subscriptions.read, "DELETE": subscriptions.delete}),
+        ("/Subscription/{id}/$status", {"GET": subscriptions.status}),
+        ("/Subscription/{id}/$events", {"GET": subscriptions.events}),
+        ("/Subscription/{id}/$get-ws-binding-token",
+         {"GET": subscriptions.binding_token, "POST": subscriptions.binding_token}),
         ("/{rest:path}", dict.fromkeys(_METHODS, _unknown)),
     )
-    return [
-        StarletteRoute(BASE_PATH + path, endpoint(BASE_PATH + path, handlers), methods=_METHODS)
-        for path, handlers in table
-    ]
+    files = [StarletteRoute(BASE_PATH + "/$export-file/{job}/{file}", bulk.file)] if bulk else []
+    return [*files, *(FhirRoute(BASE_PATH + path, handlers) for path, handlers in table)]
+
+
+def bulk_routes(bulk: ExportApi) -> tuple[tuple[str, dict[str, Handler]], ...]:
+    """``$export`` at each level (before ``Patient/{id}`` takes ``$export`` for an id) and its
+    status; its files are routed apart: NDJSON, whatever ``Accept`` says."""
+    return (
+        ("/$export", {"GET": bulk.kick_off_system}),
+        ("/Patient/$export", {"GET": bulk.kick_off_patients}),
+        ("/Group/{id}/$export", {"GET": bulk.kick_off_group}),
+        ("/$export-status/{job}", {"GET": bulk.status, "DELETE": bulk.delete}),
+    )
+
+
+class FhirRoute(StarletteRoute):
+    """A FHIR path: every method reaches it (one it does not serve is a 405 OperationOutcome);
+    ``served`` are the methods it serves (the OpenAPI document describes those)."""
+
+    def __init__(self, path: str, handlers: Mapping[str, Handler]) -> None:
+        super().__init__(path, endpoint(path, handlers), methods=_METHODS)
+        self.served = tuple(handlers)

@@ -123,11 +123,11 @@ async def gateway(  # noqa: PLR0917 - pytest passes fixtures by name
             )
             addresses = await serve(stack, {"orders": orders.services,
                                             "notify": notify.services})  # fmt: skip
-            settings = GatewaySettings(
-                oidc_issuer=keycloak.issuer, signing_keys_file=keys, access_trail=False,
-                orders_audience="clinical-orders", notify_audience="clinical-notify",
+            settings = GatewaySettings.model_validate({
+                "oidc_issuer": keycloak.issuer, "signing_keys_file": keys, "access_trail": False,
+                "orders_audience": "clinical-orders", "notify_audience": "clinical-notify",
                 **addresses,
-            )  # fmt: skip
+            })  # fmt: skip
             asgi, _ = await stack.enter_async_context(gateway_http_app(settings))
             config = uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="warning",
                                     lifespan="off")  # fmt: skip
@@ -202,7 +202,7 @@ def notification_of(bundle_json: dict[str, Any]) -> tuple[str, dict[str, Any], l
     entries = bundle_json["entry"]
     status = Parameters.model_validate(entries[0]["resource"])
     parts = {p.name: p for p in status.parameter or []}
-    return str(parts["type"].valueCode), entries[0]["resource"], entries[1:]  # type: ignore[union-attr]
+    return str(parts["type"].valueCode), entries[0]["resource"], entries[1:]
 
 
 def events_of(status: dict[str, Any]) -> list[dict[str, str]]:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from importlib.metadata import version
 
 import httpx
@@ -14,11 +15,13 @@ from starlette.applications import Starlette
 
 from clinical_platform.access.log import AccessAuditLog
 from clinical_platform.access.publisher import AccessAuditConfig
+from clinical_platform.clients.mongo import build_mongo_client
 from clinical_platform.grpc_tls import TlsFiles
 from clinical_platform.observability.http import HttpTelemetry
 from clinical_platform.runtime import serve_grpc, service_runtime
 from gateway.adapters.access_trail import AccessTrailRefusals, RefusalAudits
 from gateway.adapters.downstream import GrpcDownstream
+from gateway.adapters.export_store import MongoExportStore
 from gateway.adapters.internal_tokens import InternalTokenIssuer, rotate_key_file
 from gateway.adapters.oidc import OidcTokenVerifier
 from gateway.adapters.rate_limits import WindowRateLimiter
@@ -29,6 +32,8 @@ from gateway.domain.origin import trusted_networks
 from gateway.entrypoints.console.login import OidcLogin
 from gateway.entrypoints.console.pages import ConsoleConfig
 from gateway.entrypoints.console.sessions import ConsoleSessions
+from gateway.entrypoints.fhir.export_api import Exports
+from gateway.entrypoints.fhir.export_runner import ExportRunner
 from gateway.entrypoints.http import build_http_app
 from gateway.ports import RefusalAudit
 from gateway.settings import GatewaySettings
@@ -83,11 +88,32 @@ async def gateway_http_app(
         asgi = build_http_app(app, jwks=tokens.jwks(), max_body_bytes=settings.max_body_bytes,
                               cors_origins=settings.cors_origins,
                               console=console_config(settings, http),
-                              trusted_proxies=proxies)  # fmt: skip
+                              trusted_proxies=proxies,
+                              oidc_issuer=settings.oidc_issuer,
+                              exports=await stack.enter_async_context(
+                                  bulk_exports(settings, app)))  # fmt: skip
         try:
             yield asgi, app
         finally:
             await downstream.close()
+
+
+@contextlib.asynccontextmanager
+async def bulk_exports(settings: GatewaySettings, app: GatewayApp) -> AsyncIterator[Exports | None]:
+    """``$export``'s jobs in the gateway's MongoDB database (docs/fhir-bulk-export.md), run
+    here; None when GATEWAY_EXPORT_ENABLED is false. The client connects on first use."""
+    if not settings.export_enabled:
+        yield None
+        return
+    client = build_mongo_client(settings)
+    store = MongoExportStore(client[settings.export_database])
+    runner = ExportRunner(app, store, runner_id=f"gateway-{secrets.token_hex(8)}",
+                          lease_s=settings.export_lease_seconds)  # fmt: skip
+    try:
+        yield Exports(store, runner, timedelta(seconds=settings.export_retention_seconds))
+    finally:
+        await runner.close()
+        await client.close()
 
 
 def console_config(settings: GatewaySettings, http: httpx.AsyncClient) -> ConsoleConfig:

@@ -32,6 +32,10 @@ from gateway.entrypoints.bearer import bearer_of, scope_challenge, token_challen
 from gateway.entrypoints.console.pages import ConsoleConfig, console_routes
 from gateway.entrypoints.edge import EdgeMiddleware, RequestTooLargeError, read_body
 from gateway.entrypoints.fhir.api import fhir_routes
+from gateway.entrypoints.fhir.export_api import Exports
+from gateway.entrypoints.fhir.subscription_tokens import BindingTokens
+from gateway.entrypoints.fhir.subscription_websocket import subscription_socket_route
+from gateway.entrypoints.openapi import openapi_document
 from gateway.entrypoints.routes import ROUTES
 from gateway.ports import DownstreamAnswer, IdentityProviderUnavailableError
 
@@ -51,10 +55,12 @@ def error(status: int, code: str, message: str, *, details: Any = (),
 
 def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int,
                    cors_origins: Sequence[str], console: ConsoleConfig | None = None,
-                   trusted_proxies: tuple[IpNetwork, ...] = ()) -> Starlette:  # fmt: skip
+                   trusted_proxies: tuple[IpNetwork, ...] = (),
+                   oidc_issuer: str = "", exports: Exports | None = None,
+                   ) -> Starlette:  # fmt: skip
     """The ASGI application: the routes of `ROUTES`, the FHIR API, the JWKS, whoami, health,
-    and the audit console when ``console`` is given. X-Forwarded-For counts only from
-    ``trusted_proxies``."""
+    their OpenAPI document (OAuth2 at ``oidc_issuer``) and the audit console when ``console``
+    is given. X-Forwarded-For counts only from ``trusted_proxies``."""
 
     # One answer per kind of refusal (RFC 6750's table, then ours): clearer flat than split.
     async def forward(request: Request, route: Route) -> Response:  # noqa: PLR0911
@@ -115,14 +121,24 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "SERVING"})
 
+    binding_tokens = BindingTokens()  # $get-ws-binding-token issues, the websocket redeems
     routes = [
         StarletteRoute("/healthz", health, methods=["GET"]),
         StarletteRoute("/.well-known/jwks.json", jwks_document, methods=["GET"]),
         StarletteRoute("/api/v1/whoami", whoami, methods=["GET"]),
         *(StarletteRoute(r.path, endpoint(r.route, r.path), methods=[r.method]) for r in ROUTES),
-        *fhir_routes(app, max_body_bytes=max_body_bytes),
+        *fhir_routes(
+            app, max_body_bytes=max_body_bytes, exports=exports, binding_tokens=binding_tokens
+        ),
+        subscription_socket_route(app, binding_tokens),
         *(console_routes(app, console) if console else ()),
     ]
+    described = openapi_document(routes, ROUTES, oidc_issuer=oidc_issuer)
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(described)
+
+    routes.append(StarletteRoute("/openapi.json", openapi, methods=["GET"]))
     middleware = [
         Middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies),
         Middleware(

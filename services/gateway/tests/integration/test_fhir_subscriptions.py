@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,12 @@ import httpx
 import pytest
 import uvicorn
 import websockets
-from aiohttp import web
 from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
 from clinical_testing.kafka import delete_event_log
 from clinical_testing.keycloak import Keycloak
 from clinical_testing.patients import patient_registry
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
+from clinical_testing.webhooks import WebhookReceiver, webhook_receiver
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.parameters import Parameters
@@ -52,37 +51,10 @@ PATIENT_ID = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"  # the realm's patient user'
 ORDER_SIGNED = TOPIC_BASE + "order-signed"
 
 
-@dataclass
-class Receiver:
-    """A rest-hook endpoint on 127.0.0.1: answers notify's handshake, keeps every POST."""
-
-    url: str = ""
-    posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        payload = json.loads(body)
-        if payload.get("type") == "webhook.handshake":
-            return web.json_response({"challenge": payload["data"]["challenge"]})
-        self.posts.append((dict(request.headers), body))
-        self.arrived.set()
-        return web.Response(status=204)
-
-
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    endpoint = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", endpoint.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    endpoint.url = f"http://127.0.0.1:{port}/hook"
-    yield endpoint
-    await runner.cleanup()
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    async with webhook_receiver() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -218,7 +190,7 @@ def events_of(status: dict[str, Any]) -> list[dict[str, str]]:
 
 
 async def test_a_rest_hook_receives_a_signed_order_signed_bundle_and_events_replay(
-    fhir: httpx.AsyncClient, receiver: Receiver, clinician_otp_token: str
+    fhir: httpx.AsyncClient, receiver: WebhookReceiver, clinician_otp_token: str
 ) -> None:
     token = clinician_otp_token
     created = await subscribe(fhir, token, new_subscription(
@@ -317,7 +289,7 @@ def outcome(answer: httpx.Response, status: int) -> OperationOutcome:
 
 
 async def test_bad_subscriptions_are_refused_with_the_element_named(
-    fhir: httpx.AsyncClient, keycloak: Keycloak, receiver: Receiver, clinician_otp_token: str
+    fhir: httpx.AsyncClient, keycloak: Keycloak, receiver: WebhookReceiver, clinician_otp_token: str
 ) -> None:
     token = clinician_otp_token
     headers = auth(token, **FHIR)

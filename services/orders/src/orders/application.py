@@ -15,9 +15,16 @@ from uuid import UUID
 
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.reads import Clock, ReadModelBehind, require_recorded, utc_now
+from clinical_platform.versions import VersionWanted, version_to_wait_for
 from orders.domain.errors import OrderNotFound
 from orders.domain.order import LabTestCatalogue, Order, Priority, ReasonCode
-from orders.ports import OrderPage, OrderQuery, OrderReadModel, OrderRepository, OrderView
+from orders.ports import (
+    OrderPage,
+    OrderQuery,
+    OrderReadModel,
+    OrderRepository,
+    OrderView,
+)
 
 _ORDER_IDS = uuid.UUID("0b6a8f52-8f5e-4d7c-bc0e-5d1a3a9f4c21")
 
@@ -115,13 +122,19 @@ class OrdersApp:
 
         return (await self._orders.execute(order_id, context, resulted)).version
 
-    async def get_order(self, order_id: UUID, *, min_version: int, wait_s: float) -> OrderView:
-        """The order at ``min_version`` or later, waiting up to ``wait_s`` for the read model.
+    async def get_order(
+        self, order_id: UUID, *, min_version: int, wait_s: float, wanted: VersionWanted = None
+    ) -> OrderView:
+        """The order at ``min_version`` or later, waiting up to ``wait_s`` for the read model;
+        shown at ``wanted`` (an exact version or an instant) when given.
 
-        A ``min_version`` the event log does not hold raises VersionNotRecorded at once.
+        A ``min_version`` or exact version the event log does not hold raises
+        VersionNotRecorded at once; an instant before the order was placed OrderNotFound.
         """
-        require_recorded(self._orders, order_id, min_version)
-        view = await self._read_model.get(str(order_id), min_version=min_version, wait_s=wait_s)
+        min_version = version_to_wait_for(self._orders, order_id, min_version, wanted)
+        view = await self._read_model.get(
+            str(order_id), min_version=min_version, wait_s=wait_s, wanted=wanted
+        )
         if view is not None:
             return view
         if min_version:

@@ -11,6 +11,7 @@ from uuid import UUID
 from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.reads import RecordedVersions
+from clinical_platform.versions import VersionWanted
 from orders.domain.order import (
     Order,
     OrderedTest,
@@ -48,29 +49,40 @@ class OrderView:
     cancellation: Cancellation | None
     result_id: str | None
     resulted_at: datetime | None
+    # When this version was recorded (None in a document projected before it was kept).
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class OrderQuery:
-    """One page of a patient's orders, newest first, optionally in one status."""
+    """One page of a patient's orders, newest first, optionally in one status, of some tests
+    and placed in [authored_from, authored_to)."""
 
     patient_id: str
     status: OrderStatus | None = None
     page_size: int = DEFAULT_PAGE_SIZE
     page_token: str = ""
+    test_codes: tuple[str, ...] = ()
+    authored_from: datetime | None = None
+    authored_to: datetime | None = None
 
 
 @dataclass(frozen=True)
 class OrderPage:
     orders: tuple[OrderView, ...]
     next_page_token: str
+    total: int = 0  # matches on every page
 
 
 class OrderReadModel(Protocol):
     """The orders read model (fed by the orders projection)."""
 
-    async def get(self, order_id: str, *, min_version: int, wait_s: float) -> OrderView | None:
-        """The order once at ``min_version`` or later; None if absent or behind after waiting."""
+    async def get(
+        self, order_id: str, *, min_version: int, wait_s: float, wanted: VersionWanted = None
+    ) -> OrderView | None:
+        """The order once at ``min_version`` or later, shown at ``wanted``; None if absent or
+        behind after waiting. VersionNotRecorded for a version it does not hold, OrderNotFound
+        for an instant before the order was placed."""
         ...
 
     async def list(self, query: OrderQuery) -> OrderPage: ...

@@ -11,6 +11,7 @@ import pytest
 from clinical_platform.eventlog.appends import AppendResult
 from clinical_platform.eventlog.context import Actor, CommandContext
 from clinical_platform.reads import ReadModelBehind, VersionNotRecorded
+from clinical_platform.versions import VersionWanted
 from orders.adapters.lab_test_catalogue import CsvLabTestCatalogue
 from orders.application import OrdersApp, PlaceOrder, order_id_for
 from orders.domain.errors import OrderNotFound
@@ -54,7 +55,9 @@ class InMemoryOrders:
 class EmptyReadModel:
     """A read model that has seen nothing yet."""
 
-    async def get(self, order_id: str, *, min_version: int, wait_s: float) -> OrderView | None:
+    async def get(
+        self, order_id: str, *, min_version: int, wait_s: float, wanted: VersionWanted = None
+    ) -> OrderView | None:
         return None
 
     async def list(self, query: OrderQuery) -> OrderPage:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from clinical_platform.eventlog.context import CommandContext
 from clinical_platform.reads import Clock, ReadModelBehind, require_recorded, utc_now
+from clinical_platform.versions import VersionWanted, version_to_wait_for
 from results.domain.errors import OrderNotFound, ResultAlreadyPosted, ResultNotFound
 from results.domain.observation import ReportedObservation, TestCatalogue
 from results.domain.result import LabResult, RevisionKind, result_id_for
@@ -108,15 +109,19 @@ class ResultsApp:
         )
         return result.version
 
-    async def get_result(self, result_id: UUID, *, min_version: int, wait_s: float) -> ResultView:
-        """The result at ``min_version`` or later, waiting up to ``wait_s`` for the read model.
+    async def get_result(
+        self, result_id: UUID, *, min_version: int, wait_s: float, wanted: VersionWanted = None
+    ) -> ResultView:
+        """The result at ``min_version`` or later, waiting up to ``wait_s`` for the read model;
+        shown at ``wanted`` (an exact version or an instant) when given.
 
-        A ``min_version`` the event log does not hold raises VersionNotRecorded at once.
+        A ``min_version`` or exact version the event log does not hold raises
+        VersionNotRecorded at once; an instant before the result was posted ResultNotFound.
         """
-        require_recorded(self._results, result_id, min_version)
+        min_version = version_to_wait_for(self._results, result_id, min_version, wanted)
         view = await self._read_model.get(str(result_id), min_version=min_version, wait_s=wait_s)
         if view is not None:
-            return view
+            return view if wanted is None else view.at(wanted)
         if min_version:
             raise ReadModelBehind(min_version)
         raise ResultNotFound(result_id)

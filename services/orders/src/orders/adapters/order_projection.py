@@ -2,14 +2,19 @@
 
 Documents hold ids and codes as strings and instants as UTC datetimes::
 
-    {_id, version, patient_id, status, test: {code, display}, priority,
+    {_id, version, patient_id, status, test: {code, display}, test_code, priority,
      reasons: [{system, code}], orderer, placed_at,
      signature: {signer, signed_at, mfa}, cancellation: {cancelled_by, reason, cancelled_at},
-     result_id, resulted_at}
+     result_id, resulted_at, recorded_at,
+     history: [{version, recorded_at, set: {the fields that version set}}]}
 
 Each event sets only the fields it changes, through a version-guarded upsert, so a redelivered
 or replayed event never moves a document backwards. Events become changes without a read, so
-the runner writes each poll's batch in bulk.
+the runner writes each poll's batch in bulk. The same upsert pushes what the event set onto
+``history`` (an order has a handful of versions), so any version, or the one current at an
+instant, is the fold of its first entries: one read by ``_id``, rebuilt with the rest, and
+gone with the rest when the patient is forgotten. ``test_code`` is the test's code at the top
+level, where FerretDB can answer a filter on it from an index.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ def _placed(payload: bytes) -> Fields:
         "patient_id": placed.patient_id,
         "status": "draft",
         "test": {"code": placed.test.code, "display": placed.test.display},
+        "test_code": placed.test.code,
         "priority": placed.priority,
         "reasons": [{"system": r.system, "code": r.code} for r in placed.reasons],
         "orderer": placed.orderer,
@@ -96,7 +102,7 @@ _CHANGES: dict[str, Callable[[bytes], Fields]] = {
 class OrdersProjection(TopicProjection):
     """Projects Order events into the ``orders`` collection."""
 
-    # "A patient's orders, newest first", optionally by status.
+    # "A patient's orders, newest first", optionally by status or test.
     INDEXES = (
         IndexModel(
             [("patient_id", ASCENDING), ("placed_at", DESCENDING), ("_id", ASCENDING)],
@@ -105,6 +111,10 @@ class OrdersProjection(TopicProjection):
         IndexModel(
             [("patient_id", ASCENDING), ("status", ASCENDING), ("placed_at", DESCENDING)],
             name="patient_status_placed",
+        ),
+        IndexModel(
+            [("patient_id", ASCENDING), ("test_code", ASCENDING), ("placed_at", DESCENDING)],
+            name="patient_test_placed",
         ),
     )
 
@@ -121,12 +131,19 @@ class OrdersProjection(TopicProjection):
                 extra={"event_type": envelope.event_type, "event_id": envelope.event_id},
             )
             return []
+        version, recorded_at = envelope.aggregate_version, instant(envelope.recorded_at)
         fields = change(envelope.payload)
+        entry = {"version": version, "recorded_at": recorded_at, "set": fields}
+        current = {**fields, "recorded_at": recorded_at}
+        if version == 1:  # inserted whole (see VersionedChange.creates)
+            return [VersionedChange(self.collection, envelope.aggregate_id, version,
+                                    {**current, "history": [entry]})]  # fmt: skip
         return [
             VersionedChange(
-                self.collection, envelope.aggregate_id, envelope.aggregate_version, fields
+                self.collection, envelope.aggregate_id, version, current,
+                extra_update={"$push": {"history": entry}},
             )
-        ]
+        ]  # fmt: skip
 
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         """Apply one event (the runner batches `changes` instead)."""

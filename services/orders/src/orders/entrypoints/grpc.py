@@ -18,6 +18,7 @@ from clinical_platform.grpc_errors import failures_as_status
 from clinical_platform.reads import VersionNotRecorded
 from clinical_platform.tokens import TokenVerifier
 from clinical_platform.validation import InvalidRequest, Violations
+from clinical_platform.versions import version_wanted
 from orders import policy
 from orders.application import OrdersApp
 from orders.domain.errors import (
@@ -111,8 +112,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     async def GetOrder(  # noqa: N802 - named by the proto service
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetOrderResponse:
-        """Read one order at min_version or later (lab staff; a clinician of a patient in their
-        care or by break-glass; a patient their own)."""
+        """Read one order at min_version or later, or an exact version, or the version current
+        at as_of (lab staff; a clinician of a patient in their care or by break-glass; a
+        patient their own)."""
         principal = await self._gate.reader(context, policy.READERS, operation="GetOrder")
 
         async def owner() -> RecordOwner | None:
@@ -133,6 +135,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
                 translate.order_id_from(request),
                 min_version=request.min_version,
                 wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
+                wanted=version_wanted(request),
             )
         patient_id = str(view.patient_id)
         access = await self._reads.authorize(
@@ -171,6 +174,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         return pb.ListOrdersResponse(
             orders=[translate.order_message(view) for view in page.orders],
             next_page_token=page.next_page_token,
+            total=page.total,
         )
 
 

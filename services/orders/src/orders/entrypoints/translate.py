@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clinical.orders.v1 import orders_pb2 as pb
 from clinical_platform.limits import PAGE_TOKEN_CHARS, TEXT_CHARS, RequestLimits, declare_limits
 from clinical_platform.validation import FieldViolation, Violations
+from clinical_platform.versions import optional_instant
 from orders.application import PlaceOrder
 from orders.domain.order import (
     MAX_REASON_CODES,
@@ -24,11 +25,13 @@ from orders.domain.order import (
 )
 from orders.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OrderQuery, OrderView
 
+MAX_TEST_CODES = 20
+
 LIMITS = declare_limits(
     pb.DESCRIPTOR,
     RequestLimits(
         chars={"reason": TEXT_CHARS, "page_token": PAGE_TOKEN_CHARS},
-        counts={"reason_codes": MAX_REASON_CODES},
+        counts={"reason_codes": MAX_REASON_CODES, "test_codes": MAX_TEST_CODES},
     ),
 )
 """Every other field of a clinical.orders.v1 request: an identifier or code (128)."""
@@ -95,11 +98,18 @@ def order_listing(
         violations.add("patient_id", "is required")
     if request.page_size > MAX_PAGE_SIZE:
         violations.add("page_size", f"must be at most {MAX_PAGE_SIZE}")
+    authored_from = optional_instant(request, "authored_from")
+    authored_to = optional_instant(request, "authored_to")
+    if authored_from and authored_to and authored_from >= authored_to:
+        violations.add("authored_to", "must be after authored_from")
     query = OrderQuery(
         patient_id=patient_id,
         status=_STATUSES.get(request.status),
         page_size=request.page_size or DEFAULT_PAGE_SIZE,
         page_token=request.page_token,
+        test_codes=tuple(dict.fromkeys(request.test_codes)),
+        authored_from=authored_from,
+        authored_to=authored_to,
     )
     after = None
     if request.min_version:
@@ -133,6 +143,8 @@ def order_message(view: OrderView) -> pb.Order:
         status=_STATUS_NUMBERS[view.status],
         result_id=view.result_id or "",
     )
+    if view.recorded_at is not None:
+        message.recorded_at.CopyFrom(_timestamp(view.recorded_at))
     if view.signature is not None:
         message.signature.CopyFrom(
             pb.Signature(

@@ -11,6 +11,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from clinical_platform.projections import wait_for_version
 from clinical_platform.reads import decode_keyset_token, encode_keyset_token
 from clinical_platform.security.forgetting import FORGOTTEN_FIELD
+from clinical_platform.versions import time_window
 from results.adapters.observation_documents import Document, observation_from_document
 from results.domain.errors import RecordOfForgottenPatient
 from results.domain.result import OrderState, OrderStatus, ResultStatus
@@ -35,6 +36,15 @@ class MongoResultReadModel:
             where["patient_id"] = query.patient_id
         if query.order_id:
             where["order_id"] = query.order_id
+        # One value is an equality FerretDB answers from an index; several an $in it filters
+        # among the patient's (or order's) results.
+        for field, values in (("codes", query.codes), ("report_code", query.report_codes),
+                              ("status", tuple(str(s) for s in query.statuses))):  # fmt: skip
+            if values:
+                where[field] = values[0] if len(values) == 1 else {"$in": list(values)}
+        if effective := time_window(query.effective_from, query.effective_to):
+            where["effective_at"] = effective
+        total = await self._results.count_documents(where)
         if query.page_token:
             issued_at, result_id = decode_keyset_token(query.page_token)
             where["$or"] = [
@@ -50,7 +60,7 @@ class MongoResultReadModel:
         views = tuple(result_view(d) for d in documents[: query.page_size])
         more = len(documents) > query.page_size
         token = encode_keyset_token(views[-1].issued_at, views[-1].result_id) if more else ""
-        return ResultPage(views, token)
+        return ResultPage(views, token, total)
 
 
 class MongoOrderStates:

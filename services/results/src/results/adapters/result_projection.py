@@ -1,10 +1,15 @@
 """The results read model: one document per result with every revision, from the results topic.
 
     {_id, version, order_id, patient_id, status, observations: [...], performer, effective_at,
-     issued_at, revisions: [{version, status, observations, recorded_by, recorded_at, reason}]}
+     issued_at, recorded_at, codes: [...], report_code,
+     revisions: [{version, status, observations, recorded_by, recorded_at, reason}]}
 
 A revision is appended with ``$push`` in the same version-guarded upsert that sets the current
-observations, so a replayed amendment is skipped as a whole and never pushed twice.
+observations, so a replayed amendment is skipped as a whole and never pushed twice. Every
+version of a result is one of its revisions, so any version (or the one current at an instant)
+is read from the one document. ``codes`` (the current observations' LOINC codes) and
+``report_code`` (the one observation's code, or Laboratory report for several) sit at the top
+level, where FerretDB can answer filters on them from an index.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ logger = logging.getLogger(__name__)
 RESULTS_COLLECTION = "results"
 AGGREGATE_TYPE = "LabResult"
 _REVISION_STATUS = {"ResultAmended": "amended", "ResultCorrected": "corrected"}
+# LOINC "Laboratory report": what a report of several tests is reported under.
+LABORATORY_REPORT = "11502-2"
 
 
 def instant(timestamp: Timestamp) -> datetime:
@@ -36,7 +43,7 @@ def instant(timestamp: Timestamp) -> datetime:
 class ResultsProjection(TopicProjection):
     """Projects LabResult events into the ``results`` collection."""
 
-    # A patient's results and an order's results, newest first.
+    # A patient's results and an order's results, newest first; a patient's by code.
     INDEXES = (
         IndexModel(
             [("patient_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
@@ -45,6 +52,10 @@ class ResultsProjection(TopicProjection):
         IndexModel(
             [("order_id", ASCENDING), ("issued_at", DESCENDING), ("_id", ASCENDING)],
             name="order_issued",
+        ),
+        IndexModel([("patient_id", ASCENDING), ("codes", ASCENDING)], name="patient_codes"),
+        IndexModel(
+            [("patient_id", ASCENDING), ("report_code", ASCENDING)], name="patient_report_code"
         ),
     )
 
@@ -75,10 +86,11 @@ class ResultsProjection(TopicProjection):
                 "recorded_at": instant(revised.revision.revised_at),
                 "reason": revised.revision.reason,
             }
+            fields = {"status": status, "observations": observations,
+                      "recorded_at": revision["recorded_at"], **_codes(observations)}  # fmt: skip
             return [
                 VersionedChange(
-                    self.collection, result_id, version,
-                    {"status": status, "observations": observations},
+                    self.collection, result_id, version, fields,
                     extra_update={"$push": {"revisions": revision}},
                 )
             ]  # fmt: skip
@@ -103,6 +115,8 @@ def _posted(posted: events.ResultPosted, version: int) -> Document:
         "performer": posted.performer,
         "effective_at": instant(posted.effective_at),
         "issued_at": instant(posted.issued_at),
+        "recorded_at": instant(posted.issued_at),
+        **_codes(observations),
         "revisions": [
             {
                 "version": version,
@@ -113,4 +127,12 @@ def _posted(posted: events.ResultPosted, version: int) -> Document:
                 "reason": "",
             }
         ],
+    }
+
+
+def _codes(observations: list[Document]) -> Document:
+    codes = [str(o["code"]) for o in observations]
+    return {
+        "codes": sorted(set(codes)),
+        "report_code": codes[0] if len(codes) == 1 else LABORATORY_REPORT,
     }

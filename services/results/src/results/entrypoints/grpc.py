@@ -16,6 +16,7 @@ from clinical_platform.grpc_errors import failures_as_status
 from clinical_platform.reads import VersionNotRecorded
 from clinical_platform.tokens import TokenVerifier
 from clinical_platform.validation import InvalidRequest
+from clinical_platform.versions import version_wanted
 from results import policy
 from results.application import ResultsApp
 from results.domain.errors import (
@@ -112,6 +113,7 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
                 translate.result_id_from(request),
                 min_version=request.min_version,
                 wait_s=read_wait_s(context, max_wait_s=self._max_wait_s),
+                wanted=version_wanted(request),
             )
         access = await self._reads.authorize(
             context, principal, view.patient_id, operation="GetResult",
@@ -155,4 +157,5 @@ class ResultServicer(results_pb2_grpc.ResultServiceServicer):
         return pb.ListResultsResponse(
             results=[translate.result_message(view) for view in page.results],
             next_page_token=page.next_page_token,
+            total=page.total,
         )

@@ -17,6 +17,7 @@ from clinical.results.v1 import results_pb2 as pb
 from clinical_platform import validation
 from clinical_platform.limits import PAGE_TOKEN_CHARS, TEXT_CHARS, RequestLimits, declare_limits
 from clinical_platform.validation import FieldViolation
+from clinical_platform.versions import optional_instant
 from results.application import PostResult, ReviseResult
 from results.domain.observation import (
     MAX_OBSERVATIONS,
@@ -29,7 +30,15 @@ from results.domain.observation import (
     ReportedObservation,
 )
 from results.domain.result import ResultStatus, RevisionKind
-from results.ports import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ResultQuery, ResultView, Revision
+from results.ports import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    ResultQuery,
+    ResultView,
+    Revision,
+)
+
+MAX_LISTED_CODES = 20
 
 LIMITS = declare_limits(
     pb.DESCRIPTOR,
@@ -40,7 +49,12 @@ LIMITS = declare_limits(
             "reason": TEXT_CHARS,
             "page_token": PAGE_TOKEN_CHARS,
         },
-        counts={"observations": MAX_OBSERVATIONS},
+        counts={
+            "observations": MAX_OBSERVATIONS,
+            "codes": MAX_LISTED_CODES,
+            "report_codes": MAX_LISTED_CODES,
+            "statuses": len(ResultStatus),
+        },
     ),
 )
 """Every other field of a clinical.results.v1 request: an identifier, code or number (128)."""
@@ -61,6 +75,7 @@ _STATUSES = {
     ResultStatus.AMENDED: pb.RESULT_STATUS_AMENDED,
     ResultStatus.CORRECTED: pb.RESULT_STATUS_CORRECTED,
 }
+_STATUS_OF = {number: status for status, number in _STATUSES.items()}
 
 
 class Violations(validation.Violations):
@@ -160,11 +175,23 @@ def result_listing(
         violations.uuid("order_id", request.order_id)
     if request.page_size > MAX_PAGE_SIZE:
         violations.add("page_size", f"must be at most {MAX_PAGE_SIZE}")
+    statuses = [_STATUS_OF.get(number) for number in request.statuses]
+    for unknown in (index for index, status in enumerate(statuses) if status is None):
+        violations.add(f"statuses[{unknown}]", "must be FINAL, AMENDED or CORRECTED")
+    effective_from = optional_instant(request, "effective_from")
+    effective_to = optional_instant(request, "effective_to")
+    if effective_from and effective_to and effective_from >= effective_to:
+        violations.add("effective_to", "must be after effective_from")
     query = ResultQuery(
         patient_id=patient_id,
         order_id=request.order_id,
         page_size=request.page_size or DEFAULT_PAGE_SIZE,
         page_token=request.page_token,
+        codes=tuple(dict.fromkeys(request.codes)),
+        report_codes=tuple(dict.fromkeys(request.report_codes)),
+        effective_from=effective_from,
+        effective_to=effective_to,
+        statuses=tuple(dict.fromkeys(s for s in statuses if s is not None)),
     )
     after = None
     if request.min_version:
@@ -199,6 +226,7 @@ def result_message(view: ResultView) -> pb.Result:
         effective_at=_timestamp(view.effective_at),
         issued_at=_timestamp(view.issued_at),
         revisions=[_revision_message(r) for r in view.revisions],
+        recorded_at=_timestamp(view.recorded_at),
     )
 
 

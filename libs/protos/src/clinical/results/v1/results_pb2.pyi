@@ -411,6 +411,7 @@ class ListResultsRequest(_message.Message):
     EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
     EFFECTIVE_TO_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    REPORT_CODES_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     """The patient whose results to list; a patient principal may leave it
     empty (their own) and may name no one else.
@@ -446,6 +447,13 @@ class ListResultsRequest(_message.Message):
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___ResultStatus.ValueType]:
         """Only results in one of these statuses (none: every status)."""
 
+    @_builtins.property
+    def report_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only results reported under one of these LOINC codes: the code of its
+        one observation, or 11502-2 (Laboratory report) for several (none:
+        every code).
+        """
+
     def __init__(
         self,
         *,
@@ -459,10 +467,11 @@ class ListResultsRequest(_message.Message):
         effective_from: _timestamp_pb2.Timestamp | None = ...,
         effective_to: _timestamp_pb2.Timestamp | None = ...,
         statuses: _abc.Iterable[Global___ResultStatus.ValueType] | None = ...,
+        report_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["effective_from", b"effective_from", "effective_to", b"effective_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "effective_from", b"effective_from", "effective_to", b"effective_to", "min_version", b"min_version", "min_version_result_id", b"min_version_result_id", "order_id", b"order_id", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "effective_from", b"effective_from", "effective_to", b"effective_to", "min_version", b"min_version", "min_version_result_id", b"min_version_result_id", "order_id", b"order_id", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "report_codes", b"report_codes", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

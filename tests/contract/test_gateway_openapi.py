@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import schemathesis
 from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.gateway_platform import GatewayPlatform, running_gateway_platform
+from clinical_testing.gateway_platform import GatewayPlatform, keycloak_gateway_platform
+from clinical_testing.keycloak import Keycloak
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
@@ -46,10 +47,12 @@ CALL_TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="module")
-async def gateway(
+async def stack(
     servers: ServerEndpoints, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[GatewayPlatform]:
-    async with running_gateway_platform(servers, tmp_path_factory.mktemp("openapi-platform")) as up:
+) -> AsyncIterator[tuple[GatewayPlatform, Keycloak]]:
+    async with keycloak_gateway_platform(
+        servers, tmp_path_factory.mktemp("openapi-platform")
+    ) as up:
         yield up
 
 
@@ -82,9 +85,9 @@ def _first_lines(failed: Exception, lines: int = 6) -> str:
 
 
 async def test_every_operation_conforms_and_no_answer_is_a_server_error(
-    gateway: GatewayPlatform, tmp_path: Path
+    stack: tuple[GatewayPlatform, Keycloak], tmp_path: Path
 ) -> None:
-    keycloak = gateway.keycloak
+    gateway, keycloak = stack
     schema = schemathesis.openapi.from_url(f"{gateway.base_url}/openapi.json")
     token = keycloak.user_token("clinician-no-otp", "user/*.cruds")
     bearer = {"Authorization": f"Bearer {token}"}

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from clinical_testing.endpoints import ServerEndpoints
-from clinical_testing.gateway_platform import GatewayPlatform, running_gateway_platform
+from clinical_testing.gateway_platform import GatewayPlatform, keycloak_gateway_platform
 from clinical_testing.keycloak import Keycloak
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -42,10 +42,10 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-async def gateway(
+async def stack(
     servers: ServerEndpoints, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[GatewayPlatform]:
-    async with running_gateway_platform(servers, tmp_path_factory.mktemp("fhirpy-platform")) as up:
+) -> AsyncIterator[tuple[GatewayPlatform, Keycloak]]:
+    async with keycloak_gateway_platform(servers, tmp_path_factory.mktemp("fhirpy-platform")) as up:
         yield up
 
 
@@ -96,9 +96,9 @@ def otp_login(keycloak: Keycloak) -> str:
 
 
 async def test_patients_are_created_read_searched_paged_updated_and_their_history_listed(
-    gateway: GatewayPlatform,
+    stack: tuple[GatewayPlatform, Keycloak],
 ) -> None:
-    keycloak = gateway.keycloak
+    gateway, keycloak = stack
     registrar = keycloak.user_token("registrar", "user/Patient.cruds")
     fhir = client(gateway, registrar)
     family = family_name()
@@ -158,9 +158,9 @@ async def test_patients_are_created_read_searched_paged_updated_and_their_histor
 
 
 async def test_an_order_is_drafted_read_searched_signed_and_another_revoked(
-    gateway: GatewayPlatform,
+    stack: tuple[GatewayPlatform, Keycloak],
 ) -> None:
-    keycloak = gateway.keycloak
+    gateway, keycloak = stack
     registrar = client(gateway, keycloak.user_token("registrar", "user/Patient.cruds"))
     patient = new_patient(registrar, family_name(), "Ngozi", "1984-03-09")
     await patient.create()

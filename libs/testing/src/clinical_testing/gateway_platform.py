@@ -41,12 +41,10 @@ WRITERS = ("patient", "orders", "results")
 
 @dataclass(frozen=True)
 class GatewayPlatform:
-    """``base_url`` is the gateway's HTTP root (``http://127.0.0.1:<port>``); ``keycloak`` the
-    provider whose tokens it takes."""
+    """``base_url`` is the gateway's HTTP root (``http://127.0.0.1:<port>``)."""
 
     base_url: str
     processes: Mapping[str, ServiceProcess]
-    keycloak: Keycloak
 
     @property
     def fhir_base(self) -> str:
@@ -54,19 +52,22 @@ class GatewayPlatform:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway_platform(
-    servers: ServerEndpoints, folder: Path, *, rate_limit: str = "100000/minute"
-) -> AsyncIterator[GatewayPlatform]:
-    """The local Keycloak, the gateway trusting it and the four services; logs and state in
-    ``folder``. The rate limit is high: a contract run sends many requests in a minute."""
+async def keycloak_gateway_platform(
+    servers: ServerEndpoints, folder: Path
+) -> AsyncIterator[tuple[GatewayPlatform, Keycloak]]:
+    """The local Keycloak and `running_gateway_platform` trusting it."""
     with running_keycloak() as keycloak:
-        async with _gateway_platform(servers, keycloak, folder, rate_limit) as platform:
-            yield platform
+        async with running_gateway_platform(servers, issuer=keycloak.issuer,
+                                            folder=folder) as platform:  # fmt: skip
+            yield platform, keycloak
 
 
 @contextlib.asynccontextmanager
-async def _gateway_platform(servers: ServerEndpoints, keycloak: Keycloak, folder: Path,
-                            rate_limit: str) -> AsyncIterator[GatewayPlatform]:  # fmt: skip
+async def running_gateway_platform(
+    servers: ServerEndpoints, *, issuer: str, folder: Path, rate_limit: str = "100000/minute"
+) -> AsyncIterator[GatewayPlatform]:
+    """The gateway (tokens of ``issuer``) and the four services, logs and state in ``folder``.
+    The rate limit is high: a contract run sends many requests in a minute."""
     mark = unique_name("gw")
     logs = {service: f"{service}-{mark}" for service in WRITERS}
     topics = {service: events_topic(log) for service, log in logs.items()}
@@ -102,7 +103,7 @@ async def _gateway_platform(servers: ServerEndpoints, keycloak: Keycloak, folder
         started["gateway"] = ServiceProcess.on_free_port(
             "gateway", port_variable="GATEWAY_GRPC_PORT", log_path=folder / "gateway.log",
             env=servers.as_env() | {
-                "GATEWAY_HTTP_PORT": str(http_port), "GATEWAY_OIDC_ISSUER": keycloak.issuer,
+                "GATEWAY_HTTP_PORT": str(http_port), "GATEWAY_OIDC_ISSUER": issuer,
                 "GATEWAY_SIGNING_KEYS_FILE": str(keys),
                 "GATEWAY_STATE_DIR": str(folder / "gateway-state"),
                 "GATEWAY_ACCESS_TRAIL": "false", "GATEWAY_RATE_LIMIT": rate_limit,
@@ -112,7 +113,7 @@ async def _gateway_platform(servers: ServerEndpoints, keycloak: Keycloak, folder
         )  # fmt: skip
         await started["gateway"].wait_serving(within_s=60)
         await wait_http(f"http://127.0.0.1:{http_port}")
-        yield GatewayPlatform(f"http://127.0.0.1:{http_port}", started, keycloak)
+        yield GatewayPlatform(f"http://127.0.0.1:{http_port}", started)
     finally:
         for process in started.values():
             process.kill()

@@ -231,14 +231,32 @@ class PatientApp:
         return version
 
     async def get_patient(
-        self, patient_id: UUID, *, min_version: int, timeout_s: float
-    ) -> PatientRecordView:
-        """The record once the read model reached ``min_version``, with its golden record."""
-        require_recorded(self._patients, patient_id, min_version)
-        view = await self._index.patient(patient_id, min_version=min_version, timeout_s=timeout_s)
+        self, patient_id: UUID, *, min_version: int, timeout_s: float, version: int = 0,
+        as_of: datetime | None = None,
+    ) -> PatientRecordView:  # fmt: skip
+        """The record once the read model reached ``min_version``, with its golden record; or
+        as it stood at ``version`` (its contents then, under that version) or at ``as_of``
+        (the version current then), without a golden record (that is computed now).
+
+        A forgotten record answers its marker whatever is asked: its versions are gone.
+        """
+        require_recorded(self._patients, patient_id, max(min_version, version),
+                         "version" if version > min_version else "min_version")  # fmt: skip
+        view = await self._index.patient(
+            patient_id, min_version=max(min_version, version), timeout_s=timeout_s
+        )
         if view is None:
             raise PatientNotFound(patient_id)
-        return PatientRecordView(view, await self._index.golden_record_of(patient_id))
+        if view.forgotten or (as_of is None and version in {0, view.version}):
+            return PatientRecordView(view, await self._index.golden_record_of(patient_id))
+        earlier = await self._index.earlier(patient_id, through=version, at=as_of)
+        if earlier is None:
+            raise PatientNotFound(patient_id)
+        if version:
+            # Events that show nothing (the match assessment) are versions of the aggregate:
+            # at such a version the record shows what the version before it recorded.
+            earlier = replace(earlier, version=version)
+        return PatientRecordView(earlier, None)
 
     async def search_patients(
         self, query: PatientSearch, *, after: tuple[UUID, int] | None = None, timeout_s: float
@@ -248,6 +266,17 @@ class PatientApp:
             require_recorded(self._patients, *after)
             await self._index.patient(after[0], min_version=after[1], timeout_s=timeout_s)
         return await self._index.search(query)
+
+    async def count_patients(self, query: PatientSearch) -> int:
+        """How many records meet every criterion (``search_patients`` answers one page)."""
+        return await self._index.count(query)
+
+    async def list_patients(
+        self, *, after: str, limit: int, care_team_member: str = ""
+    ) -> list[PatientView]:
+        """Records not forgotten, by id, after ``after`` (on ``care_team_member``'s team)."""
+        return await self._index.listed(after=after, limit=limit,
+                                        care_team_member=care_team_member)  # fmt: skip
 
     async def find_matches(
         self, demographics: PatientDemographics, *, exclude: UUID | None = None, limit: int

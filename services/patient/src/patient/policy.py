@@ -49,6 +49,8 @@ MATCH = NeedsRole(READERS, "matching patients")
 LINK = NeedsRole(IDENTITY_KEEPERS, "linking patients")
 UNLINK = NeedsRole(IDENTITY_KEEPERS, "unlinking patients")
 FORGET = NeedsRole(IDENTITY_KEEPERS, "forgetting patients")
+# Enumerating every record is the index keepers' and the platform's own services' (bulk export).
+LIST = NeedsRole((Role.REGISTRAR, Role.SERVICE), "listing every patient")
 
 
 def manage_care_team(principal: Principal) -> str | None:

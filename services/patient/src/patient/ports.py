@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -50,6 +51,8 @@ class PatientView:
     demographics: PatientDemographics
     forgotten: bool
     linked_patient_ids: tuple[str, ...]
+    # When the contents shown were recorded (None in a read model from before versions).
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class PatientSearch:
     birth_date: str = ""
     identifier: PatientIdentifier | None = None
     limit: int = 50
+    # Match each record as it stood at this instant (None: as it stands now).
+    as_of: datetime | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -148,6 +153,24 @@ class PatientIndex(CandidateSource, Protocol):
 
     async def golden_record_of(self, patient_id: UUID) -> GoldenRecord | None: ...
 
+    async def earlier(
+        self, patient_id: UUID, *, through: int = 0, at: datetime | None = None
+    ) -> PatientView | None:
+        """The last version of the record's contents up to version ``through``, or recorded by
+        ``at``; None when there is none (not recorded yet then, or forgotten)."""
+        ...
+
     async def search(self, query: PatientSearch) -> list[PatientView]: ...
+
+    async def count(self, query: PatientSearch) -> int:
+        """How many records ``search`` would find without its limit."""
+        ...
+
+    async def listed(
+        self, *, after: str, limit: int, care_team_member: str = ""
+    ) -> list[PatientView]:
+        """Records not forgotten with ids after ``after``, by id (only those with
+        ``care_team_member`` on their care team, when given)."""
+        ...
 
     async def review_queue(self, limit: int) -> list[ReviewItem]: ...

@@ -5,15 +5,16 @@ Every write is idempotent and safe to replay: record documents go through `upser
 review items are set from state, so applying events again, or in a different interleaving of
 partitions, ends in the same documents. Golden records are computed when read
 (adapters/golden_records.py), so a registration costs the projection one write per event.
-Registrations, updates and assessments with nothing to review need no read, so the runner
-writes a poll's worth of them in one command (`changes`).
+Registrations and assessments with nothing to review need no read, so the runner writes a
+poll's worth of them in one command (`changes`). Every version of a record's contents is kept
+too (adapters/patient_versions.py): an update or a link reads the version before it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -21,10 +22,21 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical.events.v1.envelope_pb2 import Envelope
 from clinical_platform.eventlog.codec import DomainEvent
-from clinical_platform.projections import VersionedChange, ensure_indexes, upsert_versioned
+from clinical_platform.projections import (
+    VersionedChange,
+    apply_changes,
+    ensure_indexes,
+    upsert_versioned,
+)
 from patient.adapters.documents import demographics_document, search_terms
 from patient.adapters.event_catalog import PATIENT_EVENTS, patient_event
 from patient.adapters.golden_records import LINKS, PATIENTS
+from patient.adapters.patient_versions import (
+    PATIENT_VERSIONS,
+    forget_versions,
+    record_version,
+    registered_version,
+)
 from patient.domain.assessment import MatchGrade
 from patient.domain.demographics import FORGOTTEN, PatientDemographics
 from patient.matching.blocking import blocking_keys
@@ -55,7 +67,7 @@ class PatientIndexProjection:
 
     @property
     def collections(self) -> Sequence[str]:
-        return (PATIENTS, LINKS, REVIEW_QUEUE)
+        return (PATIENTS, PATIENT_VERSIONS, LINKS, REVIEW_QUEUE)
 
     async def setup(self, db: AsyncDatabase[Any]) -> None:
         await ensure_indexes(
@@ -70,22 +82,32 @@ class PatientIndexProjection:
                 IndexModel([("search_identifiers", ASCENDING)]),
             ],
         )
+        # A search at an instant: the version's search fields, then its validity.
+        await ensure_indexes(
+            db[PATIENT_VERSIONS],
+            [IndexModel([(f"search_{name}", ASCENDING)])
+             for name in ("family", "given", "birth_date", "identifiers")],
+        )  # fmt: skip
         await ensure_indexes(db[LINKS], [IndexModel([("patient_ids", ASCENDING)])])
         await ensure_indexes(db[REVIEW_QUEUE], [IndexModel([("queued", ASCENDING)])])
 
     def changes(self, envelope: Envelope) -> Sequence[VersionedChange] | None:
-        """A registration, an update, or an assessment with nothing to review: one record write,
-        batched by the runner. Links, review items and forgetting read first (None)."""
+        """A registration (the record and its first version), or an assessment with nothing to
+        review: batched by the runner. Updates, links, review items and forgetting read first
+        (None)."""
         if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
             return ()
         attributes: dict[str, Any] = vars(patient_event(envelope))
         patient_id, version = envelope.aggregate_id, envelope.aggregate_version
         match envelope.event_type:
-            case "PatientRegistered" | "DemographicsUpdated":
+            case "PatientRegistered":
                 fields = record_fields(attributes["demographics"], forgotten=False)
-                updated_at = attributes["timestamp"]
-                return (VersionedChange(PATIENTS, patient_id, version,
-                                        {**fields, "updated_at": updated_at}),)  # fmt: skip
+                recorded_at = recorded_time(envelope)
+                # The version first: a reader who waited for the record's version finds it.
+                return (registered_version(patient_id, version, recorded_at, fields),
+                        VersionedChange(PATIENTS, patient_id, version,
+                                        {**fields, "updated_at": attributes["timestamp"],
+                                         "recorded_at": recorded_at}))  # fmt: skip
             case "PatientMatchAssessed" if not any(
                 candidate.grade is MatchGrade.POSSIBLE_MATCH
                 for candidate in attributes["candidates"]
@@ -99,26 +121,19 @@ class PatientIndexProjection:
     async def apply(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
             return  # another aggregate's event on the topic: not ours to project
-        event = patient_event(envelope)
-        patient_id = envelope.aggregate_id
-        version = envelope.aggregate_version
-        await self._apply(envelope.event_type, event, patient_id, version, db)
+        await self._apply(envelope, patient_event(envelope), db)
 
     async def apply_forgotten(self, envelope: Envelope, db: AsyncDatabase[Any]) -> None:
         """An event encrypted under a forgotten patient's destroyed key: the record's marker."""
         if envelope.aggregate_type != PATIENT_EVENTS.aggregate_type:
             return
         occurred_at = envelope.occurred_at.ToDatetime(tzinfo=UTC)
-        await _mark_forgotten(db, envelope.aggregate_id, envelope.aggregate_version, occurred_at)
+        await _mark_forgotten(db, envelope.aggregate_id, envelope.aggregate_version, occurred_at,
+                              recorded_time(envelope))  # fmt: skip
 
-    async def _apply(
-        self,
-        event_type: str,
-        event: DomainEvent,
-        patient_id: str,
-        version: int,
-        db: AsyncDatabase[Any],
-    ) -> None:
+    async def _apply(self, envelope: Envelope, event: DomainEvent, db: AsyncDatabase[Any]) -> None:
+        event_type, patient_id = envelope.event_type, envelope.aggregate_id
+        version, recorded_at = envelope.aggregate_version, recorded_time(envelope)
         patients = db[PATIENTS]
         # Event classes are generated by eventsourcing, invisible to mypy: read attributes by name.
         attributes: dict[str, Any] = vars(event)
@@ -126,9 +141,14 @@ class PatientIndexProjection:
         match event_type:
             case "PatientRegistered" | "DemographicsUpdated":
                 fields = record_fields(attributes["demographics"], forgotten=False)
-                await upsert_versioned(
-                    patients, patient_id, version, {**fields, "updated_at": occurred_at}
-                )
+                if event_type == "PatientRegistered":
+                    await apply_changes(db, [registered_version(patient_id, version,
+                                                                recorded_at, fields)])  # fmt: skip
+                else:
+                    await record_version(db, patient_id, version, recorded_at, fields=fields)
+                await upsert_versioned(patients, patient_id, version,
+                                       {**fields, "updated_at": occurred_at,
+                                        "recorded_at": recorded_at})  # fmt: skip
             case "PatientMatchAssessed":
                 await upsert_versioned(patients, patient_id, version, {})
                 for candidate in attributes["candidates"]:
@@ -145,10 +165,13 @@ class PatientIndexProjection:
                     {"patient_ids": sorted((patient_id, other)), "active": linked},
                 )  # fmt: skip
                 await _resolve_review(db, patient_id, other, "linked" if linked else "unlinked")
+                await record_version(db, patient_id, version, recorded_at,
+                                     linked=other if linked else "",
+                                     unlinked="" if linked else other)  # fmt: skip
                 # The record's version last: a reader waiting for it sees the link's effects.
-                await upsert_versioned(patients, patient_id, version, {})
+                await upsert_versioned(patients, patient_id, version, {"recorded_at": recorded_at})
             case "PatientForgotten":
-                await _mark_forgotten(db, patient_id, version, occurred_at)
+                await _mark_forgotten(db, patient_id, version, occurred_at, recorded_at)
             case "CareTeamMemberAssigned" | "CareTeamMemberEnded":
                 await upsert_versioned(patients, patient_id, version, {})
             case _:
@@ -157,14 +180,16 @@ class PatientIndexProjection:
 
 
 async def _mark_forgotten(
-    db: AsyncDatabase[Any], patient_id: str, version: int, occurred_at: Any
+    db: AsyncDatabase[Any], patient_id: str, version: int, occurred_at: Any, recorded_at: datetime
 ) -> None:
     """The record's marker, and no links or review items: a replay cannot read those recorded
     on the forgotten record's events (their payloads are shredded), so the live model drops
     them too."""
     fields = record_fields(FORGOTTEN, forgotten=True)
-    await upsert_versioned(db[PATIENTS], patient_id, version, {**fields, "updated_at": occurred_at})
+    times = {"updated_at": occurred_at, "recorded_at": recorded_at}
+    await upsert_versioned(db[PATIENTS], patient_id, version, {**fields, **times})
     await db[LINKS].delete_many({"patient_ids": patient_id})
+    await forget_versions(db, patient_id)
     await db[REVIEW_QUEUE].delete_many({"_id": {"$regex": f"(^|:){re.escape(patient_id)}($|:)"}})
 
 
@@ -172,6 +197,11 @@ async def _is_forgotten(db: AsyncDatabase[Any], patient_id: str) -> bool:
     return (
         await db[PATIENTS].find_one({"_id": patient_id, "forgotten": True}, {"_id": 1}) is not None
     )
+
+
+def recorded_time(envelope: Envelope) -> datetime:
+    """When the event was recorded on the log (UTC): a version's time."""
+    return envelope.recorded_at.ToDatetime(tzinfo=UTC)
 
 
 def record_fields(demographics: PatientDemographics, *, forgotten: bool) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from patient.entrypoints.translate import (
     forget_from,
     golden_record_to,
     grade_to,
+    listing_from,
     match_limit,
     match_subject_from,
     pair_from,
@@ -36,6 +37,7 @@ from patient.entrypoints.translate import (
     registration_from,
     search_from,
     update_from,
+    version_read_from,
 )
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -116,6 +118,7 @@ class PatientServicer(CareTeamRpcs, patient_pb2_grpc.PatientServiceServicer):
         )  # fmt: skip
         async with failures_as_status(context, STATUSES):
             asked = patient_id_from(request.patient_id)  # its form reveals no record
+            version, as_of = version_read_from(request)
         access = await self._reads.authorize(
             context, principal, request.patient_id, operation="GetPatient",
             record_ids=[request.patient_id],
@@ -125,7 +128,8 @@ class PatientServicer(CareTeamRpcs, patient_pb2_grpc.PatientServiceServicer):
                 asked,
                 min_version=request.min_version,
                 timeout_s=read_wait_s(context, max_wait_s=self._max_wait_s),
-            )
+                version=version, as_of=as_of,
+            )  # fmt: skip
         if not policy.sees_linked_records(principal):
             record = replace(record, patient=replace(record.patient, linked_patient_ids=()),
                              golden_record=None)  # fmt: skip
@@ -163,7 +167,30 @@ class PatientServicer(CareTeamRpcs, patient_pb2_grpc.PatientServiceServicer):
         patients = [p for p in patients if p.patient_id in served]
         found = [p.patient_id for p in patients]
         await self._record_reads(context, principal, access, found, "SearchPatients")
-        return pb.SearchPatientsResponse(patients=[patient_to(p) for p in patients])
+        # The total counts what the caller may be served: all matches for those who read any
+        # record; a clinician's page is filtered, so their total is what the page served.
+        total = len(patients)
+        if access.unrestricted:
+            async with failures_as_status(context, STATUSES):
+                total = max(total, await self._app.count_patients(query))
+        return pb.SearchPatientsResponse(patients=[patient_to(p) for p in patients], total=total)
+
+    async def ListPatients(  # noqa: N802 - named by the proto service
+        self, request: pb.ListPatientsRequest, context: Context
+    ) -> pb.ListPatientsResponse:
+        """Records not forgotten, by id, a page at a time (registrars and system principals)."""
+        principal = await self._authorize(context, policy.LIST, "ListPatients", AccessAction.SEARCH)
+        async with failures_as_status(context, STATUSES):
+            after, limit = listing_from(request)
+            patients = await self._app.list_patients(
+                after=after, limit=limit, care_team_member=request.care_team_member
+            )
+        found = [p.patient_id for p in patients]
+        access = Access(unrestricted=True)
+        await self._record_reads(context, principal, access, found, "ListPatients")
+        token = found[-1] if len(found) == limit else ""
+        return pb.ListPatientsResponse(patients=[patient_to(p) for p in patients],
+                                       next_page_token=token)  # fmt: skip
 
     async def FindMatches(  # noqa: N802 - named by the proto service
         self, request: pb.FindMatchesRequest, context: Context

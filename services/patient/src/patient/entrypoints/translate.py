@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical_platform.limits import (
@@ -47,6 +50,8 @@ _GRADE_TO_PROTO = {
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+DEFAULT_LISTING = 100
+MAX_LISTING = 1000
 DEFAULT_MATCHES = 10
 MAX_NAME_PARTS = 10
 MAX_ADDRESS_LINES = 10
@@ -149,6 +154,7 @@ def search_from(request: pb.SearchPatientsRequest) -> tuple[PatientSearch, tuple
         family_name=request.family_name, given_name=request.given_name,
         birth_date=request.birth_date, identifier=identifier,
         limit=violations.page_size(request.page_size, default=DEFAULT_PAGE, maximum=MAX_PAGE),
+        as_of=request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None,
     )  # fmt: skip
     if query.is_empty:
         violations.add("criteria", "at least one criterion is needed")
@@ -158,6 +164,28 @@ def search_from(request: pb.SearchPatientsRequest) -> tuple[PatientSearch, tuple
         after = (written, request.min_version)
     violations.raise_if_any()
     return query, after
+
+
+def version_read_from(request: pb.GetPatientRequest) -> tuple[int, datetime | None]:
+    """The version asked for (0: not asked) and the instant (None: not asked)."""
+    as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
+    if request.version and as_of is not None:
+        violations = Violations()
+        violations.add("as_of", "ask for a version or an instant, not both")
+        violations.raise_if_any()
+    return request.version, as_of
+
+
+def listing_from(request: pb.ListPatientsRequest) -> tuple[str, int]:
+    """The id the page starts after ("" for the first page) and the page size."""
+    violations = Violations()
+    LIMITS.check(request, violations)
+    limit = violations.page_size(request.page_size, default=DEFAULT_LISTING, maximum=MAX_LISTING)
+    after = ""
+    if request.page_token:
+        after = str(violations.uuid("page_token", request.page_token))
+    violations.raise_if_any()
+    return after, limit
 
 
 def match_subject_from(request: pb.FindMatchesRequest) -> UUID | PatientDemographics:
@@ -257,7 +285,16 @@ def patient_to(view: PatientView) -> pb.Patient:
         demographics=demographics_to(view.demographics),
         forgotten=view.forgotten,
         linked_patient_ids=view.linked_patient_ids,
+        recorded_at=_timestamp(view.recorded_at),
     )
+
+
+def _timestamp(at: datetime | None) -> Timestamp | None:
+    if at is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(at if at.tzinfo else at.replace(tzinfo=UTC))
+    return stamp
 
 
 def golden_record_to(golden: GoldenRecord) -> pb.GoldenRecord:

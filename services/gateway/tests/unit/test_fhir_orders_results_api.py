@@ -67,10 +67,10 @@ def ok(**body: Any) -> list[DownstreamAnswer]:
 @pytest.fixture
 def services() -> FakeServices:
     return FakeServices({
-        "GetOrder": ok(order=order()), "ListOrders": ok(orders=[order()]),
+        "GetOrder": ok(order=order()), "ListOrders": ok(orders=[order()], total="1"),
         "PlaceOrder": ok(order_id=ORDER_ID, version="1"), "SignOrder": ok(version="2"),
         "CancelOrder": ok(version="3"), "GetResult": ok(result=result()),
-        "ListResults": ok(results=[result()]),
+        "ListResults": ok(results=[result()], total="1"),
     })  # fmt: skip
 
 
@@ -186,7 +186,7 @@ async def test_an_update_that_does_more_than_revoke_is_refused_naming_the_elemen
 async def test_search_passes_patient_and_status_and_links_the_next_page(
     client: httpx.AsyncClient, services: FakeServices
 ) -> None:
-    services.answers["ListOrders"] = ok(orders=[order()], next_page_token=NEXT_PAGE)
+    services.answers["ListOrders"] = ok(orders=[order()], next_page_token=NEXT_PAGE, total="3")
     params = {"patient": f"Patient/{PATIENT_ID}", "status": "draft", "_count": "1"}
     answer = await client.get("/ServiceRequest", params=params, headers=bearer())
     assert answer.status_code == 200, answer.text
@@ -194,7 +194,7 @@ async def test_search_passes_patient_and_status_and_links_the_next_page(
     assert services.calls[-1].request == {
         "patient_id": PATIENT_ID, "status": "ORDER_STATUS_DRAFT", "page_size": 1
     }  # fmt: skip
-    assert bundle.total is None  # more pages to come
+    assert bundle.total == 3  # the service's count of every page's matches
     following = next(str(link.url) for link in bundle.link or () if link.relation == "next")
     query = parse_qs(urlsplit(following).query)
     assert query["_page_token"] == [NEXT_PAGE]
@@ -255,7 +255,9 @@ async def test_observation_search_filters_each_page_by_code(
     answer = await client.get("/Observation", params=params, headers=bearer())
     bundle = Bundle.model_validate(answer.json())
     assert [e.resource.id for e in bundle.entry or ()] == [f"{RESULT_ID}-1"]  # type: ignore[union-attr]
-    assert services.calls[-1].request == {"patient_id": PATIENT_ID, "page_size": 20}
+    # The service lists the results with such an observation; the page keeps those alone.
+    assert services.calls[-1].request == {"patient_id": PATIENT_ID, "page_size": 20,
+                                          "codes": ["2345-7"]}  # fmt: skip
     by_order = {"based-on": f"ServiceRequest/{ORDER_ID}", "category": "laboratory"}
     answer = await client.get("/Observation", params=by_order, headers=bearer())
     assert len(answer.json()["entry"]) == 2

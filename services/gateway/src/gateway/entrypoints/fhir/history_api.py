@@ -53,6 +53,8 @@ from gateway.entrypoints.fhir.provenance import (
     version_of,
 )
 from gateway.entrypoints.fhir.records import RecordSource, known_id, route
+from gateway.entrypoints.fhir.result_api import REPORTS
+from gateway.entrypoints.fhir.service_request_api import ORDERS
 
 # The audit service's largest page; a record's versions are read whole, up to the cap.
 _PAGE_SIZE = 1000
@@ -77,7 +79,9 @@ class Versioned:
 PATIENT_VERSIONS = Versioned("Patient", "Patient", PATIENTS, frozenset({
     "PatientMatchAssessed", "CareTeamMemberAssigned", "CareTeamMemberEnded",
 }))  # fmt: skip
-SERVICE_REQUEST_VERSIONS = Versioned("ServiceRequest", "Order")
+SERVICE_REQUEST_VERSIONS = Versioned("ServiceRequest", "Order", ORDERS)
+# A result's versions: posted, then each amendment or correction (every one a revision).
+DIAGNOSTIC_REPORT_VERSIONS = Versioned("DiagnosticReport", "LabResult", REPORTS)
 _PROVENANCE = route("audit", "Provenance", "History", Interaction.SEARCH)
 
 

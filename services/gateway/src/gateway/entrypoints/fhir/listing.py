@@ -119,8 +119,10 @@ def invalid(diagnostics: str) -> FhirError:
 
 
 def page_bundle(kind: str, query: ListQuery, resources: Sequence[Mapping[str, Any]], *,
-                next_token: str, base: str) -> dict[str, Any]:  # fmt: skip
-    """The searchset Bundle of one page of ``kind`` resources; ``next_token`` the service's."""
+                next_token: str, base: str,
+                total: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """The searchset Bundle of one page of ``kind`` resources; ``next_token`` the service's,
+    ``total`` the matches on every page when the service counts them."""
 
     def link(relation: str, token: str) -> dict[str, str]:
         params = [*query.applied, ("_count", str(query.count))]
@@ -134,6 +136,8 @@ def page_bundle(kind: str, query: ListQuery, resources: Sequence[Mapping[str, An
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links,
         "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
                    "search": {"mode": "match"}} for r in resources]}  # fmt: skip
-    if not next_token and "page_token" not in query.values:
+    if total is not None:
+        bundle["total"] = total
+    elif not next_token and "page_token" not in query.values:
         bundle["total"] = len(resources)  # the first page is the only one: these are all
     return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)

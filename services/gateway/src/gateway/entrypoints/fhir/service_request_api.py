@@ -1,5 +1,6 @@
-"""ServiceRequest's interactions, each done by OrderService's commands and queries: read,
-vread (current version), search (ListOrders), create (PlaceOrder: a draft), ``$sign``
+"""ServiceRequest's interactions, each done by OrderService's commands and queries: read (and
+``_at``), vread (any version), search (ListOrders: by patient, status, ``code`` and
+``authored``, with its total), create (PlaceOrder: a draft), ``$sign``
 (SignOrder: MFA required, ``draft`` -> ``active``) and update to ``status: revoked``
 (CancelOrder, with the reason in the ``request-statusReason`` extension). ``If-Match`` on
 ``$sign`` and update is the expected version (412 if stale).
@@ -24,7 +25,12 @@ from gateway.entrypoints.fhir.exchange import (
     fhir_response,
     preference,
 )
-from gateway.entrypoints.fhir.listing import invalid, list_query, page_bundle, patient_reference
+from gateway.entrypoints.fhir.listing import invalid, page_bundle, patient_reference
+from gateway.entrypoints.fhir.order_result_search import (
+    dated_query,
+    invalid_parameter,
+    loinc_code,
+)
 from gateway.entrypoints.fhir.outcomes import FhirError, Issue, status_error
 from gateway.entrypoints.fhir.records import RecordSource, known_id, read, route, vread, written
 from gateway.entrypoints.fhir.service_request_resource import (
@@ -52,12 +58,14 @@ ORDERS = RecordSource(RESOURCE, _route("GetOrder", Interaction.READ), "order_id"
 
 def _status(value: str) -> Mapping[str, Any]:
     if value not in ORDER_STATUS:
-        raise invalid(f"status must be one of {', '.join(ORDER_STATUS)}")
+        raise invalid_parameter("status", f"give one of {', '.join(ORDER_STATUS)}")
     return {"status": ORDER_STATUS[value]}
 
 
 CRITERIA = {"patient": patient_reference("patient"), "subject": patient_reference("subject"),
-             "status": _status}  # fmt: skip
+             "status": _status, "code": loinc_code("code", "test_codes")}  # fmt: skip
+# ``authored`` (when the order was placed) as ListOrders' window.
+AUTHORED = ("authored_from", "authored_to")
 
 
 class ServiceRequestApi:
@@ -71,14 +79,16 @@ class ServiceRequestApi:
         return await read(request, self._exchange, ORDERS)
 
     async def vread(self, request: Request) -> Response:
-        """vread: the current version only."""
+        """vread: any version recorded, from the orders read model's history."""
         return await vread(request, self._exchange, ORDERS)
 
     async def search(self, request: Request) -> Response:
-        """search-type: ListOrders, newest first, a searchset Bundle of one page."""
+        """search-type: ListOrders, newest first, a searchset Bundle of one page and the total
+        of matches."""
         caller = await self._exchange.caller(request)
         strict = preference(request, "handling") == "strict"
-        query = list_query(list(request.query_params.multi_items()), CRITERIA, strict=strict)
+        query = dated_query(list(request.query_params.multi_items()), CRITERIA,
+                            dated="authored", window=AUTHORED, strict=strict)  # fmt: skip
         if {"patient", "subject"} <= dict(query.applied).keys():
             raise invalid("give patient or subject, not both")
         answer = await self._exchange.call(caller, SEARCH, query.values, request)
@@ -87,7 +97,7 @@ class ServiceRequestApi:
         resources = [resource_from_order(o) for o in answer.body.get("orders", ())]
         return fhir_response(page_bundle(
             RESOURCE, query, resources, next_token=answer.body.get("next_page_token", ""),
-            base=base_url(request),
+            base=base_url(request), total=int(answer.body.get("total", 0)),
         ))  # fmt: skip
 
     async def create(self, request: Request) -> Response:
@@ -157,4 +167,6 @@ def _as_draft(resource: Mapping[str, Any]) -> dict[str, Any]:
 # What an order holds from its placing on.
 _FIXED = ("patient_id", "test_code", "priority", "reason_codes")
 # ListOrders' fields, as the search parameters that set them.
-_PARAMETER_OF = {"patient_id": "patient", "page_size": "_count", "page_token": "_page_token"}
+_PARAMETER_OF = {"patient_id": "patient", "page_size": "_count", "page_token": "_page_token",
+                 "test_codes": "code", "authored_from": "authored",
+                 "authored_to": "authored"}  # fmt: skip

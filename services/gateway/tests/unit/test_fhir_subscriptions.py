@@ -3,14 +3,25 @@ CapabilityStatement's Subscription entry, without servers."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.subscription import Subscription
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from clinical_platform.fhir_notifications import FILTER_CRITERIA, PAYLOAD_CONTENT, TOPICS
 from clinical_platform.principals import Principal
-from gateway.domain.identity import Caller
+from gateway.adapters.internal_tokens import InternalTokenIssuer
+from gateway.adapters.rate_limits import WindowRateLimiter
+from gateway.adapters.refusal_log import RefusalLog
+from gateway.application import GatewayApp
+from gateway.domain.identity import Caller, IdentityMapping
+from gateway.domain.scopes import Context, parse_scopes
 from gateway.entrypoints.fhir.capability import capability_statement
 from gateway.entrypoints.fhir.outcomes import FhirError
 from gateway.entrypoints.fhir.subscription_resource import (
@@ -18,6 +29,15 @@ from gateway.entrypoints.fhir.subscription_resource import (
     subscription_request,
 )
 from gateway.entrypoints.fhir.subscription_tokens import BindingTokens
+from gateway.entrypoints.fhir.subscription_websocket import (
+    PATH,
+    POLICY_VIOLATION,
+    ChannelTimes,
+    subscription_socket_route,
+)
+from gateway.ports import DownstreamAnswer
+
+from .conftest import FakeServices, FakeVerifier
 
 PATIENT = "5b0c7a53-7d0b-4d3e-9a40-2f3e3c1d6a01"
 ORDER_SIGNED = TOPICS[0].url
@@ -139,3 +159,78 @@ def test_the_capability_statement_names_the_topics_and_the_backport_operations()
     assert [o["name"] for o in served["operation"]] == [
         "status", "events", "get-ws-binding-token",
     ]  # fmt: skip
+
+
+def _socket_app(services: FakeServices, tokens: BindingTokens) -> Starlette:
+    issuer = InternalTokenIssuer([Ed25519PrivateKey.generate()], issuer="clinical-platform")
+    app = GatewayApp(
+        verifier=FakeVerifier({}), mapping=IdentityMapping(),
+        rate_limiter=WindowRateLimiter("20/minute"), tokens=issuer, downstream=services,
+        audit=RefusalLog(), audiences={"notify": "clinical-notify"},
+    )  # fmt: skip
+    times = ChannelTimes(poll_s=0.02, heartbeat_s=0.2, session_s=1.5)
+    return Starlette(routes=[subscription_socket_route(app, tokens, times)])
+
+
+SUBSCRIPTION_ID = "0b6c1f0e-5d1e-4f43-9a44-6c1e3f0a7a11"
+ORDER = "7f1e5c2a-0d4b-4c8e-9e61-2b9c5d7e8f01"
+
+
+def _services() -> FakeServices:
+    subscription = {
+        "subscription_id": SUBSCRIPTION_ID, "topics": ["TOPIC_ORDER_SIGNED"],
+        "content": "CONTENT_ID_ONLY", "state": "SUBSCRIPTION_STATE_ACTIVE",
+        "payload_format": "PAYLOAD_FORMAT_FHIR_R4_BACKPORT",
+    }  # fmt: skip
+    signed = {"subscription_id": SUBSCRIPTION_ID, "sequence": "1", "type": "order.signed",
+              "occurred_at": "2026-12-07T10:00:00Z", "patient_id": PATIENT,
+              "order_id": ORDER}  # fmt: skip
+    return FakeServices({
+        "GetSubscription": [DownstreamAnswer("OK", body={"subscription": subscription})],
+        "ListEvents": [
+            DownstreamAnswer("OK", body={"head_sequence": "0"}),  # the bind: nothing yet
+            DownstreamAnswer("OK", body={"head_sequence": "1", "notifications": [signed]}),
+            DownstreamAnswer("OK", body={"head_sequence": "1"}),
+        ],
+    })  # fmt: skip
+
+
+def _kind(text: str) -> str:
+    bundle = Bundle.model_validate(json.loads(text))
+    status = (bundle.entry or [])[0].resource
+    parts = {p.name: p for p in status.parameter}  # type: ignore[union-attr]
+    return str(parts["type"].valueCode)
+
+
+def test_a_bound_websocket_gets_the_handshake_events_heartbeats_then_ends_its_session() -> None:
+    tokens = BindingTokens()
+    caller = Caller(Principal("dr-a"), parse_scopes("user/Subscription.r"),
+                    frozenset({Context.USER}))  # fmt: skip
+    token, _ = tokens.issue(caller, SUBSCRIPTION_ID)
+    with TestClient(_socket_app(_services(), tokens)) as client, \
+            client.websocket_connect(PATH) as socket:  # fmt: skip
+        socket.send_text(f"bind-with-token {token}")
+        assert _kind(socket.receive_text()) == "handshake"
+        event = json.loads(socket.receive_text())
+        assert _kind(json.dumps(event)) == "event-notification"
+        assert event["entry"][1]["fullUrl"] == f"ServiceRequest/{ORDER}"
+        assert _kind(socket.receive_text()) == "heartbeat"
+        kinds = []
+        with pytest.raises(WebSocketDisconnect) as ended:  # noqa: PT012 - heartbeats until then
+            while True:
+                kinds.append(_kind(socket.receive_text()))
+        assert set(kinds) <= {"heartbeat"}
+        assert ended.value.code == 1000  # the session's time is up: bind again
+
+
+def test_a_caller_without_the_read_scope_is_closed_with_a_policy_violation() -> None:
+    tokens = BindingTokens()
+    caller = Caller(Principal("dr-a"), parse_scopes("user/ServiceRequest.r"),
+                    frozenset({Context.USER}))  # fmt: skip
+    token, _ = tokens.issue(caller, SUBSCRIPTION_ID)
+    with TestClient(_socket_app(_services(), tokens)) as client, \
+            client.websocket_connect(PATH) as socket:  # fmt: skip
+        socket.send_text(f"bind-with-token {token}")
+        with pytest.raises(WebSocketDisconnect) as refused:
+            socket.receive_text()
+        assert refused.value.code == POLICY_VIOLATION

@@ -145,7 +145,7 @@ def build_http_app(app: GatewayApp, *, jwks: dict[str, Any], max_body_bytes: int
             CORSMiddleware,
             allow_origins=cors_origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST", "PUT"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],  # DELETE: a FHIR Subscription
             allow_headers=[
                 "authorization",
                 "content-type",

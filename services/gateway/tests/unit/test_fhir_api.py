@@ -161,7 +161,8 @@ async def test_update_sends_if_match_as_the_expected_version(
                               json=resource(id=PATIENT_ID))  # fmt: skip
     assert answer.status_code == 200
     assert answer.headers["etag"] == 'W/"4"'
-    assert service.calls[0].request["expected_version"] == 3
+    update = next(c for c in service.calls if c.method == "UpdateDemographics")
+    assert update.request["expected_version"] == 3
 
 
 async def test_a_stale_if_match_is_a_412(

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from gateway.entrypoints.fhir import result_api, service_request_api
 from gateway.entrypoints.fhir.capability import capability_statement
-from gateway.entrypoints.fhir.listing import MAX_COUNT, list_query
+from gateway.entrypoints.fhir.listing import MAX_COUNT
+from gateway.entrypoints.fhir.order_result_search import dated_query
 from gateway.entrypoints.fhir.outcomes import FhirError
 from gateway.entrypoints.fhir.patient_resource import resource_from_record
 from gateway.entrypoints.fhir.patient_search import (
@@ -38,7 +39,7 @@ def records(count: int) -> list[dict[str, Any]]:
 
 def page(params: list[tuple[str, str]], matches: list[dict[str, Any]]) -> dict[str, Any]:
     query = patient_query(params, strict=False)
-    found = merged(query, [matches[: query.fetch]])
+    found = merged(query, [{"patients": matches[: query.fetch]}])
     resources = [resource_from_record(r) for r in found.window(query)]
     bundle = searchset(query, found, resources, BASE)
     Bundle.model_validate(bundle)
@@ -104,7 +105,7 @@ def test_a_first_page_links_the_next_and_a_last_page_counts_the_total() -> None:
 def test_the_two_name_searches_merge_by_id_once_each() -> None:
     matches = records(4)
     query = patient_query([("name", "Okafor"), ("_count", "3")], strict=False)
-    found = merged(query, [matches[:2], matches[1:]])
+    found = merged(query, [{"patients": matches[:2]}, {"patients": matches[1:]}])
     assert [r["patient_id"] for r in found.records] == [r["patient_id"] for r in matches]
     assert found.complete
 
@@ -124,19 +125,27 @@ def test_the_capability_statement_lists_each_resource_with_its_interactions_and_
 ):
     statement = capability_statement(BASE, software_version="0.1.0", date="2026-12-07")
     served = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert {kind: {i["code"] for i in r["interaction"]} for kind, r in served.items()} == {
+    interactions = {kind: {i["code"] for i in r.get("interaction", ())}
+                    for kind, r in served.items()}  # fmt: skip
+    assert interactions == {
         "Patient": {"read", "vread", "history-instance", "search-type", "create", "update"},
         "ServiceRequest": {"read", "vread", "history-instance", "search-type", "create", "update"},
-        "DiagnosticReport": {"read", "vread", "search-type"},
-        "Observation": {"read", "search-type"},
+        "DiagnosticReport": {"read", "vread", "history-instance", "search-type"},
+        "Observation": {"read", "vread", "search-type"},
         "Provenance": {"search-type"},
         "AuditEvent": {"search-type"},
+        "Group": set(),  # its $export only
+        "Subscription": {"read", "create", "delete"},
     }  # fmt: skip
     assert {p["name"] for p in served["ServiceRequest"]["searchParam"]} == {
-        "patient", "subject", "status", "_count", "_page_token"
+        "patient", "subject", "status", "code", "authored", "_count", "_page_token"
+    }  # fmt: skip
+    assert {p["name"] for p in served["DiagnosticReport"]["searchParam"]} == {
+        "patient", "subject", "based-on", "code", "date", "status", "_count", "_page_token"
     }  # fmt: skip
     assert {p["name"] for p in served["Observation"]["searchParam"]} == {
-        "patient", "subject", "based-on", "code", "category", "_count", "_page_token"
+        "patient", "subject", "based-on", "code", "date", "status", "category", "_count",
+        "_page_token",
     }  # fmt: skip
     assert [o["name"] for o in served["ServiceRequest"]["operation"]] == ["sign"]
 
@@ -155,11 +164,17 @@ def test_any_parameters_are_a_query_or_a_400(params: list[tuple[str, str]], stri
 
 
 CLINICAL_SEARCHES = {
-    "ServiceRequest": (service_request_api.CRITERIA, ()),
-    "Observation": (result_api.CRITERIA, result_api.FILTERS),
-}
+    "ServiceRequest": (service_request_api.CRITERIA, (), "authored", service_request_api.AUTHORED),
+    "DiagnosticReport": (result_api.CRITERIA[result_api.REPORT], (), "date", result_api.EFFECTIVE),
+    "Observation": (result_api.CRITERIA[result_api.OBSERVATION], result_api.FILTERS, "date",
+                    result_api.EFFECTIVE),
+}  # fmt: skip
 CLINICAL_PARAMETERS = ("patient", "subject", "status", "based-on", "code", "category", "_count",
-                       "_page_token")  # fmt: skip
+                       "_page_token", "authored", "date")  # fmt: skip
+# What a List request of these searches may hold.
+LIST_FIELDS = {"page_size", "page_token", "patient_id", "status", "order_id", "test_codes",
+               "codes", "report_codes", "statuses", "authored_from", "authored_to",
+               "effective_from", "effective_to"}  # fmt: skip
 
 
 @FUZZ
@@ -169,11 +184,12 @@ CLINICAL_PARAMETERS = ("patient", "subject", "status", "based-on", "code", "cate
 def test_any_order_or_result_search_is_a_list_request_or_a_400(
     kind: str, params: list[tuple[str, str]], strict: bool
 ) -> None:
-    criteria, filters = CLINICAL_SEARCHES[kind]
+    criteria, filters, dated, window = CLINICAL_SEARCHES[kind]
     try:
-        query = list_query(params, criteria, strict=strict, filters=filters)
+        query = dated_query(params, criteria, dated=dated, window=window, strict=strict,
+                            filters=filters)  # fmt: skip
     except FhirError as refused:
         assert refused.status == 400  # noqa: PT017 - a property: refused or not, both are fine
         return
     assert 1 <= query.values["page_size"] <= MAX_COUNT
-    assert set(query.values) <= {"page_size", "page_token", "patient_id", "status", "order_id"}
+    assert set(query.values) <= LIST_FIELDS

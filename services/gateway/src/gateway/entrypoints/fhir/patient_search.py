@@ -4,7 +4,10 @@ The service matches names whole, ignoring case, accents and punctuation (nicknam
 sorts by id; it has no page token yet, so pages are windows the gateway cuts from the first
 `MAX_MATCHES` matches (``_offset``, carried by the ``next``/``previous`` links). ``name`` is the
 family name or a given name: two searches, merged by id. Unknown parameters are ignored (and
-left out of the ``self`` link) unless the caller sends ``Prefer: handling=strict``.
+left out of the ``self`` link) unless the caller sends ``Prefer: handling=strict``. ``_at``
+searches the records as they stood at that instant (each at the version current then). The
+Bundle's ``total`` is the service's count of the matches (one search; ``name``'s two searches
+overlap, so theirs is known only when every match fits the window).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from gateway.entrypoints.fhir.listing import (
     invalid,
     whole_number,
 )
+from gateway.entrypoints.fhir.records import instant
 
 # The service's largest page: the matches a search can reach.
 MAX_MATCHES = 200
-PARAMETERS = ("name", "family", "given", "birthdate", "identifier", "_count", "_offset")
+PARAMETERS = ("name", "family", "given", "birthdate", "identifier", "_at", "_count", "_offset")
 _DATE = re.compile(r"^(?:eq)?(\d{4}-\d{2}-\d{2})$")
 
 
@@ -54,15 +58,17 @@ def patient_query(params: Sequence[tuple[str, str]], *, strict: bool) -> Patient
     offset = whole_number(given, "_offset", 0, low=0, high=MAX_MATCHES - 1)
     fetch = PatientQuery((), (), count, offset).fetch
     criteria = {**_criteria(given), "page_size": fetch}
+    if "_at" in given:
+        criteria["as_of"] = instant(given["_at"])
     requests = [criteria]
     if "name" in given:
         if "family" in given or "given" in given:
             raise invalid("name cannot be combined with family or given yet")
         requests = [{**criteria, "family_name": given["name"]},
                     {**criteria, "given_name": given["name"]}]  # fmt: skip
-    elif len(criteria) == 1:
+    elif not set(criteria) - {"page_size", "as_of"}:
         raise invalid("at least one of name, family, given, birthdate, identifier is needed")
-    applied = tuple((k, v) for k, v in given.items() if not k.startswith("_"))
+    applied = tuple((k, v) for k, v in given.items() if not k.startswith("_") or k == "_at")
     return PatientQuery(tuple(requests), applied, count, offset)
 
 
@@ -92,17 +98,23 @@ class Matches:
 
     records: list[Mapping[str, Any]]
     complete: bool  # these are all the matches there are
+    total: int | None = None  # how many there are, when known
 
     def window(self, query: PatientQuery) -> list[Mapping[str, Any]]:
         return self.records[query.offset : query.offset + query.count]
 
 
-def merged(query: PatientQuery, answers: Sequence[Sequence[Mapping[str, Any]]]) -> Matches:
-    """The records of every request's answer once each, in the service's order (by id)."""
-    records = {r["patient_id"]: r for answer in answers for r in answer}
+def merged(query: PatientQuery, answers: Sequence[Mapping[str, Any]]) -> Matches:
+    """The records of every request's answer (SearchPatientsResponse) once each, in the
+    service's order (by id), and their total when it is known."""
+    pages = [answer.get("patients", []) for answer in answers]
+    records = {r["patient_id"]: r for page in pages for r in page}
     ordered = [records[key] for key in sorted(records)][: query.fetch]
-    complete = all(len(answer) < query.fetch for answer in answers)
-    return Matches(ordered, complete)
+    complete = all(len(page) < query.fetch for page in pages)
+    total = len(ordered) if complete else None
+    if len(answers) == 1 and "total" in answers[0]:
+        total = int(answers[0]["total"])
+    return Matches(ordered, complete, total)
 
 
 def searchset(query: PatientQuery, matches: Matches, resources: Sequence[dict[str, Any]],
@@ -124,6 +136,6 @@ def searchset(query: PatientQuery, matches: Matches, resources: Sequence[dict[st
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links,
         "entry": [{"fullUrl": f"{base}/Patient/{r['id']}", "resource": r,
                    "search": {"mode": "match"}} for r in resources]}  # fmt: skip
-    if matches.complete:
-        bundle["total"] = len(matches.records)
+    if matches.total is not None:
+        bundle["total"] = matches.total
     return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)

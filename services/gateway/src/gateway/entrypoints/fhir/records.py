@@ -110,9 +110,16 @@ def as_of(request: Request) -> str:
     given = request.query_params.getlist("_at")
     if not given:
         return ""
+    if len(given) > 1:
+        raise FhirError.of(400, "invalid", _AT_FORM, expression=("_at",))
+    return instant(given[0])
+
+
+def instant(value: str) -> str:
+    """An ``_at`` value as a protobuf JSON Timestamp (UTC); FhirError 400 naming ``_at``."""
     # A "+" of the zone arrives as a space when the caller did not percent-encode it.
-    text = given[0].replace(" ", "+")
-    if len(given) > 1 or not _INSTANT.match(text):
+    text = value.replace(" ", "+")
+    if not _INSTANT.match(text):
         raise FhirError.of(400, "invalid", _AT_FORM, expression=("_at",))
     try:
         at = datetime.fromisoformat(_to_micros(text).replace("Z", "+00:00"))

@@ -52,7 +52,8 @@ async def found(fhir: httpx.AsyncClient, token: str, kind: str,
 def refused(answer: httpx.Response) -> list[str]:
     """A 400's expression."""
     assert answer.status_code == 400, answer.text
-    return list(OperationOutcome.model_validate(answer.json()).issue[0].expression or [])
+    expression = OperationOutcome.model_validate(answer.json()).issue[0].expression or []
+    return [str(path) for path in expression]
 
 
 async def test_orders_are_found_by_code_and_authored_and_counted_past_one_page(

@@ -8,6 +8,7 @@ contents, ``Last-Modified``; every resource checked with the ``fhir.resources`` 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -44,7 +45,7 @@ def patient_id() -> str:
 
 
 @pytest.fixture(scope="module")
-def auditing_lab(keycloak: Keycloak) -> str:
+def auditing_lab(keycloak: Keycloak) -> Iterator[str]:
     """An auditor who is laboratory staff too: reads histories and the records' contents."""
     with realm_user(keycloak, "auditor", "lab") as username:
         yield keycloak.user_token(username, "user/*.rs")
@@ -122,7 +123,7 @@ async def test_an_amended_results_first_version_is_final_with_the_first_values(
         assert answer.status_code == 200, answer.text
         read = Observation.model_validate(answer.json())
         value = read.valueQuantity.value  # type: ignore[union-attr]
-        return read.status, str(value), answer.headers["etag"]
+        return str(read.status), str(value), answer.headers["etag"]
 
     first = await fhir.get(f"DiagnosticReport/{result_id}/_history/1", headers=auth(lab))
     assert first.status_code == 200, first.text

@@ -47,7 +47,8 @@ async def test_each_version_and_the_one_current_at_an_instant_are_read_back(
 
     async def read(**fields: Any) -> pb.Order:
         request = pb.GetOrderRequest(order_id=placed.order_id, **fields)
-        return (await order_stub.GetOrder(request, metadata=lab, timeout=10)).order
+        order: pb.Order = (await order_stub.GetOrder(request, metadata=lab, timeout=10)).order
+        return order
 
     first = await read(version=1)
     second = await read(version=signed.version)

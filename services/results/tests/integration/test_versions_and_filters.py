@@ -52,7 +52,8 @@ async def test_an_amended_results_first_version_reads_final_with_its_first_value
 
     async def read(**fields: Any) -> pb.Result:
         request = pb.GetResultRequest(result_id=posted.result_id, **fields)
-        return (await result_stub.GetResult(request, metadata=lab, timeout=10)).result
+        result: pb.Result = (await result_stub.GetResult(request, metadata=lab, timeout=10)).result
+        return result
 
     first = await read(version=1)
     current = await read(min_version=amended.version)

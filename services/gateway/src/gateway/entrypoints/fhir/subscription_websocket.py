@@ -8,8 +8,9 @@ after it; the gateway answers with a ``handshake`` notification bundle, then one
 Events are read with notify's ListEvents as the token's caller (their grants, checked by notify
 at every read), every ``poll_s``. A refused or failed bind closes with 1008 (policy violation)
 and a reason naming no value; a subscription that ends (deleted, expired, revoked) closes with
-1008 too. A session lasts at most ``session_s``: then the socket closes with 1000 and the
-client binds again with a new token and the last number it saw.
+1008 too (1013 when notify cannot be reached: bind again later). A session lasts at most
+``session_s``: then the socket closes with 1000 and the client binds again with a new token
+and the last number it saw.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -41,12 +41,18 @@ from gateway.entrypoints.fhir.subscription_tokens import Binding, BindingTokens
 
 PATH = BASE_PATH + "/subscriptions/ws"
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+_TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
 _PAGE = 100
-logger = logging.getLogger(__name__)
 
 
 class SessionEndedError(Exception):
-    """The bound subscription can no longer be read (its reason names no value)."""
+    """The bound subscription can no longer be read (its reason names no value); ``code``
+    is the close code: 1008, or 1013 (try again later) when notify cannot be reached."""
+
+    def __init__(self, reason: str, code: int = POLICY_VIOLATION) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class _Session:
                                             request_id=str(uuid.uuid4()))  # fmt: skip
         except InsufficientScopeError:
             raise SessionEndedError("the token's scopes no longer allow this") from None
+        if answer.status in _TRANSIENT:
+            raise SessionEndedError("notify cannot be reached: bind again", TRY_AGAIN_LATER)
         if answer.status != "OK":
             raise SessionEndedError("the subscription can no longer be read")
         return answer.body
@@ -101,7 +109,7 @@ def subscription_socket_route(
         except WebSocketDisconnect:
             return
         except SessionEndedError as ended:
-            await websocket.close(POLICY_VIOLATION, str(ended))
+            await websocket.close(ended.code, str(ended))
 
     return WebSocketRoute(PATH, channel)
 

@@ -22,6 +22,7 @@ from gateway.entrypoints.fhir.patient_match import MATCH_EXPLANATION, MATCH_GRAD
 from gateway.entrypoints.fhir.provenance import VERSION_PROVENANCE
 
 from . import test_fhir_history as history
+from .order_result_stack import realm_user
 from .test_fhir_history import FHIR, Stack, history_of, outcome, registered
 
 pytestmark = pytest.mark.integration
@@ -32,23 +33,8 @@ stack, registrar_token, auditor = history.stack, history.registrar_token, histor
 @pytest.fixture(scope="module")
 def records_auditor(keycloak: Keycloak) -> Iterator[dict[str, str]]:
     """A bearer of a user who audits and reads records: registrar and auditor."""
-    username = f"records-auditor-{secrets.token_hex(4)}"
-    with keycloak.admin() as admin:
-        created = admin.post("/users", json={
-            "username": username, "enabled": True, "email": f"{username}@example.org",
-            "emailVerified": True, "firstName": "Records", "lastName": "Auditor",
-            "credentials": [{"type": "password", "value": f"{username}-local",
-                             "temporary": False}],
-        })  # fmt: skip
-        created.raise_for_status()
-        user = created.headers["location"].rsplit("/", 1)[1]
-        try:
-            roles = [admin.get(f"/roles/{r}").json() for r in ("registrar", "auditor")]
-            admin.post(f"/users/{user}/role-mappings/realm", json=roles).raise_for_status()
-            token = keycloak.user_token(username, "user/*.cruds")
-            yield {"authorization": f"Bearer {token}"}
-        finally:
-            admin.delete(f"/users/{user}")
+    with realm_user(keycloak, "registrar", "auditor") as username:
+        yield {"authorization": f"Bearer {keycloak.user_token(username, 'user/*.cruds')}"}
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -19,7 +19,6 @@ route ``/<kind>/{id}/_history`` to ``histories.history(kind)`` and its ``vread``
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +51,7 @@ from gateway.entrypoints.fhir.provenance import (
     provenance,
     version_of,
 )
-from gateway.entrypoints.fhir.records import RecordSource, known_id, route
+from gateway.entrypoints.fhir.records import RecordSource, gathered, known_id, route
 from gateway.entrypoints.fhir.result_api import REPORTS
 from gateway.entrypoints.fhir.service_request_api import ORDERS
 
@@ -119,13 +118,11 @@ class HistoryApi:
         if source is None:
             return {}
         versions = [version_of(c) for c in changes if operation(c) != "DELETE"]
-        limit = asyncio.Semaphore(READS_AT_ONCE)
 
-        async def read(version: int) -> dict[str, Any] | None:
-            async with limit:
-                record = await source.record(self._exchange, caller, record_id, 0, request,
-                                             version=version)  # fmt: skip
-                return source.shown(record)
+        async def read(version: int) -> dict[str, Any]:
+            record = await source.record(self._exchange, caller, record_id, 0, request,
+                                         version=version)  # fmt: skip
+            return source.shown(record)
 
         if not versions:
             return {}
@@ -136,10 +133,8 @@ class HistoryApi:
             if refused.status in {403, 404, 410}:
                 return {}
             raise
-        rest = await asyncio.gather(*(read(v) for v in versions[:-1]))
-        read_back = dict(zip(versions[:-1], rest, strict=True))
-        read_back[versions[-1]] = first
-        return {v: r for v, r in read_back.items() if r is not None}
+        rest = await gathered([read(v) for v in versions[:-1]], at_once=READS_AT_ONCE)
+        return {**dict(zip(versions[:-1], rest, strict=True)), versions[-1]: first}
 
     async def search_provenance(self, request: Request) -> Response:
         """search-type: ``target=<type>/<id>`` (required), one Provenance per version."""

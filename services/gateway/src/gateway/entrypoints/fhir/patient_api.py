@@ -24,7 +24,6 @@ from gateway.entrypoints.fhir.exchange import (
 from gateway.entrypoints.fhir.outcomes import FhirError, status_error
 from gateway.entrypoints.fhir.patient_links import UNLINK_REASON, link_change, wanted_links
 from gateway.entrypoints.fhir.patient_match import (
-    bounded,
     grade_of,
     match_bundle,
     match_parameters,
@@ -36,7 +35,15 @@ from gateway.entrypoints.fhir.patient_resource import (
     resource_from_record,
 )
 from gateway.entrypoints.fhir.patient_search import merged, patient_query, searchset
-from gateway.entrypoints.fhir.records import RecordSource, known_id, read, route, vread, written
+from gateway.entrypoints.fhir.records import (
+    RecordSource,
+    gathered,
+    known_id,
+    read,
+    route,
+    vread,
+    written,
+)
 
 
 def _route(rpc: str, interaction: Interaction) -> Route:
@@ -49,6 +56,8 @@ LINK = _route("LinkPatients", Interaction.UPDATE)
 UNLINK = _route("UnlinkPatients", Interaction.UPDATE)
 READ = _route("GetPatient", Interaction.READ)
 SEARCH = _route("SearchPatients", Interaction.SEARCH)
+# $match candidates' records read at once.
+READS_AT_ONCE = 8
 MATCH = _route("FindMatches", Interaction.SEARCH)
 
 
@@ -109,7 +118,7 @@ class PatientApi:
                     return None  # not the caller's to read, or gone since it was scored
                 raise
 
-        resources = await bounded([shown(c) for c in candidates])
+        resources = await gathered([shown(c) for c in candidates], at_once=READS_AT_ONCE)
         entries = [(r, match_search(c)) for r, c in zip(resources, candidates, strict=True)
                    if r is not None]  # fmt: skip
         return fhir_response(match_bundle(entries, base_url(request)))

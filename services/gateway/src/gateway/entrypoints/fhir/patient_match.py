@@ -11,7 +11,6 @@ one decided, and each field's comparison level and weight. Records nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,8 +22,6 @@ MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 MATCH_EXPLANATION = "urn:clinical-platform:fhir:StructureDefinition:match-explanation"
 DEFAULT_MATCHES = 10
 MAX_MATCHES = 50
-# Candidates' records read at once.
-READS_AT_ONCE = 8
 _GRADES = {"MATCH_GRADE_MATCH": "certain", "MATCH_GRADE_POSSIBLE_MATCH": "possible",
            "MATCH_GRADE_NO_MATCH": "certainly-not"}  # fmt: skip
 _PARAMETERS = {"resource", "onlyCertainMatches", "count"}
@@ -88,17 +85,6 @@ def match_search(candidate: Mapping[str, Any]) -> dict[str, Any]:
 
 def grade_of(candidate: Mapping[str, Any]) -> str:
     return _GRADES.get(str(candidate.get("grade", "")), "certainly-not")
-
-
-async def bounded(reads: list[Any]) -> list[Any]:
-    """Awaits ``reads`` (coroutines), at most `READS_AT_ONCE` at a time, in order."""
-    limit = asyncio.Semaphore(READS_AT_ONCE)
-
-    async def one(read: Any) -> Any:
-        async with limit:
-            return await read
-
-    return list(await asyncio.gather(*(one(r) for r in reads)))
 
 
 def match_bundle(entries: list[tuple[dict[str, Any], dict[str, Any]]], base: str,

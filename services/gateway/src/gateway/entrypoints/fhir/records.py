@@ -11,12 +11,13 @@ representation``, the default), nothing (``minimal``) or an informational Operat
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,6 +43,7 @@ def route(service: str, kind: str, rpc: str, interaction: Interaction) -> Route:
     return Route(Operation(rpc, kind, interaction), service)
 
 
+T = TypeVar("T")
 # A versionId the service can hold (uint64; ASCII digits only: "²".isdigit() is true).
 _VERSION = re.compile(r"^[0-9]{1,18}$")
 # An instant (FHIR's): a date, a time to the second at least, and a zone.
@@ -131,6 +133,17 @@ def instant(value: str) -> str:
 def _to_micros(text: str) -> str:
     # Python reads 6 fractional digits at most: the rest is below the records' resolution.
     return re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", text)
+
+
+async def gathered(reads: Sequence[Awaitable[T]], *, at_once: int) -> list[T]:
+    """The results of ``reads`` in order, awaiting at most ``at_once`` at a time."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def one(read: Awaitable[T]) -> T:
+        async with limit:
+            return await read
+
+    return list(await asyncio.gather(*(one(r) for r in reads)))
 
 
 def known_id(request: Request, kind: str) -> str:

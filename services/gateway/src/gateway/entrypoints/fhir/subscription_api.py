@@ -50,10 +50,9 @@ GET = _route("GetSubscription", Interaction.READ)
 DELETE = _route("DeleteSubscription", Interaction.DELETE)
 STATUS = _route("GetStatus", Interaction.READ)
 EVENTS = _route("ListEvents", Interaction.READ)
-# notify's request fields, as the elements and parameters that set them.
+# notify's request fields, as the elements that set them (every filter field: a criteria one).
 _EXPRESSION = {"webhook.url": "Subscription.channel.endpoint", "topics": "Subscription.criteria",
-               "content": "Subscription.channel.payload",
-               "filter.patient_ids": "Subscription.criteria"}  # fmt: skip
+               "content": "Subscription.channel.payload"}  # fmt: skip
 
 
 def _expression(field: str) -> str:

@@ -313,6 +313,11 @@ async def test_bad_subscriptions_are_refused_with_the_element_named(
     refused = await fhir.post("Subscription", headers=headers, json=bad_filter)
     assert outcome(refused, 400).issue[0].expression == ["Subscription.criteria.extension[0]"]
 
+    unfiltered = new_subscription({"type": "websocket"}, content="full-resource")
+    del unfiltered["_criteria"]  # notify's rule: full content names the patients
+    broad = await fhir.post("Subscription", headers=headers, json=unfiltered)
+    assert outcome(broad, 400).issue[0].expression == ["Subscription.criteria"]
+
     mine = await subscribe(fhir, token, new_subscription({"type": "websocket"}))
     other = keycloak.user_token("clinician-no-otp", "user/*.cruds")
     for path in ("", "/$status", "/$events", "/$get-ws-binding-token"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID, uuid4
 
 import pytest
@@ -255,7 +255,20 @@ class InMemoryIndex:
     async def golden_record_of(self, patient_id: UUID) -> GoldenRecord | None:
         return None
 
+    async def earlier(
+        self, patient_id: UUID, *, through: int = 0, at: datetime | None = None
+    ) -> PatientView | None:
+        return None
+
     async def search(self, query: PatientSearch) -> list[PatientView]:
+        return []
+
+    async def count(self, query: PatientSearch) -> int:
+        return 0
+
+    async def listed(
+        self, *, after: str, limit: int, care_team_member: str = ""
+    ) -> list[PatientView]:
         return []
 
     async def review_queue(self, limit: int) -> list[ReviewItem]:

@@ -53,3 +53,12 @@ def test_care_teams_are_managed_by_registrars_and_clinicians_holding_the_right()
     assert policy.manage_care_team(entitled) is None
     assert policy.manage_care_team(_principal(Role.CLINICIAN)) is not None
     assert policy.manage_care_team(_principal(Role.LAB)) is not None
+
+
+def test_only_registrars_and_services_list_every_patient() -> None:
+    for role in (Role.REGISTRAR, Role.SERVICE):
+        assert policy.LIST(_principal(role)) is None
+    for role in (Role.CLINICIAN, Role.AUDITOR, Role.PATIENT, Role.LAB):
+        assert policy.LIST(_principal(role)) == (
+            "listing every patient needs the role registrar or service"
+        )

@@ -26,6 +26,7 @@ from gateway.entrypoints.fhir.exchange import (
 )
 from gateway.entrypoints.fhir.export_api import ExportApi, Exports
 from gateway.entrypoints.fhir.history_api import (
+    DIAGNOSTIC_REPORT_VERSIONS,
     PATIENT_VERSIONS,
     SERVICE_REQUEST_VERSIONS,
     HistoryApi,
@@ -54,7 +55,9 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int, exports: Exports | None
         ServiceRequestApi(exchange),
         ResultApi(exchange),
     )
-    histories = HistoryApi(exchange, (PATIENT_VERSIONS, SERVICE_REQUEST_VERSIONS))
+    histories = HistoryApi(
+        exchange, (PATIENT_VERSIONS, SERVICE_REQUEST_VERSIONS, DIAGNOSTIC_REPORT_VERSIONS)
+    )
     audit_events = AuditEventApi(exchange)
     subscriptions = SubscriptionApi(exchange, binding_tokens or BindingTokens())
     bulk = ExportApi(exchange, exports) if exports else None
@@ -70,6 +73,7 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int, exports: Exports | None
         ("/metadata", {"GET": metadata}),
         *(bulk_routes(bulk) if bulk else ()),
         ("/Patient", {"GET": patients.search, "POST": patients.create}),
+        ("/Patient/$match", {"POST": patients.match}),
         ("/Patient/{id}", {"GET": patients.read, "PUT": patients.update}),
         ("/Patient/{id}/_history", {"GET": histories.history("Patient")}),
         ("/Patient/{id}/_history/{vid}", {"GET": patients.vread}),
@@ -80,17 +84,21 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int, exports: Exports | None
         ("/ServiceRequest/{id}/$sign", {"POST": orders.sign}),
         ("/DiagnosticReport", {"GET": results.search_reports}),
         ("/DiagnosticReport/{id}", {"GET": results.read_report}),
+        ("/DiagnosticReport/{id}/_history", {"GET": histories.history("DiagnosticReport")}),
         ("/DiagnosticReport/{id}/_history/{vid}", {"GET": results.vread_report}),
         ("/Observation", {"GET": results.search_observations}),
         ("/Observation/{id}", {"GET": results.read_observation}),
+        ("/Observation/{id}/_history/{vid}", {"GET": results.vread_observation}),
         ("/Provenance", {"GET": histories.search_provenance}),
         ("/AuditEvent", {"GET": audit_events.search}),
         ("/Subscription", {"POST": subscriptions.create}),
         ("/Subscription/{id}", {"GET": subscriptions.read, "DELETE": subscriptions.delete}),
         ("/Subscription/{id}/$status", {"GET": subscriptions.status}),
         ("/Subscription/{id}/$events", {"GET": subscriptions.events}),
-        ("/Subscription/{id}/$get-ws-binding-token",
-         {"GET": subscriptions.binding_token, "POST": subscriptions.binding_token}),
+        (
+            "/Subscription/{id}/$get-ws-binding-token",
+            {"GET": subscriptions.binding_token, "POST": subscriptions.binding_token},
+        ),
         ("/{rest:path}", dict.fromkeys(_METHODS, _unknown)),
     )
     files = [StarletteRoute(BASE_PATH + "/$export-file/{job}/{file}", bulk.file)] if bulk else []

@@ -219,3 +219,25 @@ async def test_link_and_unlink_through_patient_link_are_the_registrars(
     assert unlinked.status_code == 200, unlinked.text
     assert "link" not in unlinked.json()
     assert "link" not in (await stack.client.get(f"Patient/{second}", headers=registrar)).json()
+
+
+async def test_a_search_without_criteria_lists_every_patient_for_registrars(
+    stack: Stack, registrar_token: str, keycloak: Keycloak
+) -> None:
+    registrar = _bearer(registrar_token)
+    mine = {await registered(stack.client, registrar, f"Eke{secrets.token_hex(5)}")
+            for _ in range(3)}  # fmt: skip
+    listed: list[str] = []
+    page = await stack.client.get("Patient", params={"_count": "2"}, headers=registrar)
+    while True:
+        assert page.status_code == 200, page.text
+        Bundle.model_validate(page.json())
+        listed += [e["resource"]["id"] for e in page.json().get("entry", [])]
+        following = [link["url"] for link in page.json()["link"] if link["relation"] == "next"]
+        if not following:
+            break
+        page = await stack.client.get(following[0], headers=registrar)
+    assert mine <= set(listed)
+    assert listed == sorted(set(listed))
+    clinician = _bearer(keycloak.user_token("clinician-no-otp", "user/Patient.cruds"))
+    outcome(await stack.client.get("Patient", headers=clinician), 403)

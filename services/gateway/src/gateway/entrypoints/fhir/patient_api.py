@@ -21,6 +21,7 @@ from gateway.entrypoints.fhir.exchange import (
     fhir_response,
     preference,
 )
+from gateway.entrypoints.fhir.listing import ListQuery, list_query, page_bundle
 from gateway.entrypoints.fhir.outcomes import FhirError, status_error
 from gateway.entrypoints.fhir.patient_links import UNLINK_REASON, link_change, wanted_links
 from gateway.entrypoints.fhir.patient_match import (
@@ -59,6 +60,9 @@ SEARCH = _route("SearchPatients", Interaction.SEARCH)
 # $match candidates' records read at once.
 READS_AT_ONCE = 8
 MATCH = _route("FindMatches", Interaction.SEARCH)
+LIST = _route("ListPatients", Interaction.SEARCH)
+# Parameters that make a search a search; without any, it lists every patient.
+_CRITERIA = {"name", "family", "given", "birthdate", "identifier", "_at"}
 
 
 def _present(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,10 +84,14 @@ class PatientApi:
         self._exchange = exchange
 
     async def search(self, request: Request) -> Response:
-        """search-type: SearchPatients (twice for ``name``), a searchset Bundle of one page."""
+        """search-type: SearchPatients (twice for ``name``), a searchset Bundle of one page;
+        with no criterion, ListPatients (every patient, by id: registrars)."""
         caller = await self._exchange.caller(request)
         strict = preference(request, "handling") == "strict"
-        query = patient_query(list(request.query_params.multi_items()), strict=strict)
+        params = list(request.query_params.multi_items())
+        if not _CRITERIA & {name for name, _ in params}:
+            return await self._list(request, caller, list_query(params, {}, strict=strict))
+        query = patient_query(params, strict=strict)
         answers = []
         for values in query.requests:
             answer = await self._exchange.call(caller, SEARCH, values, request)
@@ -93,6 +101,15 @@ class PatientApi:
         matches = merged(query, answers)
         resources = [resource_from_record(r) for r in matches.window(query)]
         return fhir_response(searchset(query, matches, resources, base_url(request)))
+
+    async def _list(self, request: Request, caller: Caller, query: ListQuery) -> Response:
+        answer = await self._exchange.call(caller, LIST, query.values, request)
+        if answer.status != "OK":
+            raise status_error(answer, expression_of=lambda f: f"_{f}" if f == "page_token" else f)
+        resources = [resource_from_record(r) for r in answer.body.get("patients", [])]
+        token = str(answer.body.get("next_page_token", ""))
+        return fhir_response(page_bundle(RESOURCE, query, resources, next_token=token,
+                                         base=base_url(request)))  # fmt: skip
 
     async def match(self, request: Request) -> Response:
         """$match: FindMatches on the Parameters' Patient; the candidates the caller may read,

@@ -4,6 +4,8 @@ parameter before any call; any date bound holds exactly the instants it names.""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -161,3 +163,20 @@ def test_any_date_values_are_a_window_or_a_400_naming_the_date(
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize(("kind", "parameter"), [
+    ("ServiceRequest", "authored"), ("ServiceRequest", "code"), ("ServiceRequest", "status"),
+    ("DiagnosticReport", "date"), ("DiagnosticReport", "status"),
+])  # fmt: skip
+async def test_a_refused_value_is_never_shown_back_nor_logged(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, kind: str, parameter: str
+) -> None:
+    canary = f"x{secrets.token_hex(16)}|a|b"
+    with caplog.at_level(logging.DEBUG):
+        answer = await client.get(f"/{kind}", params={"patient": PATIENT_ID, parameter: canary},
+                                  headers=bearer())  # fmt: skip
+    assert outcome(answer, 400).issue[0].expression == [parameter]
+    assert canary[:33] not in answer.text
+    ours = [record for record in caplog.records if record.name != "httpx"]  # the test's client
+    assert all(canary[:33] not in str(record.__dict__) for record in ours)

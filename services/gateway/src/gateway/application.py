@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.domain.identity import Caller, IdentityMapping, UnusableIdentityError
 from gateway.policy import Operation, scope_refusal
@@ -12,10 +13,12 @@ from gateway.ports import (
     Downstream,
     DownstreamAnswer,
     DownstreamCall,
+    DownstreamStreams,
     InternalTokens,
     RateLimiter,
     Refusal,
     RefusalAudit,
+    StreamEndedError,
     TokenRejectedError,
 )
 
@@ -60,6 +63,8 @@ class GatewayApp:
     downstream: Downstream
     audit: RefusalAudit
     audiences: Mapping[str, str]
+    # Server streams (the FHIR websocket channel's Subscribe); none: nothing streams.
+    streams: DownstreamStreams | None = None
 
     async def authenticate(self, bearer: str | None, *, request_id: str = "") -> Caller:
         """The caller an external access token names; NotAuthenticatedError (audited) if none."""
@@ -84,6 +89,24 @@ class GatewayApp:
         self, caller: Caller, route: Route, values: Mapping[str, object], *, request_id: str = ""
     ) -> DownstreamAnswer:
         """Check scopes, exchange the token for the service's audience, call the service."""
+        token = await self._exchanged_token(caller, route, request_id)
+        call = DownstreamCall(route.service, route.operation.name, values, request_id)
+        return await self.downstream.call(call, token)
+
+    async def stream(
+        self, caller: Caller, route: Route, values: Mapping[str, object], *, request_id: str = ""
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """`perform` for a server-streaming RPC: its messages while it runs."""
+        if self.streams is None:
+            raise StreamEndedError("UNAVAILABLE")
+        token = await self._exchanged_token(caller, route, request_id)
+        call = DownstreamCall(route.service, route.operation.name, values, request_id)
+        async for message in self.streams.stream(call, token):
+            yield message
+
+    async def _exchanged_token(self, caller: Caller, route: Route, request_id: str) -> str:
+        """The service's token for ``caller``; InsufficientScopeError (audited) if the scopes
+        do not allow the route."""
         needed = scope_refusal(caller, route.operation)
         if needed is not None:
             await self.audit.refused(
@@ -91,6 +114,4 @@ class GatewayApp:
                         caller.principal.client_id, route.operation.name, request_id)
             )  # fmt: skip
             raise InsufficientScopeError(needed)
-        token = self.tokens.mint(caller.principal, audience=self.audiences[route.service])
-        call = DownstreamCall(route.service, route.operation.name, values, request_id)
-        return await self.downstream.call(call, token)
+        return self.tokens.mint(caller.principal, audience=self.audiences[route.service])

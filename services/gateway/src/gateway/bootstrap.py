@@ -83,6 +83,7 @@ async def gateway_http_app(
             downstream=downstream,
             audit=audit,
             audiences=settings.audiences(),
+            streams=downstream,
         )
         proxies = trusted_networks(settings.trusted_proxies)
         asgi = build_http_app(app, jwks=tokens.jwks(), max_body_bytes=settings.max_body_bytes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,6 +64,21 @@ class DownstreamAnswer:
 class Downstream(Protocol):
     async def call(self, call: DownstreamCall, token: str) -> DownstreamAnswer:
         """Call the replica that owns the request (retrying once on an ownership miss)."""
+        ...
+
+
+class StreamEndedError(Exception):
+    """A server stream ended with a gRPC status other than OK (its name in ``status``)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class DownstreamStreams(Protocol):
+    def stream(self, call: DownstreamCall, token: str) -> AsyncIterator[Mapping[str, Any]]:
+        """A server-streaming RPC's messages (protobuf JSON, proto field names) while it
+        runs; StreamEndedError when the service ends it with an error."""
         ...
 
 

@@ -3,7 +3,9 @@ CapabilityStatement's Subscription entry, without servers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -35,7 +37,7 @@ from gateway.entrypoints.fhir.subscription_websocket import (
     ChannelTimes,
     subscription_socket_route,
 )
-from gateway.ports import DownstreamAnswer
+from gateway.ports import DownstreamAnswer, DownstreamCall
 
 from .conftest import FakeServices, FakeVerifier
 
@@ -161,19 +163,38 @@ def test_the_capability_statement_names_the_topics_and_the_backport_operations()
     ]  # fmt: skip
 
 
-def _socket_app(services: FakeServices, tokens: BindingTokens) -> Starlette:
+class FakeStreams:
+    """notify's Subscribe: the given messages, then silence; records each call."""
+
+    def __init__(self, messages: list[dict[str, Any]]) -> None:
+        self.messages = messages
+        self.calls: list[DownstreamCall] = []
+
+    async def stream(self, call: DownstreamCall, token: str) -> AsyncIterator[Mapping[str, Any]]:
+        self.calls.append(call)
+        for message in self.messages:
+            yield message
+        await asyncio.sleep(3600)
+
+
+def _socket_app(services: FakeServices, streams: FakeStreams, tokens: BindingTokens) -> Starlette:
     issuer = InternalTokenIssuer([Ed25519PrivateKey.generate()], issuer="clinical-platform")
     app = GatewayApp(
         verifier=FakeVerifier({}), mapping=IdentityMapping(),
         rate_limiter=WindowRateLimiter("20/minute"), tokens=issuer, downstream=services,
-        audit=RefusalLog(), audiences={"notify": "clinical-notify"},
+        audit=RefusalLog(), audiences={"notify": "clinical-notify"}, streams=streams,
     )  # fmt: skip
-    times = ChannelTimes(poll_s=0.02, heartbeat_s=0.2, session_s=1.5)
+    times = ChannelTimes(session_s=1.0)
     return Starlette(routes=[subscription_socket_route(app, tokens, times)])
 
 
 SUBSCRIPTION_ID = "0b6c1f0e-5d1e-4f43-9a44-6c1e3f0a7a11"
 ORDER = "7f1e5c2a-0d4b-4c8e-9e61-2b9c5d7e8f01"
+
+
+SIGNED = {"subscription_id": SUBSCRIPTION_ID, "sequence": "1", "type": "order.signed",
+          "occurred_at": "2026-12-07T10:00:00Z", "patient_id": PATIENT,
+          "order_id": ORDER}  # fmt: skip
 
 
 def _services() -> FakeServices:
@@ -182,17 +203,15 @@ def _services() -> FakeServices:
         "content": "CONTENT_ID_ONLY", "state": "SUBSCRIPTION_STATE_ACTIVE",
         "payload_format": "PAYLOAD_FORMAT_FHIR_R4_BACKPORT",
     }  # fmt: skip
-    signed = {"subscription_id": SUBSCRIPTION_ID, "sequence": "1", "type": "order.signed",
-              "occurred_at": "2026-12-07T10:00:00Z", "patient_id": PATIENT,
-              "order_id": ORDER}  # fmt: skip
     return FakeServices({
         "GetSubscription": [DownstreamAnswer("OK", body={"subscription": subscription})],
-        "ListEvents": [
-            DownstreamAnswer("OK", body={"head_sequence": "0"}),  # the bind: nothing yet
-            DownstreamAnswer("OK", body={"head_sequence": "1", "notifications": [signed]}),
-            DownstreamAnswer("OK", body={"head_sequence": "1"}),
-        ],
+        "ListEvents": [DownstreamAnswer("OK", body={"head_sequence": "0"})],  # the bind's head
     })  # fmt: skip
+
+
+def _streams() -> FakeStreams:
+    heartbeat = {"at": "2026-12-07T10:00:15Z", "head_sequence": "1"}
+    return FakeStreams([{"notification": SIGNED}, {"heartbeat": heartbeat}])
 
 
 def _kind(text: str) -> str:
@@ -207,20 +226,19 @@ def test_a_bound_websocket_gets_the_handshake_events_heartbeats_then_ends_its_se
     caller = Caller(Principal("dr-a"), parse_scopes("user/Subscription.r"),
                     frozenset({Context.USER}))  # fmt: skip
     token, _ = tokens.issue(caller, SUBSCRIPTION_ID)
-    with TestClient(_socket_app(_services(), tokens)) as client, \
+    streams = _streams()
+    with TestClient(_socket_app(_services(), streams, tokens)) as client, \
             client.websocket_connect(PATH) as socket:  # fmt: skip
-        socket.send_text(f"bind-with-token {token}")
+        socket.send_text(f"bind-with-token {token} 0")
         assert _kind(socket.receive_text()) == "handshake"
         event = json.loads(socket.receive_text())
         assert _kind(json.dumps(event)) == "event-notification"
         assert event["entry"][1]["fullUrl"] == f"ServiceRequest/{ORDER}"
         assert _kind(socket.receive_text()) == "heartbeat"
-        kinds = []
-        with pytest.raises(WebSocketDisconnect) as ended:  # noqa: PT012 - heartbeats until then
-            while True:
-                kinds.append(_kind(socket.receive_text()))
-        assert set(kinds) <= {"heartbeat"}
+        with pytest.raises(WebSocketDisconnect) as ended:
+            socket.receive_text()
         assert ended.value.code == 1000  # the session's time is up: bind again
+    assert streams.calls[0].request == {"subscription_id": SUBSCRIPTION_ID, "resume_after": 0}
 
 
 def test_a_caller_without_the_read_scope_is_closed_with_a_policy_violation() -> None:
@@ -228,7 +246,7 @@ def test_a_caller_without_the_read_scope_is_closed_with_a_policy_violation() -> 
     caller = Caller(Principal("dr-a"), parse_scopes("user/ServiceRequest.r"),
                     frozenset({Context.USER}))  # fmt: skip
     token, _ = tokens.issue(caller, SUBSCRIPTION_ID)
-    with TestClient(_socket_app(_services(), tokens)) as client, \
+    with TestClient(_socket_app(_services(), _streams(), tokens)) as client, \
             client.websocket_connect(PATH) as socket:  # fmt: skip
         socket.send_text(f"bind-with-token {token}")
         with pytest.raises(WebSocketDisconnect) as refused:

@@ -7,7 +7,7 @@ callers never see an ownership miss.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
@@ -26,7 +26,7 @@ from clinical_platform.grpc_context import SOURCE_IP_HEADER, USER_AGENT_HEADER
 from clinical_platform.grpc_errors import PARTITION_OWNER_METADATA_KEY
 from clinical_platform.grpc_tls import TlsFiles, open_channel
 from gateway.domain.origin import current_origin
-from gateway.ports import DownstreamAnswer, DownstreamCall
+from gateway.ports import DownstreamAnswer, DownstreamCall, StreamEndedError
 
 SERVICES: Mapping[str, ServiceDescriptor] = {
     "patient": patient_pb2.DESCRIPTOR.services_by_name["PatientService"],
@@ -61,19 +61,7 @@ class GrpcDownstream:
         self._rpcs.clear()
 
     async def call(self, call: DownstreamCall, token: str) -> DownstreamAnswer:
-        method = SERVICES[call.service].methods_by_name[call.method]
-        request_class = message_factory.GetMessageClass(method.input_type)
-        response_class = message_factory.GetMessageClass(method.output_type)
-        try:
-            request = json_format.ParseDict(dict(call.request), request_class())
-        except json_format.ParseError as bad:
-            raise InvalidRequestBodyError(_parse_problem(bad)) from None
-        path = f"/{method.containing_service.full_name}/{method.name}"
-        # Trace context goes on by the gRPC client instrumentation, from the current span.
-        metadata = [("authorization", f"Bearer {token}")]
-        if call.request_id:
-            metadata.append(("x-request-id", call.request_id))
-        metadata += _origin_metadata()
+        request, response_class, path, metadata = _prepared(call, token)
         address = self._addresses[call.service]
         for attempt in range(2):
             rpc = self._rpc(address, path, response_class)
@@ -90,6 +78,21 @@ class GrpcDownstream:
             return DownstreamAnswer(status="OK", body=body)
         raise AssertionError("unreachable: the loop returns")  # pragma: no cover
 
+    async def stream(self, call: DownstreamCall, token: str) -> AsyncIterator[Mapping[str, Any]]:
+        """A server stream's messages as JSON-shaped values; StreamEndedError on its error."""
+        request, response_class, path, metadata = _prepared(call, token)
+        address = self._addresses[call.service]
+        if address not in self._channels:
+            self._channels[address] = open_channel(address, self._tls)
+        rpc = self._channels[address].unary_stream(
+            path, request_serializer=_serialize, response_deserializer=response_class.FromString
+        )
+        try:
+            async for response in rpc(request, metadata=metadata):
+                yield json_format.MessageToDict(response, preserving_proto_field_name=True)
+        except grpc.aio.AioRpcError as failed:
+            raise StreamEndedError(failed.code().name) from None
+
     def _rpc(
         self, address: str, path: str, response_class: type[Message]
     ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
@@ -103,6 +106,26 @@ class GrpcDownstream:
                 response_deserializer=response_class.FromString,
             )
         return self._rpcs[address, path]
+
+
+def _prepared(
+    call: DownstreamCall, token: str
+) -> tuple[Message, type[Message], str, list[tuple[str, str]]]:
+    """The RPC's request message, its response class, its path and the call's metadata;
+    InvalidRequestBodyError when the values do not fit the request."""
+    method = SERVICES[call.service].methods_by_name[call.method]
+    request_class = message_factory.GetMessageClass(method.input_type)
+    response_class = message_factory.GetMessageClass(method.output_type)
+    try:
+        request = json_format.ParseDict(dict(call.request), request_class())
+    except json_format.ParseError as bad:
+        raise InvalidRequestBodyError(_parse_problem(bad)) from None
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    # Trace context goes on by the gRPC client instrumentation, from the current span.
+    metadata = [("authorization", f"Bearer {token}")]
+    if call.request_id:
+        metadata.append(("x-request-id", call.request_id))
+    return request, response_class, path, metadata + _origin_metadata()
 
 
 def _origin_metadata() -> list[tuple[str, str]]:

@@ -50,6 +50,7 @@ GET = _route("GetSubscription", Interaction.READ)
 DELETE = _route("DeleteSubscription", Interaction.DELETE)
 STATUS = _route("GetStatus", Interaction.READ)
 EVENTS = _route("ListEvents", Interaction.READ)
+SUBSCRIBE = _route("Subscribe", Interaction.READ)  # the websocket channel's stream
 # notify's request fields, as the elements that set them (every filter field: a criteria one).
 _EXPRESSION = {"webhook.url": "Subscription.channel.endpoint", "topics": "Subscription.criteria",
                "content": "Subscription.channel.payload"}  # fmt: skip

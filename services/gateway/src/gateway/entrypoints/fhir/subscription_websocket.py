@@ -2,13 +2,13 @@
 ``/fhir/r4/subscriptions/ws`` a client sends ``bind-with-token <token>`` (a token from
 ``$get-ws-binding-token``), optionally followed by the last event number it has seen to resume
 after it; the gateway answers with a ``handshake`` notification bundle, then one
-``event-notification`` bundle per event in order, and a ``heartbeat`` bundle after
-``heartbeat_s`` of silence.
+``event-notification`` bundle per event in order, and a ``heartbeat`` bundle whenever notify's
+stream sends one (after ``NOTIFY_HEARTBEAT_S`` of silence).
 
-Events are read with notify's ListEvents as the token's caller (their grants, checked by notify
-at every read), every ``poll_s``. A refused or failed bind closes with 1008 (policy violation)
-and a reason naming no value; a subscription that ends (deleted, expired, revoked) closes with
-1008 too (1013 when notify cannot be reached: bind again later). A session lasts at most
+Events come from notify's Subscribe stream, called as the token's caller (their grants, checked
+by notify at every delivery). A refused or failed bind closes with 1008 (policy violation) and
+a reason naming no value; a subscription that ends (deleted, expired, revoked) closes with 1008
+too (1013 when notify cannot be reached: bind again later). A session lasts at most
 ``session_s``: then the socket closes with 1000 and the client binds again with a new token
 and the last number it saw.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,15 +34,15 @@ from clinical_platform.fhir_notifications import (
 )
 from gateway.application import GatewayApp, InsufficientScopeError
 from gateway.entrypoints.fhir.outcomes import BASE_PATH
-from gateway.entrypoints.fhir.subscription_api import EVENTS, FHIR_FORMAT, GET
+from gateway.entrypoints.fhir.subscription_api import EVENTS, FHIR_FORMAT, GET, SUBSCRIBE
 from gateway.entrypoints.fhir.subscription_resource import topic_of_subscription
 from gateway.entrypoints.fhir.subscription_tokens import Binding, BindingTokens
+from gateway.ports import StreamEndedError
 
 PATH = BASE_PATH + "/subscriptions/ws"
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 _TRANSIENT = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
-_PAGE = 100
 
 
 class SessionEndedError(Exception):
@@ -57,8 +56,6 @@ class SessionEndedError(Exception):
 
 @dataclass(frozen=True)
 class ChannelTimes:
-    poll_s: float = 0.5
-    heartbeat_s: float = 15.0
     session_s: float = 900.0
     bind_timeout_s: float = 30.0
 
@@ -151,38 +148,47 @@ async def _bind(websocket: WebSocket, app: GatewayApp, tokens: BindingTokens,
 
 
 async def _serve(websocket: WebSocket, session: _Session, timing: ChannelTimes) -> None:
-    """Notifications after ``session.last`` as they come, heartbeats while idle, until the
-    client leaves, the subscription ends or the session's time is up."""
-    closed = asyncio.Event()
+    """Notifications after ``session.last`` from notify's Subscribe stream as they are
+    matched, and its heartbeats, until the client leaves, the subscription ends or the
+    session's time is up."""
+
+    async def pump() -> None:
+        values = {"subscription_id": session.binding.subscription_id,
+                  "resume_after": session.last}  # fmt: skip
+        try:
+            async for message in session.app.stream(session.binding.caller, SUBSCRIBE, values,
+                                                    request_id=str(uuid.uuid4())):  # fmt: skip
+                if notification := message.get("notification"):
+                    number = int(notification["sequence"])
+                    await websocket.send_text(
+                        session.bundle([dict(notification)], "event-notification", number)
+                    )
+                    session.last = number
+                elif heartbeat := message.get("heartbeat"):
+                    head = int(heartbeat.get("head_sequence", 0))
+                    await websocket.send_text(session.bundle([], "heartbeat", head))
+        except InsufficientScopeError:
+            raise SessionEndedError("the token's scopes no longer allow this") from None
+        except StreamEndedError as ended:
+            if ended.status in _TRANSIENT:
+                raise SessionEndedError("notify cannot be reached: bind again",
+                                        TRY_AGAIN_LATER) from None  # fmt: skip
+            raise SessionEndedError("the subscription can no longer be read") from None
 
     async def watch_client() -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             while (await websocket.receive())["type"] != "websocket.disconnect":
                 pass
-        closed.set()
 
-    watcher = asyncio.create_task(watch_client())
-    started = quiet_since = time.monotonic()
+    streaming, watcher = asyncio.create_task(pump()), asyncio.create_task(watch_client())
     try:
-        while not closed.is_set():
-            if time.monotonic() - started >= timing.session_s:
-                await websocket.close(1000, "the session's time is up: bind again")
-                return
-            values = {"subscription_id": session.binding.subscription_id,
-                      "since": session.last, "page_size": _PAGE}  # fmt: skip
-            body = await session.read(values)
-            head = int(body.get("head_sequence", 0))
-            for notification in body.get("notifications", ()):
-                await websocket.send_text(
-                    session.bundle([dict(notification)], "event-notification", head)
-                )
-                session.last = int(notification["sequence"])
-                quiet_since = time.monotonic()
-            if time.monotonic() - quiet_since >= timing.heartbeat_s:
-                await websocket.send_text(session.bundle([], "heartbeat", head))
-                quiet_since = time.monotonic()
-            if len(body.get("notifications", ())) < _PAGE:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(closed.wait(), timing.poll_s)
+        done, _ = await asyncio.wait({streaming, watcher}, timeout=timing.session_s,
+                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if watcher in done:
+            return  # the client left
+        if streaming in done:
+            streaming.result()  # SessionEndedError when notify ended it
+        await websocket.close(1000, "the session's time is up: bind again")
     finally:
+        streaming.cancel()
         watcher.cancel()

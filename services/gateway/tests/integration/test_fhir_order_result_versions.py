@@ -18,6 +18,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from .order_result_stack import (
@@ -151,3 +152,9 @@ async def test_an_amended_results_first_version_is_final_with_the_first_values(
     Bundle.model_validate(history.json())
     reports = [DiagnosticReport.model_validate(e["resource"]) for e in history.json()["entry"]]
     assert [r.status for r in reports] == ["amended", "final"]
+    # Who, when and why of each version.
+    provenances = await fhir.get("Provenance", params={"target": f"DiagnosticReport/{result_id}"},
+                                 headers=auth(auditing_lab))  # fmt: skip
+    assert provenances.status_code == 200, provenances.text
+    recorded = [Provenance.model_validate(e["resource"]) for e in provenances.json()["entry"]]
+    assert [p.activity.text for p in recorded] == ["ResultPosted", "ResultAmended"]  # type: ignore[union-attr]

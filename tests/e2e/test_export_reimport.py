@@ -3,7 +3,8 @@ stack's gateway, exported with ``$export`` (Bulk Data, a backend service's token
 line checked by the R4B models, then imported through a fresh stack's API (`FhirImport`, what
 ``clinical fhir import`` runs) and exported again: the same records, counts and contents, once
 old ids are mapped to new ones; each imported record names its source (a Patient identifier,
-the import's Provenance). A patient forgotten before the export is not in it.
+the import's Provenance). A patient forgotten before the export is not in it; a Group export
+holds a care-team member's panel only.
 
 Both stacks are real processes (`running_gateway_platform`: gateway, patient, orders, results,
 audit) on their own topics and databases, trusting the real Keycloak.
@@ -36,7 +37,7 @@ from clinical_testing.gateway_platform import (
 from clinical_testing.keycloak import Keycloak, running_keycloak
 from fhir.resources.R4B import get_fhir_model_class
 
-from clinical_cli.fhir_bulk import SOURCE_SYSTEM, FhirImport, download_export
+from clinical_cli.fhir_bulk import SOURCE_SYSTEM, BulkExportError, FhirImport, download_export
 from clinical_platform.principals import Principal, Role
 from gateway.adapters.downstream import GrpcDownstream
 from gateway.adapters.internal_tokens import InternalTokenIssuer
@@ -177,20 +178,37 @@ async def seed(http: httpx.AsyncClient, clinician: ClinicianLogin, lab: str) -> 
     return ids
 
 
-async def forget(platform: GatewayPlatform, folder: Path, patient_id: str) -> None:
-    """Forget a patient through the patient service's gRPC API as a registrar (the gateway
-    routes no erasure), with a token of the stack's gateway key."""
+async def as_registrar(platform: GatewayPlatform, folder: Path, rpc: str,
+                       values: Mapping[str, str]) -> None:  # fmt: skip
+    """A patient service command as a registrar over its gRPC API, with a token of the stack's
+    gateway key: the gateway routes neither erasure nor care-team assignments."""
     issuer = InternalTokenIssuer.from_pem_file(folder / "gateway-keys.pem",
                                                issuer="clinical-platform", ttl_s=60)  # fmt: skip
     registrar = Principal("registrar-e2e", frozenset({Role.REGISTRAR}))
     downstream = GrpcDownstream({"patient": platform.processes["patient"].address})
     try:
-        answer = await downstream.call(DownstreamCall("patient", "ForgetPatient", {
-            "request_id": str(uuid.uuid4()), "patient_id": patient_id, "reason": "erasure e2e",
-        }), issuer.mint(registrar, audience="clinical-patient"))  # fmt: skip
+        call = DownstreamCall("patient", rpc, {"request_id": str(uuid.uuid4()), **values})
+        answer = await downstream.call(call, issuer.mint(registrar, audience="clinical-patient"))
         assert answer.status == "OK", answer.message
     finally:
         await downstream.close()
+
+
+async def panel_export(http: httpx.AsyncClient, fhir_base: str, member: str,
+                       folder: Path) -> Path:  # fmt: skip
+    """The folder of a Group export of ``member``'s panel, once the patient service shows all
+    three (its care-team read model follows the events): one folder per try."""
+    for attempt in range(60):
+        tried = folder / f"try-{attempt}"
+        try:
+            manifest = await download_export(http, f"{fhir_base}/Group/{member}", tried,
+                                             query="_type=Patient")  # fmt: skip
+        except BulkExportError:  # 404: the panel is not projected yet
+            manifest = {"output": []}
+        if [o["count"] for o in manifest["output"]] == [3]:
+            return tried
+        await asyncio.sleep(1)
+    raise AssertionError("the Group export never held the panel's three patients")
 
 
 def exported(folder: Path) -> dict[str, list[dict[str, Any]]]:
@@ -232,11 +250,19 @@ async def test_export_of_1000_patients_reimported_into_a_fresh_stack_is_the_same
     async with stack(servers, keycloak, source_folder) as source:
         async with httpx.AsyncClient(base_url=source.base_url, timeout=60) as http:
             patient_ids = await seed(http, clinician, lab)
-        await forget(source, source_folder, patient_ids[-1])
+        await as_registrar(source, source_folder, "ForgetPatient",
+                           {"patient_id": patient_ids[-1], "reason": "erasure e2e"})  # fmt: skip
+        member = f"panel-{uuid.uuid4().hex}"
+        for patient_id in patient_ids[:3]:
+            await as_registrar(source, source_folder, "AssignCareTeamMember",
+                               {"patient_id": patient_id, "member_subject": member})  # fmt: skip
         bulk = keycloak.client_token("system/*.rs", client_id=BULK_CLIENT)
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {bulk}"},
                                      timeout=60) as http:  # fmt: skip
             manifest = await download_export(http, source.fhir_base, first)
+            panel_folder = await panel_export(http, source.fhir_base, member, tmp_path / "panel")
+        panel = {p["id"] for p in exported(panel_folder)["Patient"]}
+        assert panel == set(patient_ids[:3])
     assert manifest["error"] == []
     before = exported(first)
     counts = {kind: len(lines) for kind, lines in before.items()}

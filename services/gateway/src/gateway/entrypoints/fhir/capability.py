@@ -6,6 +6,8 @@ from typing import Any
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from clinical_platform.fhir_notifications import TOPICS
+
 FHIR_VERSION = "4.0.1"
 _PATIENT_PARAMETERS = {
     "name": ("string", "Family or a given name, whole, ignoring case and accents"),
@@ -13,8 +15,10 @@ _PATIENT_PARAMETERS = {
     "given": ("string", "Given names, whole, ignoring case and accents; nicknames count"),
     "birthdate": ("date", "A whole date (YYYY-MM-DD), equality only"),
     "identifier": ("token", "system|value"),
+    "_at": ("date", "An instant with its zone: the records as they stood then"),
     "_count": ("number", "Page size, 1 to 100 (20 by default)"),
     "_offset": ("number", "Where the page starts, within the first 200 matches"),
+    "_page_token": ("string", "No criterion: every patient by id (registrars); follow next"),
 }
 _PATIENT_OF = {
     "patient": ("reference", "Patient/<id>: the patient's (required unless a patient asks)"),
@@ -25,6 +29,9 @@ _PAGES = {
     "_page_token": ("string", "Where the next page starts: follow the next link"),
 }
 _BASED_ON = {"based-on": ("reference", "ServiceRequest/<id>: the order's results")}
+_RESULT_STATUS = {"status": ("token", "final | amended | corrected")}
+_DATE_RANGE = ("ge, gt, le, lt (or eq for a whole day) a date (UTC) or an instant; at most a "
+               "lower and an upper bound")  # fmt: skip
 _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
     "Patient": (
         ("read", "vread", "history-instance", "search-type", "create", "update"),
@@ -32,18 +39,25 @@ _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
     ),
     "ServiceRequest": (
         ("read", "vread", "history-instance", "search-type", "create", "update"),
-        {**_PATIENT_OF, "status": ("token", "draft | active | completed | revoked"), **_PAGES},
+        {**_PATIENT_OF, "status": ("token", "draft | active | completed | revoked"),
+         "code": ("token", "The test's LOINC code (code, http://loinc.org|code)"),
+         "authored": ("date", "When it was placed: " + _DATE_RANGE), **_PAGES},
     ),
-    "DiagnosticReport": (("read", "vread", "search-type"), {**_PATIENT_OF, **_BASED_ON, **_PAGES}),
-    "Observation": (("read", "search-type"), {
-        **_PATIENT_OF, **_BASED_ON,
-        "code": ("token", "A LOINC code (code or http://loinc.org|code); filters each page"),
+    "DiagnosticReport": (("read", "vread", "history-instance", "search-type"), {
+        **_PATIENT_OF, **_BASED_ON, **_RESULT_STATUS,
+        "code": ("token", "The report's LOINC code: its one test's, or 11502-2 for several"),
+        "date": ("date", "The effective time: " + _DATE_RANGE), **_PAGES,
+    }),
+    "Observation": (("read", "vread", "search-type"), {
+        **_PATIENT_OF, **_BASED_ON, **_RESULT_STATUS,
+        "code": ("token", "A LOINC code (code or http://loinc.org|code)"),
+        "date": ("date", "The effective time: " + _DATE_RANGE),
         "category": ("token", "laboratory (every result's); filters each page"),
         **_PAGES,
     }),
     "Provenance": (("search-type",), {
-        "target": ("reference", "Patient/<id> or ServiceRequest/<id> (required): one "
-                   "Provenance per version recorded"),
+        "target": ("reference", "Patient/<id>, ServiceRequest/<id> or DiagnosticReport/<id> "
+                   "(required): one Provenance per version recorded"),
     }),
     "AuditEvent": (("search-type",), {
         "patient": ("reference", "Patient/<id> (required): the patient's changes and accesses"),
@@ -52,15 +66,36 @@ _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
         "agent": ("token", "A user's subject (sub); filters each page"),
         **_PAGES,
     }),
+    "Subscription": (("read", "create", "delete"), {}),
 }  # fmt: skip
 # history-instance lists every version from the event log (auditors); vread still serves only
-# the current version's content, hence readHistory false.
+# the current version's content, hence readHistory false (Patient: any version, hence true).
 _HISTORY = dict.fromkeys(
-    ("Patient", "ServiceRequest"),
+    ("Patient", "ServiceRequest", "DiagnosticReport"),
     "every version recorded (the event log's, through the audit service: auditors only), "
     "newest first, without the versions' contents; who, when and why in "
     "Provenance?target=<type>/<id>",
 )
+_HISTORY["Patient"] = (
+    "every version of the resource (the event log's, through the audit service: auditors "
+    "only), newest first, each with who and why in meta and its contents when the caller may "
+    "also read the record; the match assessment and care-team changes are no versions (their "
+    "Provenance stays searchable); read takes _at (an instant: the version current then)"
+)
+_HISTORY["ServiceRequest"] = _HISTORY["DiagnosticReport"] = (
+    "every version recorded (the event log's, through the audit service: auditors only), "
+    "newest first, with its contents when the caller may also read the record; who, when and "
+    "why in Provenance?target=<type>/<id>; read takes _at (an instant: the version current then)"
+)
+# vread serves every version of these (an Observation's are its result's).
+_READ_HISTORY = {"Patient", "ServiceRequest", "DiagnosticReport", "Observation"}
+MATCH_OPERATION = {
+    "name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+    "documentation": "POST Parameters: resource (a Patient), onlyCertainMatches, count (1 to "
+                     "50); a searchset with search.score, match-grade and the field-by-field "
+                     "explanation (urn:clinical-platform:fhir:StructureDefinition:"
+                     "match-explanation)",
+}  # fmt: skip
 # Versioned updates take If-Match; ServiceRequest updates revoke only (see the documentation).
 _UPDATES = {"Patient": "updates the demographics",
             "ServiceRequest": "revokes the order: status revoked, with the reason in the "
@@ -77,7 +112,25 @@ _ANSWER_PARAMETERS = [
 _FORMATS = ("JSON only: _format json, application/fhir+json or application/json (it wins over "
             "Accept); any other _format, or an Accept without JSON, is a 406")  # fmt: skip
 SIGN_OPERATION = "urn:clinical-platform:fhir:OperationDefinition:ServiceRequest-sign"
+# Bulk Data $export (gateway/entrypoints/fhir/export_api.py, docs/fhir-bulk-export.md).
+_BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+_EXPORT_DOC = ("GET with Prefer: respond-async (202, then poll Content-Location); _type (Patient, "
+               "ServiceRequest, DiagnosticReport, Observation), _since, _outputFormat "
+               "application/fhir+ndjson; a backend service token with system/*.rs")  # fmt: skip
+_EXPORTS = {"Patient": ("patient-export", "every patient's records"),
+            "Group": ("group-export", "Group/<id>: the patients whose care team holds the "
+                                      "user <id> (a clinician's panel)")}  # fmt: skip
 SMART_SECURITY = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+# Subscriptions R5 Backport IG (gateway/entrypoints/fhir/subscription_api.py,
+# docs/fhir-subscriptions.md): its operations and the topics served.
+_BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport"
+_SUBSCRIPTION_OPERATIONS = (
+    ("status", "backport-subscription-status", "GET: the SubscriptionStatus (query-status)"),
+    ("events", "backport-subscription-events", "GET: eventsSinceNumber, eventsUntilNumber "
+     "(inclusive, at most 1000 events), content id-only | full-resource"),
+    ("get-ws-binding-token", "backport-subscription-get-ws-binding-token",
+     "GET or POST: a single-use token (60 s) for bind-with-token at websocket-url"),
+)  # fmt: skip
 
 
 def capability_statement(base: str, *, software_version: str, date: str) -> dict[str, Any]:
@@ -100,7 +153,9 @@ def capability_statement(base: str, *, software_version: str, date: str) -> dict
                 "service": [{"coding": [{"system": SMART_SECURITY, "code": "SMART-on-FHIR"}]}],
                 "description": "OpenID Connect bearer tokens with SMART v2 scopes",
             },
-            "resource": resources,
+            "resource": [*resources, _resource("Group", (), {})],
+            "operation": [{"name": "export", "definition": f"{_BULK_DATA}export",
+                           "documentation": f"every patient's records. {_EXPORT_DOC}"}],
         }],
     }  # fmt: skip
     return CapabilityStatement.model_validate(statement).model_dump(mode="json", exclude_none=True)
@@ -113,7 +168,7 @@ def _resource(kind: str, interactions: tuple[str, ...],
         "profile": f"http://hl7.org/fhir/StructureDefinition/{kind}",
         "interaction": [_interaction(kind, code) for code in interactions],
         "versioning": "versioned-update" if "update" in interactions else "versioned",
-        "readHistory": False,
+        "readHistory": kind in _READ_HISTORY,
         "updateCreate": False,
         "conditionalCreate": False,
         "conditionalUpdate": False,
@@ -129,6 +184,24 @@ def _resource(kind: str, interactions: tuple[str, ...],
             "documentation": "POST [base]/ServiceRequest/<id>/$sign signs a draft order "
                              "(SMART update scope; a multi-factor login); If-Match is honoured",
         }]  # fmt: skip
+    if kind == "Subscription":
+        resource["supportedProfile"] = [f"{_BACKPORT}/StructureDefinition/backport-subscription"]
+        resource["extension"] = [
+            {"url": f"{_BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-"
+                    "canonical", "valueCanonical": topic.url}
+            for topic in TOPICS
+        ]  # fmt: skip
+        resource["operation"] = [
+            {"name": name, "definition": f"{_BACKPORT}/OperationDefinition/{definition}",
+             "documentation": text}
+            for name, definition, text in _SUBSCRIPTION_OPERATIONS
+        ]  # fmt: skip
+    if kind in _EXPORTS:
+        name, scope = _EXPORTS[kind]
+        resource["operation"] = [{"name": "export", "definition": f"{_BULK_DATA}{name}",
+                                  "documentation": f"{scope}. {_EXPORT_DOC}"}]  # fmt: skip
+    if kind == "Patient":
+        resource.setdefault("operation", []).append(MATCH_OPERATION)
     return resource
 
 

@@ -24,6 +24,7 @@ from gateway.adapters.refusal_log import RefusalLog
 from gateway.application import GatewayApp
 from gateway.domain.export_jobs import ExportJob, JobStatus
 from gateway.domain.identity import IdentityMapping
+from gateway.entrypoints.fhir.capability import capability_statement
 from gateway.entrypoints.fhir.export_api import Exports
 from gateway.entrypoints.fhir.export_runner import ExportRunner
 from gateway.entrypoints.http import build_http_app
@@ -398,3 +399,13 @@ async def test_since_keeps_the_orders_and_results_recorded_from_then() -> None:
         assert kicked.status_code == 202, kicked.text
         manifest = (await finished(http, kicked.headers["Content-Location"])).json()
         assert {o["type"]: o["count"] for o in manifest["output"]} == {"DiagnosticReport": 1}
+
+
+def test_the_capability_statement_lists_export_at_each_level() -> None:
+    statement = capability_statement("http://gateway/fhir/r4", software_version="0", date="2026")
+    rest = statement["rest"][0]
+    served = {r["type"]: r for r in rest["resource"]}
+    bulk = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
+    assert [o["definition"] for o in rest["operation"]] == [f"{bulk}export"]
+    assert [o["definition"] for o in served["Patient"]["operation"]] == [f"{bulk}patient-export"]
+    assert [o["definition"] for o in served["Group"]["operation"]] == [f"{bulk}group-export"]

@@ -407,5 +407,5 @@ def test_the_capability_statement_lists_export_at_each_level() -> None:
     served = {r["type"]: r for r in rest["resource"]}
     bulk = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/"
     assert [o["definition"] for o in rest["operation"]] == [f"{bulk}export"]
-    assert [o["definition"] for o in served["Patient"]["operation"]] == [f"{bulk}patient-export"]
+    assert f"{bulk}patient-export" in [o["definition"] for o in served["Patient"]["operation"]]
     assert [o["definition"] for o in served["Group"]["operation"]] == [f"{bulk}group-export"]

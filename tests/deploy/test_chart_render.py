@@ -220,7 +220,11 @@ def test_the_gateway_reaches_the_services_it_calls_and_publishes_with_its_own_ka
     assert env["GATEWAY_ORDERS_ADDRESS"] == "clinical-clinical-platform-orders:8443"
     assert "GATEWAY_AUDIT_ADDRESS" not in env
     assert env["KAFKA_SASL_USERNAME"]["secretKeyRef"]["name"] == "clinical-kafka-gateway"
-    assert "MONGODB_URL" not in env
+    # Its own MongoDB database holds $export's jobs and files; without $export it needs none.
+    assert env["MONGODB_URL"]["secretKeyRef"]["name"] == "clinical-mongodb"
+    off = _by_kind(helm_template(tool_bin, "--set", "gateway.export.enabled=false"),
+                   "Deployment")["clinical-clinical-platform-gateway"]  # fmt: skip
+    assert "MONGODB_URL" not in _env(_containers(off)[0])
 
 
 def test_monitoring_scrapes_every_service_and_loads_the_platforms_own_alert_rules(

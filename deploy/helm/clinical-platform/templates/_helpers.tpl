@@ -208,7 +208,7 @@ services, MongoDB's URL. */}}
 - name: {{ $prefix }}GRPC_TLS_CA_FILE
   value: /etc/clinical/grpc-tls/ca.crt
 {{ end -}}
-{{- if ne .service "gateway" -}}
+{{- if or (ne .service "gateway") .root.Values.gateway.export.enabled -}}
 - name: MONGODB_URL
   valueFrom:
     secretKeyRef:

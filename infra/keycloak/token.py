@@ -21,8 +21,10 @@ import urllib.request
 import pyotp
 
 OTP_USERS = {"clinician"}
-CLIENT_SECRETS = {"partner-lab-system": "partner-lab-local-secret",
-                  "bulk-export-system": "bulk-export-local-secret"}
+CLIENT_SECRETS = {
+    "partner-lab-system": "partner-lab-local-secret",
+    "bulk-export-system": "bulk-export-local-secret",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,8 @@ class AuditApp:
         self._event_topic = re.compile(event_topic_pattern)
 
     async def history(self, query: HistoryQuery) -> Page[Change]:
-        """Every change to the aggregate or patient, by recorded_at, then version."""
+        """Every change to the aggregate, patient or aggregate type, by recorded_at, then
+        version (newest first when the query asks)."""
         return await self._trail.changes(query)
 
     async def access_log(self, query: AccessQuery) -> Page[AccessRecord]:

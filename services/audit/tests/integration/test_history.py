@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 from clinical_testing.eventlog import EventStoreFactory
+from clinical_testing.security import patient_envelope
+from pymongo.asynchronous.database import AsyncDatabase
 
+from audit.adapters.documents import HISTORY_COLLECTION
 from clinical.audit.v1 import audit_pb2 as pb
 from clinical.events.v1.provenance_pb2 import PURPOSE_OF_USE_TREAT
 
@@ -107,3 +110,64 @@ async def test_history_within_a_time_window_leaves_out_changes_outside_it(
     )
 
     assert [c.event_id for c in answer.changes] == [events[1].event_id]
+    since = pb.TimeRange()
+    since.since.CopyFrom(everything.changes[1].recorded_at)
+    of_the_type = await audit.stub.History(
+        pb.HistoryRequest(aggregate_type="Note", recorded=since, newest_first=True),
+        metadata=auditor,
+    )
+    assert [c.event_id for c in of_the_type.changes] == [events[2].event_id, events[1].event_id]
+
+
+async def test_history_of_a_type_pages_newest_first_through_every_aggregate_of_it(
+    event_store: EventStoreFactory, audit_service: Any, append_event: Any,
+    auditor: Metadata, mongo_database: AsyncDatabase[Any],
+) -> None:  # fmt: skip
+    store = await event_store(partitions=2)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    notes = [str(uuid.uuid4()), str(uuid.uuid4())]
+    pairs = list(zip((first, second), notes, strict=True))
+    written = [await append_event(store, who, note, v) for v in (1, 2, 3) for who, note in pairs]
+    order = patient_envelope(first, str(uuid.uuid4()), 1)
+    order.aggregate_type, order.event_type = "Order", "OrderPlaced"
+    await store.append(order.aggregate_id, 0, [order])
+    audit = await audit_service(store.topic)
+    orders = await audit.eventually(
+        lambda: audit.stub.History(pb.HistoryRequest(aggregate_type="Order"), metadata=auditor),
+        lambda response: len(response.changes) == 1,
+    )
+    assert [c.event_id for c in orders.changes] == [order.event_id]
+    everything = await audit.eventually(
+        lambda: audit.stub.History(
+            pb.HistoryRequest(aggregate_type="Note", page_size=100), metadata=auditor
+        ),
+        lambda response: len(response.changes) == len(written),
+    )
+    oldest_first = [c.event_id for c in everything.changes]
+    assert sorted(oldest_first) == sorted(e.event_id for e in written)
+    assert {c.aggregate_type for c in everything.changes} == {"Note"}
+
+    pages: list[list[str]] = []
+    token = ""
+    while len(pages) < 5:
+        page = await audit.stub.History(
+            pb.HistoryRequest(aggregate_type="Note", newest_first=True, page_size=4,
+                              page_token=token),
+            metadata=auditor,
+        )  # fmt: skip
+        pages.append([c.event_id for c in page.changes])
+        token = page.next_page_token
+        if not token:
+            break
+
+    assert [len(p) for p in pages] == [4, 2]
+    assert [e for p in pages for e in p] == oldest_first[::-1]
+    recorded = [c.recorded_at.ToNanoseconds() for c in everything.changes]
+    assert recorded == sorted(recorded)
+    # One indexed range: equality on the type, then the trail's order (read backwards).
+    indexes = await mongo_database[HISTORY_COLLECTION].index_information()
+    assert any(spec["key"][0] == ("aggregate_type", 1) for spec in indexes.values())
+    explained = await mongo_database.command(
+        "explain", {"find": HISTORY_COLLECTION, "filter": {"aggregate_type": "Note"}}
+    )
+    assert explained["filterPushdown"]

@@ -66,6 +66,26 @@ def test_ids_must_be_uuids_and_the_value_is_never_quoted() -> None:
     assert "Jane" not in str(problem.value.violations)
 
 
+def test_a_history_query_of_a_type_takes_its_name_and_may_list_newest_first() -> None:
+    query = history_query(pb.HistoryRequest(aggregate_type="LabResult", newest_first=True))
+
+    assert (query.aggregate_type, query.patient_id, query.aggregate_id) == ("LabResult", "", "")
+    assert query.newest_first
+    assert not history_query(pb.HistoryRequest(aggregate_type="Patient")).newest_first
+
+
+@pytest.mark.parametrize("name", ["", "Jane Doe", "1Patient", "Patient\n", "P" * 101, "Pätient"])
+def test_an_aggregate_type_must_be_a_name_and_is_never_quoted(name: str) -> None:
+    with pytest.raises(InvalidRequest) as problem:
+        history_query(pb.HistoryRequest(aggregate_type=name))
+
+    assert _fields(problem) == ["aggregate_type"]
+    # The same words whatever was given: the value is never shown back.
+    assert [v.description for v in problem.value.violations] == [
+        "must be an aggregate type's name (e.g. Patient)"
+    ]
+
+
 def test_an_open_ended_window_is_allowed() -> None:
     window = pb.TimeRange()
     window.since.FromSeconds(10)

@@ -8,6 +8,8 @@ returns exactly what was recorded, plus the fields queries filter and sort on:
                 nanoseconds (integers keep the order that milliseconds would lose) and the
                 aggregate version (0 for access records)
     patient_id  the patient the change or access was about
+    aggregate_id, aggregate_type
+                the changed aggregate and its type (History of one, or of every one of a type)
     break_glass an access served by break-glass only (AccessRecord.break_glass); access records
                 projected before it was kept lack it, until the read model is rebuilt
 """

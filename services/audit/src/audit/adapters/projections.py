@@ -45,6 +45,8 @@ class ChangeHistory:
             [
                 IndexModel([("patient_id", ASCENDING), *_POSITION]),
                 IndexModel([("aggregate_id", ASCENDING), *_POSITION]),
+                # A type's history (History by aggregate_type), read backwards newest first.
+                IndexModel([("aggregate_type", ASCENDING), *_POSITION]),
             ],
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -32,6 +32,7 @@ from clinical.audit.v1.audit_pb2 import Change
 from clinical_platform.clients.mongo import MongoDocument
 
 _ORDER = [("at", ASCENDING), ("seq", ASCENDING), ("_id", ASCENDING)]
+_REVERSE_ORDER = [("at", DESCENDING), ("seq", DESCENDING), ("_id", DESCENDING)]
 
 
 class MongoAuditTrail:
@@ -42,12 +43,14 @@ class MongoAuditTrail:
         self._access: AsyncCollection[MongoDocument] = database[ACCESS_COLLECTION]
 
     async def changes(self, query: HistoryQuery) -> Page[Change]:
-        subject = (
-            {"patient_id": query.patient_id}
-            if query.patient_id
-            else {"aggregate_id": query.aggregate_id}
-        )
-        documents = await _page(self._history, subject, query.recorded, query.page)
+        if query.patient_id:
+            subject = {"patient_id": query.patient_id}
+        elif query.aggregate_id:
+            subject = {"aggregate_id": query.aggregate_id}
+        else:
+            subject = {"aggregate_type": query.aggregate_type}
+        documents = await _page(self._history, subject, query.recorded, query.page,
+                                reverse=query.newest_first)  # fmt: skip
         return page_of([(position_of(d), change_from(d)) for d in documents], query.page.size)
 
     async def accesses(self, query: AccessQuery) -> Page[AccessRecord]:
@@ -77,24 +80,29 @@ async def _page(
     subject: dict[str, Any],
     window: TimeWindow,
     page: PageRequest,
+    *,
+    reverse: bool = False,
 ) -> list[MongoDocument]:
-    """Up to one more document than the page holds, so the caller knows whether more exist."""
+    """Up to one more document than the page holds, so the caller knows whether more exist;
+    ``reverse``: in reverse trail order (the subject's index read backwards)."""
     conditions: list[dict[str, Any]] = [subject]
     if window.since_ns is not None:
         conditions.append({"at": {"$gte": window.since_ns}})
     if window.until_ns is not None:
         conditions.append({"at": {"$lt": window.until_ns}})
     if page.after is not None:
-        conditions.append(_after(page.after))
-    cursor = collection.find({"$and": conditions}).sort(_ORDER).limit(page.size + 1)
+        conditions.append(_beyond(page.after, "$lt" if reverse else "$gt"))
+    order = _REVERSE_ORDER if reverse else _ORDER
+    cursor = collection.find({"$and": conditions}).sort(order).limit(page.size + 1)
     return await cursor.to_list()
 
 
-def _after(position: Position) -> dict[str, Any]:
+def _beyond(position: Position, direction: str) -> dict[str, Any]:
+    """What follows ``position`` in the order ``direction`` ($gt: the trail's, $lt: reverse)."""
     return {
         "$or": [
-            {"at": {"$gt": position.at}},
-            {"at": position.at, "seq": {"$gt": position.seq}},
-            {"at": position.at, "seq": position.seq, "_id": {"$gt": position.id}},
+            {"at": {direction: position.at}},
+            {"at": position.at, "seq": {direction: position.seq}},
+            {"at": position.at, "seq": position.seq, "_id": {direction: position.id}},
         ]
     }

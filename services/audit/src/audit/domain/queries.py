@@ -3,8 +3,9 @@
 Every item of the trail has a position ``(at, seq, id)``: the time it was recorded in
 nanoseconds since the epoch, the aggregate version (0 for access records) and its unique id.
 Lists are ordered by position, and a page continues strictly after the position of the last
-item of the page before (keyset paging), so items recorded meanwhile never shift a page. The
-entrypoints carry a position in an opaque page token.
+item of the page before (keyset paging), so items recorded meanwhile never shift a page; a
+history may be listed in reverse (newest first), each page continuing strictly before the last
+position of the page before. The entrypoints carry a position in an opaque page token.
 """
 
 from __future__ import annotations
@@ -49,12 +50,16 @@ class PageRequest:
 
 @dataclass(frozen=True)
 class HistoryQuery:
-    """Changes to one aggregate, or to every aggregate about one patient (exactly one is set)."""
+    """Changes to one aggregate, to every aggregate about one patient, or to every aggregate of
+    one type (exactly one is set); ``newest_first`` pages in reverse trail order (``page.after``
+    is then the position the page continues before)."""
 
     patient_id: str = ""
     aggregate_id: str = ""
     recorded: TimeWindow = field(default_factory=TimeWindow)
     page: PageRequest = field(default_factory=PageRequest)
+    aggregate_type: str = ""
+    newest_first: bool = False
 
 
 @dataclass(frozen=True)

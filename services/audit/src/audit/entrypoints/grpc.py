@@ -50,12 +50,17 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def History(  # noqa: N802 - named by the proto service
         self, request: pb.HistoryRequest, context: Context
     ) -> pb.HistoryResponse:
-        """Every change to an aggregate, or to every aggregate about a patient."""
+        """Every change to an aggregate, to every aggregate about a patient, or to every
+        aggregate of a type."""
         principal = await self._auditor(context, "History", AccessAction.SEARCH, request.patient_id)
         async with failures_as_status(context, STATUSES):
             page = await self._app.history(history_query(request))
-        patient = request.patient_id or next((c.patient_id for c in page.items), "")
-        aggregates = [request.aggregate_id] if request.aggregate_id else []
+        if request.aggregate_type:
+            # A type's changes are many patients': the access names the aggregates shown.
+            patient, aggregates = "", sorted({c.aggregate_id for c in page.items})
+        else:
+            patient = request.patient_id or next((c.patient_id for c in page.items), "")
+            aggregates = [request.aggregate_id] if request.aggregate_id else []
         await self._audited(context, principal, "History", action=AccessAction.SEARCH,
                             patient_id=patient, record_ids=aggregates)  # fmt: skip
         return pb.HistoryResponse(changes=page.items, next_page_token=page_token(page.next))

@@ -3,6 +3,8 @@ into responses."""
 
 from __future__ import annotations
 
+import re
+
 from audit.application import PartitionVerification
 from audit.domain.queries import (
     DEFAULT_PAGE_SIZE,
@@ -23,6 +25,8 @@ MAX_FINDINGS = 100
 _MAX_SUBJECT_CHARS = 256
 MAX_TOPIC_CHARS = 249  # Kafka's own limit on a topic name
 MAX_PARTITIONS = 1000
+# The envelopes' aggregate types are class-like names ("Patient", "LabResult").
+_AGGREGATE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,99}")
 # Trail positions are nanoseconds since the epoch in a signed 64-bit integer (1677 to 2262):
 # a window's end beyond that range is as good as open.
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -46,13 +50,17 @@ def history_query(request: pb.HistoryRequest) -> HistoryQuery:
     LIMITS.check(request, violations)
     subject = request.WhichOneof("subject")
     if subject is None:
-        violations.add("subject", "patient_id or aggregate_id is required")
+        violations.add("subject", "patient_id, aggregate_id or aggregate_type is required")
+    elif subject == "aggregate_type":
+        if not _AGGREGATE_TYPE.fullmatch(request.aggregate_type):
+            violations.add("aggregate_type", "must be an aggregate type's name (e.g. Patient)")
     else:
         violations.uuid(subject, getattr(request, subject))
     window = _window("recorded", request.recorded, request.HasField("recorded"), violations)
     page = _page(request.page_size, request.page_token, violations)
     violations.raise_if_any()
-    return HistoryQuery(request.patient_id, request.aggregate_id, window, page)
+    return HistoryQuery(request.patient_id, request.aggregate_id, window, page,
+                        request.aggregate_type, request.newest_first)  # fmt: skip
 
 
 def access_query(request: pb.AccessLogRequest) -> AccessQuery:

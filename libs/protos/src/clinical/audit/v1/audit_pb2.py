@@ -27,7 +27,7 @@ from clinical.events.v1 import provenance_pb2 as clinical_dot_events_dot_v1_dot_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63linical/audit/v1/audit.proto\x12\x11\x63linical.audit.v1\x1a\x1e\x63linical/audit/v1/access.proto\x1a#clinical/events/v1/provenance.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\tTimeRange\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa0\x01\n\x0eHistoryRequest\x12\x14\n\npatient_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0c\x61ggregate_id\x18\x02 \x01(\tH\x00\x12.\n\x08recorded\x18\x03 \x01(\x0b\x32\x1c.clinical.audit.v1.TimeRange\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\tB\t\n\x07subject\"V\n\x0fHistoryResponse\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.clinical.audit.v1.Change\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xed\x04\n\x06\x43hange\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x16\n\x0e\x61ggregate_type\x18\x05 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x06 \x01(\t\x12\x19\n\x11\x61ggregate_version\x18\x07 \x01(\x04\x12\x12\n\npatient_id\x18\x08 \x01(\t\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05\x61\x63tor\x18\x0b \x01(\x0b\x32\x19.clinical.events.v1.Actor\x12\x38\n\x0epurpose_of_use\x18\x0c \x01(\x0e\x32 .clinical.events.v1.PurposeOfUse\x12\x11\n\tsource_ip\x18\r \x01(\t\x12\x12\n\nuser_agent\x18\x0e \x01(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x10 \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\x11 \x01(\t\x12\x37\n\rtrace_context\x18\x12 \x01(\x0b\x32 .clinical.events.v1.TraceContext\x12\x14\n\x0cpayload_type\x18\x13 \x01(\t\x12\x19\n\x11payload_encrypted\x18\x14 \x01(\x08\x12\x0c\n\x04hash\x18\x15 \x01(\x0c\x12\x11\n\tprev_hash\x18\x16 \x01(\x0c\"\xae\x01\n\x10\x41\x63\x63\x65ssLogRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x15\n\ractor_subject\x18\x02 \x01(\t\x12.\n\x08occurred\x18\x03 \x01(\x0b\x32\x1c.clinical.audit.v1.TimeRange\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x18\n\x10\x62reak_glass_only\x18\x06 \x01(\x08\"^\n\x11\x41\x63\x63\x65ssLogResponse\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.clinical.audit.v1.AccessRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\rVerifyRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\r\"Z\n\x0eVerifyResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12<\n\npartitions\x18\x02 \x03(\x0b\x32(.clinical.audit.v1.PartitionVerification\"\xbe\x02\n\x15PartitionVerification\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x1d\n\x10\x66irst_bad_offset\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07records\x18\x05 \x01(\x04\x12\x1d\n\x10\x61ttested_through\x18\x06 \x01(\x04H\x01\x88\x01\x01\x12\x12\n\nunattested\x18\x07 \x01(\x04\x12\x38\n\x08\x66indings\x18\x08 \x03(\x0b\x32&.clinical.audit.v1.VerificationFinding\x12/\n\x0b\x61ttested_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x13\n\x11_first_bad_offsetB\x13\n\x11_attested_through\"5\n\x13VerificationFinding\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x83\x01\n\x18\x45xportAuditEventsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12,\n\x06period\x18\x02 \x01(\x0b\x32\x1c.clinical.audit.v1.TimeRange\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"J\n\x19\x45xportAuditEventsResponse\x12\x14\n\x0c\x61udit_events\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf7\x02\n\x0c\x41uditService\x12P\n\x07History\x12!.clinical.audit.v1.HistoryRequest\x1a\".clinical.audit.v1.HistoryResponse\x12V\n\tAccessLog\x12#.clinical.audit.v1.AccessLogRequest\x1a$.clinical.audit.v1.AccessLogResponse\x12M\n\x06Verify\x12 .clinical.audit.v1.VerifyRequest\x1a!.clinical.audit.v1.VerifyResponse\x12n\n\x11\x45xportAuditEvents\x12+.clinical.audit.v1.ExportAuditEventsRequest\x1a,.clinical.audit.v1.ExportAuditEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63linical/audit/v1/audit.proto\x12\x11\x63linical.audit.v1\x1a\x1e\x63linical/audit/v1/access.proto\x1a#clinical/events/v1/provenance.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\tTimeRange\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\x0eHistoryRequest\x12\x14\n\npatient_id\x18\x01 \x01(\tH\x00\x12\x16\n\x0c\x61ggregate_id\x18\x02 \x01(\tH\x00\x12\x18\n\x0e\x61ggregate_type\x18\x06 \x01(\tH\x00\x12.\n\x08recorded\x18\x03 \x01(\x0b\x32\x1c.clinical.audit.v1.TimeRange\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x14\n\x0cnewest_first\x18\x07 \x01(\x08\x42\t\n\x07subject\"V\n\x0fHistoryResponse\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.clinical.audit.v1.Change\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xed\x04\n\x06\x43hange\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x16\n\x0e\x61ggregate_type\x18\x05 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x06 \x01(\t\x12\x19\n\x11\x61ggregate_version\x18\x07 \x01(\x04\x12\x12\n\npatient_id\x18\x08 \x01(\t\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05\x61\x63tor\x18\x0b \x01(\x0b\x32\x19.clinical.events.v1.Actor\x12\x38\n\x0epurpose_of_use\x18\x0c \x01(\x0e\x32 .clinical.events.v1.PurposeOfUse\x12\x11\n\tsource_ip\x18\r \x01(\t\x12\x12\n\nuser_agent\x18\x0e \x01(\t\x12\x12\n\nrequest_id\x18\x0f \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x10 \x01(\t\x12\x14\n\x0c\x63\x61usation_id\x18\x11 \x01(\t\x12\x37\n\rtrace_context\x18\x12 \x01(\x0b\x32 .clinical.events.v1.TraceContext\x12\x14\n\x0cpayload_type\x18\x13 \x01(\t\x12\x19\n\x11payload_encrypted\x18\x14 \x01(\x08\x12\x0c\n\x04hash\x18\x15 \x01(\x0c\x12\x11\n\tprev_hash\x18\x16 \x01(\x0c\"\xae\x01\n\x10\x41\x63\x63\x65ssLogRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12\x15\n\ractor_subject\x18\x02 \x01(\t\x12.\n\x08occurred\x18\x03 \x01(\x0b\x32\x1c.clinical.audit.v1.TimeRange\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x18\n\x10\x62reak_glass_only\x18\x06 \x01(\x08\"^\n\x11\x41\x63\x63\x65ssLogResponse\x12\x30\n\x07records\x18\x01 \x03(\x0b\x32\x1f.clinical.audit.v1.AccessRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\rVerifyRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\r\"Z\n\x0eVerifyResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12<\n\npartitions\x18\x02 \x03(\x0b\x32(.clinical.audit.v1.PartitionVerification\"\xbe\x02\n\x15PartitionVerification\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x1d\n\x10\x66irst_bad_offset\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07records\x18\x05 \x01(\x04\x12\x1d\n\x10\x61ttested_through\x18\x06 \x01(\x04H\x01\x88\x01\x01\x12\x12\n\nunattested\x18\x07 \x01(\x04\x12\x38\n\x08\x66indings\x18\x08 \x03(\x0b\x32&.clinical.audit.v1.VerificationFinding\x12/\n\x0b\x61ttested_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x13\n\x11_first_bad_offsetB\x13\n\x11_attested_through\"5\n\x13VerificationFinding\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x83\x01\n\x18\x45xportAuditEventsRequest\x12\x12\n\npatient_id\x18\x01 \x01(\t\x12,\n\x06period\x18\x02 \x01(\x0b\x32\x1c.clinical.audit.v1.TimeRange\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"J\n\x19\x45xportAuditEventsResponse\x12\x14\n\x0c\x61udit_events\x18\x01 \x03(\t\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf7\x02\n\x0c\x41uditService\x12P\n\x07History\x12!.clinical.audit.v1.HistoryRequest\x1a\".clinical.audit.v1.HistoryResponse\x12V\n\tAccessLog\x12#.clinical.audit.v1.AccessLogRequest\x1a$.clinical.audit.v1.AccessLogResponse\x12M\n\x06Verify\x12 .clinical.audit.v1.VerifyRequest\x1a!.clinical.audit.v1.VerifyResponse\x12n\n\x11\x45xportAuditEvents\x12+.clinical.audit.v1.ExportAuditEventsRequest\x1a,.clinical.audit.v1.ExportAuditEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,27 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIMERANGE']._serialized_start=154
   _globals['_TIMERANGE']._serialized_end=251
   _globals['_HISTORYREQUEST']._serialized_start=254
-  _globals['_HISTORYREQUEST']._serialized_end=414
-  _globals['_HISTORYRESPONSE']._serialized_start=416
-  _globals['_HISTORYRESPONSE']._serialized_end=502
-  _globals['_CHANGE']._serialized_start=505
-  _globals['_CHANGE']._serialized_end=1126
-  _globals['_ACCESSLOGREQUEST']._serialized_start=1129
-  _globals['_ACCESSLOGREQUEST']._serialized_end=1303
-  _globals['_ACCESSLOGRESPONSE']._serialized_start=1305
-  _globals['_ACCESSLOGRESPONSE']._serialized_end=1399
-  _globals['_VERIFYREQUEST']._serialized_start=1401
-  _globals['_VERIFYREQUEST']._serialized_end=1451
-  _globals['_VERIFYRESPONSE']._serialized_start=1453
-  _globals['_VERIFYRESPONSE']._serialized_end=1543
-  _globals['_PARTITIONVERIFICATION']._serialized_start=1546
-  _globals['_PARTITIONVERIFICATION']._serialized_end=1864
-  _globals['_VERIFICATIONFINDING']._serialized_start=1866
-  _globals['_VERIFICATIONFINDING']._serialized_end=1919
-  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_start=1922
-  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_end=2053
-  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_start=2055
-  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_end=2129
-  _globals['_AUDITSERVICE']._serialized_start=2132
-  _globals['_AUDITSERVICE']._serialized_end=2507
+  _globals['_HISTORYREQUEST']._serialized_end=462
+  _globals['_HISTORYRESPONSE']._serialized_start=464
+  _globals['_HISTORYRESPONSE']._serialized_end=550
+  _globals['_CHANGE']._serialized_start=553
+  _globals['_CHANGE']._serialized_end=1174
+  _globals['_ACCESSLOGREQUEST']._serialized_start=1177
+  _globals['_ACCESSLOGREQUEST']._serialized_end=1351
+  _globals['_ACCESSLOGRESPONSE']._serialized_start=1353
+  _globals['_ACCESSLOGRESPONSE']._serialized_end=1447
+  _globals['_VERIFYREQUEST']._serialized_start=1449
+  _globals['_VERIFYREQUEST']._serialized_end=1499
+  _globals['_VERIFYRESPONSE']._serialized_start=1501
+  _globals['_VERIFYRESPONSE']._serialized_end=1591
+  _globals['_PARTITIONVERIFICATION']._serialized_start=1594
+  _globals['_PARTITIONVERIFICATION']._serialized_end=1912
+  _globals['_VERIFICATIONFINDING']._serialized_start=1914
+  _globals['_VERIFICATIONFINDING']._serialized_end=1967
+  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_start=1970
+  _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_end=2101
+  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_start=2103
+  _globals['_EXPORTAUDITEVENTSRESPONSE']._serialized_end=2177
+  _globals['_AUDITSERVICE']._serialized_start=2180
+  _globals['_AUDITSERVICE']._serialized_end=2555
 # @@protoc_insertion_point(module_scope)

@@ -55,15 +55,25 @@ class HistoryRequest(_message.Message):
 
     PATIENT_ID_FIELD_NUMBER: _builtins.int
     AGGREGATE_ID_FIELD_NUMBER: _builtins.int
+    AGGREGATE_TYPE_FIELD_NUMBER: _builtins.int
     RECORDED_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    NEWEST_FIRST_FIELD_NUMBER: _builtins.int
     patient_id: _builtins.str
     """Every aggregate whose events name this patient (a UUID)."""
     aggregate_id: _builtins.str
     """One aggregate (a UUID)."""
+    aggregate_type: _builtins.str
+    """Every aggregate of one type, as the envelopes name it (e.g. "Patient",
+    "Order", "LabResult").
+    """
     page_size: _builtins.int
     page_token: _builtins.str
+    newest_first: _builtins.bool
+    """Pages newest first (recorded_at, then version, descending); oldest first
+    when false. Ask every page of one listing in the same order.
+    """
     @_builtins.property
     def recorded(self) -> Global___TimeRange:
         """Filters on recorded_at."""
@@ -73,15 +83,17 @@ class HistoryRequest(_message.Message):
         *,
         patient_id: _builtins.str = ...,
         aggregate_id: _builtins.str = ...,
+        aggregate_type: _builtins.str = ...,
         recorded: Global___TimeRange | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        newest_first: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "patient_id", b"patient_id", "recorded", b"recorded", "subject", b"subject"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "aggregate_type", b"aggregate_type", "patient_id", b"patient_id", "recorded", b"recorded", "subject", b"subject"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "recorded", b"recorded", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregate_id", b"aggregate_id", "aggregate_type", b"aggregate_type", "newest_first", b"newest_first", "page_size", b"page_size", "page_token", b"page_token", "patient_id", b"patient_id", "recorded", b"recorded", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["patient_id", "aggregate_id"]  # noqa: Y015
+    _WhichOneofReturnType_subject: _TypeAlias = _typing.Literal["patient_id", "aggregate_id", "aggregate_type"]  # noqa: Y015
     _WhichOneofArgType_subject: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_subject) -> _WhichOneofReturnType_subject | None: ...
 

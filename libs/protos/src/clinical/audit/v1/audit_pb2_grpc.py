@@ -88,8 +88,9 @@ class AuditServiceServicer:
     """
 
     def History(self, request, context):
-        """Every recorded change to one aggregate, or to every aggregate about one
-        patient, ordered by recorded_at, then aggregate version.
+        """Every recorded change to one aggregate, to every aggregate about one
+        patient, or to every aggregate of one type, ordered by recorded_at, then
+        aggregate version (oldest or newest first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

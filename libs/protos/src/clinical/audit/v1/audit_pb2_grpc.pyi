@@ -48,8 +48,9 @@ class AuditServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
     History: _grpc.UnaryUnaryMultiCallable[_audit_pb2.HistoryRequest, _audit_pb2.HistoryResponse]
-    """Every recorded change to one aggregate, or to every aggregate about one
-    patient, ordered by recorded_at, then aggregate version.
+    """Every recorded change to one aggregate, to every aggregate about one
+    patient, or to every aggregate of one type, ordered by recorded_at, then
+    aggregate version (oldest or newest first).
     """
     AccessLog: _grpc.UnaryUnaryMultiCallable[_audit_pb2.AccessLogRequest, _audit_pb2.AccessLogResponse]
     """Reads of, and refused requests for, a patient's data (or by one user),
@@ -82,8 +83,9 @@ class AuditServiceAsyncStub(AuditServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     History: _aio.UnaryUnaryMultiCallable[_audit_pb2.HistoryRequest, _audit_pb2.HistoryResponse]  # type: ignore[assignment]
-    """Every recorded change to one aggregate, or to every aggregate about one
-    patient, ordered by recorded_at, then aggregate version.
+    """Every recorded change to one aggregate, to every aggregate about one
+    patient, or to every aggregate of one type, ordered by recorded_at, then
+    aggregate version (oldest or newest first).
     """
     AccessLog: _aio.UnaryUnaryMultiCallable[_audit_pb2.AccessLogRequest, _audit_pb2.AccessLogResponse]  # type: ignore[assignment]
     """Reads of, and refused requests for, a patient's data (or by one user),
@@ -119,8 +121,9 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_pb2.HistoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_audit_pb2.HistoryResponse, _abc.Awaitable[_audit_pb2.HistoryResponse]]:
-        """Every recorded change to one aggregate, or to every aggregate about one
-        patient, ordered by recorded_at, then aggregate version.
+        """Every recorded change to one aggregate, to every aggregate about one
+        patient, or to every aggregate of one type, ordered by recorded_at, then
+        aggregate version (oldest or newest first).
         """
 
     @_abc_1.abstractmethod

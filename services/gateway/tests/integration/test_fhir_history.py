@@ -291,3 +291,55 @@ async def test_history_of_a_placed_and_revoked_order_is_two_versions_with_the_or
     assert [r["target"][0]["reference"] for r in resources] == [
         f"ServiceRequest/{order_id}/_history/1", f"ServiceRequest/{order_id}/_history/2",
     ]  # fmt: skip
+
+
+async def test_type_history_is_every_patients_versions_newest_first_by_pages_and_since(
+    stack: Stack, registrar_token: str, auditor: dict[str, str]
+) -> None:
+    registrar = {"authorization": f"Bearer {registrar_token}"}
+    first = await registered(stack.client, registrar, f"Adeyemi{secrets.token_hex(6)}")
+    second = await registered(stack.client, registrar, f"Bello{secrets.token_hex(6)}")
+    await updated(stack.client, registrar, first, "1979-11-24")
+    expected = [(first, "PUT"), (second, "POST"), (first, "POST")]
+
+    def versions(bundle: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(e["fullUrl"].rsplit("/", 3)[-3], e["request"]["method"])
+                for e in bundle.get("entry", [])]  # fmt: skip
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:  # the audit service reads the event log asynchronously
+        answer = await stack.client.get("Patient/_history", headers=auditor)
+        assert answer.status_code == 200, answer.text
+        if versions(answer.json()) == expected or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    whole = answer.json()
+    Bundle.model_validate(whole)
+    # Every patient's versions, newest first; the match assessments are no versions.
+    assert (whole["type"], versions(whole), whole["total"]) == ("history", expected, 3)
+    modified = [e["response"]["lastModified"] for e in whole["entry"]]
+    assert modified == sorted(modified, reverse=True)
+
+    paged: list[tuple[str, str]] = []
+    url: str | None = "Patient/_history?_count=1"
+    while url and len(paged) < 10:
+        page = await stack.client.get(url, headers=auditor)
+        assert page.status_code == 200, page.text
+        Bundle.model_validate(page.json())
+        assert len(page.json()["entry"]) == 1
+        paged += versions(page.json())
+        url = next((x["url"] for x in page.json()["link"] if x["relation"] == "next"), None)
+    assert paged == expected
+
+    since = whole["entry"][1]["response"]["lastModified"]  # the second patient's registration
+    recent = await stack.client.get("Patient/_history", params={"_since": since}, headers=auditor)
+    assert recent.status_code == 200, recent.text
+    Bundle.model_validate(recent.json())
+    assert versions(recent.json()) == expected[:2]
+    instance = await stack.client.get(f"Patient/{first}/_history", params={"_since": since},
+                                      headers=auditor)  # fmt: skip
+    assert versions(instance.json()) == expected[:1]
+    refused = await stack.client.get("Patient/_history", params={"_since": "2026-12-07"},
+                                     headers=auditor)  # fmt: skip
+    assert outcome(refused, 400).issue[0].expression == ["_since"]
+    outcome(await stack.client.get("Patient/_history", headers=registrar), 403)

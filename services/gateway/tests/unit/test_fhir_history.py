@@ -21,6 +21,7 @@ from gateway.entrypoints.fhir.provenance import (
     ACT_REASON,
     SUBJECT_SYSTEM,
     history_bundle,
+    newest_first,
     operation,
     provenance,
 )
@@ -211,8 +212,9 @@ async def test_history_and_provenance_refusals_never_echo_the_request(
 def test_the_capability_statement_lists_history_and_provenance() -> None:
     statement = capability_statement(BASE, software_version="0.1.0", date="2026-12-07")
     served = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    for kind in ("Patient", "ServiceRequest"):
-        assert "history-instance" in {i["code"] for i in served[kind]["interaction"]}
+    for kind in ("Patient", "ServiceRequest", "DiagnosticReport"):
+        codes = {i["code"] for i in served[kind]["interaction"]}
+        assert {"history-instance", "history-type"} <= codes
     assert [i["code"] for i in served["Provenance"]["interaction"]] == ["search-type"]
     assert [p["name"] for p in served["Provenance"]["searchParam"]] == ["target"]
 
@@ -261,7 +263,7 @@ def test_a_history_bundle_is_newest_first_whatever_the_order_recorded(
 ) -> None:
     changes = [change(v, "DemographicsUpdated" if v > 1 else "PatientRegistered")
                for v in versions]  # fmt: skip
-    bundle = history_bundle("Patient", PATIENT_ID, changes, BASE)
+    bundle = history_bundle("Patient", newest_first(changes), BASE, links=[], total=8)
     Bundle.model_validate(bundle)
     assert [e["response"]["etag"] for e in bundle["entry"]] == [f'W/"{v}"' for v in range(8, 0, -1)]
     assert bundle["entry"][-1]["request"] == {"method": "POST", "url": "Patient"}

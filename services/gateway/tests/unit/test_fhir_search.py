@@ -116,7 +116,7 @@ def test_the_capability_statement_lists_exactly_the_search_parameters() -> None:
     # _page_token pages the list of every patient (a search without criteria).
     assert {p["name"] for p in patient["searchParam"]} == {*PARAMETERS, "_page_token"}
     assert {i["code"] for i in patient["interaction"]} == {
-        "read", "vread", "history-instance", "search-type", "create", "update",
+        "read", "vread", "history-instance", "history-type", "search-type", "create", "update",
     }  # fmt: skip
     assert statement["fhirVersion"] == "4.0.1"
 
@@ -129,9 +129,11 @@ def test_the_capability_statement_lists_each_resource_with_its_interactions_and_
     interactions = {kind: {i["code"] for i in r.get("interaction", ())}
                     for kind, r in served.items()}  # fmt: skip
     assert interactions == {
-        "Patient": {"read", "vread", "history-instance", "search-type", "create", "update"},
-        "ServiceRequest": {"read", "vread", "history-instance", "search-type", "create", "update"},
-        "DiagnosticReport": {"read", "vread", "history-instance", "search-type"},
+        "Patient": {"read", "vread", "history-instance", "history-type", "search-type", "create",
+                    "update"},
+        "ServiceRequest": {"read", "vread", "history-instance", "history-type", "search-type",
+                           "create", "update"},
+        "DiagnosticReport": {"read", "vread", "history-instance", "history-type", "search-type"},
         "Observation": {"read", "vread", "search-type"},
         "Provenance": {"search-type"},
         "AuditEvent": {"search-type"},

@@ -1,8 +1,9 @@
 """The FHIR R4 routes under ``/fhir/r4``: the CapabilityStatement, Patient (patient service),
-ServiceRequest (orders), DiagnosticReport and Observation (results), the ``_history`` of Patient
-and ServiceRequest and their Provenance (the audit service's History of the event log) and
-AuditEvent (its export of a patient's trail), each interaction done by the services' gRPC
-commands and queries; anything else is a 404 or 405 OperationOutcome."""
+ServiceRequest (orders), DiagnosticReport and Observation (results), the ``_history`` of Patient,
+ServiceRequest and DiagnosticReport (instance and type level) and their Provenance (the audit
+service's History of the event log) and AuditEvent (its export of a patient's trail), each
+interaction done by the services' gRPC commands and queries; anything else is a 404 or 405
+OperationOutcome. A type's ``_history`` comes before ``<type>/{id}``, which would take it."""
 
 from __future__ import annotations
 
@@ -74,15 +75,18 @@ def fhir_routes(app: GatewayApp, *, max_body_bytes: int, exports: Exports | None
         *(bulk_routes(bulk) if bulk else ()),
         ("/Patient", {"GET": patients.search, "POST": patients.create}),
         ("/Patient/$match", {"POST": patients.match}),
+        ("/Patient/_history", {"GET": histories.history_type("Patient")}),
         ("/Patient/{id}", {"GET": patients.read, "PUT": patients.update}),
         ("/Patient/{id}/_history", {"GET": histories.history("Patient")}),
         ("/Patient/{id}/_history/{vid}", {"GET": patients.vread}),
         ("/ServiceRequest", {"GET": orders.search, "POST": orders.create}),
+        ("/ServiceRequest/_history", {"GET": histories.history_type("ServiceRequest")}),
         ("/ServiceRequest/{id}", {"GET": orders.read, "PUT": orders.update}),
         ("/ServiceRequest/{id}/_history", {"GET": histories.history("ServiceRequest")}),
         ("/ServiceRequest/{id}/_history/{vid}", {"GET": orders.vread}),
         ("/ServiceRequest/{id}/$sign", {"POST": orders.sign}),
         ("/DiagnosticReport", {"GET": results.search_reports}),
+        ("/DiagnosticReport/_history", {"GET": histories.history_type("DiagnosticReport")}),
         ("/DiagnosticReport/{id}", {"GET": results.read_report}),
         ("/DiagnosticReport/{id}/_history", {"GET": histories.history("DiagnosticReport")}),
         ("/DiagnosticReport/{id}/_history/{vid}", {"GET": results.vread_report}),

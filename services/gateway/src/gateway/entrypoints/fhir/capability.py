@@ -34,16 +34,16 @@ _DATE_RANGE = ("ge, gt, le, lt (or eq for a whole day) a date (UTC) or an instan
                "lower and an upper bound")  # fmt: skip
 _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
     "Patient": (
-        ("read", "vread", "history-instance", "search-type", "create", "update"),
+        ("read", "vread", "history-instance", "history-type", "search-type", "create", "update"),
         _PATIENT_PARAMETERS,
     ),
     "ServiceRequest": (
-        ("read", "vread", "history-instance", "search-type", "create", "update"),
+        ("read", "vread", "history-instance", "history-type", "search-type", "create", "update"),
         {**_PATIENT_OF, "status": ("token", "draft | active | completed | revoked"),
          "code": ("token", "The test's LOINC code (code, http://loinc.org|code)"),
          "authored": ("date", "When it was placed: " + _DATE_RANGE), **_PAGES},
     ),
-    "DiagnosticReport": (("read", "vread", "history-instance", "search-type"), {
+    "DiagnosticReport": (("read", "vread", "history-instance", "history-type", "search-type"), {
         **_PATIENT_OF, **_BASED_ON, **_RESULT_STATUS,
         "code": ("token", "The report's LOINC code: its one test's, or 11502-2 for several"),
         "date": ("date", "The effective time: " + _DATE_RANGE), **_PAGES,
@@ -68,24 +68,27 @@ _RESOURCES: dict[str, tuple[tuple[str, ...], dict[str, tuple[str, str]]]] = {
     }),
     "Subscription": (("read", "create", "delete"), {}),
 }  # fmt: skip
-# history-instance lists every version from the event log (auditors); vread still serves only
-# the current version's content, hence readHistory false (Patient: any version, hence true).
-_HISTORY = dict.fromkeys(
-    ("Patient", "ServiceRequest", "DiagnosticReport"),
-    "every version recorded (the event log's, through the audit service: auditors only), "
-    "newest first, without the versions' contents; who, when and why in "
-    "Provenance?target=<type>/<id>",
-)
-_HISTORY["Patient"] = (
+# history-instance and history-type list versions from the event log (auditors), with their
+# contents when the caller may also read the record.
+_SINCE = "_since (an instant with its zone): the changes recorded at or after it"
+_HISTORY = {"Patient": (
     "every version of the resource (the event log's, through the audit service: auditors "
     "only), newest first, each with who and why in meta and its contents when the caller may "
     "also read the record; the match assessment and care-team changes are no versions (their "
     "Provenance stays searchable); read takes _at (an instant: the version current then)"
-)
+)}  # fmt: skip
 _HISTORY["ServiceRequest"] = _HISTORY["DiagnosticReport"] = (
     "every version recorded (the event log's, through the audit service: auditors only), "
     "newest first, with its contents when the caller may also read the record; who, when and "
     "why in Provenance?target=<type>/<id>; read takes _at (an instant: the version current then)"
+)
+for _kind in _HISTORY:
+    _HISTORY[_kind] += f"; {_SINCE}; _count (1 to 100) pages it (follow next)"
+_HISTORY_TYPE = dict.fromkeys(
+    ("Patient", "ServiceRequest", "DiagnosticReport"),
+    "the versions of every record of the type, each as history-instance gives it (auditors "
+    "only; the type's search scope), newest first, a page of _count (1 to 100, 20 by default) "
+    f"at a time (follow next); {_SINCE}",
 )
 # vread serves every version of these (an Observation's are its result's).
 _READ_HISTORY = {"Patient", "ServiceRequest", "DiagnosticReport", "Observation"}
@@ -206,5 +209,6 @@ def _resource(kind: str, interactions: tuple[str, ...],
 
 
 def _interaction(kind: str, code: str) -> dict[str, str]:
-    documentation = {"update": _UPDATES, "history-instance": _HISTORY}.get(code, {}).get(kind)
+    documentation = {"update": _UPDATES, "history-instance": _HISTORY,
+                     "history-type": _HISTORY_TYPE}.get(code, {}).get(kind)  # fmt: skip
     return {"code": code, "documentation": documentation} if documentation else {"code": code}

@@ -100,18 +100,24 @@ def version_provenance(change: Mapping[str, Any]) -> dict[str, Any]:
     return {"url": VERSION_PROVENANCE, "extension": parts}
 
 
-def history_bundle(kind: str, record_id: str, changes: Sequence[Mapping[str, Any]],
-                   base: str, resources: Mapping[int, Mapping[str, Any]] | None = None,
+def newest_first(changes: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One record's changes, its newest version first."""
+    return sorted(changes, key=version_of, reverse=True)
+
+
+def history_bundle(kind: str, changes: Sequence[Mapping[str, Any]], base: str,
+                   resources: Mapping[tuple[str, int], Mapping[str, Any]] | None = None, *,
+                   links: Sequence[Mapping[str, str]], total: int | None,
                    ) -> dict[str, Any]:  # fmt: skip
-    """The ``history`` Bundle of a record: one entry per version, newest first, each with its
-    version and time (``response``), what it did (``request``) and the version's contents
-    (``resource``, from ``resources`` by version, when there) whose ``meta`` says who did it,
-    why and which Provenance records it (`VERSION_PROVENANCE`)."""
-    newest_first = sorted(changes, key=version_of, reverse=True)
+    """The ``history`` Bundle of ``changes`` (of one record or of every record of ``kind``, in
+    the order given: newest first): one entry per version, each with its version and time
+    (``response``), what it did (``request``) and the version's contents (``resource``, from
+    ``resources`` by record id and version, when there) whose ``meta`` says who did it, why and
+    which Provenance records it (`VERSION_PROVENANCE`); ``total`` when every version is known."""
     contents = resources or {}
 
     def entry(change: Mapping[str, Any]) -> dict[str, Any]:
-        version, did = version_of(change), operation(change)
+        record_id, version, did = str(change["aggregate_id"]), version_of(change), operation(change)
         method, url, status = {
             "CREATE": ("POST", kind, "201 Created"),
             "UPDATE": ("PUT", f"{kind}/{record_id}", "200 OK"),
@@ -123,15 +129,14 @@ def history_bundle(kind: str, record_id: str, changes: Sequence[Mapping[str, Any
             "response": {"status": status, "etag": etag(version),
                          "lastModified": change["recorded_at"]},
         }  # fmt: skip
-        if (resource := contents.get(version)) is not None:
+        if (resource := contents.get((record_id, version))) is not None:
             meta = {**resource.get("meta", {}), "lastUpdated": change["recorded_at"]}
             meta["extension"] = [*meta.get("extension", []), version_provenance(change)]
             entry["resource"] = {**resource, "meta": meta}
         return entry
 
-    bundle = {
-        "resourceType": "Bundle", "type": "history", "total": len(newest_first),
-        "link": [{"relation": "self", "url": f"{base}/{kind}/{record_id}/_history"}],
-        "entry": [entry(c) for c in newest_first],
-    }  # fmt: skip
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": list(links),
+                              "entry": [entry(c) for c in changes]}  # fmt: skip
+    if total is not None:
+        bundle["total"] = total
     return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)

@@ -51,7 +51,8 @@ _INSTANT = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
     r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
-_AT_FORM = "_at must be an instant: YYYY-MM-DDThh:mm:ss[.fff] with a zone (Z or +hh:mm)"
+_INSTANT_FORM = "must be an instant: YYYY-MM-DDThh:mm:ss[.fff] with a zone (Z or +hh:mm)"
+_AT_FORM = f"_at {_INSTANT_FORM}"
 
 
 @dataclass(frozen=True)
@@ -117,16 +118,18 @@ def as_of(request: Request) -> str:
     return instant(given[0])
 
 
-def instant(value: str) -> str:
-    """An ``_at`` value as a protobuf JSON Timestamp (UTC); FhirError 400 naming ``_at``."""
+def instant(value: str, parameter: str = "_at") -> str:
+    """An instant parameter's value (``_at``, ``_since``) as a protobuf JSON Timestamp (UTC);
+    FhirError 400 naming ``parameter``."""
+    refused = FhirError.of(400, "invalid", f"{parameter} {_INSTANT_FORM}", expression=(parameter,))
     # A "+" of the zone arrives as a space when the caller did not percent-encode it.
     text = value.replace(" ", "+")
     if not _INSTANT.match(text):
-        raise FhirError.of(400, "invalid", _AT_FORM, expression=("_at",))
+        raise refused
     try:
         at = datetime.fromisoformat(_to_micros(text).replace("Z", "+00:00"))
     except ValueError:
-        raise FhirError.of(400, "invalid", _AT_FORM, expression=("_at",)) from None
+        raise refused from None
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

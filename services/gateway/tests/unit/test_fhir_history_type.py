@@ -133,7 +133,8 @@ async def test_since_asks_for_the_changes_recorded_at_or_after_it(
 
 
 @pytest.mark.parametrize("params", [{"_since": "2026-12-07"}, {"_since": "2026-12-07T10:00:00"},
-                                    {"_since": "yesterday"}, {"_since": ""}])  # fmt: skip
+                                    {"_since": "yesterday"}, {"_since": ""},
+                                    {"_since": "9999-12-31T23:59:59-01:00"}])  # fmt: skip
 async def test_a_since_that_is_not_an_instant_with_a_zone_is_a_400_naming_it(
     client: httpx.AsyncClient, audit: FakeServices, params: dict[str, str]
 ) -> None:

@@ -115,6 +115,12 @@ def test_path_parameters_are_not_in_the_body_and_errors_are_described(
     update = document["paths"]["/fhir/r4/Patient/{id}"]["put"]
     assert "412" in update["responses"]
     assert "If-Match" in {p["name"] for p in update["parameters"]}
+    for path in ("/fhir/r4/Patient/_history", "/fhir/r4/DiagnosticReport/{id}/_history"):
+        history = document["paths"][path]["get"]
+        assert history["summary"].startswith("FHIR history-")
+        assert {"_since", "_count", "_page_token"} <= {p["name"] for p in history["parameters"]}
+        answer = history["responses"]["200"]["content"]["application/fhir+json"]["schema"]
+        assert answer["properties"]["resourceType"] == {"enum": ["Bundle"]}
     created = document["paths"]["/fhir/r4/ServiceRequest"]["post"]["responses"]["201"]
     kinds = created["content"]["application/fhir+json"]["schema"]["properties"]["resourceType"]
     assert "ServiceRequest" in kinds["enum"]

@@ -103,6 +103,12 @@ _KNOWN_PARAMETERS: Mapping[str, Mapping[str, Any]] = {
     "_elements": {"type": "string", "pattern": "^[A-Za-z]+(,[A-Za-z]+)*$"},
     "_count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
 }
+# A _history's own (history_pages.py).
+_HISTORY_PARAMETERS = {
+    "_since": "An instant with its zone: the changes recorded at or after it",
+    "_count": "Versions a page, 1 to 100 (20 by default), newest first",
+    "_page_token": "Where the next page starts: follow the next link",
+}
 
 
 _DESCRIPTION = (
@@ -368,6 +374,8 @@ def _fhir_interaction(method: str, parts: list[str], kind: str) -> _Interaction:
             answer, body = _resource_schema(kind, _OUTCOME), _resource_schema(kind)
     elif shape == "{}/_history":
         answer, interaction = _resource_schema("Bundle"), "history-instance"
+    elif shape == "_history":
+        answer, interaction = _resource_schema("Bundle"), "history-type"
     elif shape == "{}/_history/{}":
         interaction = "vread"
     else:
@@ -385,6 +393,10 @@ def _fhir_operation(method: str, parts: list[str], kind: str,
                    "schema": dict(_FHIR_ID)} for p in parts if p.startswith("{")]  # fmt: skip
     if reading:
         parameters += _fhir_query(rest, resource if interaction == "search-type" else None)
+    if interaction.startswith("history"):
+        parameters += [{"name": name, "in": "query", "required": False, "description": text,
+                        "schema": dict(_KNOWN_PARAMETERS.get(name, {"type": "string"}))}
+                       for name, text in _HISTORY_PARAMETERS.items()]  # fmt: skip
     if method in {"PUT", "POST"} and interaction != "create":
         parameters.append({"name": "If-Match", "in": "header", "required": False,
                            "schema": {"type": "string", "pattern": '^W/"[0-9]{1,19}"$'},

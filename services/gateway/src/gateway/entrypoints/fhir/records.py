@@ -127,10 +127,10 @@ def instant(value: str, parameter: str = "_at") -> str:
     if not _INSTANT.match(text):
         raise refused
     try:
-        at = datetime.fromisoformat(_to_micros(text).replace("Z", "+00:00"))
-    except ValueError:
+        at = datetime.fromisoformat(_to_micros(text).replace("Z", "+00:00")).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: beyond year 9999 or before 1 in UTC
         raise refused from None
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return at.isoformat().replace("+00:00", "Z")
 
 
 def _to_micros(text: str) -> str:

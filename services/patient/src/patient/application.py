@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from uuid import UUID
 
-from clinical_platform.reads import require_recorded
 from patient.domain.assessment import LinkBasis, MatchAssessment, MatchCandidate
 from patient.domain.demographics import PatientDemographics
 from patient.domain.errors import PatientForgotten, PatientNotFound, PatientsAlreadyLinked
@@ -32,12 +31,9 @@ from patient.ports import (
     PatientForgottenError,
     PatientIndex,
     PatientKeys,
-    PatientRecordView,
     PatientRepository,
-    PatientSearch,
-    PatientView,
-    ReviewItem,
 )
+from patient.queries import PatientQueries
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +56,8 @@ def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
-class PatientApp:
-    """The patient service's use cases, independent of gRPC."""
+class PatientApp(PatientQueries):
+    """The patient service's use cases, independent of gRPC; its queries are `PatientQueries`."""
 
     def __init__(
         self,
@@ -73,9 +69,8 @@ class PatientApp:
         *,
         blocking: CommittedRecords | None = None,
     ) -> None:
-        self._patients = patients
+        super().__init__(patients, index)
         self._keys = keys
-        self._index = index
         # Without a blocking index of its own (unit tests), candidates come from the index.
         self._blocking = blocking
         self._candidates: CandidateSource = blocking if blocking is not None else index
@@ -230,54 +225,6 @@ class PatientApp:
         self._patients.evict(patient_id)
         return version
 
-    async def get_patient(
-        self, patient_id: UUID, *, min_version: int, timeout_s: float, version: int = 0,
-        as_of: datetime | None = None,
-    ) -> PatientRecordView:  # fmt: skip
-        """The record once the read model reached ``min_version``, with its golden record; or
-        as it stood at ``version`` (its contents then, under that version) or at ``as_of``
-        (the version current then), without a golden record (that is computed now).
-
-        A forgotten record answers its marker whatever is asked: its versions are gone.
-        """
-        require_recorded(self._patients, patient_id, max(min_version, version),
-                         "version" if version > min_version else "min_version")  # fmt: skip
-        view = await self._index.patient(
-            patient_id, min_version=max(min_version, version), timeout_s=timeout_s
-        )
-        if view is None:
-            raise PatientNotFound(patient_id)
-        if view.forgotten or (as_of is None and version in {0, view.version}):
-            return PatientRecordView(view, await self._index.golden_record_of(patient_id))
-        earlier = await self._index.earlier(patient_id, through=version, at=as_of)
-        if earlier is None:
-            raise PatientNotFound(patient_id)
-        if version:
-            # Events that show nothing (the match assessment) are versions of the aggregate:
-            # at such a version the record shows what the version before it recorded.
-            earlier = replace(earlier, version=version)
-        return PatientRecordView(earlier, None)
-
-    async def search_patients(
-        self, query: PatientSearch, *, after: tuple[UUID, int] | None = None, timeout_s: float
-    ) -> list[PatientView]:
-        """Records meeting every criterion; ``after`` waits for a written record first."""
-        if after is not None:
-            require_recorded(self._patients, *after)
-            await self._index.patient(after[0], min_version=after[1], timeout_s=timeout_s)
-        return await self._index.search(query)
-
-    async def count_patients(self, query: PatientSearch) -> int:
-        """How many records meet every criterion (``search_patients`` answers one page)."""
-        return await self._index.count(query)
-
-    async def list_patients(
-        self, *, after: str, limit: int, care_team_member: str = ""
-    ) -> list[PatientView]:
-        """Records not forgotten, by id, after ``after`` (on ``care_team_member``'s team)."""
-        return await self._index.listed(after=after, limit=limit,
-                                        care_team_member=care_team_member)  # fmt: skip
-
     async def find_matches(
         self, demographics: PatientDemographics, *, exclude: UUID | None = None, limit: int
     ) -> list[MatchCandidate]:
@@ -295,10 +242,6 @@ class PatientApp:
         if record.patient.forgotten:
             raise PatientForgotten(patient_id)
         return await self.find_matches(record.patient.demographics, exclude=patient_id, limit=limit)
-
-    async def review_queue(self, limit: int = 100) -> list[ReviewItem]:
-        """The POSSIBLE_MATCH pairs waiting for a registrar, highest score first."""
-        return await self._index.review_queue(limit)
 
     async def _load(self, patient_id: UUID) -> Patient | None:
         try:

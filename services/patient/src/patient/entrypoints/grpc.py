@@ -22,10 +22,9 @@ from patient.care_team import CareTeamApp
 from patient.domain.errors import CannotLinkToItself, PatientDomainError, PatientNotFound
 from patient.entrypoints.care_team import CareTeamRpcs
 from patient.entrypoints.reads import ReadRpcs
+from patient.entrypoints.responses import candidate_to, grade_to
 from patient.entrypoints.translate import (
-    candidate_to,
     forget_from,
-    grade_to,
     pair_from,
     registration_from,
     update_from,

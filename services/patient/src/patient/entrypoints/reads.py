@@ -18,14 +18,12 @@ from clinical_platform.grpc_errors import StatusTable, failures_as_status
 from clinical_platform.principals import Principal
 from patient import policy
 from patient.application import PatientApp
+from patient.entrypoints.responses import candidate_to, golden_record_to, patient_to
 from patient.entrypoints.translate import (
-    candidate_to,
-    golden_record_to,
     listing_from,
     match_limit,
     match_subject_from,
     patient_id_from,
-    patient_to,
     search_from,
     version_read_from,
 )

@@ -1,11 +1,9 @@
-"""Protobuf messages of clinical.patient.v1 to domain values and back."""
+"""Requests of clinical.patient.v1 to domain values (answers: `responses`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from uuid import UUID
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.patient.v1 import patient_pb2 as pb
 from clinical_platform.limits import (
@@ -17,7 +15,6 @@ from clinical_platform.limits import (
     declare_limits,
 )
 from clinical_platform.validation import Violations
-from patient.domain.assessment import MatchCandidate, MatchGrade
 from patient.domain.demographics import (
     AdministrativeSex,
     PatientAddress,
@@ -25,8 +22,7 @@ from patient.domain.demographics import (
     PatientIdentifier,
     PatientName,
 )
-from patient.domain.golden_record import GoldenRecord
-from patient.ports import PatientSearch, PatientView
+from patient.ports import PatientSearch
 
 _SEX_TO_DOMAIN = {
     pb.ADMINISTRATIVE_SEX_UNSPECIFIED: AdministrativeSex.UNKNOWN,
@@ -34,17 +30,6 @@ _SEX_TO_DOMAIN = {
     pb.ADMINISTRATIVE_SEX_MALE: AdministrativeSex.MALE,
     pb.ADMINISTRATIVE_SEX_FEMALE: AdministrativeSex.FEMALE,
     pb.ADMINISTRATIVE_SEX_OTHER: AdministrativeSex.OTHER,
-}
-_SEX_TO_PROTO = {
-    AdministrativeSex.UNKNOWN: pb.ADMINISTRATIVE_SEX_UNKNOWN,
-    AdministrativeSex.MALE: pb.ADMINISTRATIVE_SEX_MALE,
-    AdministrativeSex.FEMALE: pb.ADMINISTRATIVE_SEX_FEMALE,
-    AdministrativeSex.OTHER: pb.ADMINISTRATIVE_SEX_OTHER,
-}
-_GRADE_TO_PROTO = {
-    MatchGrade.MATCH: pb.MATCH_GRADE_MATCH,
-    MatchGrade.POSSIBLE_MATCH: pb.MATCH_GRADE_POSSIBLE_MATCH,
-    MatchGrade.NO_MATCH: pb.MATCH_GRADE_NO_MATCH,
 }
 
 
@@ -235,74 +220,4 @@ def demographics_from(message: pb.Demographics, violations: Violations) -> Patie
         phone=message.phone,
         email=message.email,
         identifiers=tuple(PatientIdentifier(i.system, i.value) for i in message.identifiers),
-    )
-
-
-def demographics_to(demographics: PatientDemographics) -> pb.Demographics:
-    name, address = demographics.name, demographics.address
-    return pb.Demographics(
-        name=pb.HumanName(
-            given=name.given, family=name.family, prefix=name.prefix, suffix=name.suffix
-        ),
-        birth_date=demographics.birth_date,
-        sex=_SEX_TO_PROTO[demographics.sex],
-        address=pb.Address(
-            lines=address.lines,
-            city=address.city,
-            district=address.district,
-            postal_code=address.postal_code,
-            country=address.country,
-        ),
-        phone=demographics.phone,
-        email=demographics.email,
-        identifiers=[
-            pb.Identifier(system=i.system, value=i.value) for i in demographics.identifiers
-        ],
-    )
-
-
-def grade_to(grade: MatchGrade) -> pb.MatchGrade.ValueType:
-    return _GRADE_TO_PROTO[grade]
-
-
-def candidate_to(candidate: MatchCandidate) -> pb.MatchCandidate:
-    return pb.MatchCandidate(
-        patient_id=str(candidate.patient_id),
-        score=candidate.score,
-        grade=grade_to(candidate.grade),
-        rule=candidate.rule,
-        fields=[
-            pb.FieldComparison(field=f.field, level=f.level, weight=f.weight)
-            for f in candidate.fields
-        ],
-    )
-
-
-def patient_to(view: PatientView) -> pb.Patient:
-    return pb.Patient(
-        patient_id=view.patient_id,
-        version=view.version,
-        demographics=demographics_to(view.demographics),
-        forgotten=view.forgotten,
-        linked_patient_ids=view.linked_patient_ids,
-        recorded_at=_timestamp(view.recorded_at),
-    )
-
-
-def _timestamp(at: datetime | None) -> Timestamp | None:
-    if at is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(at if at.tzinfo else at.replace(tzinfo=UTC))
-    return stamp
-
-
-def golden_record_to(golden: GoldenRecord) -> pb.GoldenRecord:
-    return pb.GoldenRecord(
-        golden_record_id=golden.golden_record_id,
-        member_patient_ids=golden.member_patient_ids,
-        demographics=demographics_to(golden.demographics),
-        sources=[
-            pb.FieldSource(field=field, patient_ids=ids) for field, ids in golden.sources.items()
-        ],
     )

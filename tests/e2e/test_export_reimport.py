@@ -37,7 +37,8 @@ from clinical_testing.gateway_platform import (
 from clinical_testing.keycloak import Keycloak, running_keycloak
 from fhir.resources.R4B import get_fhir_model_class
 
-from clinical_cli.fhir_bulk import SOURCE_SYSTEM, BulkExportError, FhirImport, download_export
+from clinical_cli.fhir_export import BulkExportError, download_export
+from clinical_cli.fhir_import import SOURCE_SYSTEM, FhirImport
 from clinical_platform.principals import Principal, Role
 from gateway.adapters.downstream import GrpcDownstream
 from gateway.adapters.internal_tokens import InternalTokenIssuer

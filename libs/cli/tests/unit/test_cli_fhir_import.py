@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from fhir.resources.R4B.provenance import Provenance
 
-from clinical_cli.fhir_bulk import _lines, _observations_by_result, _posted_observation, _provenance
+from clinical_cli.fhir_import import (
+    _lines,
+    _observations_by_result,
+    _posted_observation,
+    _provenance,
+)
 
 pytestmark = pytest.mark.unit
 

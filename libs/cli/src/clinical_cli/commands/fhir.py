@@ -16,7 +16,8 @@ import httpx
 import typer
 
 from clinical_cli.errors import CommandError
-from clinical_cli.fhir_bulk import BulkExportError, FhirImport, download_export
+from clinical_cli.fhir_export import BulkExportError, download_export
+from clinical_cli.fhir_import import FhirImport
 from clinical_cli.session import Session
 
 app = typer.Typer(help="FHIR bulk export to a folder, and import of one.", no_args_is_help=True)

@@ -1,5 +1,5 @@
-"""The exit strategy both ways: download a Bulk Data ``$export`` into a folder, and import such
-a folder into another stack through its public API (docs/fhir-bulk-export.md).
+"""Importing a Bulk Data export folder (as `clinical_cli.fhir_export` writes it) into another stack
+through its public API (docs/fhir-bulk-export.md).
 
 The import registers each Patient (FHIR create, with an identifier naming the source record),
 places each ServiceRequest as a draft, signs the ones that were signed (an MFA login's token)
@@ -25,46 +25,14 @@ from typing import Any
 import anyio
 import httpx
 
+from clinical_cli.fhir_export import FHIR_JSON
+
 SOURCE_SYSTEM = "urn:clinical-platform:source-record"
 EXPORTED = ("Patient", "ServiceRequest", "DiagnosticReport", "Observation")
 STATUS_REASON = "http://hl7.org/fhir/StructureDefinition/request-statusReason"
-FHIR_JSON = "application/fhir+json"
 _PATIENT_KEPT = ("identifier", "name", "telecom", "gender", "birthDate", "address")
 _AMENDED = {"amended": "REVISION_KIND_AMENDMENT", "corrected": "REVISION_KIND_CORRECTION"}
 _DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
-
-
-class BulkExportError(Exception):
-    """The export could not be kicked off, failed, or a file could not be read."""
-
-
-async def download_export(http: httpx.AsyncClient, fhir_base: str, folder: Path, *,
-                          query: str = "", poll_s: float = 1.0) -> dict[str, Any]:  # fmt: skip
-    """Kick off ``$export`` at ``fhir_base``, wait for it, write each type's lines to
-    ``folder/<Type>.ndjson`` and the manifest to ``folder/manifest.json``; the manifest."""
-    url = f"{fhir_base.rstrip('/')}/$export" + (f"?{query}" if query else "")
-    kicked = await http.get(url, headers={"Prefer": "respond-async", "Accept": FHIR_JSON})
-    if kicked.status_code != 202:
-        raise BulkExportError(f"kick-off answered {kicked.status_code}")
-    status_url = kicked.headers["Content-Location"]
-    # Polling a remote job: nothing local to wait on.
-    while (status := await http.get(status_url)).status_code == 202:  # noqa: ASYNC110
-        await asyncio.sleep(min(poll_s, float(status.headers.get("Retry-After", poll_s))))
-    if status.status_code != 200:
-        raise BulkExportError(f"the export answered {status.status_code}")
-    manifest: dict[str, Any] = status.json()
-    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-    for output in (*manifest["output"], *manifest["error"]):
-        target = folder / f"{output['type']}.ndjson"
-        async with http.stream("GET", output["url"],
-                               headers={"Accept": "application/fhir+ndjson"}) as file:  # fmt: skip
-            if file.status_code != 200:
-                raise BulkExportError(f"a file answered {file.status_code}")
-            async with await anyio.open_file(target, "ab") as out:
-                async for chunk in file.aiter_bytes():
-                    await out.write(chunk)
-    await anyio.Path(folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return manifest
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from audit.bootstrap import running_audit
 from audit.settings import AuditSettings
 from clinical_platform.eventlog.topics import events_topic
+from clinical_platform.tokens import TokenVerifier
 from gateway.application import GatewayApp
 from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
@@ -66,16 +67,10 @@ async def fhir(  # noqa: PLR0917 - pytest passes fixtures by parameter
     results_settings = ResultsSettings.model_validate(
         values(results_log) | {"orders_events_topic": events_topic(orders_log)}
     )
-    topics = "|".join(re.escape(events_topic(log)) for log in (orders_log, results_log))
-    audit_settings = AuditSettings.model_validate({
-        **servers.as_env(), "grpc_port": 0, "mongodb_database": mongo_database.name,
-        "VAULT_AUDIT_SIGNING_KEY": transit_key(key_type="ed25519"),
-        "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
-        "read_model_name": unique_name("audit-"),
-        "event_topic_pattern": f"^({topics})$",
-        "checkpoints_topic": await kafka_topic(prefix="test.checkpoints."),
-        "state_dir": tmp_path / "audit",
-    })  # fmt: skip
+    audit_settings = await audit_of(
+        servers, mongo_database, kafka_topic, transit_key, tmp_path / "audit",
+        access_topic=access_topic, logs=(orders_log, results_log),
+    )  # fmt: skip
     async with patient_registry(orders_settings) as registry:
         await registry.register(patient_id)
     try:
@@ -98,6 +93,42 @@ async def fhir(  # noqa: PLR0917 - pytest passes fixtures by parameter
     finally:
         for log in (orders_log, results_log):
             await delete_event_log(servers.kafka_bootstrap_servers, log)
+
+
+async def audit_of(
+    servers: ServerEndpoints, mongo_database: AsyncDatabase[Any], kafka_topic: TopicFactory,
+    transit_key: TransitKeyFactory, state_dir: Path, *, access_topic: str, logs: Sequence[str],
+) -> AuditSettings:  # fmt: skip
+    """The settings of an audit service of the test's own, reading ``access_topic`` and the
+    event topics of ``logs``."""
+    topics = "|".join(re.escape(events_topic(log)) for log in logs)
+    return AuditSettings.model_validate({
+        **servers.as_env(), "grpc_port": 0, "mongodb_database": mongo_database.name,
+        "VAULT_AUDIT_SIGNING_KEY": transit_key(key_type="ed25519"),
+        "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
+        "read_model_name": unique_name("audit-"),
+        "event_topic_pattern": f"^({topics})$",
+        "checkpoints_topic": await kafka_topic(prefix="test.checkpoints."),
+        "state_dir": state_dir,
+    })  # fmt: skip
+
+
+async def serve_orders_and(
+    running: AsyncExitStack, orders_settings: OrdersSettings,
+    verifier: Callable[[str], TokenVerifier], patient_id: str,
+    **others: AbstractAsyncContextManager[Any],
+) -> dict[str, str]:  # fmt: skip
+    """Registers ``patient_id``, runs an orders service and ``others`` (by name, each a
+    ``running_<name>(...)``) on ``running`` and serves them; the gateway's address settings."""
+    async with patient_registry(orders_settings) as registry:
+        await registry.register(patient_id)
+    orders = await running.enter_async_context(
+        running_orders(orders_settings, verifier=verifier("clinical-orders"))
+    )
+    services = {"orders": orders.services}
+    for name, service in others.items():
+        services[name] = (await running.enter_async_context(service)).services
+    return await serve(running, services)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ answers is checked with the ``fhir.resources`` R4B models.
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -29,8 +28,6 @@ from fhir.resources.R4B.provenance import Provenance
 from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.bootstrap import running_audit
-from audit.settings import AuditSettings
-from clinical_platform.eventlog.topics import events_topic
 from gateway.application import GatewayApp
 from gateway.domain.scopes import Interaction
 from gateway.entrypoints.fhir.records import route
@@ -40,6 +37,7 @@ from patient.bootstrap import running_patient
 from patient.settings import PatientSettings
 
 from .conftest import GatewayFactory, internal_verifiers, serve
+from .order_result_stack import audit_of
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +71,10 @@ async def stack(  # noqa: PLR0917 - pytest passes fixtures by parameter
 
     patient_settings = PatientSettings.model_validate(values(patient_log))
     orders_settings = OrdersSettings.model_validate(values(orders_log))
-    topics = "|".join(re.escape(events_topic(log)) for log in (patient_log, orders_log))
-    audit_settings = AuditSettings.model_validate({
-        **servers.as_env(), "grpc_port": 0, "mongodb_database": mongo_database.name,
-        "VAULT_AUDIT_SIGNING_KEY": transit_key(key_type="ed25519"),
-        "ACCESS_AUDIT_TOPIC": access_topic, "ACCESS_AUDIT_PARTITIONS": 1,
-        "read_model_name": unique_name("audit-"),
-        "event_topic_pattern": f"^({topics})$",
-        "checkpoints_topic": await kafka_topic(prefix="test.checkpoints."),
-        "state_dir": tmp_path / "audit",
-    })  # fmt: skip
+    audit_settings = await audit_of(
+        servers, mongo_database, kafka_topic, transit_key, tmp_path / "audit",
+        access_topic=access_topic, logs=(patient_log, orders_log),
+    )  # fmt: skip
     try:
         async with AsyncExitStack() as running:
             patient = await running.enter_async_context(

@@ -25,7 +25,6 @@ import pytest
 from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
 from clinical_testing.kafka import delete_event_log
 from clinical_testing.keycloak import Keycloak
-from clinical_testing.patients import patient_registry
 from clinical_testing.plugin import TopicFactory, unique_name
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
@@ -36,12 +35,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from clinical_platform.eventlog.topics import events_topic
 from gateway.application import GatewayApp
-from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
 from results.bootstrap import running_results
 from results.settings import ResultsSettings
 
-from .conftest import internal_verifiers, serve
+from .conftest import internal_verifiers
+from .order_result_stack import serve_orders_and
 
 pytestmark = pytest.mark.integration
 
@@ -75,18 +74,12 @@ async def fhir(
     results_settings = ResultsSettings.model_validate(
         values(results_log, "results") | {"orders_events_topic": events_topic(orders_log)}
     )
-    async with patient_registry(orders_settings) as registry:
-        await registry.register(PATIENT_ID)
     try:
         async with AsyncExitStack() as stack:
-            orders = await stack.enter_async_context(
-                running_orders(orders_settings, verifier=verifier("clinical-orders"))
-            )
-            results = await stack.enter_async_context(
-                running_results(results_settings, verifier=verifier("clinical-results"))
-            )
-            addresses = await serve(stack, {"orders": orders.services,
-                                            "results": results.services})  # fmt: skip
+            addresses = await serve_orders_and(
+                stack, orders_settings, verifier, PATIENT_ID,
+                results=running_results(results_settings, verifier=verifier("clinical-results")),
+            )  # fmt: skip
             client, _ = await make_gateway(
                 signing_keys_file=keys, orders_audience="clinical-orders",
                 results_audience="clinical-results", **addresses,

@@ -23,7 +23,6 @@ import websockets
 from clinical_testing.endpoints import ServerEndpoints, isolated_service_values
 from clinical_testing.kafka import delete_event_log
 from clinical_testing.keycloak import Keycloak
-from clinical_testing.patients import patient_registry
 from clinical_testing.plugin import TopicFactory, TransitKeyFactory, unique_name
 from clinical_testing.webhooks import WebhookReceiver, webhook_receiver
 from fhir.resources.R4B.bundle import Bundle
@@ -39,10 +38,10 @@ from gateway.bootstrap import gateway_http_app
 from gateway.settings import GatewaySettings
 from notify.bootstrap import running_notify
 from notify.settings import NotifySettings
-from orders.bootstrap import running_orders
 from orders.settings import OrdersSettings
 
-from .conftest import internal_verifiers, serve
+from .conftest import internal_verifiers
+from .order_result_stack import serve_orders_and
 
 pytestmark = pytest.mark.integration
 
@@ -83,18 +82,12 @@ async def gateway(  # noqa: PLR0917 - pytest passes fixtures by name
         "results_events_topic": await kafka_topic(prefix="clinical.results-test."),
         "ACCESS_AUDIT_TOPIC": access_topic,
     })  # fmt: skip
-    async with patient_registry(orders_settings) as registry:
-        await registry.register(PATIENT_ID)
     try:
         async with AsyncExitStack() as stack:
-            orders = await stack.enter_async_context(
-                running_orders(orders_settings, verifier=verifier("clinical-orders"))
-            )
-            notify = await stack.enter_async_context(
-                running_notify(notify_settings, verifier=verifier("clinical-notify"))
-            )
-            addresses = await serve(stack, {"orders": orders.services,
-                                            "notify": notify.services})  # fmt: skip
+            addresses = await serve_orders_and(
+                stack, orders_settings, verifier, PATIENT_ID,
+                notify=running_notify(notify_settings, verifier=verifier("clinical-notify")),
+            )  # fmt: skip
             settings = GatewaySettings.model_validate({
                 "oidc_issuer": keycloak.issuer, "signing_keys_file": keys, "access_trail": False,
                 "orders_audience": "clinical-orders", "notify_audience": "clinical-notify",

@@ -18,13 +18,12 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from clinical_testing.keycloak import Keycloak
 from clinical_testing.observability import (
     Clinic,
@@ -35,6 +34,7 @@ from clinical_testing.observability import (
     zipkin_trace,
 )
 from clinical_testing.tokens import TokenMint
+from clinical_testing.webhooks import WebhookReceiver, webhook_receiver
 from playwright.async_api import async_playwright
 
 from clinical.notify.v1 import notify_pb2 as notify_pb
@@ -51,34 +51,16 @@ WAIT_S = 60.0
 ARTIFACTS = REPO_ROOT / ".infra" / "test-artifacts" / "observability"
 
 
-@dataclass
-class Webhook:
-    """The subscriber's endpoint: answers the handshake, keeps every delivery's headers."""
-
-    url: str = ""
-    deliveries: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        payload = json.loads(await request.text())
-        if payload["type"] == "webhook.handshake":
-            return web.json_response({"challenge": payload["data"]["challenge"]})
-        self.deliveries.append((dict(request.headers), payload))
-        return web.Response(status=204)
-
-
 @pytest.fixture(scope="module")
-async def webhook() -> AsyncIterator[Webhook]:
-    endpoint = Webhook()
-    app = web.Application()
-    app.router.add_post("/hook", endpoint.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    endpoint.url = f"http://127.0.0.1:{port}/hook"
-    yield endpoint
-    await runner.cleanup()
+async def webhook() -> AsyncIterator[WebhookReceiver]:
+    """The subscriber's endpoint: answers the handshake, keeps every delivery."""
+    async with webhook_receiver() as endpoint:
+        yield endpoint
+
+
+def deliveries(webhook: WebhookReceiver) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """Each delivery's headers and parsed body, in arrival order."""
+    return [(headers, json.loads(body)) for headers, body in webhook.posts]
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +97,8 @@ class Journey:
 # pytest passes the fixtures by name.
 @pytest.fixture(scope="module")
 async def journey(  # noqa: PLR0917
-    clinic: Clinic, stack: ObserveStack, webhook: Webhook, token_mint: TokenMint, canary: str,
-    keycloak: Keycloak,
+    clinic: Clinic, stack: ObserveStack, webhook: WebhookReceiver, token_mint: TokenMint,
+    canary: str, keycloak: Keycloak,
 ) -> Journey:  # fmt: skip
     """A clinician subscribes (full content); a patient is registered with canaries in every
     field that takes text; an order is signed through the gateway, another is cancelled with a
@@ -167,8 +149,8 @@ async def journey(  # noqa: PLR0917
         ),
         metadata=clinician, timeout=15,
     )  # fmt: skip
-    await eventually(lambda: len(webhook.deliveries) >= 2, "two webhook deliveries")
-    headers = next(h for h, p in webhook.deliveries if p["data"].get("order_id") == signed_order)
+    await eventually(lambda: len(webhook.posts) >= 2, "two webhook deliveries")
+    headers = next(h for h, p in deliveries(webhook) if p["data"].get("order_id") == signed_order)
     _version, trace_id, post_span_id, _flags = headers["traceparent"].split("-")
     spans = await eventually(
         lambda: _complete(zipkin_trace(stack.zipkin, trace_id), clinic.orders_topic),
@@ -176,7 +158,7 @@ async def journey(  # noqa: PLR0917
     )
     return Journey(
         canary, read_back.patient.demographics.name.family, signing.status_code, signed_order,
-        webhook.deliveries, trace_id, post_span_id,
+        deliveries(webhook), trace_id, post_span_id,
         {(s["localEndpoint"]["serviceName"], s["name"], s.get("kind", "")): s for s in spans},
     )  # fmt: skip
 

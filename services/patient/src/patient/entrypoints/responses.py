@@ -1,4 +1,6 @@
-"""Domain values of the patient service to clinical.patient.v1 response messages."""
+"""Answers of clinical.patient.v1: records, golden records and match candidates as messages.
+
+Demographics, translated both ways, stay in `translate`."""
 
 from __future__ import annotations
 
@@ -8,44 +10,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clinical.patient.v1 import patient_pb2 as pb
 from patient.domain.assessment import MatchCandidate, MatchGrade
-from patient.domain.demographics import AdministrativeSex, PatientDemographics
 from patient.domain.golden_record import GoldenRecord
+from patient.entrypoints.translate import demographics_to
 from patient.ports import PatientView
 
-_SEX_TO_PROTO = {
-    AdministrativeSex.UNKNOWN: pb.ADMINISTRATIVE_SEX_UNKNOWN,
-    AdministrativeSex.MALE: pb.ADMINISTRATIVE_SEX_MALE,
-    AdministrativeSex.FEMALE: pb.ADMINISTRATIVE_SEX_FEMALE,
-    AdministrativeSex.OTHER: pb.ADMINISTRATIVE_SEX_OTHER,
-}
 _GRADE_TO_PROTO = {
     MatchGrade.MATCH: pb.MATCH_GRADE_MATCH,
     MatchGrade.POSSIBLE_MATCH: pb.MATCH_GRADE_POSSIBLE_MATCH,
     MatchGrade.NO_MATCH: pb.MATCH_GRADE_NO_MATCH,
 }
-
-
-def demographics_to(demographics: PatientDemographics) -> pb.Demographics:
-    name, address = demographics.name, demographics.address
-    return pb.Demographics(
-        name=pb.HumanName(
-            given=name.given, family=name.family, prefix=name.prefix, suffix=name.suffix
-        ),
-        birth_date=demographics.birth_date,
-        sex=_SEX_TO_PROTO[demographics.sex],
-        address=pb.Address(
-            lines=address.lines,
-            city=address.city,
-            district=address.district,
-            postal_code=address.postal_code,
-            country=address.country,
-        ),
-        phone=demographics.phone,
-        email=demographics.email,
-        identifiers=[
-            pb.Identifier(system=i.system, value=i.value) for i in demographics.identifiers
-        ],
-    )
 
 
 def grade_to(grade: MatchGrade) -> pb.MatchGrade.ValueType:

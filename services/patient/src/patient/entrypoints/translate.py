@@ -1,4 +1,4 @@
-"""Requests of clinical.patient.v1 to domain values (answers: `responses`)."""
+"""clinical.patient.v1 requests to domain values; demographics both ways (answers: `responses`)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ _SEX_TO_DOMAIN = {
     pb.ADMINISTRATIVE_SEX_OTHER: AdministrativeSex.OTHER,
 }
 
+_SEX_TO_PROTO = {
+    AdministrativeSex.UNKNOWN: pb.ADMINISTRATIVE_SEX_UNKNOWN,
+    AdministrativeSex.MALE: pb.ADMINISTRATIVE_SEX_MALE,
+    AdministrativeSex.FEMALE: pb.ADMINISTRATIVE_SEX_FEMALE,
+    AdministrativeSex.OTHER: pb.ADMINISTRATIVE_SEX_OTHER,
+}
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -220,4 +226,27 @@ def demographics_from(message: pb.Demographics, violations: Violations) -> Patie
         phone=message.phone,
         email=message.email,
         identifiers=tuple(PatientIdentifier(i.system, i.value) for i in message.identifiers),
+    )
+
+
+def demographics_to(demographics: PatientDemographics) -> pb.Demographics:
+    name, address = demographics.name, demographics.address
+    return pb.Demographics(
+        name=pb.HumanName(
+            given=name.given, family=name.family, prefix=name.prefix, suffix=name.suffix
+        ),
+        birth_date=demographics.birth_date,
+        sex=_SEX_TO_PROTO[demographics.sex],
+        address=pb.Address(
+            lines=address.lines,
+            city=address.city,
+            district=address.district,
+            postal_code=address.postal_code,
+            country=address.country,
+        ),
+        phone=demographics.phone,
+        email=demographics.email,
+        identifiers=[
+            pb.Identifier(system=i.system, value=i.value) for i in demographics.identifiers
+        ],
     )
